@@ -1,0 +1,192 @@
+"""One call gives a whole audit: counts, metrics, disparities, summaries,
+score views, findings, and the provenance that ties them to their input."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .counts import CELLS, GroupIndex, count_table
+from .disparity import disparities, summary
+from .findings import findings
+from .io import TableInfo, read_table
+from .metrics import REGISTRY, add_metrics, undefined_reasons
+from .prepare import Prepared, prepare
+from .scores import score_analysis
+from .spec import AuditSpec
+
+OVERALL = "(overall)"
+
+
+def library_versions() -> dict:
+    import importlib.metadata as md
+    out = {"python": platform.python_version()}
+    for lib in ("numpy", "pandas", "scipy", "pyarrow", "scikit-learn", "fairlearn"):
+        try:
+            out[lib] = md.version(lib)
+        except md.PackageNotFoundError:
+            out[lib] = None
+    return out
+
+
+@dataclass
+class AuditResult:
+    """Everything one audit computed, with its spec and provenance.
+
+    Attributes
+    ----------
+    groups : DataFrame
+        One row per model x attribute x group (and ``(overall)``): counts,
+        share and every registry metric (NaN = undefined), AUC/Brier for
+        score models.
+    disparities : DataFrame
+        One row per model x attribute x metric x non-reference group.
+    summary : DataFrame
+        fairlearn's between-group summaries per model x attribute.
+    scores : dict of DataFrames
+        ``auc``, ``curves``, ``calibration`` (empty without score columns).
+    """
+
+    spec: AuditSpec
+    provenance: dict
+    groups: pd.DataFrame
+    disparities: pd.DataFrame
+    summary: pd.DataFrame
+    scores: dict
+    findings: list
+    warnings: list = field(default_factory=list)
+
+    @property
+    def group_metrics(self) -> pd.DataFrame:
+        return self.groups[self.groups["attribute"] != OVERALL].reset_index(drop=True)
+
+    @property
+    def overall(self) -> pd.DataFrame:
+        return self.groups[self.groups["attribute"] == OVERALL].reset_index(drop=True)
+
+    @property
+    def failed(self) -> bool:
+        return bool((self.disparities["verdict"] == "fail").any())
+
+    def to_dict(self) -> dict:
+        """The JSON contract (undefined numbers are ``None``)."""
+        return {
+            "spec": self.spec.to_dict(),
+            "provenance": self.provenance,
+            "overall": _records(self.overall.drop(columns=["attribute", "group"]),
+                                with_reasons=True),
+            "groups": _records(self.group_metrics, with_reasons=True),
+            "disparities": _records(self.disparities),
+            "summary": _records(self.summary),
+            "findings": [_clean(f) for f in self.findings],
+            "metrics": {name: m.to_dict() for name, m in REGISTRY.items()},
+            "warnings": list(self.warnings),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def group_table(self) -> pd.DataFrame:
+        """The per-group table as exported to CSV."""
+        cols = ["model", "attribute", "group", "n", "share", "weight", "tp", "fp", "tn", "fn",
+                *REGISTRY]
+        extra = [c for c in ("auc", "brier") if c in self.groups]
+        return self.groups[cols + extra]
+
+
+def _clean(v):
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        f = float(v)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+def _records(df: pd.DataFrame, with_reasons: bool = False) -> list[dict]:
+    recs = []
+    for row in df.to_dict(orient="records"):
+        rec = _clean(row)
+        if with_reasons:
+            rec["undefined"] = undefined_reasons(row)
+        recs.append(rec)
+    return recs
+
+
+def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
+    """Audit an already prepared table (see :func:`audit`)."""
+    spec = prepared.spec
+    index = GroupIndex.build(prepared)
+    counts = count_table(prepared, index)
+    groups = add_metrics(counts)
+    sc = score_analysis(prepared, index) if prepared.scores else {
+        "auc": pd.DataFrame(), "curves": pd.DataFrame(), "calibration": pd.DataFrame()}
+    if len(sc["auc"]):
+        groups = groups.merge(sc["auc"][["model", "attribute", "group", "auc", "brier"]],
+                              on=["model", "attribute", "group"], how="left")
+    per_group = groups[groups["attribute"] != OVERALL]
+    disp = disparities(per_group, spec)
+    summ = summary(per_group, disp, spec)
+    warnings = list(prepared.warnings)
+    small = per_group[(per_group["n"] < spec.min_group_size)
+                      & (per_group["model"] == spec.models[0])]
+    for attr, g in small.groupby("attribute", sort=False):
+        warnings.append(f"{attr}: {len(g)} group(s) have fewer than {spec.min_group_size} rows "
+                        f"and get no pass/fail verdict ({', '.join(map(repr, g['group'][:5]))}"
+                        f"{' ...' if len(g) > 5 else ''}).")
+    provenance = {
+        "input": info.to_dict() if info else None,
+        "rows_read": prepared.n_rows_read,
+        "rows_used": prepared.n_rows,
+        "rows_dropped": prepared.n_rows_read - prepared.n_rows,
+        "dropped_reasons": dict(prepared.dropped),
+        "positive_label": prepared.positive_label,
+        "negative_label": prepared.negative_label,
+        "weighted": prepared.weight is not None,
+        "tool": "fairness_core",
+        "tool_version": __version__,
+        "library_versions": library_versions(),
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    return AuditResult(spec=spec, provenance=provenance, groups=groups, disparities=disp,
+                       summary=summ, scores=sc,
+                       findings=findings(disp, summ, spec.tolerance), warnings=warnings)
+
+
+def audit(data, spec: AuditSpec, *, name: str | None = None) -> AuditResult:
+    """Run a whole audit.
+
+    Parameters
+    ----------
+    data : DataFrame, path or bytes
+        The predictions table.  Paths and bytes are read with
+        :func:`fairness_core.io.read_table`, reading only the needed columns.
+    spec : AuditSpec
+    name : str, optional
+        File name for bytes input (its extension picks the format).
+    """
+    info = None
+    if isinstance(data, pd.DataFrame):
+        df = data
+        h = hashlib.sha256(pd.util.hash_pandas_object(df[spec.columns()], index=False)
+                           .to_numpy().tobytes()).hexdigest() if set(spec.columns()) <= set(
+            map(str, df.columns)) else None
+        info = TableInfo(name=name or "(data frame)", format="dataframe", sha256=h,
+                         size_bytes=int(df.memory_usage(deep=False).sum()),
+                         columns=[str(c) for c in df.columns])
+    else:
+        df, info = read_table(data, name=name, columns=spec.columns())
+    return run_audit(prepare(df, spec), info)

@@ -1,0 +1,326 @@
+"""Validate a table against an audit spec and encode it for counting.
+
+Turns user columns into compact numpy arrays: a boolean label, a boolean
+prediction per model, float scores, optional weights, and one small integer
+code array per sensitive column.  All data checks that need the data live
+here, shared by the app and the CLI.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, quote_list
+from .spec import AuditSpec
+
+MISSING_GROUP = "(missing)"
+OUTSIDE_BINS = "(outside bins)"
+
+_POSITIVE_GUESSES = [({"0", "1"}, "1"), ({"-1", "1"}, "1"), ({"no", "yes"}, "yes"),
+                     ({"n", "y"}, "y"), ({"negative", "positive"}, "positive"),
+                     ({"neg", "pos"}, "pos")]
+
+
+def canon(value) -> str:
+    """A token under which equal-meaning label values compare equal.
+
+    ``1``, ``1.0``, ``True``, ``"1"``, ``"true"`` all become ``"1"``; text is
+    stripped and compared case-insensitively.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return "1" if value else "0"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return str(int(v)) if v.is_integer() else repr(v)
+    s = str(value).strip()
+    low = s.lower()
+    if low in ("true", "false"):
+        return "1" if low == "true" else "0"
+    try:
+        v = float(s)
+        if math.isfinite(v):
+            return str(int(v)) if v.is_integer() else repr(v)
+    except ValueError:
+        pass
+    return low
+
+
+def display(value) -> str:
+    """How a group or label value is shown to people."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return str(value).strip()
+
+
+def _sort_key(label: str):
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label.lower())
+
+
+@dataclass
+class Prepared:
+    """A validated, encoded table ready for counting."""
+
+    spec: AuditSpec
+    y: np.ndarray
+    predictions: dict
+    scores: dict
+    weight: np.ndarray | None
+    codes: dict
+    levels: dict
+    positive_label: str
+    negative_label: str | None
+    n_rows_read: int
+    dropped: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.y.shape[0])
+
+
+def _factorized_tokens(series: pd.Series):
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    uniques = list(uniques)
+    tokens = [canon(u) for u in uniques]
+    return codes, uniques, tokens
+
+
+def _binary_lut(tokens, positive_token) -> np.ndarray:
+    # One extra slot at the end so that code -1 (missing) indexes a False.
+    return np.array([t == positive_token for t in tokens] + [False], dtype=bool)
+
+
+def _choose_positive(spec: AuditSpec, values: dict) -> str:
+    """Return the token of the favourable label value."""
+    tokens = set(values)
+    if spec.positive is not None and str(spec.positive).strip() != "":
+        tok = canon(spec.positive)
+        if tok not in tokens and len(tokens) >= 2:
+            raise InputError(f"The positive value {str(spec.positive)!r} is not a value of the "
+                             f"label column {spec.label!r}. Its values are "
+                             f"{quote_list(values.values())}.", field="positive",
+                             value=spec.positive)
+        return tok
+    for known, pos in _POSITIVE_GUESSES:
+        if tokens and tokens <= known:
+            return pos
+    raise InputError(f"Which value of {spec.label!r} is the favourable (positive) outcome? "
+                     f"Its values are {quote_list(values.values())}; choose one as the "
+                     "positive value (--positive in the command line).", field="positive",
+                     column=spec.label)
+
+
+def _numeric(series: pd.Series, col: str, role: str, field_: str) -> np.ndarray:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype("float64").to_numpy(na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        return series.astype("float64").to_numpy(na_value=np.nan)
+    coerced = pd.to_numeric(series, errors="coerce")
+    bad = coerced.isna() & series.notna()
+    if bad.any():
+        examples = list(dict.fromkeys(series[bad].astype(str).head(50)))[:5]
+        raise InputError(f"The {role} column {col!r} must hold numbers, but it has values "
+                         f"such as {quote_list(examples)}. Choose a numeric column or clean "
+                         "these values.", field=field_, column=col, value=examples[0])
+    return coerced.astype("float64").to_numpy(na_value=np.nan)
+
+
+def _encode_sensitive(series: pd.Series, col: str, spec: AuditSpec):
+    if col in spec.bins:
+        values = _numeric(series, col, "binned sensitive", "bins")
+        edges = spec.bins[col]
+        labels = [f"[{_fmt_edge(a)}, {_fmt_edge(b)})" for a, b in zip(edges, edges[1:])]
+        idx = np.searchsorted(np.asarray(edges), values, side="right") - 1
+        inside = (idx >= 0) & (idx < len(labels)) & ~np.isnan(values)
+        codes = np.where(inside, idx, len(labels)).astype(np.int32)
+        levels = labels + [OUTSIDE_BINS]
+        codes = np.where(np.isnan(values), len(levels), codes)
+        levels = levels + [MISSING_GROUP]
+        present = np.bincount(codes, minlength=len(levels)) > 0
+        return _compact(codes, levels, present)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    n_distinct = len(uniques)
+    if n_distinct > spec.max_groups:
+        numeric = pd.api.types.is_numeric_dtype(series.dtype) and \
+            not pd.api.types.is_bool_dtype(series.dtype)
+        hint = ("It is numeric: cut it into ranges (bins such as 18, 25, 40, 65), " if numeric
+                else "Choose a column with a few groups, ")
+        raise InputError(f"The sensitive attribute {col!r} has {n_distinct:,} distinct values, "
+                         f"more than the limit of {spec.max_groups} groups: it looks like an "
+                         f"identifier or a measurement, not a group. {hint}or raise the group "
+                         "limit (--max-groups) if these really are groups.",
+                         field="sensitive", column=col)
+    labels = [display(u) for u in uniques]
+    ordered = sorted(set(labels), key=_sort_key)
+    has_missing = bool((codes < 0).any())
+    levels = ordered + ([MISSING_GROUP] if has_missing else [])
+    pos = {lab: i for i, lab in enumerate(levels)}
+    lut = np.array([pos[lab] for lab in labels] + [len(levels) - 1], dtype=np.int32)
+    return lut[codes], levels
+
+
+def _compact(codes, levels, present):
+    keep = np.flatnonzero(present)
+    lut = np.full(len(levels), -1, dtype=np.int32)
+    lut[keep] = np.arange(len(keep), dtype=np.int32)
+    return lut[codes], [levels[i] for i in keep]
+
+
+def _fmt_edge(x: float) -> str:
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
+    """Validate ``df`` against ``spec`` and encode it.
+
+    Rows with a missing label, prediction, score or weight are dropped and
+    counted; a missing sensitive value becomes the group ``"(missing)"``.
+    """
+    present = [str(c) for c in df.columns]
+    missing = [c for c in spec.columns() if c not in present]
+    if missing:
+        raise InputError(f"Column {quote_list(missing)} is not in the data. The columns there "
+                         f"are: {quote_list(present, limit=40)}.", field="columns",
+                         column=missing[0])
+    n_read = len(df)
+    if n_read == 0:
+        raise InputError("The table has no rows.", field="file")
+
+    # --- label -----------------------------------------------------------
+    lab_codes, lab_uniques, lab_tokens = _factorized_tokens(df[spec.label])
+    label_values: dict[str, str] = {}
+    for u, t in zip(lab_uniques, lab_tokens):
+        label_values.setdefault(t, display(u))
+    if not label_values:
+        raise InputError(f"The label column {spec.label!r} is entirely empty. Choose the "
+                         "column that holds the true outcomes.", field="label",
+                         column=spec.label)
+    if len(label_values) > 2:
+        raise InputError(f"The label column {spec.label!r} must have two values (an outcome "
+                         f"that happened or not), but it has {len(label_values)}: "
+                         f"{quote_list(label_values.values())}. Choose a binary outcome "
+                         "column, or recode it to two values.", field="label",
+                         column=spec.label)
+
+    # --- predictions -----------------------------------------------------
+    pred_parts = {}
+    all_values = dict(label_values)
+    for col in spec.predictions:
+        codes, uniques, tokens = _factorized_tokens(df[col])
+        values = {}
+        for u, t in zip(uniques, tokens):
+            values.setdefault(t, display(u))
+        extra = [values[t] for t in values if t not in label_values]
+        allowed_extra = len(label_values) + len(extra) <= 2 and len(label_values) < 2
+        if extra and not allowed_extra:
+            raise InputError(f"The prediction column {col!r} has values "
+                             f"{quote_list(extra)} that are not values of the label "
+                             f"{spec.label!r} ({quote_list(label_values.values())}). "
+                             "Predictions must use the label's values; choose the predicted "
+                             "decision column (or a score column with a threshold).",
+                             field="predictions", column=col, value=extra[0])
+        for t, v in values.items():
+            all_values.setdefault(t, v)
+        pred_parts[col] = (codes, tokens)
+    if len(all_values) > 2:
+        raise InputError(f"The label and predictions together have more than two values: "
+                         f"{quote_list(all_values.values())}.", field="predictions")
+    pos_tok = _choose_positive(spec, all_values)
+    positive_label = all_values.get(pos_tok, str(spec.positive))
+    negatives = [v for t, v in all_values.items() if t != pos_tok]
+    negative_label = negatives[0] if negatives else None
+
+    keep = lab_codes >= 0
+    dropped = {}
+    n_missing = int(n_read - np.count_nonzero(keep))
+    if n_missing:
+        dropped[f"missing label ({spec.label})"] = n_missing
+    y = _binary_lut(lab_tokens, pos_tok)[lab_codes]
+    preds = {}
+    for col, (codes, tokens) in pred_parts.items():
+        miss = codes < 0
+        if miss.any():
+            dropped[f"missing prediction ({col})"] = int(np.count_nonzero(miss))
+            keep &= ~miss
+        preds[col] = _binary_lut(tokens, pos_tok)[codes]
+
+    # --- scores ----------------------------------------------------------
+    scores = {}
+    for col in spec.scores:
+        s = _numeric(df[col], col, "score", "scores")
+        bad = ~np.isfinite(s)
+        if bad.all():
+            raise InputError(f"The score column {col!r} has no numeric values.",
+                             field="scores", column=col)
+        if bad.any():
+            dropped[f"missing score ({col})"] = int(np.count_nonzero(bad))
+            keep &= ~bad
+        scores[col] = s
+        preds[col] = s >= spec.threshold
+
+    # --- weight ----------------------------------------------------------
+    weight = None
+    if spec.weight:
+        w = _numeric(df[spec.weight], spec.weight, "weight", "weight")
+        if (w < 0).any():
+            raise InputError(f"The weight column {spec.weight!r} has negative values; sample "
+                             "weights must be zero or more.", field="weight",
+                             column=spec.weight)
+        bad = ~np.isfinite(w)
+        if bad.any():
+            dropped[f"missing weight ({spec.weight})"] = int(np.count_nonzero(bad))
+            keep &= ~bad
+        weight = w
+
+    # --- sensitive attributes -------------------------------------------
+    codes, levels = {}, {}
+    for col in spec.sensitive:
+        codes[col], levels[col] = _encode_sensitive(df[col], col, spec)
+
+    n_keep = int(np.count_nonzero(keep))
+    if n_keep == 0:
+        raise InputError("No row is left after dropping rows with a missing label, "
+                         f"prediction, score or weight ({_describe(dropped)}).",
+                         field="file")
+    if n_keep < n_read:
+        y = y[keep]
+        preds = {m: p[keep] for m, p in preds.items()}
+        scores = {m: s[keep] for m, s in scores.items()}
+        weight = weight[keep] if weight is not None else None
+        codes = {c: k[keep] for c, k in codes.items()}
+        for col in spec.sensitive:  # a group may have lost all its rows
+            present_ = np.bincount(codes[col], minlength=len(levels[col])) > 0
+            if not present_.all():
+                codes[col], levels[col] = _compact(codes[col], levels[col], present_)
+    if weight is not None and not (weight > 0).any():
+        raise InputError(f"All weights in {spec.weight!r} are zero.", field="weight",
+                         column=spec.weight)
+    # The preds dict keeps the user's model order.
+    preds = {m: preds[m] for m in spec.models}
+    warnings = []
+    if dropped:
+        warnings.append(f"{n_read - n_keep:,} of {n_read:,} rows were left out: "
+                        f"{_describe(dropped)}.")
+    return Prepared(spec=spec, y=y, predictions=preds, scores=scores, weight=weight,
+                    codes=codes, levels=levels, positive_label=positive_label,
+                    negative_label=negative_label, n_rows_read=n_read, dropped=dropped,
+                    warnings=warnings)
+
+
+def _describe(dropped: dict) -> str:
+    return "; ".join(f"{n:,} with {why}" for why, n in dropped.items()) or "none"
+

@@ -1,0 +1,234 @@
+"""What the user chose: the audit specification, validated at the edge."""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+from .errors import InputError, quote_list
+
+REFERENCE_STRATEGIES = ("largest", "best")
+INTERSECTION_SEP = " & "
+
+
+def _as_tuple(value) -> tuple:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class AuditSpec:
+    """Everything that defines one audit, independent of the data.
+
+    Parameters
+    ----------
+    label : str
+        Column holding the true outcome (two values).
+    predictions : sequence of str
+        Columns holding each model's predicted outcome; one model per column,
+        named by the column.
+    scores : sequence of str
+        Columns holding each model's numeric score; each becomes a model whose
+        prediction is ``score >= threshold``, named by the column.
+    threshold : float
+        Decision threshold for score columns.
+    positive : str, optional
+        The label value that is the positive / favourable outcome.  Guessed
+        for 0/1, True/False, yes/no; required otherwise.
+    sensitive : sequence of str
+        Sensitive attribute columns.
+    intersectional : bool
+        Also audit every combination of two or more sensitive attributes.
+    weight : str, optional
+        Column of non-negative sample weights.
+    reference : mapping attribute -> group
+        Named reference groups; other attributes use ``reference_strategy``.
+    reference_strategy : {"largest", "best"}
+        ``largest``: the group with most rows.  ``best``: per metric, the
+        group with the most favourable value (among groups of at least
+        ``min_group_size`` rows).
+    tolerance : float in (0, 1]
+        A ratio to the reference inside ``[tolerance, 1/tolerance]`` passes
+        (0.8 is the four-fifths rule).
+    min_group_size : int
+        Groups with fewer rows get no pass/fail verdict.
+    max_groups : int
+        A sensitive column with more distinct values than this is refused as
+        an identifier-like column.
+    bins : mapping column -> list of edges
+        Numeric sensitive columns cut into intervals ``[e0, e1), [e1, e2) ...``.
+    """
+
+    label: str
+    sensitive: tuple = ()
+    predictions: tuple = ()
+    scores: tuple = ()
+    threshold: float = 0.5
+    positive: object = None
+    intersectional: bool = False
+    weight: str | None = None
+    reference: dict = field(default_factory=dict)
+    reference_strategy: str = "largest"
+    tolerance: float = 0.8
+    min_group_size: int = 30
+    max_groups: int = 50
+    bins: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "predictions", _as_tuple(self.predictions))
+        object.__setattr__(self, "scores", _as_tuple(self.scores))
+        object.__setattr__(self, "sensitive", _as_tuple(self.sensitive))
+        object.__setattr__(self, "reference", dict(self.reference or {}))
+        object.__setattr__(self, "bins", {k: list(v) for k, v in (self.bins or {}).items()})
+        self.validate()
+
+    # ------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check the choices that do not need the data."""
+        if not self.label:
+            raise InputError("Choose the column that holds the true outcome (the label).",
+                             field="label")
+        if not self.predictions and not self.scores:
+            raise InputError("Choose at least one prediction column or score column: "
+                             "there is no model to audit.", field="predictions")
+        if not self.sensitive:
+            raise InputError("Choose at least one sensitive attribute (for example sex, "
+                             "race or age group) to compare groups by.", field="sensitive")
+        models = list(self.predictions) + list(self.scores)
+        dupes = sorted({m for m in models if models.count(m) > 1})
+        if dupes:
+            raise InputError(f"Column {quote_list(dupes)} is chosen as a model twice; "
+                             "choose each prediction or score column once.",
+                             field="predictions", column=dupes[0])
+        if len(set(self.sensitive)) != len(self.sensitive):
+            raise InputError("A sensitive attribute is chosen twice; choose each once.",
+                             field="sensitive")
+        for role, cols in (("prediction", self.predictions), ("score", self.scores),
+                           ("sensitive attribute", self.sensitive)):
+            if self.label in cols:
+                raise InputError(f"The label column {self.label!r} is also chosen as a "
+                                 f"{role}; choose a different column.", field="label",
+                                 column=self.label)
+        clash = set(models) & set(self.sensitive)
+        if clash:
+            c = sorted(clash)[0]
+            raise InputError(f"Column {c!r} is chosen both as a model and as a sensitive "
+                             "attribute; choose it for one role only.", field="sensitive",
+                             column=c)
+        if self.weight and self.weight in set(models) | set(self.sensitive) | {self.label}:
+            raise InputError(f"The weight column {self.weight!r} is also used in another "
+                             "role; choose a separate column of sample weights.",
+                             field="weight", column=self.weight)
+        try:
+            tol = float(self.tolerance)
+        except (TypeError, ValueError):
+            tol = math.nan
+        if not (0 < tol <= 1):
+            raise InputError(f"The tolerance must be a number above 0 and at most 1 (0.8 is "
+                             f"the four-fifths rule); got {self.tolerance!r}.",
+                             field="tolerance", value=self.tolerance)
+        object.__setattr__(self, "tolerance", tol)
+        try:
+            mgs = int(self.min_group_size)
+            ok = mgs == float(self.min_group_size) and mgs >= 1
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InputError(f"The minimum group size must be a whole number of at least 1; "
+                             f"got {self.min_group_size!r}.", field="min_group_size",
+                             value=self.min_group_size)
+        object.__setattr__(self, "min_group_size", mgs)
+        try:
+            mg = int(self.max_groups)
+        except (TypeError, ValueError):
+            mg = 0
+        if mg < 2:
+            raise InputError(f"The group limit must be a whole number of at least 2; got "
+                             f"{self.max_groups!r}.", field="max_groups")
+        object.__setattr__(self, "max_groups", mg)
+        if self.scores:
+            try:
+                thr = float(self.threshold)
+            except (TypeError, ValueError):
+                thr = math.nan
+            if not math.isfinite(thr):
+                raise InputError(f"The score threshold must be a number; got "
+                                 f"{self.threshold!r}.", field="threshold",
+                                 value=self.threshold)
+            object.__setattr__(self, "threshold", thr)
+        if self.reference_strategy not in REFERENCE_STRATEGIES:
+            raise InputError(f"Unknown reference choice {self.reference_strategy!r}; use "
+                             f"one of {quote_list(REFERENCE_STRATEGIES)} or name a group.",
+                             field="reference")
+        known = set(self.attribute_names())
+        for attr in self.reference:
+            if attr not in known:
+                raise InputError(f"A reference group is given for {attr!r}, which is not one "
+                                 f"of the audited attributes ({quote_list(sorted(known))}).",
+                                 field="reference", column=attr)
+        for col, edges in self.bins.items():
+            if col not in self.sensitive:
+                raise InputError(f"Bins are given for {col!r}, which is not a chosen "
+                                 "sensitive attribute.", field="bins", column=col)
+            try:
+                e = [float(x) for x in edges]
+            except (TypeError, ValueError):
+                e = []
+            if len(e) < 2 or any(not math.isfinite(x) and abs(x) != math.inf for x in e) \
+                    or any(b <= a for a, b in zip(e, e[1:])):
+                raise InputError(f"The bin edges for {col!r} must be at least two increasing "
+                                 f"numbers, such as 18, 25, 40, 65; got {edges!r}.",
+                                 field="bins", column=col)
+            self.bins[col] = e
+
+    # ------------------------------------------------------------------
+    @property
+    def models(self) -> tuple:
+        return tuple(self.predictions) + tuple(self.scores)
+
+    def attribute_sets(self) -> list[tuple[str, ...]]:
+        """Every audited attribute as a tuple of sensitive columns."""
+        sets = [(c,) for c in self.sensitive]
+        if self.intersectional and len(self.sensitive) > 1:
+            for k in range(2, len(self.sensitive) + 1):
+                sets.extend(itertools.combinations(self.sensitive, k))
+        return sets
+
+    def attribute_names(self) -> list[str]:
+        return [INTERSECTION_SEP.join(s) for s in self.attribute_sets()]
+
+    def columns(self) -> list[str]:
+        """The columns an audit reads, each once, in a stable order."""
+        cols = [self.label, *self.predictions, *self.scores, *self.sensitive]
+        if self.weight:
+            cols.append(self.weight)
+        return list(dict.fromkeys(cols))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("predictions", "scores", "sensitive"):
+            d[k] = list(d[k])
+        if d["positive"] is not None:
+            d["positive"] = str(d["positive"])
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AuditSpec":
+        if not isinstance(data, dict):
+            raise InputError("The audit configuration must be a JSON object.", field="config")
+        allowed = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise InputError(f"The audit configuration has unknown keys {quote_list(unknown)}; "
+                             f"known keys are {quote_list(sorted(allowed))}.", field="config")
+        if "label" not in data:
+            raise InputError("The audit configuration does not name the label column.",
+                             field="config")
+        return cls(**data)
