@@ -25,18 +25,15 @@ def _severity(ratio: float, tolerance: float) -> str:
 
 def _fail_text(r, tolerance: float) -> str:
     m = REGISTRY[r.metric]
-    who = f"for model {r.model!r}, " if r.model else ""
     if r.reference_value == 0:
-        rel = "while the reference group is at 0"
-    elif r.ratio >= 1:
-        rel = f"{r.ratio:.2f} times as high as"
+        rel = "while the reference is at 0"
     else:
-        rel = f"{r.ratio:.2f} times (lower than)"
-    ref = "the reference" if r.reference_value == 0 else f"{r.reference!r}"
-    return (f"{m.label} {who}{r.attribute} = {r.group!r}: {_pct(r.value)} "
-            f"{rel} {ref} ({_pct(r.reference_value)}), "
-            f"n = {r.n:,} vs {r.reference_n:,}. This is outside the tolerance band "
-            f"[{tolerance:g}, {1 / tolerance:.3g}].").replace("  ", " ")
+        rel = f"ratio {r.ratio:.3f}"
+    return (f"{m.label} of {r.attribute} = {r.group!r} is {_pct(r.value)} vs "
+            f"{_pct(r.reference_value)} for the reference {r.reference!r} ({rel}, difference "
+            f"{100 * r.difference:+.1f} points; n = {r.n:,} vs {r.reference_n:,}) for model "
+            f"{r.model!r}. This is outside the tolerance band [{tolerance:g}, "
+            f"{1 / tolerance:.3g}].")
 
 
 def findings(disp: pd.DataFrame, summ: pd.DataFrame, tolerance: float,

@@ -1,0 +1,229 @@
+"""``fairness-audit``: the same audit from a terminal.
+
+Exit status: 0 done; 1 with ``--fail-on-disparity`` when any verdict is
+fail (a CI gate); 2 bad input (one line, no traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .audit import AuditResult, audit
+from .errors import InputError
+from .metrics import REGISTRY
+from .spec import AuditSpec
+
+KEY_METRICS = [("selection_rate", "selected"), ("tpr", "TPR"), ("fpr", "FPR"),
+               ("accuracy", "accuracy")]
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _safe(text) -> str:
+    """User strings go to a terminal: strip control characters (escape codes)."""
+    return _CONTROL.sub("?", str(text))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fairness-audit",
+        description="Audit a table of model predictions for group fairness: per-group "
+                    "rates, disparities against a reference group, fairlearn's summaries "
+                    "and plain-language findings.",
+        epilog="Example: fairness-audit sample_data/loans.csv --label repaid "
+               "--prediction model_a_decision --sensitive sex --sensitive age_group "
+               "--positive yes")
+    p.add_argument("data", help="CSV, TSV, Parquet or XLSX file of predictions")
+    p.add_argument("--label", required=True, help="column with the true outcome")
+    p.add_argument("--prediction", action="append", default=[], metavar="COL",
+                   help="column with a model's predicted outcome (repeat for several models)")
+    p.add_argument("--score", action="append", default=[], metavar="COL",
+                   help="column with a model's score; its prediction is score >= threshold")
+    p.add_argument("--threshold", type=float, default=0.5, help="score threshold (0.5)")
+    p.add_argument("--sensitive", action="append", default=[], metavar="COL", required=True,
+                   help="sensitive attribute column (repeat for several)")
+    p.add_argument("--intersectional", action="store_true",
+                   help="also audit every combination of the sensitive attributes")
+    p.add_argument("--positive", metavar="VALUE",
+                   help="the favourable label value (guessed for 0/1, true/false, yes/no)")
+    p.add_argument("--weight", metavar="COL", help="column of sample weights")
+    p.add_argument("--reference", action="append", default=[], metavar="ATTR=GROUP",
+                   help="reference group of an attribute (default: the largest group)")
+    p.add_argument("--reference-strategy", choices=["largest", "best"], default="largest",
+                   help="reference for attributes without a named one: the largest group, "
+                        "or per metric the best-off group")
+    p.add_argument("--tolerance", type=float, default=0.8,
+                   help="a ratio inside [T, 1/T] passes (0.8: the four-fifths rule)")
+    p.add_argument("--min-group-size", type=int, default=30,
+                   help="groups with fewer rows get no pass/fail verdict (30)")
+    p.add_argument("--max-groups", type=int, default=50,
+                   help="refuse sensitive columns with more distinct values (50)")
+    p.add_argument("--bin", action="append", default=[], metavar="COL=EDGES",
+                   help="cut a numeric sensitive column into ranges, e.g. age=18,25,40,65,120")
+    p.add_argument("--json", metavar="OUT.json", help="write the full audit as JSON")
+    p.add_argument("--csv", metavar="OUT.csv", help="write the per-group table as CSV")
+    p.add_argument("--fail-on-disparity", action="store_true",
+                   help="exit with status 1 when any disparity fails the tolerance")
+    p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def _pairs(items, what: str, example: str) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise InputError(f"--{what} {item!r} must look like {example}.", field=what)
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def spec_from_args(args) -> AuditSpec:
+    bins = {}
+    for col, edges in _pairs(args.bin, "bin", "age=18,25,40,65").items():
+        bins[col] = [e.strip() for e in edges.split(",") if e.strip()]
+    return AuditSpec(label=args.label, predictions=args.prediction, scores=args.score,
+                     threshold=args.threshold, sensitive=args.sensitive,
+                     intersectional=args.intersectional, positive=args.positive,
+                     weight=args.weight,
+                     reference=_pairs(args.reference, "reference", "sex=Male"),
+                     reference_strategy=args.reference_strategy, tolerance=args.tolerance,
+                     min_group_size=args.min_group_size, max_groups=args.max_groups,
+                     bins=bins)
+
+
+def _fmt(x, pct=True) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "undef."
+    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
+
+
+def render_summary(result: AuditResult) -> str:
+    """The readable terminal summary: a table per attribute, worst first."""
+    spec, prov = result.spec, result.provenance
+    lines = []
+    src = prov.get("input") or {}
+    lines.append(f"Fairness audit of {_safe(src.get('name', 'data'))}: "
+                 f"{prov['rows_used']:,} rows used of {prov['rows_read']:,} read; positive "
+                 f"outcome = {_safe(prov['positive_label'])!r}; tolerance "
+                 f"[{spec.tolerance:g}, {1 / spec.tolerance:.3g}]; minimum group size "
+                 f"{spec.min_group_size}.")
+    for w in result.warnings:
+        lines.append(f"Warning: {_safe(w)}")
+    disp, groups = result.disparities, result.group_metrics
+    for model in spec.models:
+        lines.append("")
+        lines.append(f"=== Model {_safe(model)!r} ===")
+        ov = result.overall[result.overall["model"] == model].iloc[0]
+        lines.append(f"Overall: accuracy {_fmt(ov['accuracy'])}, selection rate "
+                     f"{_fmt(ov['selection_rate'])}, TPR {_fmt(ov['tpr'])}, FPR "
+                     f"{_fmt(ov['fpr'])}" + (f", AUC {_fmt(ov['auc'], False)}"
+                                              if 'auc' in ov and not pd.isna(ov['auc'])
+                                              else ""))
+        summ = result.summary[result.summary["model"] == model]
+        for s in summ.itertuples(index=False):
+            g = groups[(groups["model"] == model) & (groups["attribute"] == s.attribute)]
+            d = disp[(disp["model"] == model) & (disp["attribute"] == s.attribute)
+                     & disp["metric"].isin([m for m, _ in KEY_METRICS])]
+            ref = d["reference"].iloc[0] if len(d) else g.loc[g["n"].idxmax(), "group"]
+            lines.append("")
+            lines.append(f"{_safe(s.attribute)} (reference {_safe(ref)!r}): demographic parity "
+                         f"difference {_fmt(s.demographic_parity_difference, False)}, ratio "
+                         f"{_fmt(s.demographic_parity_ratio, False)}; equalized odds "
+                         f"difference {_fmt(s.equalized_odds_difference, False)}, ratio "
+                         f"{_fmt(s.equalized_odds_ratio, False)}; {s.n_fail} fail, "
+                         f"{s.n_insufficient} not judged.")
+            alld = disp[(disp["model"] == model) & (disp["attribute"] == s.attribute)]
+            dist = alld.assign(_d=np.abs(np.log(alld["ratio"].where(alld["ratio"] > 0)))
+                               .fillna(np.inf).where(alld["verdict"] == "fail", 0.0))
+            worst = dist.groupby("group")["_d"].max()
+            failing = alld[alld["verdict"] == "fail"].groupby("group")["metric"].agg(list)
+            judged = alld[alld["verdict"] != "insufficient"].groupby("group").size()
+            table = []
+            for r in g.itertuples(index=False):
+                row = {"group": _safe(r.group)[:40], "n": f"{r.n:,}",
+                       "share": _fmt(r.share)}
+                for m, short in KEY_METRICS:
+                    row[short] = _fmt(getattr(r, m))
+                if r.group == ref:
+                    row["verdict"] = "reference"
+                elif r.group in failing.index:
+                    names = [REGISTRY[m].short for m in failing[r.group]]
+                    row["verdict"] = "FAIL: " + ", ".join(names[:4]) + (
+                        f" +{len(names) - 4}" if len(names) > 4 else "")
+                elif judged.get(r.group, 0) == 0:
+                    row["verdict"] = "not judged"
+                else:
+                    row["verdict"] = "pass"
+                row["_sort"] = np.inf if r.group == ref else worst.get(r.group, 0.0)
+                table.append(row)
+            t = pd.DataFrame(table).sort_values("_sort", ascending=False,
+                                                kind="stable").drop(columns="_sort")
+            lines.append(t.to_string(index=False))
+    fs = result.findings
+    if fs:
+        lines.append("")
+        lines.append("Findings (most severe first):")
+        shown = fs[:12]
+        for f in shown:
+            lines.append(f"- [{f['severity']}] {_safe(f['text'])}")
+        if len(fs) > len(shown):
+            lines.append(f"- ... {len(fs) - len(shown)} more in the JSON output (--json).")
+    return "\n".join(lines)
+
+
+def _write(path: str, writer, what: str) -> None:
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer(path)
+    except OSError as exc:
+        raise InputError(f"Could not write the {what} to {path!r} ({exc.strerror}). Choose a "
+                         "writable path.", field=what) from None
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        spec = spec_from_args(args)
+        result = audit(args.data, spec)
+        if args.json:
+            _write(args.json, lambda p: Path(p).write_text(result.to_json(), encoding="utf-8"),
+                   "json")
+        if args.csv:
+            _write(args.csv, lambda p: result.group_table().to_csv(p, index=False,
+                                                                    encoding="utf-8"), "csv")
+    except InputError as exc:
+        print(f"fairness-audit: error: {_safe(exc.message)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fairness-audit: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: one line unless debugging
+        if os.environ.get("FAIRNESS_AUDIT_DEBUG"):
+            raise
+        print(f"fairness-audit: internal error ({type(exc).__name__}: {_safe(exc)}). Please "
+              "report it; set FAIRNESS_AUDIT_DEBUG=1 for details.", file=sys.stderr)
+        return 3
+    if args.quiet:
+        for w in result.warnings:
+            print(f"Warning: {_safe(w)}", file=sys.stderr)
+    else:
+        print(render_summary(result))
+    if args.fail_on_disparity and result.failed:
+        n = int((result.disparities["verdict"] == "fail").sum())
+        print(f"fairness-audit: {n} disparities fail the tolerance.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
