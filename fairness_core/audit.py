@@ -97,7 +97,7 @@ class AuditResult:
         """The per-group table as exported to CSV."""
         cols = ["model", "attribute", "group", "n", "share", "weight", "tp", "fp", "tn", "fn",
                 *REGISTRY]
-        extra = [c for c in ("auc", "brier") if c in self.groups]
+        extra = [c for c in ("auc", "auc_error_bound", "brier") if c in self.groups]
         return self.groups[cols + extra]
 
 
@@ -135,7 +135,8 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
     sc = score_analysis(prepared, index) if prepared.scores else {
         "auc": pd.DataFrame(), "curves": pd.DataFrame(), "calibration": pd.DataFrame()}
     if len(sc["auc"]):
-        groups = groups.merge(sc["auc"][["model", "attribute", "group", "auc", "brier"]],
+        groups = groups.merge(sc["auc"][["model", "attribute", "group", "auc",
+                                         "auc_error_bound", "brier"]],
                               on=["model", "attribute", "group"], how="left")
     per_group = groups[groups["attribute"] != OVERALL]
     disp = disparities(per_group, spec)
@@ -163,7 +164,7 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
     }
     return AuditResult(spec=spec, provenance=provenance, groups=groups, disparities=disp,
                        summary=summ, scores=sc,
-                       findings=findings(disp, summ, spec.tolerance), warnings=warnings)
+                       findings=findings(disp, spec.tolerance), warnings=warnings)
 
 
 def audit(data, spec: AuditSpec, *, name: str | None = None) -> AuditResult:

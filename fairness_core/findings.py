@@ -36,7 +36,7 @@ def _fail_text(r, tolerance: float) -> str:
             f"{1 / tolerance:.3g}].")
 
 
-def findings(disp: pd.DataFrame, summ: pd.DataFrame, tolerance: float,
+def findings(disp: pd.DataFrame, tolerance: float,
              key_metrics=("selection_rate", "tpr", "fpr")) -> list[dict]:
     """Statements, most severe first, each with the numbers behind it."""
     out = []
@@ -51,24 +51,22 @@ def findings(disp: pd.DataFrame, summ: pd.DataFrame, tolerance: float,
                         "value": r.value, "reference_value": r.reference_value,
                         "ratio": None if math.isnan(r.ratio) else r.ratio,
                         "text": _fail_text(r, tolerance)})
-    for s in summ.itertuples(index=False):
-        d = disp[(disp["model"] == s.model) & (disp["attribute"] == s.attribute)
-                 & disp["metric"].isin(key_metrics)]
-        passed = d[d["verdict"] == PASS]
-        if len(d) and len(passed) == len(d):
-            out.append({"severity": "info", "kind": "pass", "model": s.model,
-                        "attribute": s.attribute, "group": None, "metric": None,
-                        "text": f"For model {s.model!r}, every group of {s.attribute} is "
+    key = disp[disp["metric"].isin(key_metrics)]
+    for (model, attribute), d in key.groupby(["model", "attribute"], sort=False):
+        if (d["verdict"] == PASS).all():
+            out.append({"severity": "info", "kind": "pass", "model": model,
+                        "attribute": attribute, "group": None, "metric": None,
+                        "text": f"For model {model!r}, every group of {attribute} is "
                                 f"within the tolerance band for selection rate, true "
                                 f"positive rate and false positive rate."})
         insuff = d[d["verdict"] == INSUFFICIENT]
         if len(insuff):
-            groups = sorted(set(insuff["group"]))
+            groups = list(dict.fromkeys(insuff["group"]))
             shown = ", ".join(repr(g) for g in groups[:6]) + (" ..." if len(groups) > 6 else "")
-            out.append({"severity": "info", "kind": "insufficient", "model": s.model,
-                        "attribute": s.attribute, "group": None, "metric": None,
-                        "text": f"For model {s.model!r}, {len(groups)} group(s) of "
-                                f"{s.attribute} could not be judged ({shown}): too few rows "
+            out.append({"severity": "info", "kind": "insufficient", "model": model,
+                        "attribute": attribute, "group": None, "metric": None,
+                        "text": f"For model {model!r}, {len(groups)} group(s) of "
+                                f"{attribute} could not be judged ({shown}): too few rows "
                                 f"or an undefined rate. "
                                 + insuff.iloc[0]["verdict_reason"].capitalize() + "."})
     out.sort(key=lambda f: SEVERITY_ORDER[f["severity"]])

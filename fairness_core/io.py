@@ -144,7 +144,8 @@ def _read_text(data: bytes, name: str, fmt: str, columns) -> tuple[pd.DataFrame,
                                  block_size=1 << 24)
         parse = pacsv.ParseOptions(delimiter=delim, newlines_in_values=False)
         conv = pacsv.ConvertOptions(include_columns=list(columns) if columns else None,
-                                    null_values=NULL_VALUES, strings_can_be_null=True)
+                                    null_values=NULL_VALUES, strings_can_be_null=True,
+                                    auto_dict_encode=True)
         tbl = pacsv.read_csv(io.BytesIO(data), read_options=read, parse_options=parse,
                              convert_options=conv)
         # Header names may carry stray spaces; normalise like the header check.
@@ -178,8 +179,13 @@ def _read_parquet(data: bytes, name: str, columns) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(io.BytesIO(data))
-        present = pf.schema_arrow.names
+        schema = pq.ParquetFile(io.BytesIO(data)).schema_arrow
+        # Text columns come back dictionary-encoded (pandas categoricals): no
+        # re-hashing of millions of strings later.
+        text = [f.name for f in schema if pa.types.is_string(f.type)
+                or pa.types.is_large_string(f.type)]
+        pf = pq.ParquetFile(io.BytesIO(data), read_dictionary=text)
+        present = schema.names
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{name!r} is not a readable Parquet file ({str(exc)[:150]}). "
                          "Export it again or use CSV.", field="file") from None
@@ -259,6 +265,11 @@ def read_table(source, *, name: str | None = None, columns=None, fmt: str | None
         raise InputError(f"{name!r} is empty. Choose a file with a header row and at least "
                          "one row of data.", field="file")
     fmt = _check_kind(name, fmt, data[:8192])
+    # hashlib releases the GIL on large inputs: hash while parsing.
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(max_workers=1)
+    digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+    pool.shutdown(wait=False)
     encoding = delimiter = None
     if fmt in ("csv", "tsv"):
         df, encoding, delimiter = _read_text(data, name, fmt, columns)
@@ -268,7 +279,7 @@ def read_table(source, *, name: str | None = None, columns=None, fmt: str | None
         df = _read_xlsx(data, name, columns)
     if len(df) == 0:
         raise InputError(f"{name!r} has a header row but no data rows.", field="file")
-    info = TableInfo(name=name, format=fmt, sha256=hashlib.sha256(data).hexdigest(),
+    info = TableInfo(name=name, format=fmt, sha256=digest.result(),
                      size_bytes=len(data), columns=[str(c) for c in df.columns],
                      encoding=encoding, delimiter=delimiter)
     return df, info

@@ -16,29 +16,60 @@ from .counts import CELLS, GroupIndex
 from .prepare import Prepared
 from .spec import INTERSECTION_SEP
 
-N_GRID = 101
+N_CURVE = 201
 N_CAL_BINS = 10
-MAX_EXACT_THRESHOLDS = 512
+FINE_BINS = 1 << 16
+#: Up to this many rows AUC is computed exactly (one sort); above, from the
+#: fine score bins, with a reported bound on the error.
+EXACT_AUC_MAX_ROWS = 1_000_000
 
 
-def threshold_grid(sorted_scores: np.ndarray, threshold: float, n: int = N_GRID) -> np.ndarray:
-    """Thresholds at which curves are evaluated.
-
-    Every distinct score when there are few of them (the curve is then
-    exact); otherwise an even grid over the score range merged with score
-    quantiles, so that skewed scores still get a smooth curve.  The audit's
-    own threshold is always included.
-    """
-    s = sorted_scores
-    distinct = np.unique(s[np.r_[0, np.flatnonzero(np.diff(s)) + 1]]) if len(s) else s
-    if len(distinct) <= MAX_EXACT_THRESHOLDS:
-        grid = distinct
+def fine_edges(lo: float, hi: float, threshold: float, n_bins: int = FINE_BINS) -> np.ndarray:
+    """Evenly spaced score edges over [lo, hi], with the audit's threshold added."""
+    if not hi > lo:
+        edges = np.array([lo])
     else:
-        even = np.linspace(s[0], s[-1], n)
-        quant = s[np.linspace(0, len(s) - 1, n).astype(np.int64)]
-        grid = np.concatenate([even, quant])
-    grid = np.unique(np.concatenate([grid, [threshold]]))
-    return grid[np.isfinite(grid)]
+        edges = lo + (hi - lo) / n_bins * np.arange(n_bins)
+    return np.unique(np.concatenate([edges, [threshold]]))
+
+
+def bin_scores(s: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """``b[i]`` = number of edges <= ``s[i]``, exactly (int32).
+
+    An arithmetic first guess (the edges are nearly even) is corrected
+    against the edges themselves, which is twice as fast as a binary search.
+    """
+    e = len(edges)
+    if e > 1:
+        w = edges[min(2, e - 1)] - edges[min(1, e - 2)] or (edges[-1] - edges[0]) / (e - 1)
+        b = np.floor((s - edges[0]) / w).astype(np.int64) + 1
+        np.clip(b, 0, e, out=b)
+    else:
+        b = np.ones(len(s), dtype=np.int64)
+    padded = np.concatenate([[-np.inf], edges, [np.inf]])
+    while True:  # s must be >= the b-th edge (edges[b - 1])
+        m = s < padded[b]
+        if not m.any():
+            break
+        b[m] -= 1
+    while True:  # and below the next one
+        m = s >= padded[b + 1]
+        if not m.any():
+            break
+        b[m] += 1
+    return b.astype(np.int32)
+
+
+def _binned_auc(pos: np.ndarray, neg: np.ndarray):
+    """AUC per row of (groups, bins) positive/negative counts; pairs in one bin
+    count one half.  Returns (auc, bound): the true AUC is within ``bound``."""
+    below = np.cumsum(neg, axis=1) - neg
+    p, q = pos.sum(axis=1), neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pq = p * q
+        auc = np.where(pq > 0, (pos * (below + 0.5 * neg)).sum(axis=1) / pq, np.nan)
+        bound = np.where(pq > 0, 0.5 * (pos * neg).sum(axis=1) / pq, np.nan)
+    return auc, bound
 
 
 def _auc_per_group(s, y, w, g, n_groups):
@@ -77,86 +108,109 @@ def _auc_per_group(s, y, w, g, n_groups):
     return auc, p, q
 
 
+def _onehot(inv: np.ndarray, n_groups: int) -> np.ndarray:
+    m = np.zeros((n_groups, len(inv)))
+    m[inv, np.arange(len(inv))] = 1.0
+    return m
+
+
 def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
-                   n_grid: int = N_GRID, n_bins: int = N_CAL_BINS) -> dict:
+                   n_curve: int = N_CURVE, n_bins: int = N_CAL_BINS,
+                   exact_auc_max_rows: int = EXACT_AUC_MAX_ROWS) -> dict:
     """AUC, threshold curves and calibration per model x attribute x group.
 
     Returns a dict of DataFrames:
 
-    ``auc``: model, attribute, group, auc, positives, negatives, brier
-        (Brier only when scores lie in [0, 1]).
-    ``curves``: model, attribute, group, threshold, tn, fp, fn, tp: the
-        confusion counts when predicting positive for ``score >= threshold``.
+    ``auc``: model, attribute, group, auc, auc_error_bound, positives,
+        negatives, brier.  AUC is exact (bound 0) up to
+        ``exact_auc_max_rows`` rows; above, it comes from 65,536 even score
+        bins and the true value lies within ``auc_error_bound``.  Brier only
+        when scores lie in [0, 1].
+    ``curves``: model, attribute, group, threshold, tn, fp, fn, tp: the exact
+        confusion counts when predicting positive for ``score >= threshold``,
+        at about ``n_curve`` even thresholds and the audit's own.
     ``calibration``: model, attribute, group, bin, bin_low, bin_high, n,
         weight, mean_score, observed_rate (scores in [0, 1] only; bins as
         scikit-learn's ``calibration_curve(strategy="uniform")``).
     """
     index = index or GroupIndex.build(prepared)
     spec = prepared.spec
-    attrs = spec.attribute_sets()
-    mapped = [(INTERSECTION_SEP.join(a), *index.marginal(a)) for a in attrs]
-    # "(overall)" maps every combination to one group.
-    mapped.append(("(overall)", np.zeros(index.n_combos, dtype=np.int64), ["(all)"], None))
+    mapped = [(INTERSECTION_SEP.join(a), *index.marginal(a)[:2])
+              for a in spec.attribute_sets()]
+    mapped.append(("(overall)", np.zeros(index.n_combos, dtype=np.int64), ["(all)"]))
     y, w, key = prepared.y, prepared.weight, index.key
     k = index.n_combos
+    yb = y.view(np.uint8) if y.dtype == bool else y.astype(np.uint8)
+    exact = len(y) <= exact_auc_max_rows
     auc_frames, curve_frames, cal_frames = [], [], []
     for model, s in prepared.scores.items():
-        order = np.argsort(s, kind="stable")
-        s_sorted, y_sorted, key_sorted = s[order], y[order], key[order]
-        w_sorted = w[order] if w is not None else None
-        grid = threshold_grid(s_sorted, spec.threshold, n_grid)
-        # Threshold counts per combination: bin b = number of grid points <= s.
-        cut = np.searchsorted(s_sorted, grid, side="left")
-        bins = np.zeros(len(s_sorted) + 1, dtype=np.int32)
-        np.add.at(bins, cut, 1)
-        bins = np.cumsum(bins[:-1], dtype=np.int32)
-        nb = len(grid) + 1
-        code = (key_sorted.astype(np.int64) * nb + bins) * 2 + y_sorted
-        cnt = np.bincount(code, weights=w_sorted, minlength=k * nb * 2).reshape(k, nb, 2)
-        # at or above grid[j]  <=>  bin >= j + 1
-        above = np.cumsum(cnt[:, ::-1, :], axis=1)[:, ::-1, :][:, 1:, :]
-        total = cnt.sum(axis=1)
-        probability = s_sorted[0] >= 0 and s_sorted[-1] <= 1
+        lo, hi = float(s.min()), float(s.max())
+        edges = fine_edges(lo, hi, spec.threshold)
+        nb = len(edges) + 1
+        b = bin_scores(s, edges)
+        code = key.astype(np.int64) * nb
+        code += b
+        code *= 2
+        code += yb
+        cnt = np.bincount(code, weights=w, minlength=k * nb * 2).reshape(k, nb * 2)
+        del code
+        # curve thresholds: evenly spaced among the fine edges, plus the audit's own
+        pick = np.unique(np.concatenate([
+            np.linspace(0, len(edges) - 1, min(n_curve, len(edges))).round().astype(int),
+            np.searchsorted(edges, [spec.threshold])]))
+        pick = pick[pick < len(edges)]
+        probability = lo >= 0 and hi <= 1
         if probability:
-            edges = np.linspace(0, 1, n_bins + 1)
-            cb = np.searchsorted(edges[1:-1], s_sorted, side="left")
-            ck = key_sorted.astype(np.int64) * n_bins + cb
-            wt = np.ones(len(s_sorted)) if w_sorted is None else w_sorted
-            c_w = np.bincount(ck, weights=wt, minlength=k * n_bins).reshape(k, n_bins)
-            c_n = np.bincount(ck, minlength=k * n_bins).reshape(k, n_bins)
-            c_s = np.bincount(ck, weights=wt * s_sorted, minlength=k * n_bins).reshape(k, n_bins)
-            c_y = np.bincount(ck, weights=wt * y_sorted, minlength=k * n_bins).reshape(k, n_bins)
-            sq = np.bincount(key_sorted, weights=wt * (s_sorted - y_sorted) ** 2, minlength=k)
-        for name, inv, labels, _ in mapped:
+            cal_edges = np.linspace(0, 1, n_bins + 1)
+            cb = np.searchsorted(cal_edges[1:-1], s, side="left")
+            ck = key.astype(np.int64) * n_bins + cb
+            wt = np.ones(len(s)) if w is None else w
+            size = k * n_bins
+            c_w = np.bincount(ck, weights=wt, minlength=size).reshape(k, n_bins)
+            c_n = np.bincount(ck, minlength=size).reshape(k, n_bins).astype(float)
+            c_s = np.bincount(ck, weights=wt * s, minlength=size).reshape(k, n_bins)
+            c_y = np.bincount(ck, weights=wt * y, minlength=size).reshape(k, n_bins)
+            sq = np.bincount(key, weights=wt * (s - y) ** 2, minlength=k)
+            del ck, cb
+        if exact:
+            order = np.argsort(s, kind="stable")
+            s_sorted, y_sorted, key_sorted = s[order], y[order], key[order]
+            w_sorted = w[order] if w is not None else None
+        for name, inv, labels in mapped:
             ng = len(labels)
-            g_sorted = inv[key_sorted].astype(np.int16 if ng < 32000 else np.int64)
-            auc, p, q = _auc_per_group(s_sorted, y_sorted, w_sorted, g_sorted, ng)
+            onehot = _onehot(inv, ng)
+            g_cnt = (onehot @ cnt).reshape(ng, nb, 2)
+            neg, pos = g_cnt[:, :, 0], g_cnt[:, :, 1]
+            if exact:
+                g_sorted = inv[key_sorted].astype(np.int16 if ng < 32000 else np.int64)
+                auc, p, q = _auc_per_group(s_sorted, y_sorted, w_sorted, g_sorted, ng)
+                bound = np.where(np.isnan(auc), np.nan, 0.0)
+            else:
+                auc, bound = _binned_auc(pos, neg)
+                p, q = pos.sum(axis=1), neg.sum(axis=1)
             frame = pd.DataFrame({"model": model, "attribute": name, "group": labels,
-                                  "auc": auc, "positives": p, "negatives": q})
-            ab = np.zeros((ng, len(grid), 2))
-            np.add.at(ab, inv, above)
-            tt = np.zeros((ng, 2))
-            np.add.at(tt, inv, total)
-            tp, fp = ab[:, :, 1], ab[:, :, 0]
-            fn, tn = tt[:, None, 1] - tp, tt[:, None, 0] - fp
+                                  "auc": auc, "auc_error_bound": bound,
+                                  "positives": p, "negatives": q})
+            # at or above edges[j]  <=>  bin >= j + 1
+            above = np.cumsum(g_cnt[:, ::-1, :], axis=1)[:, ::-1, :][:, 1:, :][:, pick, :]
+            tot = g_cnt.sum(axis=1)
+            tp, fp = above[:, :, 1], above[:, :, 0]
+            fn, tn = tot[:, None, 1] - tp, tot[:, None, 0] - fp
             curve_frames.append(pd.DataFrame({
                 "model": model, "attribute": name,
-                "group": np.repeat(labels, len(grid)),
-                "threshold": np.tile(grid, ng),
+                "group": np.repeat(np.asarray(labels, dtype=object), len(pick)),
+                "threshold": np.tile(edges[pick], ng),
                 **{c: v.ravel() for c, v in zip(CELLS, (tn, fp, fn, tp))}}))
             if probability:
-                gw = np.zeros((ng, n_bins)); np.add.at(gw, inv, c_w)
-                gn = np.zeros((ng, n_bins)); np.add.at(gn, inv, c_n)
-                gs = np.zeros((ng, n_bins)); np.add.at(gs, inv, c_s)
-                gy = np.zeros((ng, n_bins)); np.add.at(gy, inv, c_y)
+                gw, gn, gs, gy = (onehot @ c for c in (c_w, c_n, c_s, c_y))
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    frame["brier"] = np.bincount(inv, weights=sq, minlength=ng) / gw.sum(1)
+                    frame["brier"] = (onehot @ sq) / gw.sum(1)
                     mean_s, obs = gs / gw, gy / gw
                 gi, bi = np.nonzero(gn > 0)
                 cal_frames.append(pd.DataFrame({
                     "model": model, "attribute": name,
                     "group": np.asarray(labels, dtype=object)[gi], "bin": bi,
-                    "bin_low": edges[bi], "bin_high": edges[bi + 1],
+                    "bin_low": cal_edges[bi], "bin_high": cal_edges[bi + 1],
                     "n": gn[gi, bi].astype(np.int64), "weight": gw[gi, bi],
                     "mean_score": mean_s[gi, bi], "observed_rate": obs[gi, bi]}))
             else:
@@ -167,8 +221,8 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
     return {
-        "auc": cat(auc_frames, ["model", "attribute", "group", "auc", "positives",
-                                "negatives", "brier"]),
+        "auc": cat(auc_frames, ["model", "attribute", "group", "auc", "auc_error_bound",
+                                "positives", "negatives", "brier"]),
         "curves": cat(curve_frames, ["model", "attribute", "group", "threshold", *CELLS]),
         "calibration": cat(cal_frames, ["model", "attribute", "group", "bin", "bin_low",
                                         "bin_high", "n", "weight", "mean_score",
