@@ -165,8 +165,11 @@ class _BinaryColumn:
             self.missing = np.isnan(self.x) if kind == "f" else None
             if kind == "f" and self.missing.any():
                 uniques = pd.unique(self.x[~self.missing])
-            elif kind in ("i", "u"):
-                codes, uniques = codes_and_uniques(series)
+            elif kind in ("i", "u", "b") and len(self.x):
+                lo, hi = self.x.min(), self.x.max()
+                # min and max are present; with hi - lo <= 1 nothing else can be
+                uniques = ([lo] if lo == hi else [lo, hi]) if int(hi) - int(lo) <= 1 \
+                    else pd.unique(self.x)
             else:
                 uniques = pd.unique(self.x)
             self.uniques = list(uniques)
