@@ -81,15 +81,23 @@ def _check_kind(name: str, fmt: str | None, head: bytes) -> str:
     return fmt
 
 
-def _decode_sample(data: bytes) -> tuple[str, str]:
+def _decode_sample(data: bytes, whole: bool) -> tuple[str, str]:
+    """Decode the start of a text file; ``whole`` says it is the entire file."""
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as exc:
-        if exc.start > len(data) - 4:  # a character cut at the sample's end
-            return data[:exc.start].decode("utf-8"), "utf-8"
+        if not whole and exc.start > len(data) - 4:  # a character cut at the sample's end
+            try:
+                return data[:exc.start].decode("utf-8"), "utf-8"
+            except UnicodeDecodeError:
+                pass
         return data.decode("latin-1"), "latin-1"
+
+
+class _NotUtf8(Exception):
+    """Arrow read undecodable bytes as a binary column: the file is not UTF-8."""
 
 
 def _sniff_delimiter(sample: str, fmt: str) -> str:
@@ -122,40 +130,57 @@ def _read_text(data: bytes, name: str, fmt: str, columns) -> tuple[pd.DataFrame,
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    sample, encoding = _decode_sample(data[: 1 << 16])
+    sample, encoding = _decode_sample(data[: 1 << 16], whole=len(data) <= (1 << 16))
     if not sample.strip():
         raise InputError(f"{name!r} has no content. Choose a file with a header row and at "
                          "least one row of data.", field="file")
     delim = _sniff_delimiter(sample, fmt)
-    header_line = sample.lstrip("\ufeff").splitlines()[0]
-    header = next(csv.reader([header_line], delimiter=delim))
-    header = [h.strip() for h in header]
+    # The header is the first non-blank record (a quoted name may span lines).
+    records = csv.reader(io.StringIO(sample.lstrip("\ufeff"), newline=None), delimiter=delim)
+    raw_header: list = []
+    try:
+        for row in records:
+            if any(cell.strip() for cell in row):
+                raw_header = row
+                break
+        body_rows = sum(1 for row, _ in zip(records, range(2))
+                        if any(cell.strip() for cell in row))
+    except csv.Error:
+        body_rows = 1
+    header = [h.strip() for h in raw_header]
     if len(set(header)) != len(header):
         dup = sorted({h for h in header if header.count(h) > 1})
         raise InputError(f"{name!r} has more than one column named {quote_list(dup)}. Give "
                          "each column a unique name.", field="file")
     _missing_columns(name, header, columns)
-    body_lines = [ln for ln in sample.splitlines()[1:] if ln.strip()]
-    if not body_lines and len(data) <= (1 << 16):
+    if not body_rows and len(data) <= (1 << 16):
         raise InputError(f"{name!r} has a header row but no data rows.", field="file")
+    # Arrow matches the raw names (with any spaces around them).
+    include = [raw_header[header.index(c)] for c in columns] if columns else None
+    multiline_header = any("\n" in h or "\r" in h for h in raw_header)
 
     def via_arrow(enc: str) -> pd.DataFrame:
         read = pacsv.ReadOptions(encoding="utf8" if enc.startswith("utf-8") else enc,
                                  block_size=1 << 24)
-        parse = pacsv.ParseOptions(delimiter=delim, newlines_in_values=False)
-        conv = pacsv.ConvertOptions(include_columns=list(columns) if columns else None,
+        parse = pacsv.ParseOptions(delimiter=delim, newlines_in_values=multiline_header)
+        conv = pacsv.ConvertOptions(include_columns=include,
                                     null_values=NULL_VALUES, strings_can_be_null=True,
                                     auto_dict_encode=True)
         tbl = pacsv.read_csv(io.BytesIO(data), read_options=read, parse_options=parse,
                              convert_options=conv)
+        for field in tbl.schema:
+            typ = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+            if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
+                raise _NotUtf8(field.name)
         # Header names may carry stray spaces; normalise like the header check.
         tbl = tbl.rename_columns([c.strip().lstrip("\ufeff") for c in tbl.column_names])
         return tbl.to_pandas()
 
     def via_pandas(enc: str) -> pd.DataFrame:
+        # index_col=False: a trailing delimiter on data rows must not shift columns.
         df = pd.read_csv(io.BytesIO(data), sep=delim, encoding=enc, engine="c",
                          na_values=NULL_VALUES, keep_default_na=False, low_memory=False,
-                         skipinitialspace=True)
+                         skipinitialspace=True, index_col=False)
         df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
         return df[list(columns)] if columns else df
 
@@ -165,10 +190,13 @@ def _read_text(data: bytes, name: str, fmt: str, columns) -> tuple[pd.DataFrame,
         for reader in (via_arrow, via_pandas):
             try:
                 return reader(enc), enc, delim
-            except (pa.ArrowInvalid, UnicodeDecodeError, ValueError, pd.errors.ParserError) as exc:
+            except InputError:
+                raise
+            except _NotUtf8:
+                break  # not UTF-8 after all: try the next encoding
+            except (pa.ArrowException, UnicodeDecodeError, ValueError, KeyError,
+                    pd.errors.ParserError) as exc:
                 last_exc = exc
-                if isinstance(exc, InputError):
-                    raise
     detail = str(last_exc).splitlines()[0][:200] if last_exc else "unknown problem"
     raise InputError(f"{name!r} could not be read as a delimited text table ({detail}). "
                      "Check that it is a CSV/TSV export with one header row.", field="file")

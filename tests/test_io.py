@@ -173,12 +173,6 @@ def test_latin1_file_reads_non_ascii_groups_correctly(tmp_path):
     assert sorted(res.group_metrics["group"]) == ["Société", "Zoë"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG io._decode_sample/_read_text: a small latin-1 file whose only non-ASCII byte is "
-    "in its last 4 bytes (e.g. last value 'Zo\\xeb' or 'Soci\\xe9t\\xe9\\n') is taken for "
-    "UTF-8 with 'a character cut at the sample's end' although the sample is the whole "
-    "file; Arrow then reads the invalid UTF-8 column as binary: values come back as "
-    "bytes (b'A', b'Zo\\xeb'), encoding 'utf-8', and no latin-1 fallback happens."))
 def test_latin1_value_in_the_last_field():
     data = "y,p,g\n1,1,A\n0,1,Zoë\n".encode("latin-1")
     df, info = read_table(data, name="t.csv")
@@ -186,11 +180,6 @@ def test_latin1_value_in_the_last_field():
     assert [str(v) for v in df["g"]] == ["A", "Zoë"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG io._read_text: the encoding is guessed from the first 64 KiB only; a latin-1 "
-    "file whose first non-ASCII byte comes later is read by Arrow as UTF-8, which turns "
-    "the text column into a *binary* column: values come back as bytes (b'A', "
-    "b'Zo\\xeb') and TableInfo.encoding says 'utf-8'."))
 def test_latin1_non_ascii_after_the_first_64_kib():
     data = b"y,p,g\n" + b"1,0,A\n" * 12_000 + "0,1,Zoë\n".encode("latin-1")
     assert len(data) > 1 << 16
@@ -352,14 +341,8 @@ def test_header_names_are_stripped_of_stray_spaces():
 
 
 # --------------------------------------------------------------------------
-# Reading bugs found while writing these tests (strict xfail: they start
-# passing once fixed and then this file must be updated).
+# Awkward but valid files that once were misread.
 # --------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG io._read_text: with a space after each delimiter ('y, p, g') and columns= "
-    "(which audit() and the CLI always pass), Arrow's include_columns gets the stripped "
-    "names and raises pyarrow.ArrowKeyError, which is not caught (only ArrowInvalid is), "
-    "so it escapes as a non-InputError; the CLI reports 'internal error' with exit 3."))
 def test_space_after_delimiter_with_columns():
     data = b"y, p, g\n1, 0, A\n0, 1, B\n"
     df, info = read_table(data, name="t.csv", columns=["g", "y"])
@@ -367,9 +350,6 @@ def test_space_after_delimiter_with_columns():
     assert df["y"].tolist() == [1, 0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG cli/io: same ArrowKeyError as above through the command line: a readable CSV "
-    "with ', ' separators gives exit 3 'internal error' instead of an audit."))
 def test_space_after_delimiter_through_cli(tmp_path, capsys):
     path = tmp_path / "spaces.csv"
     path.write_bytes(b"y, p, g\n" + b"1, 0, A\n0, 1, B\n" * 20)
@@ -380,11 +360,6 @@ def test_space_after_delimiter_through_cli(tmp_path, capsys):
     assert rc == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG io._read_text: the header check takes the first line of the file even when it "
-    "is blank; with columns= a file starting with an empty line is refused with "
-    "\"Column 'y' is not in 't.csv'. The columns there are: .\" although Arrow (which "
-    "skips empty lines) reads it fine without columns=."))
 def test_leading_blank_line_with_columns():
     data = b"\ny,p,g\n1,0,A\n0,1,B\n"
     df, _ = read_table(data, name="t.csv")  # works without columns=
@@ -393,12 +368,6 @@ def test_leading_blank_line_with_columns():
     assert df["y"].tolist() == [1, 0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG io._read_text: when data rows have one more field than the header (e.g. a "
-    "trailing delimiter on every data row), Arrow refuses the file and the pandas "
-    "fallback silently uses the first column as the index, shifting every column one to "
-    "the left: 'y' gets the values of 'p', 'p' those of 'g', 'g' becomes empty. Expected "
-    "an InputError or correctly aligned columns."))
 def test_trailing_delimiter_does_not_shift_columns():
     data = b"y,p,g\n1,1,A,\n0,0,B,\n1,0,A,\n"
     try:
@@ -410,11 +379,6 @@ def test_trailing_delimiter_does_not_shift_columns():
     assert [str(v) for v in df["g"]] == ["A", "B", "A"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG io._read_text: the header is taken as the first physical line, so a quoted "
-    "header name containing a line break (valid CSV, e.g. from Excel) truncates the "
-    "header; with columns= the file is refused with \"Column 'p', 'g' is not in ... The "
-    "columns there are: 'y'.\""))
 def test_quoted_header_with_line_break_with_columns():
     data = b'"y\nlabel",p,g\n1,0,A\n0,1,B\n'
     df, _ = read_table(data, name="t.csv", columns=["p", "g"])
