@@ -2,6 +2,7 @@
 score views, findings, and the provenance that ties them to their input."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -25,7 +26,8 @@ from .spec import AuditSpec
 OVERALL = "(overall)"
 
 
-def library_versions() -> dict:
+@functools.lru_cache(maxsize=1)
+def _library_versions() -> tuple:
     import importlib.metadata as md
     out = {"python": platform.python_version()}
     for lib in ("numpy", "pandas", "scipy", "pyarrow", "scikit-learn", "fairlearn"):
@@ -33,7 +35,12 @@ def library_versions() -> dict:
             out[lib] = md.version(lib)
         except md.PackageNotFoundError:
             out[lib] = None
-    return out
+    return tuple(out.items())
+
+
+def library_versions() -> dict:
+    """Versions of Python and of the libraries behind the numbers."""
+    return dict(_library_versions())
 
 
 @dataclass

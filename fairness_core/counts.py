@@ -43,27 +43,47 @@ class GroupIndex:
 
     @classmethod
     def build(cls, prepared: Prepared) -> "GroupIndex":
+        """One pass over the rows: combine the raw codes of every sensitive
+        column into one key, count which combinations occur, and map the
+        raw key to the index of its (level) combination."""
         cols = list(prepared.spec.sensitive)
-        sizes = [len(prepared.levels[c]) for c in cols]
+        # raw code c in [-1, n) -> c + 1 in [0, n]; ext_lut maps it to a level
+        ext = [np.concatenate([[len(prepared.levels[c]) - 1], prepared.luts[c]])
+               .astype(np.int64) for c in cols]
+        sizes = [len(e) for e in ext]
         total = int(np.prod(sizes, dtype=np.int64))
-        dtype = np.int32 if total * 4 < (1 << 31) else np.int64
+        dtype = np.int32 if total < (1 << 31) else np.int64
         key = prepared.codes[cols[0]].astype(dtype, copy=True)
+        offset = 1
         for c, size in zip(cols[1:], sizes[1:]):
             key *= size
             key += prepared.codes[c]
+            offset = offset * size + 1
+        key += offset
         if total <= _DENSE_LIMIT:
             present = np.flatnonzero(np.bincount(key, minlength=total))
-            if len(present) < total:
-                lut = np.full(total, -1, dtype=dtype)
-                lut[present] = np.arange(len(present), dtype=dtype)
-                key = lut[key]
         else:  # very many possible combinations: only the present ones
             present, key = np.unique(key, return_inverse=True)
             key = key.astype(dtype)
-        combos = np.stack(np.unravel_index(present, sizes), axis=1) if len(cols) > 1 \
-            else present.reshape(-1, 1)
-        return cls(key=key, combos=combos.astype(np.int64), columns=cols,
-                   levels={c: prepared.levels[c] for c in cols})
+        raw = np.unravel_index(present, sizes)
+        lv = np.stack([e[r] for e, r in zip(ext, raw)], axis=1)
+        # keep only used levels, renumbered in level order
+        levels, new_cols = {}, []
+        for j, c in enumerate(cols):
+            used, renum = np.unique(lv[:, j], return_inverse=True)
+            levels[c] = [prepared.levels[c][i] for i in used]
+            new_cols.append(renum.reshape(-1))
+        lv = np.stack(new_cols, axis=1)
+        # several raw combinations can show the same groups (1 and "1")
+        combos, inverse = np.unique(lv, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1).astype(dtype)
+        if total <= _DENSE_LIMIT:
+            lut = np.full(total, -1, dtype=dtype)
+            lut[present] = inverse
+            key = lut[key]
+        else:
+            key = inverse[key]
+        return cls(key=key, combos=combos.astype(np.int64), columns=cols, levels=levels)
 
     @property
     def n_combos(self) -> int:
@@ -90,30 +110,57 @@ class GroupIndex:
         return inverse.reshape(-1), labels, parts
 
 
-def combo_counts(prepared: Prepared, index: GroupIndex):
+_FUSE_MODELS = 4
+
+
+def combo_counts(prepared: Prepared, index: GroupIndex, weighted: bool = True):
     """Confusion counts per model and finest combination.
+
+    Up to four models are counted in one pass: each row's code packs its
+    combination, its label and every model's decision.
 
     Returns
     -------
     cells : dict model -> ndarray (n_combos, 4) in :data:`CELLS` order,
-        weighted when the spec has a weight (float), else int64.
+        weighted when the spec has a weight and ``weighted`` (float), else
+        int64 row counts.
     rows : ndarray (n_combos,) of unweighted row counts.
     weight_sums : ndarray (n_combos,) of weight sums (equal to rows unweighted).
     """
     k = index.n_combos
-    base = index.key * 4
-    base += prepared.y.view(np.uint8) * 2 if prepared.y.dtype == bool else prepared.y * 2
-    w = prepared.weight
+    w = prepared.weight if weighted else None
+    models = list(prepared.predictions)
+    yb = prepared.y.view(np.uint8) if prepared.y.dtype == bool else prepared.y
     cells = {}
-    for model, pred in prepared.predictions.items():
-        codes = base + pred.view(np.uint8)
-        cnt = np.bincount(codes, weights=w, minlength=4 * k)
+    for start in range(0, len(models), _FUSE_MODELS):
+        part = models[start:start + _FUSE_MODELS]
+        m = len(part)
+        code = index.key.astype(np.int64 if k << (m + 1) >= (1 << 31) else np.int32)
+        code <<= 1
+        code |= yb
+        for model in part:
+            p = prepared.predictions[model]
+            code <<= 1
+            code |= p.view(np.uint8) if p.dtype == bool else p
+        cnt = np.bincount(code, weights=w, minlength=k << (m + 1))
+        del code
         if w is None:
             cnt = cnt.astype(np.int64)
-        cells[model] = cnt.reshape(k, 4)
-    rows = np.bincount(index.key, minlength=k).astype(np.int64)
-    weight_sums = rows.astype(float) if w is None else np.bincount(index.key, weights=w,
-                                                                     minlength=k)
+        cnt = cnt.reshape((k, 2) + (2,) * m)
+        for j, model in enumerate(part):
+            other = tuple(2 + i for i in range(m) if i != j)
+            cm = cnt.sum(axis=other) if other else cnt
+            cells[model] = np.ascontiguousarray(cm.reshape(k, 4))
+    if not models:
+        cells = {}
+    first = next(iter(cells.values())) if cells else None
+    if first is not None and w is None:
+        rows = first.sum(axis=1)
+    else:
+        rows = np.bincount(index.key, minlength=k).astype(np.int64)
+    weight_sums = (first.sum(axis=1).astype(float) if first is not None else
+                   np.bincount(index.key, weights=w, minlength=k)) if w is not None \
+        else rows.astype(float)
     return cells, rows, weight_sums
 
 

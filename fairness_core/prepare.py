@@ -70,7 +70,15 @@ def _sort_key(label: str):
 
 @dataclass
 class Prepared:
-    """A validated, encoded table ready for counting."""
+    """A validated, encoded table ready for counting.
+
+    A sensitive column ``c`` is ``codes[c]`` (small integers, -1 = missing)
+    with ``luts[c]`` mapping each code to an index into ``levels[c]``; code
+    -1 maps to the last level, ``"(missing)"``.  Levels may be unused: the
+    group index (:class:`fairness_core.counts.GroupIndex`) keeps only the
+    groups that have rows.  Keeping the raw codes lets the group index do
+    in one pass what would otherwise be a pass per column.
+    """
 
     spec: AuditSpec
     y: np.ndarray
@@ -78,6 +86,7 @@ class Prepared:
     scores: dict
     weight: np.ndarray | None
     codes: dict
+    luts: dict
     levels: dict
     positive_label: str
     negative_label: str | None
@@ -238,19 +247,26 @@ def _numeric(series: pd.Series, col: str, role: str, field_: str) -> np.ndarray:
 
 
 def _encode_sensitive(series: pd.Series, col: str, spec: AuditSpec):
+    """Return ``(codes, lut, levels)`` for a sensitive column (see Prepared)."""
     if col in spec.bins:
         values = _numeric(series, col, "binned sensitive", "bins")
         edges = spec.bins[col]
         labels = [f"[{_fmt_edge(a)}, {_fmt_edge(b)})" for a, b in zip(edges, edges[1:])]
         idx = np.searchsorted(np.asarray(edges), values, side="right") - 1
-        inside = (idx >= 0) & (idx < len(labels)) & ~np.isnan(values)
+        inside = (idx >= 0) & (idx < len(labels))
         codes = np.where(inside, idx, len(labels)).astype(np.int32)
-        levels = labels + [OUTSIDE_BINS]
-        codes = np.where(np.isnan(values), len(levels), codes)
-        levels = levels + [MISSING_GROUP]
-        present = np.bincount(codes, minlength=len(levels)) > 0
-        return _compact(codes, levels, present)
-    codes, uniques = codes_and_uniques(series)
+        codes[np.isnan(values)] = -1
+        levels = labels + [OUTSIDE_BINS, MISSING_GROUP]
+        return codes, np.arange(len(labels) + 1, dtype=np.int32), levels
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        # The codes are there already; only a categorical with very many
+        # (possibly unused) categories needs a look at which are used.
+        codes = series.cat.codes.to_numpy()
+        uniques = list(series.dtype.categories)
+        if len(uniques) > spec.max_groups:
+            codes, uniques = _drop_unused(codes.astype(np.int32), uniques)
+    else:
+        codes, uniques = codes_and_uniques(series)
     n_distinct = len(uniques)
     if n_distinct > spec.max_groups:
         numeric = pd.api.types.is_numeric_dtype(series.dtype) and \
@@ -264,18 +280,10 @@ def _encode_sensitive(series: pd.Series, col: str, spec: AuditSpec):
                          field="sensitive", column=col)
     labels = [display(u) for u in uniques]
     ordered = sorted(set(labels), key=_sort_key)
-    has_missing = bool((codes < 0).any())
-    levels = ordered + ([MISSING_GROUP] if has_missing else [])
-    pos = {lab: i for i, lab in enumerate(levels)}
-    lut = np.array([pos[lab] for lab in labels] + [len(levels) - 1], dtype=np.int32)
-    return lut[codes], levels
-
-
-def _compact(codes, levels, present):
-    keep = np.flatnonzero(present)
-    lut = np.full(len(levels), -1, dtype=np.int32)
-    lut[keep] = np.arange(len(keep), dtype=np.int32)
-    return lut[codes], [levels[i] for i in keep]
+    levels = ordered + [MISSING_GROUP]
+    pos = {lab: i for i, lab in enumerate(ordered)}
+    lut = np.array([pos[lab] for lab in labels], dtype=np.int32)
+    return codes, lut, levels
 
 
 def _fmt_edge(x: float) -> str:
@@ -391,8 +399,9 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
                                     spec.sensitive))
     else:
         encoded = [_encode_sensitive(df[c], c, spec) for c in spec.sensitive]
-    for col, (k, lv) in zip(spec.sensitive, encoded):
-        codes[col], levels[col] = k, lv
+    luts = {}
+    for col, (k, lut, lv) in zip(spec.sensitive, encoded):
+        codes[col], luts[col], levels[col] = k, lut, lv
 
     n_keep = int(np.count_nonzero(keep))
     if n_keep == 0:
@@ -405,10 +414,6 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
         scores = {m: s[keep] for m, s in scores.items()}
         weight = weight[keep] if weight is not None else None
         codes = {c: k[keep] for c, k in codes.items()}
-        for col in spec.sensitive:  # a group may have lost all its rows
-            present_ = np.bincount(codes[col], minlength=len(levels[col])) > 0
-            if not present_.all():
-                codes[col], levels[col] = _compact(codes[col], levels[col], present_)
     if weight is not None and not (weight > 0).any():
         raise InputError(f"All weights in {spec.weight!r} are zero.", field="weight",
                          column=spec.weight)
@@ -419,7 +424,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
         warnings.append(f"{n_read - n_keep:,} of {n_read:,} rows were left out: "
                         f"{_describe(dropped)}.")
     return Prepared(spec=spec, y=y, predictions=preds, scores=scores, weight=weight,
-                    codes=codes, levels=levels, positive_label=positive_label,
+                    codes=codes, luts=luts, levels=levels, positive_label=positive_label,
                     negative_label=negative_label, n_rows_read=n_read, dropped=dropped,
                     warnings=warnings)
 

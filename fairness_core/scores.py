@@ -42,8 +42,9 @@ def bin_scores(s: np.ndarray, edges: np.ndarray) -> np.ndarray:
     e = len(edges)
     if e > 1:
         w = edges[min(2, e - 1)] - edges[min(1, e - 2)] or (edges[-1] - edges[0]) / (e - 1)
-        b = np.floor((s - edges[0]) / w).astype(np.int64) + 1
-        np.clip(b, 0, e, out=b)
+        q = np.floor((s - edges[0]) / w)
+        np.clip(q, -1, e - 1, out=q)  # also tames inf from extreme scores
+        b = q.astype(np.int64) + 1
     else:
         b = np.ones(len(s), dtype=np.int64)
     padded = np.concatenate([[-np.inf], edges, [np.inf]])
