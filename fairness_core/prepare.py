@@ -99,22 +99,47 @@ class Prepared:
         return int(self.y.shape[0])
 
 
+_PARALLEL_ROWS = 1_000_000
+
+
 def _arrow_codes(arr):
+    """Dictionary-encode an Arrow string array; large chunked arrays are
+    encoded chunk by chunk on two threads (Arrow releases the GIL)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if not pa.types.is_dictionary(arr.type):
-        arr = pc.dictionary_encode(arr)
-    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-    seen: dict = {}
+    parts = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    big = len(arr) >= _PARALLEL_ROWS
+    if big and len(parts) == 1:
+        step = -(-len(arr) // 8)
+        parts = [parts[0].slice(i, step) for i in range(0, len(arr), step)]
+    starts = np.cumsum([0] + [len(p) for p in parts])
     out = np.empty(len(arr), dtype=np.int32)
-    pos = 0
-    for ch in chunks:
-        lut = np.array([seen.setdefault(v, len(seen)) for v in ch.dictionary.to_pylist()]
-                       + [-1], dtype=np.int32)
+
+    def encode(p):
+        return p if pa.types.is_dictionary(p.type) else pc.dictionary_encode(p)
+
+    def remap(job):
+        ch, lut, start = job
         idx = pc.fill_null(ch.indices, -1).to_numpy(zero_copy_only=False)
-        out[pos:pos + len(ch)] = lut[idx]
-        pos += len(ch)
+        np.take(lut, idx, out=out[start:start + len(ch)])
+
+    seen: dict = {}
+
+    def luts(chunks):
+        for ch, start in zip(chunks, starts):
+            lut = np.array([seen.setdefault(v, len(seen)) for v in ch.dictionary.to_pylist()]
+                           + [-1], dtype=np.int32)
+            yield ch, lut, start
+
+    if big and len(parts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            chunks = list(pool.map(encode, parts))
+            list(pool.map(remap, list(luts(chunks))))
+    else:
+        for job in luts([encode(p) for p in parts]):
+            remap(job)
     return out, list(seen)
 
 
@@ -391,14 +416,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
 
     # --- sensitive attributes -------------------------------------------
     codes, levels = {}, {}
-    if n_read >= 1_000_000 and len(spec.sensitive) > 1:
-        # Arrow's hashing releases the GIL: encode the columns side by side.
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            encoded = list(pool.map(lambda c: _encode_sensitive(df[c], c, spec),
-                                    spec.sensitive))
-    else:
-        encoded = [_encode_sensitive(df[c], c, spec) for c in spec.sensitive]
+    encoded = [_encode_sensitive(df[c], c, spec) for c in spec.sensitive]
     luts = {}
     for col, (k, lut, lv) in zip(spec.sensitive, encoded):
         codes[col], luts[col], levels[col] = k, lut, lv
