@@ -14,16 +14,16 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .counts import CELLS, GroupIndex, count_table
+from .counts import CELLS, OVERALL, CountCube, GroupIndex, count_cube, count_table
 from .disparity import disparities, summary
 from .findings import findings
 from .io import TableInfo, read_table
 from .metrics import REGISTRY, add_metrics, undefined_reasons
 from .prepare import Prepared, prepare
 from .scores import score_analysis
+from .stats import Uncertainty
 from .spec import AuditSpec
 
-OVERALL = "(overall)"
 
 
 @functools.lru_cache(maxsize=1)
@@ -102,8 +102,9 @@ class AuditResult:
 
     def group_table(self) -> pd.DataFrame:
         """The per-group table as exported to CSV."""
-        cols = ["model", "attribute", "group", "n", "share", "weight", "tp", "fp", "tn", "fn",
-                *REGISTRY]
+        cols = ["model", "attribute", "group", "n", "share", "weight", "tp", "fp", "tn", "fn"]
+        for m in REGISTRY:
+            cols += [m] + [f"{m}_ci_{s}" for s in ("low", "high") if f"{m}_ci_{s}" in self.groups]
         extra = [c for c in ("auc", "auc_error_bound", "brier") if c in self.groups]
         return self.groups[cols + extra]
 
@@ -137,17 +138,36 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
     """Audit an already prepared table (see :func:`audit`)."""
     spec = prepared.spec
     index = GroupIndex.build(prepared)
-    counts = count_table(prepared, index)
-    groups = add_metrics(counts)
-    sc = score_analysis(prepared, index) if prepared.scores else {
-        "auc": pd.DataFrame(), "curves": pd.DataFrame(), "calibration": pd.DataFrame()}
+    cube = count_cube(prepared, index)
+    sc = score_analysis(prepared, index) if prepared.scores else None
+    return audit_from_counts(cube, spec, prepared=prepared, info=info, scores=sc)
+
+
+def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
+                      info: TableInfo | None = None, scores: dict | None = None
+                      ) -> AuditResult:
+    """Everything after the one pass over the rows: metrics, disparities,
+    intervals, tests, summaries and findings, from the count cube alone.
+
+    ``spec`` may differ from the one the cube was counted with in anything
+    that does not change the counts (reference groups, tolerance, minimum
+    group size, alpha, correction, bootstrap settings).
+    """
+    groups = add_metrics(count_table(cube))
+    sc = scores or {"auc": pd.DataFrame(), "curves": pd.DataFrame(),
+                    "calibration": pd.DataFrame()}
     if len(sc["auc"]):
         groups = groups.merge(sc["auc"][["model", "attribute", "group", "auc",
                                          "auc_error_bound", "brier"]],
                               on=["model", "attribute", "group"], how="left")
-    per_group = groups[groups["attribute"] != OVERALL]
+    unc = Uncertainty(cube.row_cells, cube.cells if cube.weighted else None,
+                      cube.attributes, spec)
+    groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
+    per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
     disp = disparities(per_group, spec)
+    disp = pd.concat([disp, unc.disparity_stats(disp, per_group)], axis=1)
     summ = summary(per_group, disp, spec)
+    summ = pd.concat([summ, unc.summary_intervals(summ)], axis=1)
     warnings = list(prepared.warnings)
     small = per_group[(per_group["n"] < spec.min_group_size)
                       & (per_group["model"] == spec.models[0])]
@@ -164,14 +184,17 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
         "positive_label": prepared.positive_label,
         "negative_label": prepared.negative_label,
         "weighted": prepared.weight is not None,
+        "statistics": unc.describe(),
+        "bootstrap_seed": spec.seed,
         "tool": "fairness_core",
         "tool_version": __version__,
         "library_versions": library_versions(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    found = findings(disp, spec, positive=prepared.positive_label,
+                     negative=prepared.negative_label)
     return AuditResult(spec=spec, provenance=provenance, groups=groups, disparities=disp,
-                       summary=summ, scores=sc,
-                       findings=findings(disp, spec.tolerance), warnings=warnings)
+                       summary=summ, scores=sc, findings=found, warnings=warnings)
 
 
 def audit(data, spec: AuditSpec, *, name: str | None = None) -> AuditResult:

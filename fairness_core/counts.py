@@ -164,32 +164,90 @@ def combo_counts(prepared: Prepared, index: GroupIndex, weighted: bool = True):
     return cells, rows, weight_sums
 
 
-def count_table(prepared: Prepared, index: GroupIndex | None = None) -> pd.DataFrame:
-    """The count table: one row per model x attribute x group.
+OVERALL, ALL = "(overall)", "(all)"
 
-    Columns: ``model, attribute, group, n, weight, tn, fp, fn, tp`` where
-    ``n`` is the number of rows and ``weight`` the sum of sample weights
-    (equal to ``n`` without weights).  An extra attribute ``"(overall)"`` has
-    one group ``"(all)"`` with the totals.
+
+@dataclass
+class CountCube:
+    """Confusion counts per model x finest group combination, and how each
+    audited attribute groups the combinations.  Everything downstream
+    (metrics, disparities, intervals, tests) reads this, never the rows.
+
+    Attributes
+    ----------
+    cells : dict model -> (k, 4) counts in :data:`CELLS` order (weighted
+        when the audit has a weight column)
+    row_cells : dict model -> (k, 4) int64 row counts (the same arrays as
+        ``cells`` without weights)
+    rows, wsum : (k,) row counts and weight sums per combination
+    attributes : list of (name, combo_to_group, group_labels), ending with
+        ``("(overall)", zeros, ["(all)"])``
     """
+
+    cells: dict
+    row_cells: dict
+    rows: np.ndarray
+    wsum: np.ndarray
+    attributes: list
+    weighted: bool
+
+    @property
+    def models(self) -> list:
+        return list(self.cells)
+
+    def group_cells(self, model: str, attribute: str, weighted: bool = True) -> np.ndarray:
+        """``(g, 4)`` counts of one attribute's groups for one model."""
+        for name, inv, labels in self.attributes:
+            if name == attribute:
+                src = (self.cells if weighted else self.row_cells)[model]
+                return _sum_groups(src, inv, len(labels))
+        raise KeyError(attribute)
+
+
+def _sum_groups(cm: np.ndarray, inv: np.ndarray, g: int) -> np.ndarray:
+    out = np.zeros((g,) + cm.shape[1:], dtype=cm.dtype)
+    for j in range(cm.shape[1]):
+        out[:, j] = np.bincount(inv, weights=cm[:, j], minlength=g)
+    return out
+
+
+def count_cube(prepared: Prepared, index: GroupIndex | None = None) -> CountCube:
+    """One pass over the rows: the :class:`CountCube` of an audit."""
     index = index or GroupIndex.build(prepared)
     cells, rows, wsum = combo_counts(prepared, index)
+    weighted = prepared.weight is not None
+    row_cells = combo_counts(prepared, index, weighted=False)[0] if weighted else cells
+    attrs = [(INTERSECTION_SEP.join(a), *index.marginal(a)[:2])
+             for a in prepared.spec.attribute_sets()]
+    attrs.append((OVERALL, np.zeros(index.n_combos, dtype=np.int64), [ALL]))
+    return CountCube(cells=cells, row_cells=row_cells, rows=rows, wsum=wsum,
+                     attributes=attrs, weighted=weighted)
+
+
+def count_table(source, index: GroupIndex | None = None) -> pd.DataFrame:
+    """The count table: one row per model x attribute x group.
+
+    ``source`` is a :class:`CountCube` or a prepared table.  Columns:
+    ``model, attribute, group, n, weight, tn, fp, fn, tp`` where ``n`` is
+    the number of rows and ``weight`` the sum of sample weights (equal to
+    ``n`` without weights).  The attribute ``"(overall)"`` has one group
+    ``"(all)"`` with the totals.
+    """
+    cube = source if isinstance(source, CountCube) else count_cube(source, index)
     frames = []
-    attrs = prepared.spec.attribute_sets()
-    mapped = [(INTERSECTION_SEP.join(a), *index.marginal(a)) for a in attrs]
-    for model, cm in cells.items():
-        for name, inv, labels, _parts in mapped:
-            g = len(labels)
-            agg = np.zeros((g, 4), dtype=cm.dtype)
-            np.add.at(agg, inv, cm)
+    for name, inv, labels in cube.attributes:
+        g = len(labels)
+        n = np.bincount(inv, weights=cube.rows, minlength=g).astype(np.int64)
+        wsum = np.bincount(inv, weights=cube.wsum, minlength=g)
+        for model, cm in cube.cells.items():
+            agg = _sum_groups(cm.astype(float), inv, g)
+            if not cube.weighted:
+                agg = agg.astype(np.int64)
             frames.append(pd.DataFrame({
-                "model": model, "attribute": name, "group": labels,
-                "n": np.bincount(inv, weights=rows, minlength=g).astype(np.int64),
-                "weight": np.bincount(inv, weights=wsum, minlength=g),
+                "model": model, "attribute": name, "group": labels, "n": n, "weight": wsum,
                 **{c: agg[:, j] for j, c in enumerate(CELLS)}}))
-        tot = cm.sum(axis=0)
-        frames.append(pd.DataFrame({
-            "model": [model], "attribute": ["(overall)"], "group": ["(all)"],
-            "n": [int(rows.sum())], "weight": [float(wsum.sum())],
-            **{c: [tot[j]] for j, c in enumerate(CELLS)}}))
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    # model-major order: each model's attributes, then its overall row
+    order = {m: i for i, m in enumerate(cube.models)}
+    out["_m"] = out["model"].map(order)
+    return out.sort_values("_m", kind="stable").drop(columns="_m").reset_index(drop=True)

@@ -158,6 +158,12 @@ def summary(groups: pd.DataFrame, disp: pd.DataFrame, spec: AuditSpec) -> pd.Dat
         c = counts.xs(v, level="verdict") if v in counts.index.get_level_values(2) \
             else pd.Series(dtype=int)
         out[f"n_{v}"] = [int(c.get((m, a), 0)) for m, a in zip(out["model"], out["attribute"])]
+    if "significant" in disp:
+        sig = disp[(disp["verdict"] == FAIL) & disp["significant"]].groupby(
+            ["model", "attribute"], sort=False).size()
+        out["n_fail_significant"] = [int(sig.get((m, a), 0)) for m, a in
+                                     zip(out["model"], out["attribute"])]
+        out["n_fail_not_significant"] = out["n_fail"] - out["n_fail_significant"]
     small = groups[groups["n"] < spec.min_group_size].groupby(
         ["model", "attribute"], sort=False)["group"].agg(list)
     out["groups_below_min_size"] = [small.get((m, a), []) for m, a in

@@ -1,4 +1,17 @@
-"""Plain-language statements derived from the audit's tables."""
+"""Plain-language statements derived from the audit's tables.
+
+Most severe first.  Severity combines the two separate questions an audit
+answers about a gap: is it big enough to matter (the tolerance verdict),
+and is it likely real (significance after correction for many tests)?
+
+- ``high``: fails the tolerance, significant, and far outside the band
+  (the ratio is beyond the band's width again, e.g. below 0.64 or above
+  1.56 for a tolerance of 0.8);
+- ``medium``: fails the tolerance and is significant;
+- ``low``: fails the tolerance but is not significant: it may be noise;
+  the statement says how many rows would settle it;
+- ``info``: what passed, and what could not be judged and why.
+"""
 from __future__ import annotations
 
 import math
@@ -9,65 +22,176 @@ import pandas as pd
 from .disparity import FAIL, INSUFFICIENT, PASS
 from .metrics import REGISTRY
 
-SEVERITY_ORDER = {"high": 0, "medium": 1, "info": 2}
+SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
+KEY_METRICS = ("selection_rate", "tpr", "fpr")
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
+    return "undefined" if x is None or (isinstance(x, float) and math.isnan(x)) \
+        else f"{100 * x:.1f}%"
 
 
-def _severity(ratio: float, tolerance: float) -> str:
-    if ratio is None or math.isnan(ratio) or ratio == 0:
-        return "high"
-    # how far outside the band, on the log scale, relative to the band's width
-    return "high" if abs(math.log(ratio)) >= 2 * abs(math.log(tolerance)) else "medium"
+def _num(x: float, digits: int = 2) -> str:
+    if x is None or math.isnan(x):
+        return "?"
+    if math.isinf(x):
+        return "unbounded"
+    return f"{x:.{digits}f}"
 
 
-def _fail_text(r, tolerance: float) -> str:
+def _rows(n: float) -> str:
+    n = int(n)
+    if n >= 1000:
+        return f"about {round(n, -2):,}"
+    if n >= 100:
+        return f"about {round(n, -1):,}"
+    return f"{n:,}"
+
+
+def phrases(metric: str, positive: str | None, negative: str | None) -> tuple[str, str]:
+    """(population, what happened) for a rate metric, in plain words."""
+    pos = repr(positive) if positive is not None else "the positive outcome"
+    neg = repr(negative) if negative is not None else "the negative outcome"
+    return {
+        "selection_rate": ("", f"were given {pos} by the model"),
+        "accuracy": ("", "got the correct decision"),
+        "error_rate": ("", "got a wrong decision"),
+        "tpr": (f"Among people whose true outcome was {pos}", f"were given {pos}"),
+        "fnr": (f"Among people whose true outcome was {pos}", f"were given {neg}"),
+        "fpr": (f"Among people whose true outcome was {neg}", f"were given {pos}"),
+        "tnr": (f"Among people whose true outcome was {neg}", f"were given {neg}"),
+        "ppv": (f"Among people the model gave {pos}", f"truly had {pos}"),
+        "fdr": (f"Among people the model gave {pos}", f"truly had {neg}"),
+        "npv": (f"Among people the model gave {neg}", f"truly had {neg}"),
+        "for": (f"Among people the model gave {neg}", f"truly had {pos}"),
+    }.get(metric, ("", ""))
+
+
+def severity(verdict: str, significant: bool, ratio: float, tolerance: float) -> str:
+    if verdict != FAIL:
+        return "info"
+    if not significant:
+        return "low"
+    far = ratio is None or math.isnan(ratio) or ratio == 0 or math.isinf(ratio) or \
+        abs(math.log(ratio)) >= 2 * abs(math.log(tolerance))
+    return "high" if far else "medium"
+
+
+def _band(tolerance: float) -> str:
+    if abs(tolerance - 0.8) < 1e-12:
+        return "This fails the four-fifths rule (a ratio between 0.8 and 1.25 passes)."
+    return f"This is outside the tolerance band ({tolerance:g} to {1 / tolerance:.3g})."
+
+
+def _significance(r, n_tests: int, correction: str, alpha: float) -> str:
+    padj = getattr(r, "p_value_adjusted", float("nan"))
+    if padj is None or math.isnan(padj):
+        return "no significance test was possible"
+    corr = {"bh": "Benjamini-Hochberg", "holm": "Holm"}.get(correction, correction)
+    p = f"adjusted p = {padj:.2g}" if padj >= 1e-4 else "adjusted p < 0.0001"
+    if r.significant:
+        return f"significant after {corr} correction for {n_tests:,} tests, {p}"
+    return f"not significant after {corr} correction for {n_tests:,} tests ({p})"
+
+
+def fail_text(r, tolerance: float, positive, negative, n_tests: int, correction: str,
+              alpha: float, confidence: float, many_models: bool) -> str:
     m = REGISTRY[r.metric]
-    if r.reference_value == 0:
-        rel = "while the reference is at 0"
+    pop, event = phrases(r.metric, positive, negative)
+    who = f"{r.attribute} = {r.group!r}"
+    ref = f"{r.attribute} = {r.reference!r}"
+    ci = ""
+    if not math.isnan(getattr(r, "ratio_ci_low", float("nan"))):
+        ci = (f"; {confidence:.0%} CI of the ratio {_num(r.ratio_ci_low)} to "
+              f"{_num(r.ratio_ci_high)}")
+    them, us = ("those", "those") if pop else ("people", "people")
+    if not event:
+        head = (f"the {m.label.lower()} of {who} is {_num(r.ratio)} times that of {ref}"
+                if r.reference_value != 0 else
+                f"the {m.label.lower()} of {who} is {_num(r.value, 3)} while {ref} is at 0")
+    elif r.reference_value == 0:
+        head = f"{us} with {who} {event} while none of {them} with {ref} did"
     else:
-        rel = f"ratio {r.ratio:.3f}"
-    return (f"{m.label} of {r.attribute} = {r.group!r} is {_pct(r.value)} vs "
-            f"{_pct(r.reference_value)} for the reference {r.reference!r} ({rel}, difference "
-            f"{100 * r.difference:+.1f} points; n = {r.n:,} vs {r.reference_n:,}) for model "
-            f"{r.model!r}. This is outside the tolerance band [{tolerance:g}, "
-            f"{1 / tolerance:.3g}].")
+        head = f"{us} with {who} {event} {_num(r.ratio)} times as often as {them} with {ref}"
+    head = f"{pop}, {head}" if pop else head[0].upper() + head[1:]
+    values = (f"{m.label.lower()} {_pct(r.value)} vs {_pct(r.reference_value)}"
+              if m.kind == "rate" else
+              f"{m.label.lower()} {_num(r.value, 3)} vs {_num(r.reference_value, 3)}")
+    text = (f"{head} ({values}; n = {int(r.n):,} vs {int(r.reference_n):,}{ci}; "
+            f"{_significance(r, n_tests, correction, alpha)}). {_band(tolerance)}")
+    more = getattr(r, "more_rows_needed", float("nan"))
+    if not r.significant and more is not None and not math.isnan(more):
+        if more > 0:
+            text += (f" It may be noise: {_rows(more)} more rows in {r.group!r} would settle "
+                     "it.")
+        else:
+            text += " It may be noise."
+    elif not r.significant:
+        text += " It may be noise."
+    if many_models:
+        text = f"Model {r.model!r}: {text}"
+    return text
 
 
-def findings(disp: pd.DataFrame, tolerance: float,
-             key_metrics=("selection_rate", "tpr", "fpr")) -> list[dict]:
+def findings(disp: pd.DataFrame, spec, positive=None, negative=None,
+             key_metrics=KEY_METRICS) -> list[dict]:
     """Statements, most severe first, each with the numbers behind it."""
+    tolerance = spec.tolerance
     out = []
+    has_sig = "significant" in disp
+    n_tests = int(disp["p_value"].notna().sum()) if "p_value" in disp else 0
+    many_models = disp["model"].nunique() > 1
     fails = disp[disp["verdict"] == FAIL].copy()
     if len(fails):
-        fails["_dist"] = np.abs(np.log(fails["ratio"].where(fails["ratio"] > 0)))
-        fails = fails.sort_values("_dist", ascending=False, na_position="first")
+        with np.errstate(divide="ignore"):
+            fails["_dist"] = np.abs(np.log(fails["ratio"].where(fails["ratio"] > 0)))
+        if not has_sig:
+            fails["significant"] = False
+        fails["_sev"] = [SEVERITY_ORDER[severity(FAIL, s, r, tolerance)]
+                         for s, r in zip(fails["significant"], fails["ratio"])]
+        fails = fails.sort_values(["_sev", "_dist"], ascending=[True, False],
+                                  na_position="first")
         for r in fails.itertuples(index=False):
-            out.append({"severity": _severity(r.ratio, tolerance), "kind": "fail",
-                        "model": r.model, "attribute": r.attribute, "group": r.group,
-                        "reference": r.reference, "metric": r.metric,
-                        "value": r.value, "reference_value": r.reference_value,
-                        "ratio": None if math.isnan(r.ratio) else r.ratio,
-                        "text": _fail_text(r, tolerance)})
+            ratio = None if math.isnan(r.ratio) else float(r.ratio)
+            rec = {"severity": severity(FAIL, bool(r.significant), r.ratio, tolerance),
+                   "kind": "fail", "model": r.model, "attribute": r.attribute,
+                   "group": r.group, "reference": r.reference, "metric": r.metric,
+                   "value": r.value, "reference_value": r.reference_value, "ratio": ratio,
+                   "difference": r.difference, "n": int(r.n),
+                   "reference_n": int(r.reference_n)}
+            for extra in ("ratio_ci_low", "ratio_ci_high", "p_value_adjusted", "significant",
+                          "more_rows_needed"):
+                if hasattr(r, extra):
+                    rec[extra] = getattr(r, extra)
+            rec["text"] = fail_text(r, tolerance, positive, negative, n_tests,
+                                    spec.correction, spec.alpha, spec.confidence,
+                                    many_models)
+            out.append(rec)
     key = disp[disp["metric"].isin(key_metrics)]
+    names = ", ".join(REGISTRY[m].label.lower() for m in key_metrics)
     for (model, attribute), d in key.groupby(["model", "attribute"], sort=False):
+        prefix = f"Model {model!r}: " if many_models else ""
         if (d["verdict"] == PASS).all():
             out.append({"severity": "info", "kind": "pass", "model": model,
                         "attribute": attribute, "group": None, "metric": None,
-                        "text": f"For model {model!r}, every group of {attribute} is "
-                                f"within the tolerance band for selection rate, true "
-                                f"positive rate and false positive rate."})
+                        "text": f"{prefix}every group of {attribute} is within the tolerance "
+                                f"band for {names}."})
         insuff = d[d["verdict"] == INSUFFICIENT]
         if len(insuff):
             groups = list(dict.fromkeys(insuff["group"]))
             shown = ", ".join(repr(g) for g in groups[:6]) + (" ..." if len(groups) > 6 else "")
+            why = insuff.iloc[0]["verdict_reason"]
+            text = (f"{prefix}{len(groups)} group(s) of {attribute} could not be judged on "
+                    f"{names} ({shown}): {why}.")
+            if "rows_needed" in insuff:
+                need = insuff.groupby("group", sort=False)["rows_needed"].max().dropna()
+                if len(need):
+                    g0 = need.index[0]
+                    n0 = int(insuff.loc[insuff["group"] == g0, "n"].iloc[0])
+                    text += (f" To judge a gap the size of the tolerance, {g0!r} would need "
+                             f"{_rows(need.iloc[0])} rows (it has {n0:,}).")
             out.append({"severity": "info", "kind": "insufficient", "model": model,
                         "attribute": attribute, "group": None, "metric": None,
-                        "text": f"For model {model!r}, {len(groups)} group(s) of "
-                                f"{attribute} could not be judged ({shown}): too few rows "
-                                f"or an undefined rate. "
-                                + insuff.iloc[0]["verdict_reason"].capitalize() + "."})
+                        "groups": groups, "text": text[0].upper() + text[1:]})
     out.sort(key=lambda f: SEVERITY_ORDER[f["severity"]])
     return out

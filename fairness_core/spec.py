@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from .errors import InputError, quote_list
 
 REFERENCE_STRATEGIES = ("largest", "best")
+CORRECTIONS = ("bh", "holm")
 INTERSECTION_SEP = " & "
 
 
@@ -61,6 +62,21 @@ class AuditSpec:
         an identifier-like column.
     bins : mapping column -> list of edges
         Numeric sensitive columns cut into intervals ``[e0, e1), [e1, e2) ...``.
+    alpha : float in (0, 0.5]
+        Significance level of the disparity tests, after correction for
+        multiple comparisons.
+    correction : {"bh", "holm"}
+        Multiple-comparison control over all tests of the audit:
+        Benjamini-Hochberg (false discovery rate) or Holm (family-wise).
+    confidence : float in (0.5, 1)
+        Level of every interval (0.95: 95% intervals).
+    n_bootstrap : int
+        Bootstrap replicates (drawn from the count table, so the cost does
+        not depend on the number of rows); 0 turns bootstrap intervals off.
+    seed : int
+        Seed of the bootstrap: the same data and spec give the same numbers.
+    power : float in (0, 1)
+        The power for the "rows needed" estimates.
     """
 
     label: str
@@ -77,6 +93,12 @@ class AuditSpec:
     min_group_size: int = 30
     max_groups: int = 50
     bins: dict = field(default_factory=dict)
+    alpha: float = 0.05
+    correction: str = "bh"
+    confidence: float = 0.95
+    n_bootstrap: int = 1000
+    seed: int = 0
+    power: float = 0.8
 
     def __post_init__(self):
         object.__setattr__(self, "predictions", _as_tuple(self.predictions))
@@ -164,6 +186,7 @@ class AuditSpec:
             raise InputError(f"Unknown reference choice {self.reference_strategy!r}; use "
                              f"one of {quote_list(REFERENCE_STRATEGIES)} or name a group.",
                              field="reference")
+        self._check_statistics()
         known = set(self.attribute_names())
         for attr in self.reference:
             if attr not in known:
@@ -184,6 +207,44 @@ class AuditSpec:
                                  f"numbers, such as 18, 25, 40, 65; got {edges!r}.",
                                  field="bins", column=col)
             self.bins[col] = e
+
+    def _check_statistics(self) -> None:
+        def number(name, lo, hi, example):
+            v = getattr(self, name)
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                x = math.nan
+            if not (lo < x < hi) and not (name == "alpha" and x == 0.5):
+                raise InputError(f"The {name.replace('_', ' ')} must be a number between {lo} "
+                                 f"and {hi} (for example {example}); got {v!r}.",
+                                 field=name, value=v)
+            object.__setattr__(self, name, x)
+
+        number("alpha", 0, 0.5, 0.05)
+        number("confidence", 0.5, 1, 0.95)
+        number("power", 0, 1, 0.8)
+        corr = str(self.correction).lower()
+        if corr not in CORRECTIONS:
+            raise InputError(f"Unknown multiple-comparison correction {self.correction!r}; use "
+                             "'bh' (Benjamini-Hochberg) or 'holm'.", field="correction",
+                             value=self.correction)
+        object.__setattr__(self, "correction", corr)
+        for name, lo in (("n_bootstrap", 0), ("seed", 0)):
+            v = getattr(self, name)
+            try:
+                ok = int(v) == float(v) and int(v) >= lo
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+            if not ok:
+                raise InputError(f"The {name.replace('n_', 'number of ').replace('_', ' ')} "
+                                 f"must be a whole number of at least {lo}; got {v!r}.",
+                                 field=name, value=v)
+            object.__setattr__(self, name, int(v))
+        if 0 < self.n_bootstrap < 100:
+            raise InputError(f"Use at least 100 bootstrap replicates (1,000 or more is "
+                             f"better), or 0 to turn them off; got {self.n_bootstrap}.",
+                             field="n_bootstrap", value=self.n_bootstrap)
 
     # ------------------------------------------------------------------
     @property

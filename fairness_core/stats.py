@@ -1,0 +1,463 @@
+"""Honest uncertainty from the count table: intervals, tests, multiple-
+comparison control and the rows a group would need.
+
+Everything here reads counts, never rows:
+
+- **Bootstrap on counts.**  Resampling the N rows with replacement gives
+  each (group combination x cell) a multinomial count with the observed
+  shares as probabilities.  Drawing those counts directly is the same
+  bootstrap at a cost that does not depend on N.  With sample weights each
+  resampled cell keeps its mean weight per row.
+- **Wilson intervals** (scipy.stats.binomtest's ``proportion_ci``, vectorised
+  here and tested against it) for a single unweighted proportion such as a
+  group's selection rate; bootstrap percentile intervals for everything
+  else (balanced accuracy, F1, weighted rates, differences, ratios and the
+  between-group summaries).
+- **Tests** per disparity: a pooled two-proportion z-test, or Fisher's exact
+  test when an expected cell count is below 5; for balanced accuracy, F1
+  and weighted data a Wald test with the bootstrap standard error.
+- **Multiple comparisons** across every test of one audit: Benjamini-
+  Hochberg (default) or Holm.
+- **Power**: how many rows a group would need for a tolerance-sized gap to
+  be detected with the chosen power at the chosen alpha.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+
+from .counts import CELLS
+from .metrics import DISPARITY_METRICS, REGISTRY, metric_values
+
+_IDX = {c: i for i, c in enumerate(CELLS)}
+_MIN_DEFINED = 0.5  # share of replicates that must be defined for an interval
+MIN_EXPECTED = 5  # below this expected cell count, Fisher's exact test
+
+
+# ---------------------------------------------------------------------------
+# Intervals
+# ---------------------------------------------------------------------------
+def z_value(confidence: float) -> float:
+    return float(st.norm.ppf(0.5 + confidence / 2))
+
+
+def wilson_interval(k, n, confidence: float = 0.95):
+    """Wilson score interval for k successes out of n, vectorised.
+
+    Equal to ``scipy.stats.binomtest(k, n).proportion_ci(confidence,
+    method="wilson")``; NaN where n = 0.
+    """
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    z = z_value(confidence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = k / n
+        denom = 1 + z * z / n
+        centre = (p + z * z / (2 * n)) / denom
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+        lo = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
+        hi = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
+    # exact ends where the formula rounds: k = 0 -> 0, k = n -> 1
+    lo = np.where((n > 0) & (k == 0), 0.0, lo)
+    hi = np.where((n > 0) & (k == n), 1.0, hi)
+    return lo, hi
+
+
+def quantiles(x: np.ndarray, qs, min_defined: float = _MIN_DEFINED) -> list[np.ndarray]:
+    """Quantiles along axis 0 ignoring NaN (linear interpolation, as
+    ``numpy.nanquantile``), vectorised over the other axes.  Columns with
+    fewer than ``min_defined`` of their values defined give NaN."""
+    a = np.sort(x, axis=0)  # NaN sorts last
+    n_def = (~np.isnan(a)).sum(axis=0)
+    out = []
+    cols = np.indices(a.shape[1:]) if a.ndim > 1 else ()
+    for q in qs:
+        pos = q * np.maximum(n_def - 1, 0)
+        lo = np.floor(pos).astype(np.intp)
+        hi = np.minimum(lo + 1, np.maximum(n_def - 1, 0))
+        frac = pos - lo
+        a_lo = a[(lo, *cols)]
+        a_hi = a[(hi, *cols)]
+        with np.errstate(invalid="ignore"):
+            v = np.where(a_lo == a_hi, a_lo, a_lo + (a_hi - a_lo) * frac)
+        v = np.where(n_def >= max(1, min_defined * a.shape[0]), v, np.nan)
+        out.append(v)
+    return out
+
+
+def bootstrap_cells(row_cells: np.ndarray, n_boot: int, rng: np.random.Generator,
+                    weighted_cells: np.ndarray | None = None) -> np.ndarray:
+    """Bootstrap replicates of a (combinations, 4) count table.
+
+    Resampling the rows with replacement = one multinomial draw of all the
+    cell counts with the observed shares.  Returns ``(n_boot, k, 4)``;
+    with ``weighted_cells`` each cell's draw is scaled by its mean weight.
+    """
+    shape = row_cells.shape
+    flat = row_cells.reshape(-1).astype(np.int64)
+    n = int(flat.sum())
+    draws = rng.multinomial(n, flat / n, size=n_boot).astype(float) if n else \
+        np.zeros((n_boot, flat.size))
+    draws = draws.reshape((n_boot,) + shape)
+    if weighted_cells is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_w = np.where(row_cells > 0, weighted_cells / row_cells, 0.0)
+        draws *= mean_w
+    return draws
+
+
+def aggregate(cells: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum ``(..., k, 4)`` combination counts into ``(..., g, 4)`` groups."""
+    onehot = np.zeros((n_groups, len(inv)))
+    onehot[inv, np.arange(len(inv))] = 1.0
+    return np.einsum("gk,...kc->...gc", onehot, cells)
+
+
+# ---------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------
+def two_proportion_p(x1, n1, x2, n2) -> np.ndarray:
+    """Two-sided pooled two-proportion z-test (the chi-squared test of the
+    2x2 table without continuity correction), vectorised."""
+    x1, n1, x2, n2 = (np.asarray(a, dtype=float) for a in (x1, n1, x2, n2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pool = (x1 + x2) / (n1 + n2)
+        se = np.sqrt(pool * (1 - pool) * (1 / n1 + 1 / n2))
+        z = (x1 / n1 - x2 / n2) / se
+        p = 2 * st.norm.sf(np.abs(z))
+    p = np.where(se == 0, 1.0, p)  # both groups all 0 or all 1: no evidence
+    return np.where((n1 > 0) & (n2 > 0), p, np.nan)
+
+
+def min_expected(x1, n1, x2, n2) -> np.ndarray:
+    """Smallest expected cell count of the 2x2 table [[x1, n1-x1], [x2, n2-x2]]."""
+    x1, n1, x2, n2 = (np.asarray(a, dtype=float) for a in (x1, n1, x2, n2))
+    tot = n1 + n2
+    succ = x1 + x2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        e = np.minimum(np.minimum(n1, n2) * succ, np.minimum(n1, n2) * (tot - succ)) / tot
+    return np.where(tot > 0, e, 0.0)
+
+
+def fisher_p(x1, n1, x2, n2) -> np.ndarray:
+    """Two-sided Fisher's exact test per row (scipy.stats.fisher_exact)."""
+    out = np.full(len(x1), np.nan)
+    cache: dict = {}
+    for i, t in enumerate(zip(x1, n1, x2, n2)):
+        a, b, c, d = (int(round(v)) for v in t)
+        if b <= 0 or d <= 0:
+            continue
+        key = (a, b, c, d)
+        if key not in cache:
+            cache[key] = float(st.fisher_exact([[a, b - a], [c, d - c]]).pvalue)
+        out[i] = cache[key]
+    return out
+
+
+def adjust_p(p: np.ndarray, method: str = "bh") -> np.ndarray:
+    """Adjusted p-values over the defined entries of ``p`` (NaN stays NaN).
+
+    ``bh``: Benjamini-Hochberg (``scipy.stats.false_discovery_control``);
+    ``holm``: Holm's step-down (family-wise error).
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    if not ok.any():
+        return out
+    q = p[ok]
+    if method == "bh":
+        adj = st.false_discovery_control(q, method="bh")
+    elif method == "holm":
+        m = len(q)
+        order = np.argsort(q, kind="stable")
+        stepped = np.maximum.accumulate((m - np.arange(m)) * q[order])
+        adj = np.empty(m)
+        adj[order] = np.minimum(stepped, 1.0)
+    else:
+        raise ValueError(f"unknown correction {method!r}")
+    out[ok] = adj
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Power
+# ---------------------------------------------------------------------------
+def rows_for_power(p_ref, d_ref, p_alt, alpha: float, power: float):
+    """Denominator counts needed to detect ``p_alt`` vs ``p_ref``.
+
+    The reference keeps its ``d_ref``; returns ``(d_group, d_ref_needed)``:
+    the group's denominator count needed for a two-sided test at ``alpha``
+    with the given ``power`` (normal approximation), and, when the reference
+    itself is too small for that, equal counts for both (then
+    ``d_ref_needed`` > ``d_ref``).  NaN where there is no gap to detect.
+    """
+    p_ref, d_ref, p_alt = (np.asarray(a, dtype=float) for a in (p_ref, d_ref, p_alt))
+    zz = (st.norm.ppf(1 - alpha / 2) + st.norm.ppf(power)) ** 2
+    delta2 = (p_alt - p_ref) ** 2
+    v_alt, v_ref = p_alt * (1 - p_alt), p_ref * (1 - p_ref)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        room = delta2 / zz - np.where(d_ref > 0, v_ref / d_ref, np.inf)
+        d_group = np.where(room > 0, v_alt / room, np.nan)
+        equal = zz * (v_alt + v_ref) / delta2
+    both = ~(room > 0)
+    d_group = np.where(both, equal, d_group)
+    d_ref_needed = np.where(both, equal, d_ref)
+    bad = (delta2 == 0) | np.isnan(delta2)
+    return np.where(bad, np.nan, np.ceil(d_group)), np.where(bad, np.nan, np.ceil(d_ref_needed))
+
+
+# ---------------------------------------------------------------------------
+# The whole uncertainty layer of one audit
+# ---------------------------------------------------------------------------
+class Uncertainty:
+    """Bootstrap replicates of every group's counts, per model x attribute.
+
+    Parameters
+    ----------
+    row_cells : dict model -> (k, 4) int array of row counts per combination
+    weighted_cells : dict model -> (k, 4) weighted counts, or None
+    attributes : list of (name, combo_to_group, group_labels)
+    spec : AuditSpec (n_bootstrap, seed, confidence, alpha, correction, power)
+    """
+
+    def __init__(self, row_cells: dict, weighted_cells: dict | None, attributes: list, spec):
+        self.spec = spec
+        self.weighted = weighted_cells is not None
+        self.labels = {name: list(labels) for name, _inv, labels in attributes}
+        self.reps: dict = {}
+        self.values: dict = {}
+        B = spec.n_bootstrap
+        if B <= 0:
+            return
+        rng = np.random.default_rng(spec.seed)
+        for model, rc in row_cells.items():
+            wc = weighted_cells[model] if self.weighted else None
+            draws = bootstrap_cells(rc, B, rng, wc)
+            for name, inv, labels in attributes:
+                g = aggregate(draws, inv, len(labels))
+                self.reps[(model, name)] = g
+                vals = metric_values(g)
+                self.values[(model, name)] = np.stack([vals[m] for m in REGISTRY], axis=1)
+
+    # -- group metrics ------------------------------------------------------
+    def group_intervals(self, groups: pd.DataFrame) -> pd.DataFrame:
+        """``<metric>_ci_low`` / ``_ci_high`` for every row of the group table."""
+        conf = self.spec.confidence
+        a = (1 - conf) / 2
+        n_rows = len(groups)
+        out = {}
+        lo_all = np.full((n_rows, len(REGISTRY)), np.nan)
+        hi_all = np.full((n_rows, len(REGISTRY)), np.nan)
+        if self.values:
+            for (model, attr), g in groups.groupby(["model", "attribute"], sort=False):
+                vals = self.values.get((model, attr))
+                if vals is None:
+                    continue
+                pos = {lab: i for i, lab in enumerate(self.labels[attr])}
+                gi = np.array([pos[x] for x in g["group"]])
+                lo, hi = quantiles(vals[:, :, gi], (a, 1 - a))
+                rows = groups.index.get_indexer(g.index)
+                lo_all[rows] = lo.T
+                hi_all[rows] = hi.T
+        cells = groups[list(CELLS)].to_numpy(dtype=float)
+        methods = {}
+        for j, (name, m) in enumerate(REGISTRY.items()):
+            if m.kind == "rate" and not self.weighted:
+                num = cells @ np.array([m.numerator.get(c, 0) for c in CELLS], dtype=float)
+                den = cells @ np.array([m.denominator.get(c, 0) for c in CELLS], dtype=float)
+                lo, hi = wilson_interval(num, den, conf)
+                methods[name] = "wilson"
+            else:
+                lo, hi = lo_all[:, j], hi_all[:, j]
+                defined = groups[name].notna().to_numpy()
+                lo, hi = np.where(defined, lo, np.nan), np.where(defined, hi, np.nan)
+                methods[name] = "bootstrap percentile" if self.values else "none"
+            out[f"{name}_ci_low"] = lo
+            out[f"{name}_ci_high"] = hi
+        self.interval_methods = methods
+        return pd.DataFrame(out, index=groups.index)
+
+    # -- disparities ------------------------------------------------------------
+    def disparity_stats(self, disp: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+        """Intervals of difference and ratio, p-values, adjusted p-values,
+        significance and the rows needed, per disparity row."""
+        spec = self.spec
+        n = len(disp)
+        a = (1 - spec.confidence) / 2
+        metric_pos = {m: i for i, m in enumerate(REGISTRY)}
+        d_lo, d_hi, r_lo, r_hi, boot_se = (np.full(n, np.nan) for _ in range(5))
+        if self.values and n:
+            for (model, attr), d in disp.groupby(["model", "attribute"], sort=False):
+                vals = self.values[(model, attr)]
+                pos = {lab: i for i, lab in enumerate(self.labels[attr])}
+                mi = d["metric"].map(metric_pos).to_numpy()
+                gi = np.array([pos[x] for x in d["group"]])
+                ri = np.array([pos[x] for x in d["reference"]])
+                v, r = vals[:, mi, gi], vals[:, mi, ri]
+                diff = v - r
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    ratio = np.where(r > 0, v / r, np.where((r == 0) & (v > 0), np.inf, np.nan))
+                rows = disp.index.get_indexer(d.index)
+                lo, hi = quantiles(diff, (a, 1 - a))
+                d_lo[rows], d_hi[rows] = lo, hi
+                lo, hi = quantiles(ratio, (a, 1 - a))
+                r_lo[rows], r_hi[rows] = lo, hi
+                ok = ~np.isnan(diff)
+                cnt = ok.sum(axis=0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    mean = np.where(ok, diff, 0).sum(axis=0) / cnt
+                    var = (np.where(ok, diff - mean, 0) ** 2).sum(axis=0) / (cnt - 1)
+                boot_se[rows] = np.where(cnt >= _MIN_DEFINED * diff.shape[0], np.sqrt(var),
+                                         np.nan)
+        defined = disp["value"].notna().to_numpy() & disp["reference_value"].notna().to_numpy()
+        for arr in (d_lo, d_hi, r_lo, r_hi):
+            arr[~defined] = np.nan
+
+        # --- tests ------------------------------------------------------------
+        key = ["model", "attribute", "group"]
+        cells = groups.set_index(key)[list(CELLS)]
+        g_cells = cells.reindex(pd.MultiIndex.from_frame(disp[key])).to_numpy(dtype=float)
+        r_cells = cells.reindex(pd.MultiIndex.from_frame(
+            disp[["model", "attribute", "reference"]].rename(columns={"reference": "group"}))
+        ).to_numpy(dtype=float)
+        p = np.full(n, np.nan)
+        test = np.full(n, "", dtype=object)
+        metric = disp["metric"].to_numpy()
+        diff_obs = disp["difference"].to_numpy(dtype=float)
+        n_g, n_r = disp["n"].to_numpy(), disp["reference_n"].to_numpy()
+        big = (n_g >= spec.min_group_size) & (n_r >= spec.min_group_size)
+        x1 = np.full(n, np.nan)
+        d1, x2, d2 = x1.copy(), x1.copy(), x1.copy()
+        for name in DISPARITY_METRICS:
+            m = REGISTRY[name]
+            rows = metric == name
+            if not rows.any():
+                continue
+            if m.kind == "rate" and not self.weighted:
+                num = np.array([m.numerator.get(c, 0) for c in CELLS], dtype=float)
+                den = np.array([m.denominator.get(c, 0) for c in CELLS], dtype=float)
+                x1[rows], d1[rows] = g_cells[rows] @ num, g_cells[rows] @ den
+                x2[rows], d2[rows] = r_cells[rows] @ num, r_cells[rows] @ den
+            else:
+                se = boot_se[rows]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    pw = 2 * st.norm.sf(np.abs(diff_obs[rows]) / se)
+                pw = np.where(se == 0, np.where(diff_obs[rows] == 0, 1.0, np.nan), pw)
+                # the normal approximation needs groups of a fair size
+                pw = np.where(big[rows], pw, np.nan)
+                p[rows] = pw
+                test[rows] = np.where(np.isnan(pw), "", "Wald test (bootstrap standard error)")
+        prop = ~np.isnan(d1)
+        if prop.any():
+            small = prop & (min_expected(x1, d1, x2, d2) < MIN_EXPECTED)
+            z_rows = prop & ~small
+            p[z_rows] = two_proportion_p(x1[z_rows], d1[z_rows], x2[z_rows], d2[z_rows])
+            test[z_rows] = "two-proportion z-test"
+            if small.any():
+                idx = np.flatnonzero(small)
+                p[idx] = fisher_p(x1[idx], d1[idx], x2[idx], d2[idx])
+                test[idx] = "Fisher's exact test"
+            test[prop & np.isnan(p)] = ""
+        p[~defined] = np.nan
+        test[~defined] = ""
+        p_adj = adjust_p(p, spec.correction)
+        significant = np.where(np.isnan(p_adj), False, p_adj < spec.alpha)
+
+        # --- power: rows needed for a tolerance-sized gap ------------------------
+        verdict = disp["verdict"].to_numpy()
+        sig_known = ~np.isnan(p_adj)
+        want = ((verdict == "fail") & ~significant) | (verdict == "insufficient")
+        refv = disp["reference_value"].to_numpy(dtype=float)
+        val = disp["value"].to_numpy(dtype=float)
+        tol = spec.tolerance
+        up = np.minimum(refv / tol, 1.0)
+        down = refv * tol
+        go_up = (val > refv) & (refv / tol <= 1)
+        p_alt = np.where(go_up, up, down)
+        # denominators: for rates known from the counts; share of the group's rows
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share_g = np.where((d1 > 0) & (n_g > 0), d1 / n_g, np.nan)
+            share_r = np.where((d2 > 0) & (n_r > 0), d2 / n_r, np.nan)
+        share_g = np.where(np.isnan(share_g), share_r, share_g)
+        need_g, need_r = rows_for_power(refv, d2, p_alt, spec.alpha, spec.power)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rows_needed = np.ceil(need_g / share_g)
+            ref_rows_needed = np.ceil(need_r / share_r)
+        rows_needed = np.maximum(rows_needed, spec.min_group_size)
+        usable = want & prop & (refv > 0) & np.isfinite(rows_needed)
+        rows_needed = np.where(usable, rows_needed, np.nan)
+        ref_rows_needed = np.where(usable, np.maximum(ref_rows_needed, n_r), np.nan)
+        more = np.where(usable, np.maximum(rows_needed - n_g, 0), np.nan)
+        del sig_known
+        return pd.DataFrame({
+            "difference_ci_low": d_lo, "difference_ci_high": d_hi,
+            "ratio_ci_low": r_lo, "ratio_ci_high": r_hi,
+            "p_value": p, "p_value_adjusted": p_adj, "significant": significant,
+            "test": test, "rows_needed": rows_needed, "more_rows_needed": more,
+            "reference_rows_needed": ref_rows_needed,
+        }, index=disp.index)
+
+    # -- between-group summaries ----------------------------------------------------
+    def summary_intervals(self, summ: pd.DataFrame) -> pd.DataFrame:
+        """Bootstrap intervals of fairlearn's between-group summaries."""
+        a = (1 - self.spec.confidence) / 2
+        names = ["demographic_parity_difference", "demographic_parity_ratio",
+                 "equalized_odds_difference", "equalized_odds_ratio",
+                 "average_odds_difference", "average_odds_ratio",
+                 "equal_opportunity_difference", "equal_opportunity_ratio"]
+        out = {f"{c}_{s}": np.full(len(summ), np.nan) for c in names for s in ("ci_low",
+                                                                                  "ci_high")}
+        if not self.values:
+            return pd.DataFrame(out, index=summ.index)
+        mpos = {m: i for i, m in enumerate(REGISTRY)}
+        for i, (model, attr) in enumerate(zip(summ["model"], summ["attribute"])):
+            vals = self.values.get((model, attr))
+            if vals is None:
+                continue
+            reps = {}
+            for key, metric in (("dp", "selection_rate"), ("tpr", "tpr"), ("fpr", "fpr")):
+                x = vals[:, mpos[metric], :]
+                k = (~np.isnan(x)).sum(axis=1)
+                hi, lo = np.fmax.reduce(x, axis=1), np.fmin.reduce(x, axis=1)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    reps[key + "_d"] = np.where(k >= 2, hi - lo, np.nan)
+                    reps[key + "_r"] = np.where((k >= 2) & (hi > 0), lo / hi, np.nan)
+            series = {
+                "demographic_parity_difference": reps["dp_d"],
+                "demographic_parity_ratio": reps["dp_r"],
+                "equalized_odds_difference": np.maximum(reps["tpr_d"], reps["fpr_d"]),
+                "equalized_odds_ratio": np.minimum(reps["tpr_r"], reps["fpr_r"]),
+                "average_odds_difference": (reps["tpr_d"] + reps["fpr_d"]) / 2,
+                "average_odds_ratio": (reps["tpr_r"] + reps["fpr_r"]) / 2,
+                "equal_opportunity_difference": reps["tpr_d"],
+                "equal_opportunity_ratio": reps["tpr_r"],
+            }
+            for name, x in series.items():
+                lo, hi = quantiles(x.reshape(-1, 1), (a, 1 - a))
+                defined = not math.isnan(summ[name].iloc[i])
+                out[f"{name}_ci_low"][i] = lo[0] if defined else np.nan
+                out[f"{name}_ci_high"][i] = hi[0] if defined else np.nan
+        return pd.DataFrame(out, index=summ.index)
+
+    def describe(self) -> dict:
+        """What was done, for provenance and the methodology text."""
+        s = self.spec
+        return {
+            "confidence": s.confidence, "n_bootstrap": s.n_bootstrap, "seed": s.seed,
+            "bootstrap": "multinomial resampling of the count table (equivalent to "
+                         "resampling rows with replacement)" + (
+                             "; each cell keeps its mean sample weight" if self.weighted
+                             else ""),
+            "group_intervals": getattr(self, "interval_methods", {}),
+            "disparity_intervals": "bootstrap percentile",
+            "tests": "two-proportion z-test; Fisher's exact test when an expected cell "
+                     "count is below 5; Wald test with bootstrap standard error for "
+                     "balanced accuracy, F1 and weighted data (groups of at least the "
+                     "minimum size)",
+            "correction": {"bh": "Benjamini-Hochberg", "holm": "Holm"}[s.correction],
+            "alpha": s.alpha, "power": s.power,
+        }
