@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Set everything up and audit the bundled synthetic loan sample from the command line.
-# Extra arguments go to fairness-audit (e.g. --json audit.json).
+# Set everything up and open the dashboard on the bundled sample data.
+# Then browse to http://localhost:8501 (PORT=... to change the port).
+# Extra arguments go to streamlit, e.g. --server.address 0.0.0.0
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh
-exec .venv/bin/fairness-audit sample_data/loans.csv --label repaid --positive yes \
-  --prediction model_a_approved --prediction model_b_approved \
-  --sensitive sex --sensitive race --sensitive age_group "$@"
+echo "Starting the dashboard at http://localhost:${PORT:-8501} (Ctrl+C stops it)"
+exec .venv/bin/streamlit run app/main.py --server.port "${PORT:-8501}" \
+  --browser.gatherUsageStats false "$@"

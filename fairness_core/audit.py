@@ -2,6 +2,7 @@
 score views, findings, and the provenance that ties them to their input."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -221,3 +222,58 @@ def audit(data, spec: AuditSpec, *, name: str | None = None) -> AuditResult:
     else:
         df, info = read_table(data, name=name, columns=spec.columns())
     return run_audit(prepare(df, spec), info)
+
+
+#: The spec fields that change the counts; everything else is recomputed
+#: from the count cube in milliseconds.
+COUNTING_FIELDS = ("label", "sensitive", "predictions", "scores", "positive",
+                   "intersectional", "weight", "bins", "max_groups")
+
+
+class Auditor:
+    """Count once, audit many times.
+
+    Keeps the prepared table, its group index and the score analysis, so
+    that a new threshold, reference group, tolerance, minimum size, alpha
+    or bootstrap setting re-audits from counts without touching the rows
+    again (a new threshold costs one comparison per score row).
+
+    Parameters
+    ----------
+    df : DataFrame
+    spec : AuditSpec
+    info : TableInfo, optional
+    """
+
+    def __init__(self, df: pd.DataFrame, spec: AuditSpec, info: TableInfo | None = None):
+        self.spec = spec
+        self.info = info
+        self.prepared = prepare(df, spec)
+        self.index = GroupIndex.build(self.prepared)
+        self.scores = score_analysis(self.prepared, self.index) if self.prepared.scores \
+            else None
+        self._cubes: dict = {}
+
+    def compatible(self, spec: AuditSpec) -> bool:
+        """True when ``spec`` counts the same way as this auditor's spec."""
+        return all(getattr(spec, f) == getattr(self.spec, f) for f in COUNTING_FIELDS)
+
+    def _at_threshold(self, threshold: float) -> tuple[Prepared, CountCube]:
+        if threshold not in self._cubes:
+            p = self.prepared
+            if p.scores and threshold != p.spec.threshold:
+                preds = {m: (p.scores[m] >= threshold) if m in p.scores else v
+                         for m, v in p.predictions.items()}
+                p = dataclasses.replace(p, predictions=preds)
+            if len(self._cubes) > 8:
+                self._cubes.clear()
+            self._cubes[threshold] = (p, count_cube(p, self.index))
+        return self._cubes[threshold]
+
+    def run(self, spec: AuditSpec | None = None) -> AuditResult:
+        spec = spec or self.spec
+        if not self.compatible(spec):
+            raise ValueError("this spec counts differently; build a new Auditor")
+        p, cube = self._at_threshold(spec.threshold if spec.scores else self.spec.threshold)
+        p = dataclasses.replace(p, spec=spec)
+        return audit_from_counts(cube, spec, prepared=p, info=self.info, scores=self.scores)

@@ -24,6 +24,8 @@ from .metrics import REGISTRY
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
 KEY_METRICS = ("selection_rate", "tpr", "fpr")
+#: Among equally severe gaps, the decision rates people ask about come first.
+_TIER = {m: 0 for m in ("selection_rate", "tpr", "fpr", "fnr", "error_rate", "accuracy")}
 
 
 def _pct(x: float) -> str:
@@ -149,7 +151,8 @@ def findings(disp: pd.DataFrame, spec, positive=None, negative=None,
             fails["significant"] = False
         fails["_sev"] = [SEVERITY_ORDER[severity(FAIL, s, r, tolerance)]
                          for s, r in zip(fails["significant"], fails["ratio"])]
-        fails = fails.sort_values(["_sev", "_dist"], ascending=[True, False],
+        fails["_tier"] = fails["metric"].map(lambda m: _TIER.get(m, 1))
+        fails = fails.sort_values(["_sev", "_tier", "_dist"], ascending=[True, True, False],
                                   na_position="first")
         for r in fails.itertuples(index=False):
             ratio = None if math.isnan(r.ratio) else float(r.ratio)

@@ -70,21 +70,24 @@ def quantiles(x: np.ndarray, qs, min_defined: float = _MIN_DEFINED) -> list[np.n
     """Quantiles along axis 0 ignoring NaN (linear interpolation, as
     ``numpy.nanquantile``), vectorised over the other axes.  Columns with
     fewer than ``min_defined`` of their values defined give NaN."""
-    a = np.sort(x, axis=0)  # NaN sorts last
-    n_def = (~np.isnan(a)).sum(axis=0)
+    x = np.asarray(x, dtype=float)
+    n = x.shape[0]
+    rest = x.shape[1:]
+    a = np.ascontiguousarray(x.reshape(n, -1).T)  # one row per column
+    a.sort(axis=1)  # NaN sorts last
+    n_def = (~np.isnan(a)).sum(axis=1)
+    rows = np.arange(a.shape[0])
     out = []
-    cols = np.indices(a.shape[1:]) if a.ndim > 1 else ()
     for q in qs:
         pos = q * np.maximum(n_def - 1, 0)
         lo = np.floor(pos).astype(np.intp)
         hi = np.minimum(lo + 1, np.maximum(n_def - 1, 0))
         frac = pos - lo
-        a_lo = a[(lo, *cols)]
-        a_hi = a[(hi, *cols)]
+        a_lo, a_hi = a[rows, lo], a[rows, hi]
         with np.errstate(invalid="ignore"):
             v = np.where(a_lo == a_hi, a_lo, a_lo + (a_hi - a_lo) * frac)
-        v = np.where(n_def >= max(1, min_defined * a.shape[0]), v, np.nan)
-        out.append(v)
+        v = np.where(n_def >= max(1, min_defined * n), v, np.nan)
+        out.append(v.reshape(rest))
     return out
 
 
@@ -111,9 +114,10 @@ def bootstrap_cells(row_cells: np.ndarray, n_boot: int, rng: np.random.Generator
 
 def aggregate(cells: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
     """Sum ``(..., k, 4)`` combination counts into ``(..., g, 4)`` groups."""
-    onehot = np.zeros((n_groups, len(inv)))
-    onehot[inv, np.arange(len(inv))] = 1.0
-    return np.einsum("gk,...kc->...gc", onehot, cells)
+    onehot = np.zeros((len(inv), n_groups))
+    onehot[np.arange(len(inv)), inv] = 1.0
+    moved = np.moveaxis(cells, -2, -1)  # (..., 4, k)
+    return np.moveaxis(moved @ onehot, -1, -2)
 
 
 # ---------------------------------------------------------------------------
@@ -436,11 +440,11 @@ class Uncertainty:
                 "equal_opportunity_difference": reps["tpr_d"],
                 "equal_opportunity_ratio": reps["tpr_r"],
             }
-            for name, x in series.items():
-                lo, hi = quantiles(x.reshape(-1, 1), (a, 1 - a))
+            lo, hi = quantiles(np.stack(list(series.values()), axis=1), (a, 1 - a))
+            for j, name in enumerate(series):
                 defined = not math.isnan(summ[name].iloc[i])
-                out[f"{name}_ci_low"][i] = lo[0] if defined else np.nan
-                out[f"{name}_ci_high"][i] = hi[0] if defined else np.nan
+                out[f"{name}_ci_low"][i] = lo[j] if defined else np.nan
+                out[f"{name}_ci_high"][i] = hi[j] if defined else np.nan
         return pd.DataFrame(out, index=summ.index)
 
     def describe(self) -> dict:

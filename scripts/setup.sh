@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything this project needs, idempotently:
 #   - a virtual environment in .venv with the package and its test extras;
-#   - with --browser: Debian's chromium (real-browser tests, chart image export).
+#   - with --browser: Debian's chromium (real-browser tests, chart image export)
+#     and an emoji font for the verdict icons.
 # Used by ./run.sh and ./test.sh; safe to run again (it skips what is done).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,7 +62,13 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # --- chromium -----------------------------------------------------------------
-if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
-  apt_install chromium
+if [ "$want_browser" = 1 ]; then
+  missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  # colour emoji for the verdict icons in screenshots (a desktop browser has them)
+  [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
 fi
 exit 0

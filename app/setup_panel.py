@@ -1,0 +1,318 @@
+"""The sidebar: data in, column mapping, judgement settings; runs the audit.
+
+Every validation message from the core is shown right under the control
+that caused it; choices survive a bad file and page switches.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import pandas as pd
+import streamlit as st
+
+import state
+from fairness_core import AuditSpec, InputError
+from fairness_core.guess import binary_values, default_bins, guess_roles
+from fairness_core.prepare import display
+from ui import md
+
+NONE = "(none)"
+REF_MODES = {"largest": "Largest group", "best": "Best-off group (per metric)",
+             "named": "Choose per attribute"}
+
+
+@dataclass
+class Context:
+    loaded: state.Loaded | None = None
+    spec: AuditSpec | None = None
+    result: object = None
+    errors: dict = field(default_factory=dict)
+    prefs: dict = field(default_factory=dict)
+    note: str | None = None
+
+
+def _init(key: str, default, options=None, multi: bool = False):
+    """Give a widget its starting value: kept state, else the preference,
+    else the guess; values not among the options are dropped."""
+    cur = st.session_state.get(key, None)
+    if multi:
+        if cur is None:
+            cur = default
+        cur = [c for c in (cur or []) if options is None or c in options]
+        st.session_state[key] = cur
+        return
+    if cur is None or (options is not None and cur not in options):
+        st.session_state[key] = default if options is None or default in options else (
+            options[0] if options else None)
+
+
+def _pref(p: dict, key: str, fallback, options=None, multi: bool = False):
+    v = p.get(key)
+    if v is None:
+        return fallback
+    if multi:
+        ok = [x for x in v if options is None or x in options]
+        return ok if ok or not v else fallback
+    return v if options is None or v in options else fallback
+
+
+def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
+    sb = st.sidebar
+    sb.header("1. Data")
+    sources = list(state.SAMPLES) + [state.UPLOAD]
+    _init("source", sources[0], sources)
+    source = sb.selectbox("Predictions table", sources, key="source",
+                          help="A bundled sample, or your own table with one row per person: "
+                               "the true outcome, the model's decision and/or score, and "
+                               "columns such as sex, race or age group.")
+    loaded = None
+    slots["note"] = sb.empty()
+    if source == state.UPLOAD:
+        up = sb.file_uploader("CSV, TSV, Parquet or Excel (.xlsx) file",
+                              type=["csv", "tsv", "txt", "tab", "parquet", "pq", "xlsx"],
+                              key="upload",
+                              help="The file stays in this browser session's memory on the "
+                                   "server: it is never written to disk or sent anywhere.")
+        slots["file"] = sb.empty()
+        if up is not None:
+            try:
+                loaded = state.load_bytes(up.getvalue(), up.name, sample=False)
+                st.session_state["last_loaded"] = loaded
+            except InputError as err:
+                ctx.errors["file"] = err.message
+                prev = st.session_state.get("last_loaded")
+                if prev is not None:
+                    ctx.note = (f"Still showing the previous file {prev.name!r}, because the "
+                                "new one could not be read.")
+                    loaded = prev
+        else:
+            prev = st.session_state.get("last_loaded")
+            if prev is not None and not prev.sample:
+                loaded = prev
+                ctx.note = f"Showing {prev.name!r}, uploaded earlier in this session."
+    else:
+        slots["file"] = sb.empty()
+        try:
+            loaded = state.load_sample(source)
+        except InputError as err:  # pragma: no cover - the samples are known good
+            ctx.errors["file"] = err.message
+    if loaded is not None:
+        n, c = loaded.df.shape
+        sb.caption(f"{md(loaded.name)}: {n:,} rows, {c} columns. SHA-256 "
+                   f"{loaded.sha256[:12]}...")
+    return loaded
+
+
+def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
+    sb = st.sidebar
+    p = ctx.prefs
+    df = loaded.df
+    cols = [str(c) for c in df.columns]
+    g = state.memo(("guess", loaded.sha256), lambda: guess_roles(df))
+    sb.header("2. Columns")
+    _init("label", _pref(p, "label", g.label or cols[0], cols), cols)
+    label = sb.selectbox("True outcome (label)", cols, key="label",
+                         help="The column with what really happened (two values).")
+    slots["label"] = sb.empty()
+    vals = binary_values(df[label].head(200_000))
+    pos_options = [display(v) for v in vals] if vals else []
+    positive = None
+    if pos_options:
+        from fairness_core.guess import guess_positive
+        guess = guess_positive(vals) if vals else None
+        guess = display(guess) if guess is not None else pos_options[-1]
+        _init("positive", _pref(p, "positive", guess, pos_options), pos_options)
+        positive = sb.selectbox("Favourable (positive) outcome", pos_options, key="positive",
+                                help="The label value that is the good or sought outcome "
+                                     "(loan repaid, income above 50K, hired).")
+    slots["positive"] = sb.empty()
+    others = [c for c in cols if c != label]
+    _init("predictions", _pref(p, "predictions", g.predictions, others, multi=True),
+          others, multi=True)
+    preds = sb.multiselect("Models: predicted-decision columns", others, key="predictions",
+                           help="One column per model, with the same two values as the "
+                                "label.")
+    slots["predictions"] = sb.empty()
+    numeric = [c for c in others if c not in preds and pd.api.types.is_numeric_dtype(df[c])
+               and not pd.api.types.is_bool_dtype(df[c])]
+    _init("scores", _pref(p, "scores", g.scores, numeric, multi=True), numeric, multi=True)
+    scores = sb.multiselect("Models: score columns (optional)", numeric, key="scores",
+                            help="A numeric score per model; the decision is score >= "
+                                 "threshold. Scores add ROC, threshold and calibration "
+                                 "views.")
+    slots["scores"] = sb.empty()
+    threshold = 0.5
+    if scores:
+        s = pd.concat([df[c] for c in scores])
+        lo, hi = float(s.min()), float(s.max())
+        if 0 <= lo and hi <= 1:
+            lo, hi, step = 0.0, 1.0, 0.01
+        else:
+            step = float(f"{(hi - lo) / 100:.2g}") or 0.01
+        default = float(p.get("threshold", 0.5 if lo <= 0.5 <= hi else (lo + hi) / 2))
+        default = min(max(default, lo), hi)
+        _init("threshold", default)
+        if not (lo <= st.session_state["threshold"] <= hi):
+            st.session_state["threshold"] = default
+        threshold = sb.slider("Score threshold", lo, hi, key="threshold", step=step,
+                              help="Predict the favourable outcome when score >= threshold.")
+    slots["threshold"] = sb.empty()
+    used = {label, *preds, *scores}
+    sens_options = [c for c in cols if c not in used]
+    _init("sensitive", _pref(p, "sensitive", g.sensitive, sens_options, multi=True),
+          sens_options, multi=True)
+    sensitive = sb.multiselect("Sensitive attributes", sens_options, key="sensitive",
+                               help="Columns that define the groups to compare, such as sex, "
+                                    "race or age group.")
+    slots["sensitive"] = sb.empty()
+    bins = {}
+    for c in sensitive:
+        s = df[c]
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and \
+                s.nunique() > 12:
+            key = f"bins::{c}"
+            default = ", ".join(f"{e:g}" for e in p.get("bins", {}).get(c, default_bins(s)))
+            _init(key, default)
+            text = sb.text_input(f"Group {c} into ranges (edges)", key=key,
+                                 help="Increasing numbers; each range is [from, to). Values "
+                                      "outside form their own group.")
+            try:
+                bins[c] = [float(x) for x in text.replace(";", ",").split(",") if x.strip()]
+            except ValueError:
+                bins[c] = text  # AuditSpec reports it next to this box
+    slots["bins"] = sb.empty()
+    intersectional = False
+    if len(sensitive) >= 2:
+        _init("intersectional", bool(p.get("intersectional", False)))
+        intersectional = sb.checkbox("Also audit intersections (e.g. sex & race)",
+                                     key="intersectional")
+    weight_options = [NONE] + [c for c in numeric if c not in used and c not in sensitive]
+    _init("weight", _pref(p, "weight", NONE, weight_options), weight_options)
+    weight = sb.selectbox("Sample weight (optional)", weight_options, key="weight")
+    slots["weight"] = sb.empty()
+    return dict(label=label, positive=positive, predictions=preds, scores=scores,
+                threshold=threshold, sensitive=sensitive, bins=bins,
+                intersectional=intersectional, weight=None if weight == NONE else weight)
+
+
+def _judgement_section(ctx: Context, slots: dict) -> dict:
+    sb = st.sidebar
+    p = ctx.prefs
+    sb.header("3. Judgement")
+    _init("tolerance", float(p.get("tolerance", 0.8)))
+    tol = sb.slider("Tolerance (ratio to the reference that passes)", 0.5, 1.0,
+                    key="tolerance", step=0.01,
+                    help="0.8 is the four-fifths rule: a group passes when its rate is "
+                         "between 0.8 and 1.25 times the reference group's.")
+    slots["tolerance"] = sb.empty()
+    _init("min_group_size", int(p.get("min_group_size", 30)))
+    mgs = sb.number_input("Minimum group size", min_value=1, step=1, key="min_group_size",
+                          help="Smaller groups are shown but get no pass/fail verdict.")
+    slots["min_group_size"] = sb.empty()
+    modes = list(REF_MODES)
+    _init("refmode", p.get("reference_strategy", "largest")
+          if p.get("reference_strategy") in modes else "largest", modes)
+    mode = sb.radio("Reference group", modes, key="refmode", format_func=REF_MODES.get,
+                    help="Each group is compared with the reference group of its attribute.")
+    slots["reference"] = sb.empty()
+    with sb.expander("Statistics"):
+        _init("alpha", float(p.get("alpha", 0.05)))
+        alpha = st.number_input("Significance level (alpha)", 0.001, 0.5, key="alpha",
+                                step=0.01, format="%.3f",
+                                help="After correction for the many comparisons.")
+        slots["alpha"] = st.empty()
+        corr = {"bh": "Benjamini-Hochberg (false discovery rate)",
+                "holm": "Holm (family-wise error)"}
+        _init("correction", p.get("correction", "bh") if p.get("correction") in corr
+              else "bh", list(corr))
+        correction = st.radio("Correction for many comparisons", list(corr), key="correction",
+                              format_func=corr.get)
+        _init("n_bootstrap", 1000)
+        n_boot = st.number_input("Bootstrap replicates", 100, 20000, key="n_bootstrap",
+                                 step=500)
+        _init("seed", 0)
+        seed = st.number_input("Random seed", 0, 2**31 - 1, key="seed", step=1)
+        slots["n_bootstrap"] = st.empty()
+    return dict(tolerance=tol, min_group_size=int(mgs), reference_strategy=mode,
+                alpha=alpha, correction=correction, n_bootstrap=int(n_boot), seed=int(seed))
+
+
+def _reference_widgets(ctx: Context, result, slots: dict) -> dict:
+    """Named reference groups, one select box per attribute."""
+    refs = {}
+    box = slots["reference"].container()
+    saved = ctx.prefs.get("reference", {}) or {}
+    for attr in result.spec.attribute_names():
+        groups = list(dict.fromkeys(result.group_metrics.loc[
+            result.group_metrics["attribute"] == attr, "group"]))
+        sizes = result.group_metrics[result.group_metrics["attribute"] == attr] \
+            .groupby("group")["n"].first()
+        largest = sizes.idxmax() if len(sizes) else (groups[0] if groups else None)
+        key = f"ref::{attr}"
+        _init(key, saved.get(attr, largest) if saved.get(attr) in groups else largest, groups)
+        refs[attr] = box.selectbox(f"Reference for {attr}", groups, key=key)
+    return refs
+
+
+def render() -> Context:
+    ctx = Context(prefs=state.prefs())
+    st.sidebar.title("⚖️ Fairness audit")
+    slots: dict = {}
+    loaded = _data_section(ctx, slots)
+    ctx.loaded = loaded
+    if loaded is None:
+        _show_errors(ctx, slots)
+        return ctx
+    cols = _column_section(ctx, loaded, slots)
+    judge = _judgement_section(ctx, slots)
+    values = {**cols, **judge}
+    spec_kw = dict(label=cols["label"], positive=cols["positive"],
+                   predictions=cols["predictions"], scores=cols["scores"],
+                   threshold=cols["threshold"], sensitive=cols["sensitive"],
+                   intersectional=cols["intersectional"], weight=cols["weight"],
+                   bins=cols["bins"], tolerance=judge["tolerance"],
+                   min_group_size=judge["min_group_size"],
+                   reference_strategy="largest" if judge["reference_strategy"] == "named"
+                   else judge["reference_strategy"], alpha=judge["alpha"],
+                   correction=judge["correction"], n_bootstrap=judge["n_bootstrap"],
+                   seed=judge["seed"])
+    try:
+        spec = AuditSpec(**spec_kw)
+        result = state.run_audit(loaded, spec)
+        if judge["reference_strategy"] == "named":
+            refs = _reference_widgets(ctx, result, slots)
+            spec = dataclasses.replace(spec, reference=refs)
+            result = state.run_audit(loaded, spec)
+            values["reference"] = refs
+        ctx.spec, ctx.result = spec, result
+    except InputError as err:
+        ctx.errors[state.field_of(err, values)] = err.message
+    _remember(ctx, values)
+    _show_errors(ctx, slots)
+    return ctx
+
+
+def _remember(ctx: Context, values: dict) -> None:
+    p = ctx.prefs
+    for k, v in values.items():
+        if k == "bins":
+            v = {c: e for c, e in v.items() if isinstance(e, list)}
+        p[k] = v
+    if values.get("reference_strategy") != "named":
+        p.pop("reference", None)
+    try:
+        state.to_url(p)
+    except Exception:  # the URL is a convenience; never break the app for it
+        pass
+
+
+def _show_errors(ctx: Context, slots: dict) -> None:
+    for fld, msg in ctx.errors.items():
+        slot = slots.get(fld) or slots.get("file")
+        if slot is not None:
+            slot.error(md(msg), icon="⚠️")
+        else:
+            st.sidebar.error(md(msg), icon="⚠️")
+    if ctx.note:
+        (slots.get("note") or st.sidebar).warning(md(ctx.note))

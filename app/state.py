@@ -1,0 +1,164 @@
+"""Session state for the dashboard: the loaded table, the user's choices,
+the URL, and a per-session memo of the expensive steps.
+
+Nothing here writes to disk or logs data: uploads live only in this
+session's memory (``st.session_state``), never in a cache shared between
+sessions.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from fairness_core import AuditSpec, InputError, read_table
+from fairness_core.audit import COUNTING_FIELDS, Auditor
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = {
+    "Sample: synthetic loan approvals (6,000 rows)": ROOT / "sample_data" / "loans.csv",
+    "Sample: UCI Adult census income (16,281 rows)":
+        ROOT / "sample_data" / "adult_test_predictions.csv",
+}
+UPLOAD = "Upload your own file"
+MEMO_SIZE = 6
+
+# The choices that live in the URL (query parameter -> preference key).
+URL_KEYS = {"label": "label", "positive": "positive", "model": "predictions",
+            "score": "scores", "attr": "sensitive", "inter": "intersectional",
+            "weight": "weight", "tol": "tolerance", "minsize": "min_group_size",
+            "refmode": "reference_strategy", "ref": "reference", "thr": "threshold",
+            "show": "model_shown", "metric": "metric", "view": "attribute_shown",
+            "alpha": "alpha", "corr": "correction", "bins": "bins"}
+LIST_KEYS = {"predictions", "scores", "sensitive"}
+JSON_KEYS = {"reference", "bins"}
+
+
+@dataclass
+class Loaded:
+    """The table this session audits."""
+
+    name: str
+    sha256: str
+    df: object
+    info: object
+    sample: bool
+
+
+def prefs() -> dict:
+    """The user's choices, kept apart from widget state so that they survive
+    a bad file, a page switch or a rerun in which a widget is not shown."""
+    if "prefs" not in st.session_state:
+        st.session_state["prefs"] = _from_url()
+    return st.session_state["prefs"]
+
+
+def _from_url() -> dict:
+    out = {}
+    try:
+        qp = st.query_params
+        for q, key in URL_KEYS.items():
+            if q not in qp:
+                continue
+            if key in LIST_KEYS:
+                out[key] = [v for v in qp.get_all(q) if v != ""]
+            elif key in JSON_KEYS:
+                try:
+                    val = json.loads(qp[q])
+                    if isinstance(val, dict):
+                        out[key] = val
+                except ValueError:
+                    pass
+            else:
+                out[key] = qp[q]
+    except Exception:  # a malformed URL never stops the app
+        return {}
+    for k, conv in (("tolerance", float), ("min_group_size", int), ("threshold", float),
+                    ("alpha", float)):
+        if k in out:
+            try:
+                out[k] = conv(out[k])
+            except (TypeError, ValueError):
+                out.pop(k)
+    if "intersectional" in out:
+        out["intersectional"] = str(out["intersectional"]).lower() in ("1", "true", "yes")
+    return out
+
+
+def to_url(p: dict) -> None:
+    """Mirror the non-data choices in the URL (a shareable link)."""
+    want = {}
+    for q, key in URL_KEYS.items():
+        v = p.get(key)
+        if v is None or v == "" or v == []:
+            continue
+        if key in LIST_KEYS:
+            want[q] = [str(x) for x in v]
+        elif key in JSON_KEYS:
+            if v:
+                want[q] = json.dumps(v, sort_keys=True)
+        elif isinstance(v, bool):
+            want[q] = "1" if v else "0"
+        else:
+            want[q] = str(v)
+    current = {k: st.query_params.get_all(k) for k in st.query_params.keys()}
+    norm = {k: v if isinstance(v, list) else [v] for k, v in want.items()}
+    if current != norm:
+        st.query_params.from_dict(want)
+
+
+def memo(key, fn):
+    """Compute once per session and key (a small LRU in session memory)."""
+    cache = st.session_state.setdefault("_memo", {})
+    if key in cache:
+        cache[key] = cache.pop(key)  # most recently used last
+        return cache[key]
+    value = fn()
+    cache[key] = value
+    while len(cache) > MEMO_SIZE:
+        cache.pop(next(iter(cache)))
+    return value
+
+
+def load_bytes(data: bytes, name: str, sample: bool) -> Loaded:
+    """Parse a file (raises InputError with a clear message)."""
+    sha = hashlib.sha256(data).hexdigest()
+
+    def read():
+        df, info = read_table(data, name=name)
+        return df, info
+
+    df, info = memo(("table", sha, name), read)
+    return Loaded(name=name, sha256=sha, df=df, info=info, sample=sample)
+
+
+def load_sample(label: str) -> Loaded:
+    path = SAMPLES[label]
+    return load_bytes(path.read_bytes(), path.name, sample=True)
+
+
+def counting_key(spec: AuditSpec) -> str:
+    d = spec.to_dict()
+    return json.dumps({k: d[k] for k in COUNTING_FIELDS}, sort_keys=True, default=str)
+
+
+def run_audit(loaded: Loaded, spec: AuditSpec):
+    """The audit for a spec, recomputed from cached counts when only the
+    judgement (threshold, reference, tolerance, ...) changed."""
+    ckey = counting_key(spec)
+    auditor = memo(("auditor", loaded.sha256, ckey),
+                   lambda: Auditor(loaded.df, spec, loaded.info))
+    return memo(("result", loaded.sha256, spec.to_json()), lambda: auditor.run(spec))
+
+
+def field_of(err: InputError, spec_values: dict) -> str:
+    """Which control an InputError belongs to."""
+    if err.field == "columns" and err.column:
+        for key in ("label", "predictions", "scores", "sensitive", "weight"):
+            v = spec_values.get(key)
+            if v == err.column or (isinstance(v, (list, tuple)) and err.column in v):
+                return key
+    return err.field or "file"

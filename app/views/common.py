@@ -1,0 +1,81 @@
+"""What every results page shares: the context, and the model / attribute /
+metric pickers whose choices persist across pages and in the URL."""
+from __future__ import annotations
+
+import streamlit as st
+
+import state
+from fairness_core.metrics import DISPARITY_METRICS, REGISTRY
+from ui import md
+
+
+def context():
+    """The sidebar's context, or None (with a hint) when there is no audit."""
+    ctx = st.session_state.get("ctx")
+    if ctx is None or ctx.result is None:
+        if ctx is not None and ctx.errors:
+            st.warning("The audit cannot run yet: see the message in the sidebar on the left.",
+                       icon="👈")
+        else:
+            st.info("Choose a predictions table and its columns in the sidebar on the left.",
+                    icon="👈")
+        return None
+    return ctx
+
+
+def _pick(label: str, options: list, pref_key: str, key: str, ctx, fmt=None, help=None,
+          where=st):
+    p = ctx.prefs
+    if not options:
+        return None
+    cur = st.session_state.get(key)
+    if cur not in options:
+        want = p.get(pref_key)
+        st.session_state[key] = want if want in options else options[0]
+    value = where.selectbox(label, options, key=key, format_func=fmt or str, help=help)
+    if p.get(pref_key) != value:
+        p[pref_key] = value
+        try:
+            state.to_url(p)
+        except Exception:
+            pass
+    return value
+
+
+def pick_model(ctx, where=st, options=None):
+    models = list(options if options is not None else ctx.result.spec.models)
+    if len(models) == 1:
+        return models[0]
+    return _pick("Model", models, "model_shown", f"model_pick_{len(models)}", ctx, where=where,
+                 help="Which model's results to show (each prediction or score column is "
+                      "one model).")
+
+
+def pick_attribute(ctx, where=st, include_intersections=True):
+    attrs = ctx.result.spec.attribute_names()
+    if not include_intersections:
+        attrs = [a for a in attrs if " & " not in a]
+    return _pick("Sensitive attribute", attrs, "attribute_shown", "attribute_pick", ctx,
+                 where=where)
+
+
+def pick_metric(ctx, where=st, options=None):
+    opts = list(options or DISPARITY_METRICS)
+    return _pick("Metric", opts, "metric", "metric_pick", ctx, where=where,
+                 fmt=lambda m: f"{REGISTRY[m].label} ({REGISTRY[m].short})",
+                 help="Each metric answers a different fairness question: see its meaning "
+                      "below, and the Help page for how to choose.")
+
+
+def header(ctx, title: str):
+    st.title(title)
+    r = ctx.result
+    prov = r.provenance
+    st.caption(f"{md(ctx.loaded.name)}: {prov['rows_used']:,} rows audited of "
+               f"{prov['rows_read']:,}; favourable outcome "
+               f"{md(repr(prov['positive_label']))}; tolerance {r.spec.tolerance:g} to "
+               f"{1 / r.spec.tolerance:.3g}; minimum group size {r.spec.min_group_size}; "
+               f"{int(r.spec.confidence * 100)}% intervals from {r.spec.n_bootstrap:,} "
+               f"bootstrap replicates (seed {r.spec.seed}).")
+    for w in r.warnings:
+        st.warning(md(w), icon="⚠️")

@@ -1,0 +1,67 @@
+"""Help: the metrics, how to choose one, how to read intervals and verdicts."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from fairness_core.metrics import REGISTRY
+
+CHOICES = {
+    "The decision itself is a benefit or a burden everyone should get at similar rates "
+    "(e.g. job interviews, ads shown)": ["selection_rate"],
+    "The decision is a benefit that people who qualify should get equally (e.g. loans for "
+    "people who will repay)": ["tpr", "fnr"],
+    "The decision is a harm that people who do not deserve it should not get more often "
+    "(e.g. flagged as high risk, sent to an investigation)": ["fpr", "fdr"],
+    "Both kinds of error matter (e.g. medical screening)": ["tpr", "fpr", "error_rate"],
+    "A positive decision should mean the same thing in every group (e.g. a risk score "
+    "acted on by people)": ["ppv", "npv"],
+}
+
+
+def render():
+    st.title("Help")
+    st.markdown(
+        "**What this tool does.** It compares how a model treats groups of people, such as "
+        "women and men, using a table of the model's decisions and the true outcomes. For "
+        "each group it counts true and false positives and negatives; every rate below is "
+        "built from those four counts, exactly as fairlearn and scikit-learn define them.")
+    st.subheader("Which metric should I look at?")
+    situation = st.radio("Which describes your model's decision best?", list(CHOICES),
+                         key="help_choice")
+    for m in CHOICES[situation]:
+        st.success(f"**{REGISTRY[m].label}**: {REGISTRY[m].meaning}")
+    st.subheader("Reading verdicts and significance")
+    st.markdown(
+        "- Each group is compared with its attribute's **reference group** (by default the "
+        "largest). The **ratio** is the group's rate divided by the reference's.\n"
+        "- **Verdict** (is the gap big enough to matter?): *pass* when the ratio lies within "
+        "the tolerance band (0.8 to 1.25 with the four-fifths rule), *fail* outside it, and "
+        "*not judged* when the group or the reference has fewer rows than the minimum group "
+        "size, or the rate is undefined (for example a false positive rate in a group with "
+        "no true negatives). An undefined rate is never shown as 0.\n"
+        "- **Significance** (is the gap likely real, or noise?): every gap is tested (a "
+        "two-proportion test, or Fisher's exact test for small counts), and the p-values of "
+        "all tests in the audit are corrected together (Benjamini-Hochberg by default), so "
+        "that auditing many groups and metrics does not produce false alarms.\n"
+        "- The two answers are shown side by side. A gap that **fails and is significant** "
+        "is a finding of high or medium severity. A gap that fails but is **not "
+        "significant** is low severity: it may be noise, and the tool estimates how many "
+        "more rows would settle it.\n"
+        "- **Intervals** (95% by default): for a single group's rate, the Wilson score "
+        "interval; for balanced accuracy, F1, weighted data, differences, ratios and the "
+        "summaries, a bootstrap percentile interval (1,000 replicates drawn from the count "
+        "table, seeded so that the same data gives the same numbers). If an interval for a "
+        "ratio contains 1, the data are consistent with no gap.")
+    st.subheader("All metrics")
+    rows = [{"Metric": m.label, "Short": m.short, "Meaning": m.meaning,
+             "When it matters": m.matters_when,
+             "Higher is": {True: "better", False: "worse", None: "neither"}[m.higher_is_better],
+             "Also called": ", ".join(f"{k}: {v}" for k, v in m.aliases.items())}
+            for m in REGISTRY.values()]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.subheader("Privacy")
+    st.markdown(
+        "An uploaded file stays in the memory of your browser session on the server that "
+        "runs this dashboard. It is not written to disk, not logged, and not sent anywhere; "
+        "usage statistics are turned off. Closing the tab ends the session.")

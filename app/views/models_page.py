@@ -1,0 +1,54 @@
+"""Models: performance against disparity, side by side."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from fairness_core import charts
+from ui import chart, num, pct
+from views.common import context, header, pick_attribute, pick_model
+
+DISPARITY = {"demographic_parity_difference": "Demographic parity difference",
+             "equalized_odds_difference": "Equalized odds difference",
+             "equal_opportunity_difference": "Equal opportunity difference",
+             "demographic_parity_ratio": "Demographic parity ratio",
+             "equalized_odds_ratio": "Equalized odds ratio"}
+
+
+def comparison_table(result, attribute: str) -> pd.DataFrame:
+    o = result.overall.set_index("model")
+    s = result.summary[result.summary["attribute"] == attribute].set_index("model")
+    rows = []
+    for m in result.spec.models:
+        r, q = o.loc[m], s.loc[m]
+        rows.append({
+            "Model": m, "Accuracy": pct(r["accuracy"]), "Balanced accuracy":
+            pct(r["balanced_accuracy"]), "Selection rate": pct(r["selection_rate"]),
+            "TPR": pct(r["tpr"]), "FPR": pct(r["fpr"]),
+            "AUC": num(r["auc"]) if "auc" in r and pd.notna(r.get("auc")) else "",
+            "DP difference": num(q["demographic_parity_difference"]),
+            "EO difference": num(q["equalized_odds_difference"]),
+            "Failing disparities": int(q["n_fail"]),
+            "of which significant": int(q["n_fail_significant"]),
+        })
+    return pd.DataFrame(rows)
+
+
+def render():
+    ctx = context()
+    if ctx is None:
+        return
+    r = ctx.result
+    header(ctx, "Models")
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        attribute = pick_attribute(ctx)
+    with c2:
+        disparity = st.selectbox("Disparity measure", list(DISPARITY), format_func=DISPARITY.get,
+                                 key="model_disparity")
+    with c3:
+        pick_model(ctx)
+        st.caption("The model chosen here is the one the other pages show.")
+    chart(charts.model_scatter(r.overall, r.summary, attribute=attribute,
+                               disparity=disparity), key="model_scatter")
+    st.dataframe(comparison_table(r, attribute), hide_index=True, width="stretch")

@@ -1,0 +1,66 @@
+"""Thresholds: ROC, metrics against the threshold, calibration, per group."""
+from __future__ import annotations
+
+import streamlit as st
+
+from fairness_core import charts
+from ui import chart, metric_help
+from views.common import context, header, pick_attribute, pick_metric, pick_model
+
+
+def _sync_threshold():
+    st.session_state["threshold"] = st.session_state["threshold_page"]
+
+
+def render():
+    ctx = context()
+    if ctx is None:
+        return
+    r = ctx.result
+    if not r.spec.scores:
+        st.info("Choose a score column in the sidebar to see threshold views.")
+        return
+    header(ctx, "Thresholds")
+    c1, c2, c3 = st.columns(3)
+    with c1:
+        model = pick_model(ctx, options=r.spec.scores)
+    with c2:
+        attribute = pick_attribute(ctx)
+    with c3:
+        metric = pick_metric(ctx)
+    sc = r.scores
+    scores = ctx.loaded.df[model]
+    lo, hi = float(scores.min()), float(scores.max())
+    if 0 <= lo and hi <= 1:
+        lo, hi, step = 0.0, 1.0, 0.01
+    else:
+        step = float(f"{(hi - lo) / 100:.2g}") or 0.01
+    st.session_state["threshold_page"] = float(st.session_state.get("threshold",
+                                                                    r.spec.threshold))
+    st.slider("Score threshold (the same as in the sidebar; every page follows it)", lo, hi,
+              key="threshold_page", step=step, on_change=_sync_threshold)
+    order = list(dict.fromkeys(r.group_metrics.loc[
+        (r.group_metrics["model"] == model) & (r.group_metrics["attribute"] == attribute),
+        "group"]))
+    left, right = st.columns(2)
+    with left:
+        chart(charts.roc_chart(sc["curves"], r.groups, model=model, attribute=attribute,
+                               order=order, auc=sc["auc"]), key="roc")
+    with right:
+        st.caption(metric_help(metric))
+        chart(charts.threshold_chart(sc["curves"], model=model, attribute=attribute,
+                                     metric=metric, threshold=r.spec.threshold, order=order),
+              key="metric_threshold")
+    cal = sc["calibration"]
+    if len(cal) and (cal["model"] == model).any():
+        a = sc["auc"]
+        a = a[(a["model"] == model) & (a["attribute"] == attribute)]
+        chart(charts.calibration_chart(cal, model=model, attribute=attribute, order=order,
+                                       brier=dict(zip(a["group"], a["brier"]))),
+              key="calibration")
+        st.caption("A well-calibrated score means the same thing for every group: among "
+                   "people scored about 0.7, about 70% have the favourable outcome, in every "
+                   "group. Lines far from the diagonal, or far from each other, show a score "
+                   "that means different things for different groups.")
+    else:
+        st.caption("Calibration needs scores between 0 and 1.")

@@ -1,0 +1,397 @@
+"""Plotly figure builders: audit result tables in, figures out.
+
+Used by the dashboard and the reports alike.  Conventions:
+
+- one colour per group, the same in every chart (:func:`group_colors`),
+  from colour-blind-safe palettes (Okabe-Ito, then Paul Tol's muted);
+- titles say what is shown, axes say the unit;
+- every user-provided string (column and group names) is HTML-escaped,
+  because plotly renders a subset of HTML in text.
+"""
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from .counts import CELLS
+from .metrics import REGISTRY
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
+             "#F0E442"]
+TOL_MUTED = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677",
+             "#882255", "#AA4499", "#DDDDDD"]
+PALETTE = OKABE_ITO[:7] + TOL_MUTED
+VERDICT_STYLE = {"pass": ("✔ pass", "#009E73"), "fail": ("✖ fail", "#D55E00"),
+                 "insufficient": ("? too few rows / undefined", "#999999"),
+                 "reference": ("reference", "#0072B2")}
+FONT = dict(size=15)
+BAND_COLOR = "rgba(0, 158, 115, 0.13)"
+
+
+def esc(text) -> str:
+    """Escape a user string for plotly's HTML-like text rendering."""
+    return html.escape(str(text), quote=True)
+
+
+def group_colors(labels) -> dict:
+    """A fixed colour per group label, by its position in the attribute's
+    group order (so a group keeps its colour in every chart)."""
+    return {lab: PALETTE[i % len(PALETTE)] for i, lab in enumerate(labels)}
+
+
+def _layout(fig: go.Figure, title: str, height: int = 460, subtitle: str = "",
+            **kw) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left", font=dict(size=18),
+                                 subtitle=dict(text=subtitle, font=dict(size=13,
+                                                                        color="#555555"))),
+                      font=FONT, height=height, template="plotly_white",
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0,
+                                  font=dict(size=13)),
+                      margin=dict(l=10, r=10, t=(110 if "<br>" in subtitle else 90) if subtitle else 60, b=10), **kw)
+    return fig
+
+
+def _is_rate(metric: str) -> bool:
+    return REGISTRY[metric].kind == "rate" or metric == "balanced_accuracy"
+
+
+def _fmt(v: float, metric: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "undefined"
+    return f"{100 * v:.1f}%" if REGISTRY[metric].kind == "rate" else f"{v:.3f}"
+
+
+# ---------------------------------------------------------------------------
+def group_metric_chart(groups: pd.DataFrame, disparities: pd.DataFrame, *, model: str,
+                       attribute: str, metric: str, tolerance: float,
+                       order=None) -> go.Figure:
+    """Bars of one metric per group with interval error bars, the reference
+    group marked, and the tolerance band around the reference value."""
+    m = REGISTRY[metric]
+    g = groups[(groups["model"] == model) & (groups["attribute"] == attribute)]
+    order = list(order) if order is not None else list(g["group"])
+    g = g.set_index("group").reindex([o for o in order if o in set(g["group"])])
+    colors = group_colors(order)
+    d = disparities[(disparities["model"] == model) & (disparities["attribute"] == attribute)
+                    & (disparities["metric"] == metric)] if metric in set(
+        disparities["metric"]) else disparities.iloc[0:0]
+    ref = d["reference"].iloc[0] if len(d) else None
+    verdicts = dict(zip(d["group"], d["verdict"]))
+    vals = g[metric].to_numpy(dtype=float)
+    lo = g.get(f"{metric}_ci_low", pd.Series(np.nan, index=g.index)).to_numpy(dtype=float)
+    hi = g.get(f"{metric}_ci_high", pd.Series(np.nan, index=g.index)).to_numpy(dtype=float)
+    scale = 100.0 if m.kind == "rate" else 1.0
+    labels = [esc(x) + (" (reference)" if x == ref else "") for x in g.index]
+    text = []
+    for grp, v, n in zip(g.index, vals, g["n"]):
+        vtxt = _fmt(v, metric)
+        status = "reference" if grp == ref else verdicts.get(grp, "")
+        tag = VERDICT_STYLE.get(status, ("", ""))[0]
+        text.append(f"{vtxt}<br>{tag}" if tag and grp != ref else vtxt)
+    fig = go.Figure()
+    fig.add_bar(
+        x=labels, y=np.where(np.isnan(vals), 0, vals) * scale,
+        marker=dict(color=[colors[x] for x in g.index],
+                    line=dict(color=["#000000" if x == ref else "rgba(0,0,0,0)"
+                                     for x in g.index], width=3),
+                    pattern=dict(shape=["/" if x == ref else "" for x in g.index])),
+        error_y=dict(type="data", symmetric=False,
+                     array=np.nan_to_num((hi - vals) * scale, nan=0.0),
+                     arrayminus=np.nan_to_num((vals - lo) * scale, nan=0.0),
+                     color="#333333", thickness=1.5, width=6),
+        text=text, textposition="outside", cliponaxis=False,
+        customdata=np.stack([g["n"].to_numpy(), lo * scale, hi * scale], axis=1),
+        hovertemplate="%{x}<br>" + esc(m.label) + ": %{y:.3g}" + ("%" if scale == 100 else "")
+                      + "<br>interval %{customdata[1]:.3g} to %{customdata[2]:.3g}"
+                      + "<br>rows: %{customdata[0]:,}<extra></extra>",
+        showlegend=False)
+    if ref is not None and ref in g.index and not math.isnan(g.loc[ref, metric]):
+        rv = float(g.loc[ref, metric])
+        band_lo, band_hi = rv * tolerance, rv / tolerance
+        if m.kind == "rate":
+            band_hi = min(band_hi, 1.0)
+        fig.add_hrect(y0=band_lo * scale, y1=band_hi * scale, fillcolor=BAND_COLOR,
+                      line_width=0, layer="below")
+        fig.add_hline(y=rv * scale, line=dict(color="#0072B2", dash="dash", width=1.5))
+    unit = " (%)" if m.kind == "rate" else ""
+    fig.update_yaxes(title_text=f"{m.label}{unit}", rangemode="tozero",
+                     range=[0, 105] if m.kind == "rate" else None)
+    fig.update_xaxes(title_text=esc(attribute))
+    sub = (f"Model {esc(model)}. Error bars: 95% intervals.<br>Dashed: reference "
+           f"{esc(ref)}; shaded: {tolerance:g}x to {1 / tolerance:.3g}x of it (passes)."
+           if ref is not None else f"Model {esc(model)}. Error bars: 95% intervals.")
+    return _layout(fig, f"{esc(m.label)} by {esc(attribute)}", subtitle=sub)
+
+
+def disparity_chart(disparities: pd.DataFrame, *, model: str, attribute: str, metric: str,
+                    tolerance: float, order=None) -> go.Figure:
+    """Ratio of each group to the reference on a log axis, with intervals
+    and the tolerance band."""
+    m = REGISTRY[metric]
+    d = disparities[(disparities["model"] == model) & (disparities["attribute"] == attribute)
+                    & (disparities["metric"] == metric)]
+    order = list(order) if order is not None else list(d["group"])
+    colors = group_colors(order)
+    d = d.set_index("group").reindex([o for o in order if o in set(d["group"])])
+    ref = d["reference"].iloc[0] if len(d) else ""
+    ratio = d["ratio"].to_numpy(dtype=float)
+    lo = d.get("ratio_ci_low", pd.Series(np.nan, index=d.index)).to_numpy(dtype=float)
+    hi = d.get("ratio_ci_high", pd.Series(np.nan, index=d.index)).to_numpy(dtype=float)
+    finite = ratio[np.isfinite(ratio) & (ratio > 0)]
+    span = np.concatenate([finite, lo[np.isfinite(lo) & (lo > 0)],
+                           hi[np.isfinite(hi) & (hi > 0)], [tolerance, 1 / tolerance]])
+    lo_ax, hi_ax = float(span.min()) / 1.3, float(span.max()) * 1.3
+    y = [esc(x) for x in d.index]
+    xs = np.where(np.isfinite(ratio) & (ratio > 0), ratio, np.nan)
+    fig = go.Figure()
+    fig.add_vrect(x0=tolerance, x1=1 / tolerance, fillcolor=BAND_COLOR, line_width=0,
+                  layer="below")
+    fig.add_vline(x=1, line=dict(color="#0072B2", dash="dash", width=1.5))
+    sig = d["significant"].to_numpy() if "significant" in d else np.zeros(len(d), bool)
+    status = [VERDICT_STYLE.get(v, ("", ""))[0] + (", significant" if s else "")
+              for v, s in zip(d["verdict"], sig)]
+    fig.add_scatter(
+        x=xs, y=y, mode="markers+text",
+        marker=dict(size=14, color=[colors[x] for x in d.index],
+                    symbol=["circle" if v == "pass" else "x" if v == "fail" else "circle-open"
+                            for v in d["verdict"]],
+                    line=dict(width=2, color=[colors[x] for x in d.index])),
+        error_x=dict(type="data", symmetric=False,
+                     array=np.nan_to_num(hi - xs, nan=0.0, posinf=0.0),
+                     arrayminus=np.nan_to_num(xs - lo, nan=0.0, posinf=0.0),
+                     color="#333333", thickness=1.5, width=6),
+        text=[f"{r:.2f}x  {s}" if np.isfinite(r) else s for r, s in zip(ratio, status)],
+        textposition="top center", showlegend=False,
+        hovertemplate="%{y}: ratio %{x:.3f}<extra></extra>")
+    fig.update_xaxes(type="log", range=[math.log10(lo_ax), math.log10(hi_ax)],
+                     title_text=f"ratio of {m.label.lower()} to reference {esc(ref)} "
+                                "(log scale; 1 = equal)")
+    fig.update_yaxes(title_text=esc(attribute), range=[len(d) - 0.5, -0.8])
+    return _layout(fig, f"{esc(m.label)} relative to {esc(ref)}",
+                   subtitle=f"Model {esc(model)}. Bars: 95% intervals of the ratio.<br>"
+                            f"Shaded: {tolerance:g}x to {1 / tolerance:.3g}x passes.",
+                   height=max(360, 130 + 70 * len(d)))
+
+
+def representation_chart(groups: pd.DataFrame, *, attribute: str, model: str,
+                         min_group_size: int, order=None) -> go.Figure:
+    """Rows per group (bars) with the minimum group size marked."""
+    g = groups[(groups["model"] == model) & (groups["attribute"] == attribute)]
+    order = list(order) if order is not None else list(g["group"])
+    colors = group_colors(order)
+    g = g.set_index("group").reindex([o for o in order if o in set(g["group"])])
+    fig = go.Figure()
+    fig.add_bar(x=[esc(x) for x in g.index], y=g["n"],
+                marker_color=[colors[x] for x in g.index],
+                text=[f"{n:,} ({100 * s:.1f}%)" + (" too few" if n < min_group_size else "")
+                      for n, s in zip(g["n"], g["share"])],
+                textposition="outside", cliponaxis=False, showlegend=False,
+                hovertemplate="%{x}: %{y:,} rows<extra></extra>")
+    fig.add_hline(y=min_group_size, line=dict(color="#D55E00", dash="dot"),
+                  annotation_text=f"minimum group size {min_group_size}",
+                  annotation_position="top right")
+    fig.update_yaxes(title_text="rows", type="log" if g["n"].max() > 50 * max(
+        1, g["n"].min()) else "linear")
+    fig.update_xaxes(title_text=esc(attribute))
+    return _layout(fig, f"Rows per group of {esc(attribute)}",
+                   subtitle="Label: rows (share of all rows).<br>Dotted line: the minimum "
+                            "group size for a verdict.")
+
+
+def confusion_chart(groups: pd.DataFrame, *, model: str, attribute: str,
+                    positive: str, negative: str, order=None) -> go.Figure:
+    """Per-group confusion matrices as shares of the group, side by side."""
+    from plotly.subplots import make_subplots
+
+    g = groups[(groups["model"] == model) & (groups["attribute"] == attribute)]
+    order = list(order) if order is not None else list(g["group"])
+    g = g.set_index("group").reindex([o for o in order if o in set(g["group"])])
+    n = len(g)
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[esc(x) for x in g.index],
+                        horizontal_spacing=0.06, vertical_spacing=0.18)
+    pos, neg = esc(positive), esc(negative)
+    for i, (grp, r) in enumerate(g.iterrows()):
+        tot = max(float(sum(r[c] for c in CELLS)), 1e-300)
+        z = np.array([[r["tp"], r["fn"]], [r["fp"], r["tn"]]], dtype=float) / tot
+        counts = np.array([[r["tp"], r["fn"]], [r["fp"], r["tn"]]])
+        txt = [[f"{100 * z[a, b]:.1f}%<br>({counts[a, b]:,.0f})" for b in range(2)]
+               for a in range(2)]
+        fig.add_heatmap(z=z, x=[f"pred. {pos}", f"pred. {neg}"],
+                        y=[f"true {pos}", f"true {neg}"], text=txt, texttemplate="%{text}",
+                        colorscale="Blues", zmin=0, zmax=1, showscale=False,
+                        row=i // cols + 1, col=i % cols + 1,
+                        hovertemplate="%{y}, %{x}: %{z:.1%}<extra></extra>")
+    for ax in fig.layout:
+        if ax.startswith("yaxis"):
+            fig.layout[ax].autorange = "reversed"
+    return _layout(fig, f"Confusion matrix per group of {esc(attribute)}",
+                   subtitle=f"Model {esc(model)}. Share of each group's rows (count).",
+                   height=260 * rows + 110)
+
+
+def intersection_heatmap(groups: pd.DataFrame, *, model: str, attr_a: str, attr_b: str,
+                         metric: str, min_group_size: int) -> go.Figure:
+    """The metric for every combination of two attributes."""
+    m = REGISTRY[metric]
+    from .spec import INTERSECTION_SEP
+    name = f"{attr_a}{INTERSECTION_SEP}{attr_b}"
+    g = groups[(groups["model"] == model) & (groups["attribute"] == name)]
+    parts = g["group"].str.split(INTERSECTION_SEP, n=1, regex=False)
+    a = [p[0] for p in parts]
+    b = [p[1] if len(p) > 1 else "" for p in parts]
+    rows_a = list(dict.fromkeys(a))
+    cols_b = list(dict.fromkeys(b))
+    z = np.full((len(rows_a), len(cols_b)), np.nan)
+    txt = [["" for _ in cols_b] for _ in rows_a]
+    scale = 100 if m.kind == "rate" else 1
+    for ai, bi, v, n in zip(a, b, g[metric], g["n"]):
+        i, j = rows_a.index(ai), cols_b.index(bi)
+        z[i, j] = v * scale
+        txt[i][j] = f"{_fmt(v, metric)}<br>n={n:,}" + ("<br>too few" if n < min_group_size
+                                                        else "")
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[esc(c) for c in cols_b], y=[esc(r) for r in rows_a], text=txt,
+        texttemplate="%{text}", colorscale="Viridis",
+        colorbar=dict(title=m.short + (" %" if scale == 100 else "")),
+        hovertemplate="%{y} & %{x}: %{z:.3g}<extra></extra>"))
+    fig.update_xaxes(title_text=esc(attr_b))
+    fig.update_yaxes(title_text=esc(attr_a), autorange="reversed")
+    return _layout(fig, f"{esc(m.label)} by {esc(attr_a)} x {esc(attr_b)}",
+                   subtitle=f"Model {esc(model)}. Each cell is one intersectional group.",
+                   height=max(340, 140 + 70 * len(rows_a)))
+
+
+# ---------------------------------------------------------------------------
+def curve_metrics(curves: pd.DataFrame) -> pd.DataFrame:
+    """Add every registry metric to a threshold-curve table."""
+    from .metrics import metric_values
+    vals = metric_values(curves[list(CELLS)].to_numpy(dtype=float))
+    return curves.assign(**vals)
+
+
+def roc_chart(curves: pd.DataFrame, operating: pd.DataFrame, *, model: str, attribute: str,
+              order=None, auc: pd.DataFrame | None = None) -> go.Figure:
+    """Per-group ROC curves with the current operating point of each group."""
+    c = curve_metrics(curves[(curves["model"] == model) & (curves["attribute"] == attribute)])
+    order = list(order) if order is not None else list(dict.fromkeys(c["group"]))
+    colors = group_colors(order)
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#BBBBBB", dash="dot"),
+                    showlegend=False, hoverinfo="skip")
+    aucs = {}
+    if auc is not None and len(auc):
+        a = auc[(auc["model"] == model) & (auc["attribute"] == attribute)]
+        aucs = dict(zip(a["group"], a["auc"]))
+    for grp in order:
+        d = c[c["group"] == grp].sort_values("threshold", ascending=False)
+        if not len(d):
+            continue
+        name = esc(grp) + (f" (AUC {aucs[grp]:.3f})" if grp in aucs and not math.isnan(
+            aucs[grp]) else "")
+        fig.add_scatter(x=np.r_[0, d["fpr"].to_numpy(), 1], y=np.r_[0, d["tpr"].to_numpy(), 1],
+                        mode="lines", name=name, legendgroup=esc(grp),
+                        line=dict(color=colors[grp], width=2.5),
+                        hovertemplate=esc(grp) + ": FPR %{x:.3f}, TPR %{y:.3f}<extra></extra>")
+    o = operating[(operating["model"] == model) & (operating["attribute"] == attribute)]
+    for grp in order:
+        r = o[o["group"] == grp]
+        if len(r):
+            fig.add_scatter(x=r["fpr"], y=r["tpr"], mode="markers", legendgroup=esc(grp),
+                            showlegend=False, name=esc(grp) + " operating point",
+                            marker=dict(size=15, color=colors[grp], symbol="diamond",
+                                        line=dict(width=2, color="#000000")),
+                            hovertemplate=esc(grp) + " at the threshold: FPR %{x:.3f}, "
+                                          "TPR %{y:.3f}<extra></extra>")
+    fig.update_xaxes(title_text="false positive rate", range=[0, 1])
+    fig.update_yaxes(title_text="true positive rate", range=[0, 1.02])
+    return _layout(fig, f"ROC curve per group of {esc(attribute)}",
+                   subtitle=f"Model {esc(model)}. Diamonds: each group's operating "
+                            "point<br>at the current threshold.", height=540)
+
+
+def threshold_chart(curves: pd.DataFrame, *, model: str, attribute: str, metric: str,
+                    threshold: float, order=None) -> go.Figure:
+    """One metric against the threshold, one line per group."""
+    m = REGISTRY[metric]
+    c = curve_metrics(curves[(curves["model"] == model) & (curves["attribute"] == attribute)])
+    order = list(order) if order is not None else list(dict.fromkeys(c["group"]))
+    colors = group_colors(order)
+    scale = 100 if m.kind == "rate" else 1
+    fig = go.Figure()
+    for grp in order:
+        d = c[c["group"] == grp].sort_values("threshold")
+        if len(d):
+            fig.add_scatter(x=d["threshold"], y=d[metric] * scale, mode="lines", name=esc(grp),
+                            line=dict(color=colors[grp], width=2.5),
+                            hovertemplate=esc(grp) + ": %{y:.3g} at threshold %{x:.3f}"
+                                          "<extra></extra>")
+    fig.add_vline(x=threshold, line=dict(color="#000000", dash="dash"),
+                  annotation_text=f"threshold {threshold:g}", annotation_position="top right")
+    fig.update_xaxes(title_text="score threshold (predict positive when score >= threshold)")
+    fig.update_yaxes(title_text=m.label + (" (%)" if scale == 100 else ""))
+    return _layout(fig, f"{esc(m.label)} against the threshold",
+                   subtitle=f"Model {esc(model)}, one line per group of {esc(attribute)}.",
+                   height=540)
+
+
+def calibration_chart(calibration: pd.DataFrame, *, model: str, attribute: str,
+                      order=None, brier: dict | None = None) -> go.Figure:
+    """Reliability diagram per group: mean score vs observed positive rate."""
+    c = calibration[(calibration["model"] == model) & (calibration["attribute"] == attribute)]
+    order = list(order) if order is not None else list(dict.fromkeys(c["group"]))
+    colors = group_colors(order)
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                    line=dict(color="#BBBBBB", dash="dot"))
+    for grp in order:
+        d = c[c["group"] == grp].sort_values("bin")
+        if len(d):
+            name = esc(grp) + (f" (Brier {brier[grp]:.3f})" if brier and grp in brier and
+                               not math.isnan(brier[grp]) else "")
+            fig.add_scatter(x=d["mean_score"], y=d["observed_rate"], mode="lines+markers",
+                            name=name, line=dict(color=colors[grp], width=2.5),
+                            marker=dict(size=np.clip(np.sqrt(d["n"].to_numpy()) / 2, 5, 18)),
+                            customdata=d["n"],
+                            hovertemplate=esc(grp) + ": mean score %{x:.3f}, observed "
+                                          "%{y:.3f} (n=%{customdata:,})<extra></extra>")
+    fig.update_xaxes(title_text="mean predicted score in the bin", range=[0, 1])
+    fig.update_yaxes(title_text="observed share of positives", range=[0, 1.02])
+    return _layout(fig, f"Calibration per group of {esc(attribute)}",
+                   subtitle=f"Model {esc(model)}. 10 equal-width score bins;<br>marker "
+                            "size: rows in the bin.", height=540)
+
+
+def model_scatter(overall: pd.DataFrame, summary: pd.DataFrame, *, attribute: str,
+                  performance: str = "accuracy",
+                  disparity: str = "demographic_parity_difference") -> go.Figure:
+    """One point per model: overall performance against a disparity summary."""
+    s = summary[summary["attribute"] == attribute].set_index("model")
+    o = overall.set_index("model")
+    models = [m for m in o.index if m in s.index]
+    colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
+    fig = go.Figure()
+    for mdl in models:
+        x = float(s.loc[mdl, disparity])
+        y = float(o.loc[mdl, performance])
+        lo, hi = s.loc[mdl].get(f"{disparity}_ci_low"), s.loc[mdl].get(f"{disparity}_ci_high")
+        fig.add_scatter(
+            x=[x], y=[y * 100], mode="markers+text", text=[esc(mdl)], textposition="top center",
+            name=esc(mdl), marker=dict(size=16, color=colors[mdl]),
+            error_x=dict(type="data", symmetric=False,
+                         array=[0 if lo is None or pd.isna(hi) else hi - x],
+                         arrayminus=[0 if lo is None or pd.isna(lo) else x - lo]),
+            hovertemplate=esc(mdl) + ": %{x:.3f}, %{y:.1f}%<extra></extra>")
+    label = disparity.replace("_", " ")
+    fig.update_xaxes(title_text=f"{label} across {esc(attribute)} (lower is fairer)"
+                     if label.endswith("difference") else
+                     f"{label} across {esc(attribute)} (1 = equal)")
+    fig.update_yaxes(title_text=f"overall {REGISTRY[performance].label.lower()} (%)")
+    return _layout(fig, f"Models: {REGISTRY[performance].label.lower()} against {label}",
+                   subtitle=f"One point per model; bars: 95% intervals; across the groups of "
+                            f"{esc(attribute)}.")
