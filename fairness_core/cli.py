@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse sensitive columns with more distinct values (50)")
     p.add_argument("--bin", action="append", default=[], metavar="COL=EDGES",
                    help="cut a numeric sensitive column into ranges, e.g. age=18,25,40,65,120")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level after correction for many comparisons (0.05)")
+    p.add_argument("--correction", choices=["bh", "holm"], default="bh",
+                   help="multiple-comparison control: Benjamini-Hochberg (bh) or Holm")
+    p.add_argument("--confidence", type=float, default=0.95,
+                   help="level of the intervals (0.95)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
+                   help="bootstrap replicates for intervals (1000; 0 turns them off)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
     p.add_argument("--json", metavar="OUT.json", help="write the full audit as JSON")
     p.add_argument("--csv", metavar="OUT.csv", help="write the per-group table as CSV")
     p.add_argument("--fail-on-disparity", action="store_true",
@@ -97,7 +106,8 @@ def spec_from_args(args) -> AuditSpec:
                      reference=_pairs(args.reference, "reference", "sex=Male"),
                      reference_strategy=args.reference_strategy, tolerance=args.tolerance,
                      min_group_size=args.min_group_size, max_groups=args.max_groups,
-                     bins=bins)
+                     bins=bins, alpha=args.alpha, correction=args.correction,
+                     confidence=args.confidence, n_bootstrap=args.bootstrap, seed=args.seed)
 
 
 def _fmt(x, pct=True) -> str:
@@ -139,13 +149,17 @@ def render_summary(result: AuditResult) -> str:
                          f"difference {_fmt(s.demographic_parity_difference, False)}, ratio "
                          f"{_fmt(s.demographic_parity_ratio, False)}; equalized odds "
                          f"difference {_fmt(s.equalized_odds_difference, False)}, ratio "
-                         f"{_fmt(s.equalized_odds_ratio, False)}; {s.n_fail} fail, "
-                         f"{s.n_insufficient} not judged.")
+                         f"{_fmt(s.equalized_odds_ratio, False)}; {s.n_fail} fail "
+                         f"({s.n_fail_significant} significant), {s.n_insufficient} not "
+                         "judged.")
             alld = disp[(disp["model"] == model) & (disp["attribute"] == s.attribute)]
             dist = alld.assign(_d=np.abs(np.log(alld["ratio"].where(alld["ratio"] > 0)))
                                .fillna(np.inf).where(alld["verdict"] == "fail", 0.0))
             worst = dist.groupby("group")["_d"].max()
-            failing = alld[alld["verdict"] == "fail"].groupby("group")["metric"].agg(list)
+            fl = alld[alld["verdict"] == "fail"]
+            failing = fl.assign(_name=[REGISTRY[m].short + ("*" if sig else "")
+                                       for m, sig in zip(fl["metric"], fl["significant"])]
+                                ).groupby("group")["_name"].agg(list)
             judged = alld[alld["verdict"] != "insufficient"].groupby("group").size()
             table = []
             for r in g.itertuples(index=False):
@@ -156,7 +170,7 @@ def render_summary(result: AuditResult) -> str:
                 if r.group == ref:
                     row["verdict"] = "reference"
                 elif r.group in failing.index:
-                    names = [REGISTRY[m].short for m in failing[r.group]]
+                    names = failing[r.group]
                     row["verdict"] = "FAIL: " + ", ".join(names[:4]) + (
                         f" +{len(names) - 4}" if len(names) > 4 else "")
                 elif judged.get(r.group, 0) == 0:
@@ -168,6 +182,7 @@ def render_summary(result: AuditResult) -> str:
             t = pd.DataFrame(table).sort_values("_sort", ascending=False,
                                                 kind="stable").drop(columns="_sort")
             lines.append(t.to_string(index=False))
+        lines.append("(* significant after correction for multiple comparisons)")
     fs = result.findings
     if fs:
         lines.append("")

@@ -42,11 +42,11 @@ def _pick(label: str, options: list, pref_key: str, key: str, ctx, fmt=None, hel
     return value
 
 
-def pick_model(ctx, where=st, options=None):
+def pick_model(ctx, where=st, options=None, key: str = "model_pick"):
     models = list(options if options is not None else ctx.result.spec.models)
     if len(models) == 1:
         return models[0]
-    return _pick("Model", models, "model_shown", f"model_pick_{len(models)}", ctx, where=where,
+    return _pick("Model", models, "model_shown", key, ctx, where=where,
                  help="Which model's results to show (each prediction or score column is "
                       "one model).")
 

@@ -23,7 +23,7 @@ def render():
     header(ctx, "Thresholds")
     c1, c2, c3 = st.columns(3)
     with c1:
-        model = pick_model(ctx, options=r.spec.scores)
+        model = pick_model(ctx, options=r.spec.scores, key="score_model_pick")
     with c2:
         attribute = pick_attribute(ctx)
     with c3:
