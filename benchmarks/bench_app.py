@@ -1,0 +1,179 @@
+"""Benchmark the dashboard on the 1M-row benchmark table.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_app.py            # server time + browser
+    .venv/bin/python benchmarks/bench_app.py --no-browser
+
+1. Server time per interaction (streamlit's AppTest runs the app script
+   exactly as the server does, without a browser): upload the 1M-row CSV,
+   then change the attribute, the metric and the score threshold several
+   times; each figure is the median time of one full rerun of the page.
+2. Upload to first chart in a real browser (Debian's chromium via
+   Playwright): start the dashboard, choose "Upload your own file", give
+   the 1M-row CSV to the file input, and time until the overview's first
+   chart and table have rendered.
+
+Writes benchmarks/results/app.json and prints a Markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from generate import ensure  # noqa: E402
+
+N = 1_000_000
+
+
+def _timed_run(at) -> float:
+    t0 = time.perf_counter()
+    at.run()
+    dt = time.perf_counter() - t0
+    if at.exception:
+        raise RuntimeError(f"the app raised: {at.exception}")
+    return dt
+
+
+def server_times(csv: Path, repeat: int) -> dict:
+    from streamlit.testing.v1 import AppTest
+
+    sys.path.insert(0, str(ROOT / "app"))
+    import state
+
+    at = AppTest.from_file(str(ROOT / "app" / "main.py"), default_timeout=600)
+    at.run()
+    at.selectbox(key="source").set_value(state.UPLOAD)
+    at.run()
+    data = csv.read_bytes()
+    t0 = time.perf_counter()
+    at.file_uploader(key="upload").set_value((csv.name, data, "text/csv"))
+    at.run()
+    first = time.perf_counter() - t0
+    at.checkbox(key="intersectional").check()
+    at.run()
+    ctx = at.session_state["ctx"]
+    assert ctx.result is not None, ctx.errors
+    spec = ctx.result.spec
+    at.switch_page("screens/groups.py")
+    at.run()
+    out = {"rows": N, "models": list(spec.models), "attributes": spec.attribute_names(),
+           "upload_and_first_audit_s": first}
+    attrs = ["sex", "race", "age_group"]
+    metrics = ["selection_rate", "tpr", "fpr", "ppv"]
+    times = {"attribute": [], "metric": [], "threshold": []}
+    for i in range(repeat):
+        at.selectbox(key="attribute_pick").set_value(attrs[(i + 1) % len(attrs)])
+        times["attribute"].append(_timed_run(at))
+        at.selectbox(key="metric_pick").set_value(metrics[(i + 1) % len(metrics)])
+        times["metric"].append(_timed_run(at))
+        # a new threshold each time: nothing cached
+        at.slider(key="threshold").set_value(round(0.30 + 0.02 * i, 2))
+        times["threshold"].append(_timed_run(at))
+    for k, v in times.items():
+        out[f"{k}_change_ms"] = 1000 * statistics.median(v)
+        out[f"{k}_change_max_ms"] = 1000 * max(v)
+    at.switch_page("screens/thresholds.py")
+    at.run()
+    tt = []
+    for i in range(repeat):
+        at.slider(key="threshold_page").set_value(round(0.62 + 0.02 * i, 2))
+        tt.append(_timed_run(at))
+    out["threshold_page_change_ms"] = 1000 * statistics.median(tt)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def browser_time(csv: Path) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/main.py", "--server.port", str(port),
+         "--server.headless", "true", "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(base + "/_stcore/health", timeout=1).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=chromium, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = b.new_page(viewport={"width": 1400, "height": 1300})
+            page.set_default_timeout(120_000)
+            page.goto(base)
+            page.wait_for_selector('[data-testid="stMain"] h1')
+            page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+            page.get_by_role("option", name="Upload your own file").click()
+            uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+            uploader.wait_for(state="attached")
+            t0 = time.perf_counter()
+            uploader.set_input_files(str(csv))
+            page.wait_for_selector(f'[data-testid="stSidebar"] :text("{csv.name}")')
+            page.wait_for_selector('[data-testid="stMain"] [data-testid="stDataFrame"]')
+            upload_to_table = time.perf_counter() - t0
+            page.goto(base + "/groups")
+            page.wait_for_selector('[data-testid="stPlotlyChart"] .js-plotly-plot g.point path')
+            b.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    return {"upload_to_first_table_s": upload_to_table}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "app.json")
+    args = ap.parse_args()
+    pq = ensure(N, csv=True)
+    csv = pq.with_suffix(".csv")
+    res = server_times(csv, args.repeat)
+    if not args.no_browser:
+        res.update(browser_time(csv))
+    res["cpus"] = os.cpu_count()
+    args.out.parent.mkdir(exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    print("| Dashboard, 1M-row table (2 decision + 2 score models, 3 attributes and their 4 "
+          "intersections: 40 groups) | |")
+    print("|---|---|")
+    print(f"| Upload and first audit (server) | {res['upload_and_first_audit_s']:.1f} s |")
+    for k, label in (("attribute", "Change of attribute"), ("metric", "Change of metric"),
+                     ("threshold", "Change of score threshold (sidebar)")):
+        print(f"| {label}, server time (median / max) | {res[k + '_change_ms']:.0f} ms / "
+              f"{res[k + '_change_max_ms']:.0f} ms |")
+    print(f"| Change of threshold on the Thresholds page | "
+          f"{res['threshold_page_change_ms']:.0f} ms |")
+    if "upload_to_first_table_s" in res:
+        print(f"| Upload to first results in chromium | {res['upload_to_first_table_s']:.1f} s |")
+
+
+if __name__ == "__main__":
+    main()
