@@ -56,11 +56,15 @@ from fairness_core.prepare import prepare  # noqa: E402
 from fairness_core.scores import score_analysis  # noqa: E402
 
 SENSITIVE = ["sex", "race", "age_group"]
+# The engine's audit (issue: counts, metrics, disparities, summaries, tests,
+# findings); bootstrap intervals are timed separately as the uncertainty layer.
 SPEC = AuditSpec(label="label", predictions=["model_a", "model_b"], sensitive=SENSITIVE,
-                 intersectional=True)
+                 intersectional=True, n_bootstrap=0)
+SPEC_BOOT = AuditSpec(label="label", predictions=["model_a", "model_b"], sensitive=SENSITIVE,
+                      intersectional=True, n_bootstrap=1000)
 SPEC_SCORES = AuditSpec(label="label", predictions=["model_a", "model_b"],
                         scores=["score_a", "score_b"], sensitive=SENSITIVE,
-                        intersectional=True)
+                        intersectional=True, n_bootstrap=0)
 
 
 def timed(fn, repeat: int) -> float:
@@ -70,6 +74,33 @@ def timed(fn, repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def uncertainty_time(df: pd.DataFrame, repeat: int) -> float:
+    """The uncertainty layer alone on the count cube: bootstrap (1,000
+    replicates), Wilson and bootstrap intervals, tests, correction, power,
+    summary intervals and the findings text."""
+    from fairness_core.audit import OVERALL, add_metrics, count_table
+    from fairness_core.counts import count_cube
+    from fairness_core.disparity import disparities, summary
+    from fairness_core.findings import findings
+    from fairness_core.stats import Uncertainty
+
+    prepared = prepare(df, SPEC_BOOT)
+    cube = count_cube(prepared)
+    groups = add_metrics(count_table(cube))
+    per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
+    disp = disparities(per_group, SPEC_BOOT)
+    summ = summary(per_group, disp, SPEC_BOOT)
+
+    def layer():
+        unc = Uncertainty(cube.row_cells, None, cube.attributes, SPEC_BOOT)
+        unc.group_intervals(groups)
+        d = pd.concat([disp, unc.disparity_stats(disp, per_group)], axis=1)
+        unc.summary_intervals(summ)
+        findings(d, SPEC_BOOT, positive="1", negative="0")
+    layer()
+    return timed(layer, repeat)
 
 
 def fairlearn_time(df: pd.DataFrame) -> float:
@@ -132,6 +163,8 @@ def bench(n: int, repeat: int, with_fairlearn: bool) -> dict:
     full = lambda: run_audit(prepare(df, SPEC))  # noqa: E731
     full()
     out["audit_s"] = timed(full, repeat)
+    out["audit_with_bootstrap_s"] = timed(lambda: run_audit(prepare(df, SPEC_BOOT)), repeat)
+    out["uncertainty_s"] = uncertainty_time(df, repeat)
     full_scores = lambda: run_audit(prepare(df, SPEC_SCORES))  # noqa: E731
     out["audit_with_scores_s"] = timed(full_scores, repeat)
     out["end_to_end_s"] = timed(lambda: audit(path, SPEC), repeat)
@@ -159,10 +192,14 @@ def markdown(results: list[dict]) -> str:
              lambda r: f"{r['fairlearn_metricframe_s']:.1f} s" if "fairlearn_metricframe_s" in r
              else "not run"),
             ("Full audit of pandas' DataFrame (2 models, 7 attributes, 14 metrics, "
-             "all disparities)", lambda r: f"{r['audit_s'] * 1000:.0f} ms"),
+             "all disparities, tests, findings; no bootstrap)",
+             lambda r: f"{r['audit_s'] * 1000:.0f} ms"),
             ("Speed-up over fairlearn",
              lambda r: f"{r['speedup_vs_fairlearn']:,.0f}x" if "speedup_vs_fairlearn" in r
              else "-"),
+            ("Uncertainty layer alone (1,000 bootstrap replicates, intervals, tests, "
+             "correction, power, findings)", lambda r: f"{r['uncertainty_s'] * 1000:.0f} ms"),
+            ("Full audit with bootstrap intervals", lambda r: f"{r['audit_with_bootstrap_s'] * 1000:.0f} ms"),
             ("Full audit with 2 score columns too", lambda r: f"{r['audit_with_scores_s']:.2f} s"),
             ("pandas.read_parquet of the 8 columns", lambda r: f"{r['pandas_read_s']:.2f} s"),
             ("fairness_core.read_table of the 8 columns (with SHA-256)",

@@ -162,7 +162,7 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
                                          "auc_error_bound", "brier"]],
                               on=["model", "attribute", "group"], how="left")
     unc = Uncertainty(cube.row_cells, cube.cells if cube.weighted else None,
-                      cube.attributes, spec)
+                      cube.attributes, spec, weight_sq_cells=cube.weight_sq_cells)
     groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
     per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
     disp = disparities(per_group, spec)

@@ -113,7 +113,8 @@ class GroupIndex:
 _FUSE_MODELS = 4
 
 
-def combo_counts(prepared: Prepared, index: GroupIndex, weighted: bool = True):
+def combo_counts(prepared: Prepared, index: GroupIndex, weighted: bool = True,
+                 weights: np.ndarray | None = None):
     """Confusion counts per model and finest combination.
 
     Up to four models are counted in one pass: each row's code packs its
@@ -128,7 +129,7 @@ def combo_counts(prepared: Prepared, index: GroupIndex, weighted: bool = True):
     weight_sums : ndarray (n_combos,) of weight sums (equal to rows unweighted).
     """
     k = index.n_combos
-    w = prepared.weight if weighted else None
+    w = (prepared.weight if weights is None else weights) if weighted else None
     models = list(prepared.predictions)
     yb = prepared.y.view(np.uint8) if prepared.y.dtype == bool else prepared.y
     cells = {}
@@ -179,6 +180,7 @@ class CountCube:
         when the audit has a weight column)
     row_cells : dict model -> (k, 4) int64 row counts (the same arrays as
         ``cells`` without weights)
+    weight_sq_cells : dict model -> (k, 4) sums of squared weights, or None
     rows, wsum : (k,) row counts and weight sums per combination
     attributes : list of (name, combo_to_group, group_labels), ending with
         ``("(overall)", zeros, ["(all)"])``
@@ -190,6 +192,7 @@ class CountCube:
     wsum: np.ndarray
     attributes: list
     weighted: bool
+    weight_sq_cells: dict | None = None
 
     @property
     def models(self) -> list:
@@ -217,11 +220,12 @@ def count_cube(prepared: Prepared, index: GroupIndex | None = None) -> CountCube
     cells, rows, wsum = combo_counts(prepared, index)
     weighted = prepared.weight is not None
     row_cells = combo_counts(prepared, index, weighted=False)[0] if weighted else cells
+    sq = combo_counts(prepared, index, weights=prepared.weight ** 2)[0] if weighted else None
     attrs = [(INTERSECTION_SEP.join(a), *index.marginal(a)[:2])
              for a in prepared.spec.attribute_sets()]
     attrs.append((OVERALL, np.zeros(index.n_combos, dtype=np.int64), [ALL]))
     return CountCube(cells=cells, row_cells=row_cells, rows=rows, wsum=wsum,
-                     attributes=attrs, weighted=weighted)
+                     attributes=attrs, weighted=weighted, weight_sq_cells=sq)
 
 
 def count_table(source, index: GroupIndex | None = None) -> pd.DataFrame:

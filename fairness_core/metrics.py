@@ -48,7 +48,7 @@ class Metric:
 
     @property
     def kind(self) -> str:
-        if all(v == 1 for v in self.numerator.values()) and \
+        if self.numerator and all(v == 1 for v in self.numerator.values()) and \
                 set(self.numerator) <= set(self.denominator) and \
                 all(v == 1 for v in self.denominator.values()):
             return "rate"

@@ -92,12 +92,19 @@ def quantiles(x: np.ndarray, qs, min_defined: float = _MIN_DEFINED) -> list[np.n
 
 
 def bootstrap_cells(row_cells: np.ndarray, n_boot: int, rng: np.random.Generator,
-                    weighted_cells: np.ndarray | None = None) -> np.ndarray:
+                    weighted_cells: np.ndarray | None = None,
+                    weight_sq_cells: np.ndarray | None = None) -> np.ndarray:
     """Bootstrap replicates of a (combinations, 4) count table.
 
     Resampling the rows with replacement = one multinomial draw of all the
-    cell counts with the observed shares.  Returns ``(n_boot, k, 4)``;
-    with ``weighted_cells`` each cell's draw is scaled by its mean weight.
+    cell counts with the observed shares.  Returns ``(n_boot, k, 4)``.
+
+    With sample weights, a cell resampled ``m`` times holds the sum of ``m``
+    weights drawn from that cell's weights: its mean is ``m`` times the mean
+    weight and, given ``weight_sq_cells`` (the sum of squared weights per
+    cell), its spread is that of the cell's weights (a normal approximation
+    of the sum, so the bootstrap keeps the extra variance that unequal
+    weights bring).
     """
     shape = row_cells.shape
     flat = row_cells.reshape(-1).astype(np.int64)
@@ -108,7 +115,11 @@ def bootstrap_cells(row_cells: np.ndarray, n_boot: int, rng: np.random.Generator
     if weighted_cells is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
             mean_w = np.where(row_cells > 0, weighted_cells / row_cells, 0.0)
-        draws *= mean_w
+            var_w = np.zeros(shape) if weight_sq_cells is None else np.maximum(
+                np.where(row_cells > 0, weight_sq_cells / row_cells, 0.0) - mean_w ** 2, 0.0)
+        noise = np.sqrt(draws * var_w) * rng.standard_normal(draws.shape) if \
+            weight_sq_cells is not None else 0.0
+        draws = np.maximum(draws * mean_w + noise, 0.0)
     return draws
 
 
@@ -224,11 +235,13 @@ class Uncertainty:
     ----------
     row_cells : dict model -> (k, 4) int array of row counts per combination
     weighted_cells : dict model -> (k, 4) weighted counts, or None
+    weight_sq_cells : dict model -> (k, 4) sums of squared weights, or None
     attributes : list of (name, combo_to_group, group_labels)
     spec : AuditSpec (n_bootstrap, seed, confidence, alpha, correction, power)
     """
 
-    def __init__(self, row_cells: dict, weighted_cells: dict | None, attributes: list, spec):
+    def __init__(self, row_cells: dict, weighted_cells: dict | None, attributes: list, spec,
+                 weight_sq_cells: dict | None = None):
         self.spec = spec
         self.weighted = weighted_cells is not None
         self.labels = {name: list(labels) for name, _inv, labels in attributes}
@@ -240,7 +253,8 @@ class Uncertainty:
         rng = np.random.default_rng(spec.seed)
         for model, rc in row_cells.items():
             wc = weighted_cells[model] if self.weighted else None
-            draws = bootstrap_cells(rc, B, rng, wc)
+            sq = weight_sq_cells[model] if self.weighted and weight_sq_cells else None
+            draws = bootstrap_cells(rc, B, rng, wc, sq)
             for name, inv, labels in attributes:
                 g = aggregate(draws, inv, len(labels))
                 self.reps[(model, name)] = g

@@ -494,11 +494,6 @@ def test_same_seed_same_numbers_different_seed_different_bootstrap():
     assert np.max(np.abs(a[ok] - b[ok])) < 0.05
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: balanced_accuracy is classified as a 'rate' (Metric.kind is vacuously "
-    "true for its empty numerator/denominator), so Uncertainty.group_intervals "
-    "gives it a Wilson interval of 0/0: balanced_accuracy_ci_low/high are NaN for "
-    "every group, and the provenance calls the method 'wilson'"))
 def test_balanced_accuracy_has_seed_dependent_bootstrap_interval():
     df = _two_group_data()
     r1, r3 = audit(df, _spec(seed=123)), audit(df, _spec(seed=124))
@@ -509,11 +504,6 @@ def test_balanced_accuracy_has_seed_dependent_bootstrap_interval():
     assert (r1.groups["balanced_accuracy"] <= r1.groups["balanced_accuracy_ci_high"]).all()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: balanced_accuracy is classified as a 'rate', so Uncertainty."
-    "disparity_stats builds a two-proportion test from 0/0 counts and every "
-    "balanced-accuracy disparity gets p_value NaN and an empty 'test', instead "
-    "of the documented Wald test with the bootstrap standard error"))
 def test_balanced_accuracy_disparity_is_tested():
     res = audit(_two_group_data(), _spec(seed=123))
     d = res.disparities[res.disparities["metric"] == "balanced_accuracy"]
@@ -620,14 +610,6 @@ def test_weighted_audit_intervals_and_p_values():
     json.dumps(res.to_dict(), allow_nan=False)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: bootstrap_cells with weighted_cells scales each resampled cell count by "
-    "the cell's mean weight, dropping the variability of the weights within a cell; "
-    "with variable weights the bootstrap SD of a weighted rate is far below that of "
-    "resampling rows with their weights (here 0.72x for lognormal(0, 1) "
-    "weights: 0.034 vs 0.048), so weighted intervals under-cover (about 79% for a nominal 95% in a "
-    "simulation of 300 audits) and the weighted Wald tests reject a true null about 23% of the "
-    "time at alpha = 0.05"))
 def test_weighted_count_bootstrap_matches_weighted_row_bootstrap():
     rng = np.random.default_rng(121)
     n = 400
@@ -640,8 +622,10 @@ def test_weighted_count_bootstrap_matches_weighted_row_bootstrap():
     np.add.at(row_cells, (g, cell), 1)
     w_cells = np.zeros((2, 4))
     np.add.at(w_cells, (g, cell), w)
+    sq_cells = np.zeros((2, 4))
+    np.add.at(sq_cells, (g, cell), w ** 2)
     B = 4000
-    draws = bootstrap_cells(row_cells, B, np.random.default_rng(1), w_cells)
+    draws = bootstrap_cells(row_cells, B, np.random.default_rng(1), w_cells, sq_cells)
     sel_count = metric_values(aggregate(draws, np.arange(2), 2))[SEL]
     # resample rows with replacement, each row keeping its own weight
     idx = np.random.default_rng(2).integers(0, n, size=(B, n))
