@@ -24,6 +24,10 @@ from .metrics import REGISTRY
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
 KEY_METRICS = ("selection_rate", "tpr", "fpr")
+#: +1: a higher value gives the group's members more of the favourable
+#: (positive) outcome or fewer errors; -1: the opposite; absent: no side.
+BENEFIT = {"selection_rate": 1, "tpr": 1, "fpr": 1, "fnr": -1, "tnr": -1, "accuracy": 1,
+           "error_rate": -1, "balanced_accuracy": 1, "f1": 1}
 #: Among equally severe gaps, the decision rates people ask about come first.
 _TIER = {m: 0 for m in ("selection_rate", "tpr", "fpr", "fnr", "error_rate", "accuracy")}
 
@@ -67,6 +71,15 @@ def phrases(metric: str, positive: str | None, negative: str | None) -> tuple[st
         "npv": (f"Among people the model gave {neg}", f"truly had {neg}"),
         "for": (f"Among people the model gave {neg}", f"truly had {pos}"),
     }.get(metric, ("", ""))
+
+
+def direction(metric: str, value: float, reference_value: float) -> str | None:
+    """Who the gap disadvantages: "group", "reference" or None (no side)."""
+    sign = BENEFIT.get(metric)
+    if not sign or value is None or reference_value is None or math.isnan(value) or \
+            math.isnan(reference_value) or value == reference_value:
+        return None
+    return "group" if (value - reference_value) * sign < 0 else "reference"
 
 
 def severity(verdict: str, significant: bool, ratio: float, tolerance: float) -> str:
@@ -121,6 +134,13 @@ def fail_text(r, tolerance: float, positive, negative, n_tests: int, correction:
               f"{m.label.lower()} {_num(r.value, 3)} vs {_num(r.reference_value, 3)}")
     text = (f"{head} ({values}; n = {int(r.n):,} vs {int(r.reference_n):,}{ci}; "
             f"{_significance(r, n_tests, correction, alpha)}). {_band(tolerance)}")
+    side = direction(r.metric, r.value, r.reference_value)
+    if side:
+        loser = who if side == "group" else ref
+        if r.metric in ("selection_rate", "tpr", "fpr", "fnr", "tnr"):
+            text += f" The gap disadvantages people with {loser}."
+        else:
+            text += f" The model is wrong more often for people with {loser}."
     more = getattr(r, "more_rows_needed", float("nan"))
     if not r.significant and more is not None and not math.isnan(more):
         if more > 0:
@@ -161,7 +181,9 @@ def findings(disp: pd.DataFrame, spec, positive=None, negative=None,
                    "group": r.group, "reference": r.reference, "metric": r.metric,
                    "value": r.value, "reference_value": r.reference_value, "ratio": ratio,
                    "difference": r.difference, "n": int(r.n),
-                   "reference_n": int(r.reference_n)}
+                   "reference_n": int(r.reference_n),
+                   "disadvantaged": {"group": r.group, "reference": r.reference}.get(
+                       direction(r.metric, r.value, r.reference_value))}
             for extra in ("ratio_ci_low", "ratio_ci_high", "p_value_adjusted", "significant",
                           "more_rows_needed"):
                 if hasattr(r, extra):
