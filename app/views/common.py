@@ -46,7 +46,8 @@ def pick_model(ctx, where=st, options=None, key: str = "model_pick"):
     models = list(options if options is not None else ctx.result.spec.models)
     if len(models) == 1:
         return models[0]
-    return _pick("Model", models, "model_shown", key, ctx, where=where,
+    pref = "model_shown" if key == "model_pick" else key
+    return _pick("Model", models, pref, key, ctx, where=where,
                  help="Which model's results to show (each prediction or score column is "
                       "one model).")
 
