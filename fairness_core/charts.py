@@ -26,7 +26,7 @@ TOL_MUTED = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "
              "#882255", "#AA4499", "#DDDDDD"]
 PALETTE = OKABE_ITO[:7] + TOL_MUTED
 VERDICT_STYLE = {"pass": ("✔ pass", "#009E73"), "fail": ("✖ fail", "#D55E00"),
-                 "insufficient": ("? too few rows / undefined", "#999999"),
+                 "insufficient": ("○ not judged", "#999999"),
                  "reference": ("reference", "#0072B2")}
 FONT = dict(size=15)
 BAND_COLOR = "rgba(0, 158, 115, 0.13)"
@@ -85,13 +85,13 @@ def group_metric_chart(groups: pd.DataFrame, disparities: pd.DataFrame, *, model
     lo = g.get(f"{metric}_ci_low", pd.Series(np.nan, index=g.index)).to_numpy(dtype=float)
     hi = g.get(f"{metric}_ci_high", pd.Series(np.nan, index=g.index)).to_numpy(dtype=float)
     scale = 100.0 if m.kind == "rate" else 1.0
-    labels = [esc(x) + (" (reference)" if x == ref else "") for x in g.index]
-    text = []
-    for grp, v, n in zip(g.index, vals, g["n"]):
-        vtxt = _fmt(v, metric)
+    # value and verdict go under each bar (the tick label): readable on a
+    # projector and never hidden by error bars
+    labels = []
+    for grp, v in zip(g.index, vals):
         status = "reference" if grp == ref else verdicts.get(grp, "")
         tag = VERDICT_STYLE.get(status, ("", ""))[0]
-        text.append(f"{vtxt}<br>{tag}" if tag and grp != ref else vtxt)
+        labels.append(f"<b>{esc(grp)}</b><br>{_fmt(v, metric)}" + (f"<br>{tag}" if tag else ""))
     fig = go.Figure()
     fig.add_bar(
         x=labels, y=np.where(np.isnan(vals), 0, vals) * scale,
@@ -103,9 +103,8 @@ def group_metric_chart(groups: pd.DataFrame, disparities: pd.DataFrame, *, model
                      array=np.nan_to_num((hi - vals) * scale, nan=0.0),
                      arrayminus=np.nan_to_num((vals - lo) * scale, nan=0.0),
                      color="#333333", thickness=1.5, width=6),
-        text=text, textposition="outside", cliponaxis=False,
         customdata=np.stack([g["n"].to_numpy(), lo * scale, hi * scale], axis=1),
-        hovertemplate="%{x}<br>" + esc(m.label) + ": %{y:.3g}" + ("%" if scale == 100 else "")
+        hovertemplate=esc(m.label) + ": %{y:.3g}" + ("%" if scale == 100 else "")
                       + "<br>interval %{customdata[1]:.3g} to %{customdata[2]:.3g}"
                       + "<br>rows: %{customdata[0]:,}<extra></extra>",
         showlegend=False)
