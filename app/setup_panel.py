@@ -30,6 +30,18 @@ class Context:
     errors: dict = field(default_factory=dict)
     prefs: dict = field(default_factory=dict)
     note: str | None = None
+    threshold_range: tuple = (0.0, 1.0, 0.01)
+
+
+def threshold_range(df, scores) -> tuple[float, float, float]:
+    """The slider range shared by every threshold control: all score columns."""
+    s = pd.concat([pd.to_numeric(df[c], errors="coerce") for c in scores]).dropna()
+    lo, hi = (float(s.min()), float(s.max())) if len(s) else (0.0, 1.0)
+    if 0 <= lo and hi <= 1:
+        return 0.0, 1.0, 0.01
+    if hi <= lo:
+        hi = lo + 1.0
+    return lo, hi, float(f"{(hi - lo) / 100:.2g}") or 0.01
 
 
 def _init(key: str, default, options=None, multi: bool = False):
@@ -40,6 +52,8 @@ def _init(key: str, default, options=None, multi: bool = False):
         if cur is None:
             cur = default
         cur = [c for c in (cur or []) if options is None or c in options]
+        if not cur and default:
+            cur = [c for c in default if options is None or c in options]
         st.session_state[key] = cur
         return
     if cur is None or (options is not None and cur not in options):
@@ -70,7 +84,7 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
     slots["note"] = sb.empty()
     if source == state.UPLOAD:
         up = sb.file_uploader("CSV, TSV, Parquet or Excel (.xlsx) file",
-                              type=["csv", "tsv", "txt", "tab", "parquet", "pq", "xlsx"],
+                              type=["csv", "tsv", "txt", "tab", "parquet", "pq", "xlsx", "xls"],
                               key="upload",
                               help="The file stays in this browser session's memory on the "
                                    "server: it is never written to disk or sent anywhere.")
@@ -106,9 +120,11 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
 
 def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     sb = st.sidebar
-    p = ctx.prefs
     df = loaded.df
     cols = [str(c) for c in df.columns]
+    # choices made earlier for a table with these columns win over the
+    # latest ones (which may come from another file)
+    p = {**ctx.prefs, **ctx.prefs.get("by_columns", {}).get(_signature(cols), {})}
     g = state.memo(("guess", loaded.sha256), lambda: guess_roles(df))
     sb.header("2. Columns")
     _init("label", _pref(p, "label", g.label or cols[0], cols), cols)
@@ -144,12 +160,8 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     slots["scores"] = sb.empty()
     threshold = 0.5
     if scores:
-        s = pd.concat([df[c] for c in scores])
-        lo, hi = float(s.min()), float(s.max())
-        if 0 <= lo and hi <= 1:
-            lo, hi, step = 0.0, 1.0, 0.01
-        else:
-            step = float(f"{(hi - lo) / 100:.2g}") or 0.01
+        lo, hi, step = threshold_range(df, scores)
+        ctx.threshold_range = (lo, hi, step)
         default = float(p.get("threshold", 0.5 if lo <= 0.5 <= hi else (lo + hi) / 2))
         default = min(max(default, lo), hi)
         _init("threshold", default)
@@ -174,7 +186,7 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
             key = f"bins::{c}"
             default = ", ".join(f"{e:g}" for e in p.get("bins", {}).get(c, default_bins(s)))
             _init(key, default)
-            text = sb.text_input(f"Group {c} into ranges (edges)", key=key,
+            text = sb.text_input(f"Group {md(c)} into ranges (edges)", key=key,
                                  help="Increasing numbers; each range is [from, to). Values "
                                       "outside form their own group.")
             try:
@@ -251,7 +263,7 @@ def _reference_widgets(ctx: Context, result, slots: dict) -> dict:
         largest = sizes.idxmax() if len(sizes) else (groups[0] if groups else None)
         key = f"ref::{attr}"
         _init(key, saved.get(attr, largest) if saved.get(attr) in groups else largest, groups)
-        refs[attr] = box.selectbox(f"Reference for {attr}", groups, key=key)
+        refs[attr] = box.selectbox(f"Reference for {md(attr)}", groups, key=key)
     return refs
 
 
@@ -288,19 +300,37 @@ def render() -> Context:
         ctx.spec, ctx.result = spec, result
     except InputError as err:
         ctx.errors[state.field_of(err, values)] = err.message
-    _remember(ctx, values)
+    _remember(ctx, values, [str(c) for c in loaded.df.columns])
     _show_errors(ctx, slots)
     return ctx
 
 
-def _remember(ctx: Context, values: dict) -> None:
+COLUMN_CHOICES = ("label", "positive", "predictions", "scores", "threshold", "sensitive",
+                  "bins", "intersectional", "weight")
+
+
+def _signature(columns) -> str:
+    return "\x1f".join(sorted(map(str, columns)))
+
+
+def _remember(ctx: Context, values: dict, columns: list) -> None:
+    """Keep the choices as preferences.  A list that is empty only because
+    its columns are not in the current file (a wrong file uploaded by
+    mistake) does not replace the earlier choice."""
     p = ctx.prefs
     for k, v in values.items():
         if k == "bins":
             v = {c: e for c, e in v.items() if isinstance(e, list)}
+        old = p.get(k)
+        if isinstance(v, list) and not v and old and not all(c in columns for c in old):
+            continue
         p[k] = v
     if values.get("reference_strategy") != "named":
         p.pop("reference", None)
+    by = p.setdefault("by_columns", {})
+    by[_signature(columns)] = {k: p[k] for k in COLUMN_CHOICES if k in p}
+    while len(by) > 20:
+        by.pop(next(iter(by)))
     try:
         state.to_url(p)
     except Exception:  # the URL is a convenience; never break the app for it

@@ -311,6 +311,14 @@ def _encode_sensitive(series: pd.Series, col: str, spec: AuditSpec):
     return codes, lut, levels
 
 
+def group_labels(series: pd.Series, col: str, spec: AuditSpec) -> np.ndarray:
+    """Each row's group label for one sensitive column, exactly as the audit
+    forms the groups (display values, bins, "(missing)")."""
+    codes, lut, levels = _encode_sensitive(series, col, spec)
+    ext = np.concatenate([[len(levels) - 1], lut]).astype(np.intp)
+    return np.asarray(levels, dtype=object)[ext[np.asarray(codes, dtype=np.intp) + 1]]
+
+
 def _fmt_edge(x: float) -> str:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"

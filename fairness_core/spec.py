@@ -4,6 +4,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 
 from .errors import InputError, quote_list
@@ -11,6 +12,25 @@ from .errors import InputError, quote_list
 REFERENCE_STRATEGIES = ("largest", "best")
 CORRECTIONS = ("bh", "holm")
 INTERSECTION_SEP = " & "
+
+
+def _edges(value):
+    """Bin edges from a list or from text such as "18, 25, 40"."""
+    if isinstance(value, str):
+        parts = [p for p in re.split(r"[,;\s]+", value.strip()) if p]
+        return _EdgeText(value, parts)
+    return list(value)
+
+
+class _EdgeText(list):
+    """Edges parsed from text; remembers the text for error messages."""
+
+    def __init__(self, text: str, parts: list):
+        super().__init__(parts)
+        self.text = text
+
+    def __repr__(self) -> str:
+        return repr(self.text)
 
 
 def _as_tuple(value) -> tuple:
@@ -105,7 +125,7 @@ class AuditSpec:
         object.__setattr__(self, "scores", _as_tuple(self.scores))
         object.__setattr__(self, "sensitive", _as_tuple(self.sensitive))
         object.__setattr__(self, "reference", dict(self.reference or {}))
-        object.__setattr__(self, "bins", {k: list(v) for k, v in (self.bins or {}).items()})
+        object.__setattr__(self, "bins", {k: _edges(v) for k, v in (self.bins or {}).items()})
         self.validate()
 
     # ------------------------------------------------------------------
@@ -193,7 +213,7 @@ class AuditSpec:
                 raise InputError(f"A reference group is given for {attr!r}, which is not one "
                                  f"of the audited attributes ({quote_list(sorted(known))}).",
                                  field="reference", column=attr)
-        for col, edges in self.bins.items():
+        for col, edges in list(self.bins.items()):
             if col not in self.sensitive:
                 raise InputError(f"Bins are given for {col!r}, which is not a chosen "
                                  "sensitive attribute.", field="bins", column=col)

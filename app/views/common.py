@@ -25,20 +25,29 @@ def context():
 
 def _pick(label: str, options: list, pref_key: str, key: str, ctx, fmt=None, help=None,
           where=st):
+    """A select box whose choice lives in the preferences (and the URL).
+
+    The preference is the source of truth: a widget with the same key on
+    another page may hold a stale value, so the preference is written into
+    the widget before it is drawn, and a user's change goes back into the
+    preference through the callback (which runs before the page)."""
     p = ctx.prefs
     if not options:
         return None
-    cur = st.session_state.get(key)
-    if cur not in options:
-        want = p.get(pref_key)
-        st.session_state[key] = want if want in options else options[0]
-    value = where.selectbox(label, options, key=key, format_func=fmt or str, help=help)
+    want = p.get(pref_key)
+    st.session_state[key] = want if want in options else options[0]
+
+    def changed():
+        p[pref_key] = st.session_state[key]
+
+    value = where.selectbox(label, options, key=key, format_func=fmt or str, help=help,
+                            on_change=changed)
     if p.get(pref_key) != value:
         p[pref_key] = value
-        try:
-            state.to_url(p)
-        except Exception:
-            pass
+    try:
+        state.to_url(p)
+    except Exception:
+        pass
     return value
 
 

@@ -6,17 +6,17 @@ import streamlit as st
 
 import state
 from fairness_core import charts
-from fairness_core.prepare import MISSING_GROUP, display
+from fairness_core.prepare import group_labels
 from ui import chart, md, pct
 from views.common import context, header, pick_attribute
 
 
-def missing_rates(df: pd.DataFrame, column: str, used: list) -> dict:
+def missing_rates(df: pd.DataFrame, column: str, used: list, spec) -> dict:
     """Share of each group's rows with a missing value in a used column
-    (those rows are left out of the audit)."""
-    miss = df[used].isna().any(axis=1)
-    keys = df[column].map(lambda v: MISSING_GROUP if pd.isna(v) else display(v))
-    return miss.groupby(keys.to_numpy()).mean().to_dict()
+    (those rows are left out of the audit); groups formed as in the audit."""
+    miss = df[used].isna().any(axis=1).to_numpy()
+    keys = group_labels(df[column], column, spec)
+    return pd.Series(miss).groupby(keys).mean().to_dict()
 
 
 def data_table(result, attribute: str, missing: dict | None) -> pd.DataFrame:
@@ -62,8 +62,9 @@ def render():
     if " & " not in attribute:
         loaded = ctx.loaded
         used = [c for c in r.spec.columns() if c not in r.spec.sensitive]
-        missing = state.memo(("missing", loaded.sha256, attribute, tuple(used)),
-                             lambda: missing_rates(loaded.df, attribute, used))
+        missing = state.memo(("missing", loaded.sha256, attribute, tuple(used),
+                              str(r.spec.bins.get(attribute))),
+                             lambda: missing_rates(loaded.df, attribute, used, r.spec))
     st.dataframe(data_table(r, attribute, missing), hide_index=True, width="stretch")
     st.caption("A missing value in a sensitive column forms its own group, '(missing)'. "
                "Rows with a missing label, prediction, score or weight are left out and "

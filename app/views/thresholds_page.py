@@ -29,12 +29,7 @@ def render():
     with c3:
         metric = pick_metric(ctx)
     sc = r.scores
-    scores = ctx.loaded.df[model]
-    lo, hi = float(scores.min()), float(scores.max())
-    if 0 <= lo and hi <= 1:
-        lo, hi, step = 0.0, 1.0, 0.01
-    else:
-        step = float(f"{(hi - lo) / 100:.2g}") or 0.01
+    lo, hi, step = ctx.threshold_range  # the sidebar's: one threshold for all pages
     st.session_state["threshold_page"] = float(st.session_state.get("threshold",
                                                                     r.spec.threshold))
     st.slider("Score threshold (the same as in the sidebar; every page follows it)", lo, hi,
