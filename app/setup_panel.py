@@ -101,10 +101,11 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
                                 "new one could not be read.")
                     loaded = prev
         else:
-            prev = st.session_state.get("last_loaded")
-            if prev is not None and not prev.sample:
-                loaded = prev
-                ctx.note = f"Showing {prev.name!r}, uploaded earlier in this session."
+            # No file in the uploader (removed, or not chosen yet): an earlier
+            # upload is forgotten, not kept in memory behind the user's back.
+            prev = st.session_state.pop("last_loaded", None)
+            if prev is not None:
+                state.forget(prev.sha256)
     else:
         slots["file"] = sb.empty()
         try:

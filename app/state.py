@@ -123,6 +123,13 @@ def memo(key, fn):
     return value
 
 
+def forget(sha256: str) -> None:
+    """Drop everything this session computed from one table."""
+    cache = st.session_state.get("_memo", {})
+    for key in [k for k in cache if len(k) > 1 and k[1] == sha256]:
+        del cache[key]
+
+
 def load_bytes(data: bytes, name: str, sample: bool) -> Loaded:
     """Parse a file (raises InputError with a clear message)."""
     sha = hashlib.sha256(data).hexdigest()

@@ -143,7 +143,7 @@ def disparity_chart(disparities: pd.DataFrame, *, model: str, attribute: str, me
     finite = ratio[np.isfinite(ratio) & (ratio > 0)]
     span = np.concatenate([finite, lo[np.isfinite(lo) & (lo > 0)],
                            hi[np.isfinite(hi) & (hi > 0)], [tolerance, 1 / tolerance]])
-    lo_ax, hi_ax = float(span.min()) / 1.3, float(span.max()) * 1.3
+    lo_ax, hi_ax = float(span.min()) / 1.7, float(span.max()) * 1.4
     y = [esc(x) for x in d.index]
     xs = np.where(np.isfinite(ratio) & (ratio > 0), ratio, np.nan)
     fig = go.Figure()
@@ -190,15 +190,13 @@ def representation_chart(groups: pd.DataFrame, *, attribute: str, model: str,
                       for n, s in zip(g["n"], g["share"])],
                 textposition="outside", cliponaxis=False, showlegend=False,
                 hovertemplate="%{x}: %{y:,} rows<extra></extra>")
-    fig.add_hline(y=min_group_size, line=dict(color="#D55E00", dash="dot"),
-                  annotation_text=f"minimum group size {min_group_size}",
-                  annotation_position="top right")
+    fig.add_hline(y=min_group_size, line=dict(color="#D55E00", dash="dot"))
     fig.update_yaxes(title_text="rows", type="log" if g["n"].max() > 50 * max(
         1, g["n"].min()) else "linear")
     fig.update_xaxes(title_text=esc(attribute))
     return _layout(fig, f"Rows per group of {esc(attribute)}",
-                   subtitle="Label: rows (share of all rows).<br>Dotted line: the minimum "
-                            "group size for a verdict.")
+                   subtitle=f"Label: rows (share of all rows).<br>Dotted line: the minimum "
+                            f"group size for a verdict ({min_group_size}).")
 
 
 def confusion_chart(groups: pd.DataFrame, *, model: str, attribute: str,
@@ -374,14 +372,24 @@ def model_scatter(overall: pd.DataFrame, summary: pd.DataFrame, *, attribute: st
     o = overall.set_index("model")
     models = [m for m in o.index if m in s.index]
     colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
+    symbols = ["circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon"]
+    # models with equal results sit on one point: spread their labels around it
+    places = ["top center", "bottom center", "middle right", "middle left"]
+    seen: dict = {}
     fig = go.Figure()
-    for mdl in models:
+    for i, mdl in enumerate(models):
         x = float(s.loc[mdl, disparity])
         y = float(o.loc[mdl, performance])
+        at = (round(x, 6), round(y, 6))
+        k = seen.get(at, 0)
+        seen[at] = k + 1
         lo, hi = s.loc[mdl].get(f"{disparity}_ci_low"), s.loc[mdl].get(f"{disparity}_ci_high")
         fig.add_scatter(
-            x=[x], y=[y * 100], mode="markers+text", text=[esc(mdl)], textposition="top center",
-            name=esc(mdl), marker=dict(size=16, color=colors[mdl]),
+            x=[x], y=[y * 100], mode="markers+text", text=[esc(mdl)],
+            textposition=places[k % len(places)], name=esc(mdl),
+            marker=dict(size=max(22 - 6 * k, 8), color=colors[mdl],
+                        symbol=symbols[i % len(symbols)],
+                        opacity=0.85, line=dict(width=1, color="#000000")),
             error_x=dict(type="data", symmetric=False,
                          array=[0 if lo is None or pd.isna(hi) else hi - x],
                          arrayminus=[0 if lo is None or pd.isna(lo) else x - lo]),

@@ -1,0 +1,110 @@
+"""Shared fixtures.
+
+The real-browser tests (``tests/test_browser.py``, marked ``browser``) use
+pytest-playwright with Debian's chromium and a Streamlit server started once
+per test session on a free loopback port.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_START_TIMEOUT = 60  # seconds until /_stcore/health answers "ok"
+VIEWPORT = {"width": 1400, "height": 1300}
+
+
+def _chromium_path() -> str:
+    return shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(_chromium_path()):
+        pytest.fail("The browser tests need Debian's chromium, which is not installed: run "
+                    "./test.sh (it installs it) or `apt-get install -y chromium`. Do not run "
+                    "`playwright install`: it downloads a browser and fails here.",
+                    pytrace=False)
+    return {**browser_type_launch_args,
+            "executable_path": shutil.which("chromium") or "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync"]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": dict(VIEWPORT)}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """Start the dashboard (``streamlit run app/main.py``) and yield its base URL."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py",
+           "--server.port", str(port), "--server.headless", "true",
+           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+
+    def output() -> str:
+        log.seek(0)
+        return log.read().decode("utf-8", "replace")[-4000:]
+
+    try:
+        deadline = time.monotonic() + APP_START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"The Streamlit app exited with code {proc.returncode} before it "
+                            f"was ready:\n{output()}", pytrace=False)
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as resp:
+                    if resp.read().decode().strip() == "ok":
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"The Streamlit app did not answer {base}/_stcore/health within "
+                            f"{APP_START_TIMEOUT} s:\n{output()}", pytrace=False)
+            time.sleep(0.25)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+
+
+BROWSER_TIMEOUT_MS = 30_000  # 2-core machine: the first page load alone takes 5-7 s
+
+
+@pytest.fixture
+def app_page(page, app_url):
+    """A fresh browser page (its own Streamlit session) with generous timeouts."""
+    from playwright.sync_api import expect
+
+    page.set_default_timeout(BROWSER_TIMEOUT_MS)
+    page.set_default_navigation_timeout(BROWSER_TIMEOUT_MS)
+    expect.set_options(timeout=BROWSER_TIMEOUT_MS)
+    return page
