@@ -238,20 +238,24 @@ def count_table(source, index: GroupIndex | None = None) -> pd.DataFrame:
     ``"(all)"`` with the totals.
     """
     cube = source if isinstance(source, CountCube) else count_cube(source, index)
-    frames = []
+    cols: dict = {k: [] for k in ("model", "attribute", "group", "n", "weight", "share",
+                                  *CELLS)}
+    per_attr = []
     for name, inv, labels in cube.attributes:
         g = len(labels)
-        n = np.bincount(inv, weights=cube.rows, minlength=g).astype(np.int64)
-        wsum = np.bincount(inv, weights=cube.wsum, minlength=g)
-        for model, cm in cube.cells.items():
+        per_attr.append((name, inv, np.asarray(labels, dtype=object), g,
+                         np.bincount(inv, weights=cube.rows, minlength=g).astype(np.int64),
+                         np.bincount(inv, weights=cube.wsum, minlength=g)))
+    for model, cm in cube.cells.items():  # model-major: attributes, then overall
+        for name, inv, labels, g, n, wsum in per_attr:
             agg = _sum_groups(cm.astype(float), inv, g)
-            if not cube.weighted:
-                agg = agg.astype(np.int64)
-            frames.append(pd.DataFrame({
-                "model": model, "attribute": name, "group": labels, "n": n, "weight": wsum,
-                **{c: agg[:, j] for j, c in enumerate(CELLS)}}))
-    out = pd.concat(frames, ignore_index=True)
-    # model-major order: each model's attributes, then its overall row
-    order = {m: i for i, m in enumerate(cube.models)}
-    out["_m"] = out["model"].map(order)
-    return out.sort_values("_m", kind="stable").drop(columns="_m").reset_index(drop=True)
+            cols["model"].append(np.full(g, model, dtype=object))
+            cols["attribute"].append(np.full(g, name, dtype=object))
+            cols["group"].append(labels)
+            cols["n"].append(n)
+            cols["weight"].append(wsum)
+            tot = wsum.sum()
+            cols["share"].append(wsum / tot if tot > 0 else np.full(g, np.nan))
+            for j, c in enumerate(CELLS):
+                cols[c].append(agg[:, j] if cube.weighted else agg[:, j].astype(np.int64))
+    return pd.DataFrame({k: np.concatenate(v) for k, v in cols.items()})

@@ -26,39 +26,19 @@ def _check_named_references(groups: pd.DataFrame, spec: AuditSpec) -> None:
                              field="reference", column=attribute, value=want)
 
 
-def references(long: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
-    """The reference group per model x attribute x metric, and why it was chosen.
-
-    ``long`` has one row per model, attribute, metric, group with ``n`` and
-    ``value``.  Named references win; otherwise ``largest`` (most rows; the
-    first in group order on a tie) or ``best`` (the most favourable value
-    among groups of at least the minimum size, else the largest).
-    """
-    keys = ["model", "attribute", "metric"]
-    largest = long.loc[long.groupby(keys, sort=False)["n"].idxmax(), keys + ["group"]]
-    ref = largest.assign(reference_choice="largest group")
-    if spec.reference_strategy == "best":
-        hib = long["metric"].map(lambda m: REGISTRY[m].higher_is_better).astype(bool)
-        signed = long["value"].where(hib, -long["value"])
-        ok = long.assign(_v=signed)[(long["n"] >= spec.min_group_size) & signed.notna()]
-        if len(ok):
-            best = ok.loc[ok.groupby(keys, sort=False)["_v"].idxmax(), keys + ["group"]]
-            best = best.assign(reference_choice="best-off group")
-            ref = pd.concat([best, ref]).drop_duplicates(keys, keep="first")
-    if spec.reference:
-        named = ref[keys].drop_duplicates()
-        named = named[named["attribute"].isin(spec.reference)]
-        named = named.assign(group=named["attribute"].map(
-            lambda a: str(spec.reference[a])), reference_choice="named")
-        ref = pd.concat([named, ref]).drop_duplicates(keys, keep="first")
-    return ref.rename(columns={"group": "reference"})
+def _blocks(groups: pd.DataFrame):
+    """Row positions of each model x attribute block, in table order."""
+    return groups.groupby(["model", "attribute"], sort=False).indices.items()
 
 
 def disparities(groups: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
     """Difference and ratio of every group to its reference, with a verdict.
 
     ``groups`` is the per-group metric table (no ``(overall)`` rows).
-    Reference rows themselves are not listed.  Verdicts:
+    Reference groups: named ones win; otherwise ``largest`` (most rows; the
+    first in group order on a tie) or ``best`` (per metric, the most
+    favourable value among groups of at least the minimum size, else the
+    largest).  Reference rows themselves are not listed.  Verdicts:
 
     - ``insufficient``: the group or the reference has fewer than
       ``min_group_size`` rows, or the metric is undefined in either;
@@ -67,37 +47,65 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
     - ``fail``: outside (or the reference is 0 and the group is not).
     """
     _check_named_references(groups, spec)
-    base = groups[["model", "attribute", "group", "n"]]
-    long = pd.concat([base.assign(metric=m, value=groups[m].to_numpy(dtype=float))
-                      for m in DISPARITY_METRICS], ignore_index=True)
-    ref = references(long, spec)
-    keys = ["model", "attribute", "metric"]
-    rv = long.rename(columns={"group": "reference", "n": "reference_n",
-                              "value": "reference_value"})
-    d = long.merge(ref, on=keys, how="left").merge(rv, on=keys + ["reference"], how="left")
-    d = d[d["group"] != d["reference"]].reset_index(drop=True)
-    val, refv = d["value"].to_numpy(), d["reference_value"].to_numpy()
-    n, n_ref = d["n"].to_numpy(), d["reference_n"].to_numpy()
+    metrics = list(DISPARITY_METRICS)
+    n_m = len(metrics)
+    grp = groups["group"].to_numpy(dtype=object)
+    n_all = groups["n"].to_numpy()
+    V = groups[metrics].to_numpy(dtype=float)
+    hib = np.array([bool(REGISTRY[m].higher_is_better) for m in metrics])
+    mgs = spec.min_group_size
+    parts_m, parts_g, parts_r, parts_c = [], [], [], []
+    for (model, attribute), rows in _blocks(groups):
+        rows = np.asarray(rows)
+        nb = n_all[rows]
+        ref = np.full(n_m, rows[int(np.argmax(nb))])
+        choice = np.full(n_m, "largest group", dtype=object)
+        if attribute in spec.reference:
+            hit = rows[grp[rows] == str(spec.reference[attribute])]
+            ref[:] = hit[0]
+            choice[:] = "named"
+        elif spec.reference_strategy == "best":
+            vb = V[rows]
+            signed = np.where(hib, vb, -vb)
+            ok = (nb >= mgs)[:, None] & ~np.isnan(signed)
+            arg = np.argmax(np.where(ok, signed, -np.inf), axis=0)
+            has = ok.any(axis=0)
+            ref = np.where(has, rows[arg], ref)
+            choice = np.where(has, "best-off group", choice)
+        keep = rows[None, :] != ref[:, None]  # (metrics, groups)
+        mi, gi = np.nonzero(keep)
+        parts_m.append(mi)
+        parts_g.append(rows[gi])
+        parts_r.append(ref[mi])
+        parts_c.append(choice[mi])
+    if parts_m:
+        mi, gr, rr, ch = (np.concatenate(x) for x in (parts_m, parts_g, parts_r, parts_c))
+        order = np.argsort(mi, kind="stable")  # metric-major, then table order
+        mi, gr, rr, ch = mi[order], gr[order], rr[order], ch[order]
+    else:
+        mi = gr = rr = np.zeros(0, dtype=np.intp)
+        ch = np.zeros(0, dtype=object)
+    val, refv = V[gr, mi], V[rr, mi]
+    n, n_ref = n_all[gr], n_all[rr]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(refv > 0, val / refv, np.nan)
-    d["difference"] = val - refv
-    d["ratio"] = ratio
-    mgs, lo, hi = spec.min_group_size, spec.tolerance, 1 / spec.tolerance
+    lo, hi = spec.tolerance, 1 / spec.tolerance
     small = (n < mgs) | (n_ref < mgs)
     undefined = np.isnan(val) | np.isnan(refv)
     zero_ref = ~undefined & (refv == 0)
     inside = (ratio >= lo - _EPS) & (ratio <= hi + _EPS)
-    d["verdict"] = np.select(
-        [small, undefined, zero_ref & (val == 0), zero_ref, inside],
-        [INSUFFICIENT, INSUFFICIENT, PASS, FAIL, PASS], FAIL)
-    reasons = []
-    for r in zip(n, n_ref, val, refv, ratio, small, undefined, d["metric"]):
-        reasons.append(_reason(*r, mgs, lo, hi))
-    d["verdict_reason"] = reasons
-    cols = ["model", "attribute", "metric", "group", "reference", "reference_choice", "n",
-            "reference_n", "value", "reference_value", "difference", "ratio", "verdict",
-            "verdict_reason"]
-    return d[cols]
+    verdict = np.select([small, undefined, zero_ref & (val == 0), zero_ref, inside],
+                        [INSUFFICIENT, INSUFFICIENT, PASS, FAIL, PASS], FAIL)
+    metric_names = np.asarray(metrics, dtype=object)[mi]
+    reasons = [_reason(*r, mgs, lo, hi) for r in
+               zip(n, n_ref, val, refv, ratio, small, undefined, metric_names)]
+    return pd.DataFrame({
+        "model": groups["model"].to_numpy(dtype=object)[gr],
+        "attribute": groups["attribute"].to_numpy(dtype=object)[gr],
+        "metric": metric_names, "group": grp[gr], "reference": grp[rr],
+        "reference_choice": ch, "n": n, "reference_n": n_ref, "value": val,
+        "reference_value": refv, "difference": val - refv, "ratio": ratio,
+        "verdict": verdict.astype(object), "verdict_reason": reasons})
 
 
 def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, mgs, lo, hi) -> str:
@@ -115,15 +123,14 @@ def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, mgs, lo, hi) -
     return f"ratio {ratio:.3f} is {side} [{lo:.3g}, {hi:.3g}]"
 
 
-def _between(g: pd.DataFrame, metric: str):
-    """fairlearn's between-groups difference (max - min) and ratio (min / max)
-    per model x attribute, over the groups where the metric is defined."""
-    agg = g.groupby(["model", "attribute"], sort=False)[metric].agg(["min", "max", "count"])
-    lo, hi, k = agg["min"].to_numpy(), agg["max"].to_numpy(), agg["count"].to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        diff = np.where(k >= 2, hi - lo, np.nan)
-        ratio = np.where((k >= 2) & (hi > 0), lo / hi, np.nan)
-    return agg.index, diff, ratio
+def _between(x: np.ndarray):
+    """fairlearn's between-groups difference (max - min) and ratio
+    (min / max) over the groups where the metric is defined."""
+    x = x[~np.isnan(x)]
+    if len(x) < 2:
+        return np.nan, np.nan
+    lo, hi = x.min(), x.max()
+    return hi - lo, (lo / hi if hi > 0 else np.nan)
 
 
 def summary(groups: pd.DataFrame, disp: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
@@ -136,36 +143,38 @@ def summary(groups: pd.DataFrame, disp: pd.DataFrame, spec: AuditSpec) -> pd.Dat
     equalized odds is undefined when either of its parts is.  The verdict
     counts come from the per-group disparities.
     """
-    index, dp_d, dp_r = _between(groups, "selection_rate")
-    _, tpr_d, tpr_r = _between(groups, "tpr")
-    _, fpr_d, fpr_r = _between(groups, "fpr")
-    out = pd.DataFrame({"model": index.get_level_values(0),
-                        "attribute": index.get_level_values(1)})
-    out["n_groups"] = groups.groupby(["model", "attribute"], sort=False).size().to_numpy()
-    out["demographic_parity_difference"] = dp_d
-    out["demographic_parity_ratio"] = dp_r
-    # np.maximum / np.minimum propagate NaN: undefined when either part is
-    out["equalized_odds_difference"] = np.maximum(tpr_d, fpr_d)
-    out["equalized_odds_ratio"] = np.minimum(tpr_r, fpr_r)
-    out["average_odds_difference"] = (tpr_d + fpr_d) / 2
-    out["average_odds_ratio"] = (tpr_r + fpr_r) / 2
-    out["equal_opportunity_difference"] = tpr_d
-    out["equal_opportunity_ratio"] = tpr_r
-    out["true_positive_rate_difference"] = tpr_d
-    out["false_positive_rate_difference"] = fpr_d
-    counts = disp.groupby(["model", "attribute", "verdict"], sort=False).size()
-    for v in (FAIL, PASS, INSUFFICIENT):
-        c = counts.xs(v, level="verdict") if v in counts.index.get_level_values(2) \
-            else pd.Series(dtype=int)
-        out[f"n_{v}"] = [int(c.get((m, a), 0)) for m, a in zip(out["model"], out["attribute"])]
+    sel = groups["selection_rate"].to_numpy(dtype=float)
+    tpr = groups["tpr"].to_numpy(dtype=float)
+    fpr = groups["fpr"].to_numpy(dtype=float)
+    n_all = groups["n"].to_numpy()
+    grp = groups["group"].to_numpy(dtype=object)
+    vc = disp.groupby(["model", "attribute", "verdict"], sort=False).size().to_dict()
+    sig = {}
     if "significant" in disp:
-        sig = disp[(disp["verdict"] == FAIL) & disp["significant"]].groupby(
-            ["model", "attribute"], sort=False).size()
-        out["n_fail_significant"] = [int(sig.get((m, a), 0)) for m, a in
-                                     zip(out["model"], out["attribute"])]
-        out["n_fail_not_significant"] = out["n_fail"] - out["n_fail_significant"]
-    small = groups[groups["n"] < spec.min_group_size].groupby(
-        ["model", "attribute"], sort=False)["group"].agg(list)
-    out["groups_below_min_size"] = [small.get((m, a), []) for m, a in
-                                    zip(out["model"], out["attribute"])]
-    return out
+        f = disp[(disp["verdict"] == FAIL) & disp["significant"].astype(bool)]
+        sig = f.groupby(["model", "attribute"], sort=False).size().to_dict()
+    recs = []
+    for (model, attribute), rows in _blocks(groups):
+        dp_d, dp_r = _between(sel[rows])
+        tpr_d, tpr_r = _between(tpr[rows])
+        fpr_d, fpr_r = _between(fpr[rows])
+        rec = {"model": model, "attribute": attribute, "n_groups": len(rows),
+               "demographic_parity_difference": dp_d, "demographic_parity_ratio": dp_r,
+               # np.fmax would skip NaN: undefined when either part is
+               "equalized_odds_difference": max(tpr_d, fpr_d) if not (
+                   np.isnan(tpr_d) or np.isnan(fpr_d)) else np.nan,
+               "equalized_odds_ratio": min(tpr_r, fpr_r) if not (
+                   np.isnan(tpr_r) or np.isnan(fpr_r)) else np.nan,
+               "average_odds_difference": (tpr_d + fpr_d) / 2,
+               "average_odds_ratio": (tpr_r + fpr_r) / 2,
+               "equal_opportunity_difference": tpr_d, "equal_opportunity_ratio": tpr_r,
+               "true_positive_rate_difference": tpr_d, "false_positive_rate_difference": fpr_d}
+        for v in (FAIL, PASS, INSUFFICIENT):
+            rec[f"n_{v}"] = int(vc.get((model, attribute, v), 0))
+        if "significant" in disp:
+            rec["n_fail_significant"] = int(sig.get((model, attribute), 0))
+            rec["n_fail_not_significant"] = rec["n_fail"] - rec["n_fail_significant"]
+        rec["groups_below_min_size"] = [str(g) for g in grp[rows][n_all[rows] <
+                                                                  spec.min_group_size]]
+        recs.append(rec)
+    return pd.DataFrame(recs)

@@ -194,15 +194,21 @@ def findings(disp: pd.DataFrame, spec, positive=None, negative=None,
             out.append(rec)
     key = disp[disp["metric"].isin(key_metrics)]
     names = ", ".join(REGISTRY[m].label.lower() for m in key_metrics)
-    for (model, attribute), d in key.groupby(["model", "attribute"], sort=False):
+    verdict = key["verdict"].to_numpy()
+    agg = key.assign(_pass=verdict == PASS, _ins=verdict == INSUFFICIENT).groupby(
+        ["model", "attribute"], sort=False).agg(all_pass=("_pass", "all"),
+                                                n_ins=("_ins", "sum"))
+    insuff_all = key[verdict == INSUFFICIENT] if (verdict == INSUFFICIENT).any() else None
+    for (model, attribute), a in zip(agg.index, agg.itertuples(index=False)):
         prefix = f"Model {model!r}: " if many_models else ""
-        if (d["verdict"] == PASS).all():
+        if a.all_pass:
             out.append({"severity": "info", "kind": "pass", "model": model,
                         "attribute": attribute, "group": None, "metric": None,
                         "text": f"{prefix}every group of {attribute} is within the tolerance "
                                 f"band for {names}."})
-        insuff = d[d["verdict"] == INSUFFICIENT]
-        if len(insuff):
+        if a.n_ins:
+            insuff = insuff_all[(insuff_all["model"] == model)
+                                & (insuff_all["attribute"] == attribute)]
             groups = list(dict.fromkeys(insuff["group"]))
             shown = ", ".join(repr(g) for g in groups[:6]) + (" ..." if len(groups) > 6 else "")
             why = insuff.iloc[0]["verdict_reason"]

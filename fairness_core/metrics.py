@@ -193,12 +193,11 @@ def add_metrics(counts: pd.DataFrame) -> pd.DataFrame:
     """Append a column per registry metric and ``share`` to a count table."""
     cells = counts[list(CELLS)].to_numpy(dtype=float)
     vals = metric_values(cells)
-    out = counts.copy()
-    total = out.groupby(["model", "attribute"], sort=False)["weight"].transform("sum")
-    out["share"] = np.where(total > 0, out["weight"] / total, np.nan)
-    for name, v in vals.items():
-        out[name] = v
-    return out
+    extra = {}
+    if "share" not in counts:
+        total = counts.groupby(["model", "attribute"], sort=False)["weight"].transform("sum")
+        extra["share"] = np.where(total > 0, counts["weight"] / total, np.nan)
+    return pd.concat([counts, pd.DataFrame({**extra, **vals}, index=counts.index)], axis=1)
 
 
 def undefined_reasons(row) -> dict:
