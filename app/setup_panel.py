@@ -161,7 +161,8 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     slots["scores"] = sb.empty()
     threshold = 0.5
     if scores:
-        lo, hi, step = threshold_range(df, scores)
+        lo, hi, step = state.memo(("range", loaded.sha256, tuple(scores)),
+                                  lambda: threshold_range(df, scores))
         ctx.threshold_range = (lo, hi, step)
         default = float(p.get("threshold", 0.5 if lo <= 0.5 <= hi else (lo + hi) / 2))
         default = min(max(default, lo), hi)

@@ -22,7 +22,7 @@ from .io import TableInfo, read_table
 from .metrics import REGISTRY, add_metrics, undefined_reasons
 from .prepare import Prepared, prepare
 from .scores import score_analysis
-from .stats import Uncertainty
+from .stats import Uncertainty, finish_tests
 from .spec import AuditSpec
 
 
@@ -144,31 +144,78 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
     return audit_from_counts(cube, spec, prepared=prepared, info=info, scores=sc)
 
 
+def _model_part(cube: CountCube, spec: AuditSpec, model: str, stream: int,
+                scores: dict | None, cache: dict | None):
+    """Groups, disparities (p-values not yet corrected) and summaries of one
+    model: everything that depends on that model's counts alone."""
+    sub = dataclasses.replace(
+        cube, cells={model: cube.cells[model]}, row_cells={model: cube.row_cells[model]},
+        weight_sq_cells=None if cube.weight_sq_cells is None else
+        {model: cube.weight_sq_cells[model]})
+    groups = add_metrics(count_table(sub))
+    if scores is not None and len(scores["auc"]):
+        auc = scores["auc"]
+        auc = auc[auc["model"] == model][["model", "attribute", "group", "auc",
+                                          "auc_error_bound", "brier"]]
+        if len(auc):
+            groups = groups.merge(auc, on=["model", "attribute", "group"], how="left")
+    unc = Uncertainty(sub.row_cells, sub.cells if sub.weighted else None, sub.attributes,
+                      spec, weight_sq_cells=sub.weight_sq_cells, cache=cache,
+                      streams={model: stream})
+    groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
+    per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
+    disp = disparities(per_group, spec)
+    disp = pd.concat([disp, unc.disparity_stats(disp, per_group, adjust=False)], axis=1)
+    summ = summary(per_group, disp, spec)
+    summ = pd.concat([summ, unc.summary_intervals(summ)], axis=1)
+    return groups, disp, summ, unc.describe()
+
+
 def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
-                      info: TableInfo | None = None, scores: dict | None = None
-                      ) -> AuditResult:
+                      info: TableInfo | None = None, scores: dict | None = None,
+                      cache: dict | None = None) -> AuditResult:
     """Everything after the one pass over the rows: metrics, disparities,
     intervals, tests, summaries and findings, from the count cube alone.
 
     ``spec`` may differ from the one the cube was counted with in anything
     that does not change the counts (reference groups, tolerance, minimum
-    group size, alpha, correction, bootstrap settings).
+    group size, alpha, correction, bootstrap settings).  Each model is
+    audited on its own (and, given a ``cache`` dict, kept there, keyed by
+    its counts and the settings, so that a change that leaves a model's
+    counts alone does not recompute it); the p-values of all models are
+    then corrected together.
     """
-    groups = add_metrics(count_table(cube))
+    judgement = {k: v for k, v in spec.to_dict().items()
+                 if k not in ("threshold", "predictions", "scores", "alpha", "correction",
+                              "power")}
+    jkey = json.dumps(judgement, sort_keys=True, default=str)
+    parts = []
+    for i, model in enumerate(cube.cells):
+        key = ("part", model, i, jkey, cube.cells[model].tobytes(),
+               cube.row_cells[model].tobytes())
+        if cache is not None and key in cache:
+            part = cache[key]
+        else:
+            boot = cache.setdefault("bootstrap", {}) if cache is not None else None
+            part = _model_part(cube, spec, model, i, scores, boot)
+            if cache is not None:
+                if len(cache) > 40:
+                    for k in [k for k in cache if k != "bootstrap"][:20]:
+                        del cache[k]
+                cache[key] = part
+        parts.append(part)
+    groups = pd.concat([p[0] for p in parts], ignore_index=True)
+    disp = finish_tests(pd.concat([p[1] for p in parts], ignore_index=True), spec)
+    per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
+    summ = pd.concat([p[2] for p in parts], ignore_index=True)
+    sig = disp[(disp["verdict"] == "fail") & disp["significant"]].groupby(
+        ["model", "attribute"], sort=False).size()
+    summ["n_fail_significant"] = [int(sig.get((m, a), 0))
+                                  for m, a in zip(summ["model"], summ["attribute"])]
+    summ["n_fail_not_significant"] = summ["n_fail"] - summ["n_fail_significant"]
     sc = scores or {"auc": pd.DataFrame(), "curves": pd.DataFrame(),
                     "calibration": pd.DataFrame()}
-    if len(sc["auc"]):
-        groups = groups.merge(sc["auc"][["model", "attribute", "group", "auc",
-                                         "auc_error_bound", "brier"]],
-                              on=["model", "attribute", "group"], how="left")
-    unc = Uncertainty(cube.row_cells, cube.cells if cube.weighted else None,
-                      cube.attributes, spec, weight_sq_cells=cube.weight_sq_cells)
-    groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
-    per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
-    disp = disparities(per_group, spec)
-    disp = pd.concat([disp, unc.disparity_stats(disp, per_group)], axis=1)
-    summ = summary(per_group, disp, spec)
-    summ = pd.concat([summ, unc.summary_intervals(summ)], axis=1)
+    described = parts[0][3] if parts else {}
     warnings = list(prepared.warnings)
     small = per_group[(per_group["n"] < spec.min_group_size)
                       & (per_group["model"] == spec.models[0])]
@@ -185,7 +232,7 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
         "positive_label": prepared.positive_label,
         "negative_label": prepared.negative_label,
         "weighted": prepared.weight is not None,
-        "statistics": unc.describe(),
+        "statistics": described,
         "bootstrap_seed": spec.seed,
         "tool": "fairness_core",
         "tool_version": __version__,
@@ -253,6 +300,7 @@ class Auditor:
         self.scores = score_analysis(self.prepared, self.index) if self.prepared.scores \
             else None
         self._cubes: dict = {}
+        self._bootstrap: dict = {}
 
     def compatible(self, spec: AuditSpec) -> bool:
         """True when ``spec`` counts the same way as this auditor's spec."""
@@ -276,4 +324,5 @@ class Auditor:
             raise ValueError("this spec counts differently; build a new Auditor")
         p, cube = self._at_threshold(spec.threshold if spec.scores else self.spec.threshold)
         p = dataclasses.replace(p, spec=spec)
-        return audit_from_counts(cube, spec, prepared=p, info=self.info, scores=self.scores)
+        return audit_from_counts(cube, spec, prepared=p, info=self.info, scores=self.scores,
+                                 cache=self._bootstrap)

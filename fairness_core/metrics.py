@@ -162,30 +162,31 @@ REGISTRY: dict[str, Metric] = {m.name: m for m in [
 DISPARITY_METRICS = [m for m in REGISTRY if REGISTRY[m].higher_is_better is not None]
 
 
-def _lin(cells: np.ndarray, coef: dict) -> np.ndarray:
-    out = np.zeros(cells.shape[:-1], dtype=float)
-    for c, k in coef.items():
-        out = out + k * cells[..., _IDX[c]]
-    return out
+def _coefficients():
+    names = [n for n in REGISTRY if n != "balanced_accuracy"]
+    num = np.array([[REGISTRY[n].numerator.get(c, 0) for n in names] for c in CELLS], float)
+    den = np.array([[REGISTRY[n].denominator.get(c, 0) for n in names] for c in CELLS], float)
+    return names, num, den
+
+
+_NAMES, _NUM, _DEN = _coefficients()
 
 
 def metric_values(cells: np.ndarray) -> dict[str, np.ndarray]:
     """All registry metrics for an array of count vectors (``..., 4``).
 
     Undefined values (0/0) are NaN.  Works on any leading shape, so the
-    same function serves one table, a threshold sweep or a bootstrap.
+    same function serves one table, a threshold sweep or a bootstrap: two
+    small matrix products give every numerator and denominator.
     """
     cells = np.asarray(cells, dtype=float)
-    out = {}
+    num, den = cells @ _NUM, cells @ _DEN
     with np.errstate(divide="ignore", invalid="ignore"):
-        for name, m in REGISTRY.items():
-            if name == "balanced_accuracy":
-                continue
-            den = _lin(cells, m.denominator)
-            out[name] = np.where(den > 0, _lin(cells, m.numerator) / den, np.nan)
-        tpr, tnr = out["tpr"], out["tnr"]
-        out["balanced_accuracy"] = np.where(
-            np.isnan(tpr), tnr, np.where(np.isnan(tnr), tpr, (tpr + tnr) / 2))
+        vals = np.where(den > 0, num / den, np.nan)
+    out = {name: vals[..., j] for j, name in enumerate(_NAMES)}
+    tpr, tnr = out["tpr"], out["tnr"]
+    out["balanced_accuracy"] = np.where(
+        np.isnan(tpr), tnr, np.where(np.isnan(tnr), tpr, (tpr + tnr) / 2))
     return {name: out[name] for name in REGISTRY}
 
 

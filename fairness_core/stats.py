@@ -225,6 +225,52 @@ def rows_for_power(p_ref, d_ref, p_alt, alpha: float, power: float):
     return np.where(bad, np.nan, np.ceil(d_group)), np.where(bad, np.nan, np.ceil(d_ref_needed))
 
 
+FINISHED_COLUMNS = ("difference_ci_low", "difference_ci_high", "ratio_ci_low",
+                    "ratio_ci_high", "p_value", "p_value_adjusted", "significant", "test",
+                    "rows_needed", "more_rows_needed", "reference_rows_needed")
+
+
+def finish_tests(disp: pd.DataFrame, spec) -> pd.DataFrame:
+    """Correct every p-value of an audit together (Benjamini-Hochberg or
+    Holm), mark the significant gaps, and estimate the rows needed where a
+    gap fails the tolerance without being significant, or cannot be judged.
+
+    ``disp`` carries the columns of :meth:`Uncertainty.disparity_stats`
+    with ``adjust=False``; the helper columns are dropped."""
+    p = disp["p_value"].to_numpy(dtype=float)
+    p_adj = adjust_p(p, spec.correction)
+    significant = np.where(np.isnan(p_adj), False, p_adj < spec.alpha)
+    verdict = disp["verdict"].to_numpy()
+    want = ((verdict == "fail") & ~significant) | (verdict == "insufficient")
+    refv = disp["reference_value"].to_numpy(dtype=float)
+    val = disp["value"].to_numpy(dtype=float)
+    n_g, n_r = disp["n"].to_numpy(), disp["reference_n"].to_numpy()
+    d1, d2 = disp["_d1"].to_numpy(dtype=float), disp["_d2"].to_numpy(dtype=float)
+    prop = ~np.isnan(d1)
+    tol = spec.tolerance
+    go_up = (val > refv) & (refv / tol <= 1)
+    p_alt = np.where(go_up, np.minimum(refv / tol, 1.0), refv * tol)
+    # denominators: for rates known from the counts; share of the group's rows
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share_g = np.where((d1 > 0) & (n_g > 0), d1 / n_g, np.nan)
+        share_r = np.where((d2 > 0) & (n_r > 0), d2 / n_r, np.nan)
+    share_g = np.where(np.isnan(share_g), share_r, share_g)
+    need_g, need_r = rows_for_power(refv, d2, p_alt, spec.alpha, spec.power)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows_needed = np.ceil(need_g / share_g)
+        ref_rows_needed = np.ceil(need_r / share_r)
+    rows_needed = np.maximum(rows_needed, spec.min_group_size)
+    usable = want & prop & (refv > 0) & np.isfinite(rows_needed)
+    out = disp.drop(columns=["_x1", "_d1", "_x2", "_d2"])
+    out["p_value_adjusted"] = p_adj
+    out["significant"] = significant
+    out["rows_needed"] = np.where(usable, rows_needed, np.nan)
+    out["more_rows_needed"] = np.where(usable, np.maximum(rows_needed - n_g, 0), np.nan)
+    out["reference_rows_needed"] = np.where(usable, np.maximum(ref_rows_needed, n_r), np.nan)
+    front = [c for c in out.columns if c not in FINISHED_COLUMNS]
+    return out[front + list(FINISHED_COLUMNS)]
+
+
 # ---------------------------------------------------------------------------
 # The whole uncertainty layer of one audit
 # ---------------------------------------------------------------------------
@@ -236,12 +282,20 @@ class Uncertainty:
     row_cells : dict model -> (k, 4) int array of row counts per combination
     weighted_cells : dict model -> (k, 4) weighted counts, or None
     weight_sq_cells : dict model -> (k, 4) sums of squared weights, or None
+    streams : dict model -> int, optional
+        The random stream of each model (default: its position); the same
+        model keeps the same stream when audited alone or with others.
+    cache : dict, optional
+        Keeps each model's replicates between calls (keyed by its counts and
+        the bootstrap settings), so that re-auditing after a change that
+        leaves a model's counts alone does not redraw them.
     attributes : list of (name, combo_to_group, group_labels)
     spec : AuditSpec (n_bootstrap, seed, confidence, alpha, correction, power)
     """
 
     def __init__(self, row_cells: dict, weighted_cells: dict | None, attributes: list, spec,
-                 weight_sq_cells: dict | None = None):
+                 weight_sq_cells: dict | None = None, cache: dict | None = None,
+                 streams: dict | None = None):
         self.spec = spec
         self.weighted = weighted_cells is not None
         self.labels = {name: list(labels) for name, _inv, labels in attributes}
@@ -250,16 +304,33 @@ class Uncertainty:
         B = spec.n_bootstrap
         if B <= 0:
             return
-        rng = np.random.default_rng(spec.seed)
-        for model, rc in row_cells.items():
+        names = [a[0] for a in attributes]
+        for i, (model, rc) in enumerate(row_cells.items()):
+            i = streams.get(model, i) if streams else i
             wc = weighted_cells[model] if self.weighted else None
             sq = weight_sq_cells[model] if self.weighted and weight_sq_cells else None
-            draws = bootstrap_cells(rc, B, rng, wc, sq)
-            for name, inv, labels in attributes:
-                g = aggregate(draws, inv, len(labels))
-                self.reps[(model, name)] = g
-                vals = metric_values(g)
-                self.values[(model, name)] = np.stack([vals[m] for m in REGISTRY], axis=1)
+            key = (model, i, B, spec.seed, tuple(names), rc.tobytes(),
+                   None if wc is None else wc.tobytes(), None if sq is None else sq.tobytes())
+            if cache is not None and key in cache:
+                reps, values = cache[key]
+            else:
+                # one stream per model: a model's intervals do not depend on the
+                # other models (and survive a change of another model's threshold)
+                rng = np.random.default_rng([spec.seed, i])
+                draws = bootstrap_cells(rc, B, rng, wc, sq)
+                reps, values = {}, {}
+                for name, inv, labels in attributes:
+                    g = aggregate(draws, inv, len(labels))
+                    reps[name] = g
+                    vals = metric_values(g)
+                    values[name] = np.stack([vals[m] for m in REGISTRY], axis=1)
+                if cache is not None:
+                    if len(cache) > 16:
+                        cache.clear()
+                    cache[key] = (reps, values)
+            for name in names:
+                self.reps[(model, name)] = reps[name]
+                self.values[(model, name)] = values[name]
 
     # -- group metrics ------------------------------------------------------
     def group_intervals(self, groups: pd.DataFrame) -> pd.DataFrame:
@@ -270,17 +341,21 @@ class Uncertainty:
         out = {}
         lo_all = np.full((n_rows, len(REGISTRY)), np.nan)
         hi_all = np.full((n_rows, len(REGISTRY)), np.nan)
-        if self.values:
+        # only the metrics without a Wilson interval need bootstrap quantiles
+        boot = np.array([not (m.kind == "rate" and not self.weighted)
+                         for m in REGISTRY.values()])
+        bj = np.flatnonzero(boot)
+        if self.values and len(bj):
             for (model, attr), g in groups.groupby(["model", "attribute"], sort=False):
                 vals = self.values.get((model, attr))
                 if vals is None:
                     continue
                 pos = {lab: i for i, lab in enumerate(self.labels[attr])}
                 gi = np.array([pos[x] for x in g["group"]])
-                lo, hi = quantiles(vals[:, :, gi], (a, 1 - a))
+                lo, hi = quantiles(vals[:, bj][:, :, gi], (a, 1 - a))
                 rows = groups.index.get_indexer(g.index)
-                lo_all[rows] = lo.T
-                hi_all[rows] = hi.T
+                lo_all[np.ix_(rows, bj)] = lo.T
+                hi_all[np.ix_(rows, bj)] = hi.T
         cells = groups[list(CELLS)].to_numpy(dtype=float)
         methods = {}
         for j, (name, m) in enumerate(REGISTRY.items()):
@@ -300,9 +375,14 @@ class Uncertainty:
         return pd.DataFrame(out, index=groups.index)
 
     # -- disparities ------------------------------------------------------------
-    def disparity_stats(self, disp: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+    def disparity_stats(self, disp: pd.DataFrame, groups: pd.DataFrame,
+                        adjust: bool = True) -> pd.DataFrame:
         """Intervals of difference and ratio, p-values, adjusted p-values,
-        significance and the rows needed, per disparity row."""
+        significance and the rows needed, per disparity row.
+
+        With ``adjust=False`` the p-values are left unadjusted (for audits
+        assembled from parts): :func:`finish_tests` then corrects all of
+        them together and adds significance and the rows needed."""
         spec = self.spec
         n = len(disp)
         a = (1 - spec.confidence) / 2
@@ -382,42 +462,13 @@ class Uncertainty:
             test[prop & np.isnan(p)] = ""
         p[~defined] = np.nan
         test[~defined] = ""
-        p_adj = adjust_p(p, spec.correction)
-        significant = np.where(np.isnan(p_adj), False, p_adj < spec.alpha)
-
-        # --- power: rows needed for a tolerance-sized gap ------------------------
-        verdict = disp["verdict"].to_numpy()
-        sig_known = ~np.isnan(p_adj)
-        want = ((verdict == "fail") & ~significant) | (verdict == "insufficient")
-        refv = disp["reference_value"].to_numpy(dtype=float)
-        val = disp["value"].to_numpy(dtype=float)
-        tol = spec.tolerance
-        up = np.minimum(refv / tol, 1.0)
-        down = refv * tol
-        go_up = (val > refv) & (refv / tol <= 1)
-        p_alt = np.where(go_up, up, down)
-        # denominators: for rates known from the counts; share of the group's rows
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share_g = np.where((d1 > 0) & (n_g > 0), d1 / n_g, np.nan)
-            share_r = np.where((d2 > 0) & (n_r > 0), d2 / n_r, np.nan)
-        share_g = np.where(np.isnan(share_g), share_r, share_g)
-        need_g, need_r = rows_for_power(refv, d2, p_alt, spec.alpha, spec.power)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rows_needed = np.ceil(need_g / share_g)
-            ref_rows_needed = np.ceil(need_r / share_r)
-        rows_needed = np.maximum(rows_needed, spec.min_group_size)
-        usable = want & prop & (refv > 0) & np.isfinite(rows_needed)
-        rows_needed = np.where(usable, rows_needed, np.nan)
-        ref_rows_needed = np.where(usable, np.maximum(ref_rows_needed, n_r), np.nan)
-        more = np.where(usable, np.maximum(rows_needed - n_g, 0), np.nan)
-        del sig_known
-        return pd.DataFrame({
+        out = pd.DataFrame({
             "difference_ci_low": d_lo, "difference_ci_high": d_hi,
-            "ratio_ci_low": r_lo, "ratio_ci_high": r_hi,
-            "p_value": p, "p_value_adjusted": p_adj, "significant": significant,
-            "test": test, "rows_needed": rows_needed, "more_rows_needed": more,
-            "reference_rows_needed": ref_rows_needed,
-        }, index=disp.index)
+            "ratio_ci_low": r_lo, "ratio_ci_high": r_hi, "p_value": p, "test": test,
+            "_x1": x1, "_d1": d1, "_x2": x2, "_d2": d2}, index=disp.index)
+        if not adjust:
+            return out
+        return finish_tests(pd.concat([disp, out], axis=1), spec)[list(FINISHED_COLUMNS)]
 
     # -- between-group summaries ----------------------------------------------------
     def summary_intervals(self, summ: pd.DataFrame) -> pd.DataFrame:
