@@ -91,7 +91,10 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
         slots["file"] = sb.empty()
         if up is not None:
             try:
-                loaded = state.load_bytes(up.getvalue(), up.name, sample=False)
+                # hash and parse once per uploaded file, not on every rerun
+                loaded = state.memo(("upload", getattr(up, "file_id", None), up.name, up.size),
+                                    lambda: state.load_bytes(up.getvalue(), up.name,
+                                                             sample=False))
                 st.session_state["last_loaded"] = loaded
             except InputError as err:
                 ctx.errors["file"] = err.message

@@ -24,7 +24,7 @@ SAMPLES = {
         ROOT / "sample_data" / "adult_test_predictions.csv",
 }
 UPLOAD = "Upload your own file"
-MEMO_SIZE = 6
+MEMO_SIZE = 10
 
 # The choices that live in the URL (query parameter -> preference key).
 URL_KEYS = {"label": "label", "positive": "positive", "model": "predictions",
@@ -126,8 +126,10 @@ def memo(key, fn):
 def forget(sha256: str) -> None:
     """Drop everything this session computed from one table."""
     cache = st.session_state.get("_memo", {})
-    for key in [k for k in cache if len(k) > 1 and k[1] == sha256]:
-        del cache[key]
+    for key, value in list(cache.items()):
+        if (len(key) > 1 and key[1] == sha256) or \
+                (isinstance(value, Loaded) and value.sha256 == sha256):
+            del cache[key]
 
 
 def load_bytes(data: bytes, name: str, sample: bool) -> Loaded:
