@@ -144,24 +144,25 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
     return audit_from_counts(cube, spec, prepared=prepared, info=info, scores=sc)
 
 
-def _model_part(cube: CountCube, spec: AuditSpec, model: str, stream: int,
+def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
                 scores: dict | None, cache: dict | None):
-    """Groups, disparities (p-values not yet corrected) and summaries of one
-    model: everything that depends on that model's counts alone."""
+    """Groups, disparities (p-values not yet corrected) and summaries of some
+    models: everything that depends on those models' counts alone."""
     sub = dataclasses.replace(
-        cube, cells={model: cube.cells[model]}, row_cells={model: cube.row_cells[model]},
+        cube, cells={m: cube.cells[m] for m in models},
+        row_cells={m: cube.row_cells[m] for m in models},
         weight_sq_cells=None if cube.weight_sq_cells is None else
-        {model: cube.weight_sq_cells[model]})
+        {m: cube.weight_sq_cells[m] for m in models})
     groups = add_metrics(count_table(sub))
     if scores is not None and len(scores["auc"]):
         auc = scores["auc"]
-        auc = auc[auc["model"] == model][["model", "attribute", "group", "auc",
-                                          "auc_error_bound", "brier"]]
+        auc = auc[auc["model"].isin(models)][["model", "attribute", "group", "auc",
+                                              "auc_error_bound", "brier"]]
         if len(auc):
             groups = groups.merge(auc, on=["model", "attribute", "group"], how="left")
     unc = Uncertainty(sub.row_cells, sub.cells if sub.weighted else None, sub.attributes,
                       spec, weight_sq_cells=sub.weight_sq_cells, cache=cache,
-                      streams={model: stream})
+                      streams=streams)
     groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
     per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
     disp = disparities(per_group, spec)
@@ -180,24 +181,31 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
     ``spec`` may differ from the one the cube was counted with in anything
     that does not change the counts (reference groups, tolerance, minimum
     group size, alpha, correction, bootstrap settings).  Each model is
-    audited on its own (and, given a ``cache`` dict, kept there, keyed by
-    its counts and the settings, so that a change that leaves a model's
-    counts alone does not recompute it); the p-values of all models are
-    then corrected together.
+    audited from its own counts (given a ``cache`` dict, the decision models
+    and the score models are audited as two parts and kept there, keyed by
+    their counts and the settings, so that a new threshold recomputes only
+    the score models); the p-values of all models are then corrected
+    together.
     """
     judgement = {k: v for k, v in spec.to_dict().items()
                  if k not in ("threshold", "predictions", "scores", "alpha", "correction",
                               "power")}
     jkey = json.dumps(judgement, sort_keys=True, default=str)
+    streams = {m: i for i, m in enumerate(cube.cells)}
+    if cache is None:
+        batches = [tuple(cube.cells)]
+    else:  # a new threshold changes only the score models' counts
+        batches = [b for b in (tuple(m for m in cube.cells if m not in spec.scores),
+                               tuple(m for m in cube.cells if m in spec.scores)) if b]
     parts = []
-    for i, model in enumerate(cube.cells):
-        key = ("part", model, i, jkey, cube.cells[model].tobytes(),
-               cube.row_cells[model].tobytes())
+    for models in batches:
+        key = ("part", models, jkey,
+               *(cube.cells[m].tobytes() + cube.row_cells[m].tobytes() for m in models))
         if cache is not None and key in cache:
             part = cache[key]
         else:
             boot = cache.setdefault("bootstrap", {}) if cache is not None else None
-            part = _model_part(cube, spec, model, i, scores, boot)
+            part = _model_part(cube, spec, models, streams, scores, boot)
             if cache is not None:
                 if len(cache) > 40:
                     for k in [k for k in cache if k != "bootstrap"][:20]:

@@ -195,18 +195,20 @@ def findings(disp: pd.DataFrame, spec, positive=None, negative=None,
     key = disp[disp["metric"].isin(key_metrics)]
     names = ", ".join(REGISTRY[m].label.lower() for m in key_metrics)
     verdict = key["verdict"].to_numpy()
-    agg = key.assign(_pass=verdict == PASS, _ins=verdict == INSUFFICIENT).groupby(
-        ["model", "attribute"], sort=False).agg(all_pass=("_pass", "all"),
-                                                n_ins=("_ins", "sum"))
+    blocks: dict = {}  # (model, attribute) -> [all pass, any insufficient]
+    for m, a, v in zip(key["model"].to_numpy(), key["attribute"].to_numpy(), verdict):
+        b = blocks.setdefault((m, a), [True, False])
+        b[0] = b[0] and v == PASS
+        b[1] = b[1] or v == INSUFFICIENT
     insuff_all = key[verdict == INSUFFICIENT] if (verdict == INSUFFICIENT).any() else None
-    for (model, attribute), a in zip(agg.index, agg.itertuples(index=False)):
+    for (model, attribute), (all_pass, any_ins) in blocks.items():
         prefix = f"Model {model!r}: " if many_models else ""
-        if a.all_pass:
+        if all_pass:
             out.append({"severity": "info", "kind": "pass", "model": model,
                         "attribute": attribute, "group": None, "metric": None,
                         "text": f"{prefix}every group of {attribute} is within the tolerance "
                                 f"band for {names}."})
-        if a.n_ins:
+        if any_ins:
             insuff = insuff_all[(insuff_all["model"] == model)
                                 & (insuff_all["attribute"] == attribute)]
             groups = list(dict.fromkeys(insuff["group"]))
