@@ -425,3 +425,23 @@ def test_screenshots_of_every_page(app_page, app_url):
             expect(page.locator(CHART).first).to_be_visible()
         path = screenshot(page, name)
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.browser
+def test_pages_load_nothing_from_outside(app_page, app_url):
+    """Privacy: no page asks any host but the dashboard's own server."""
+    outside, seen = [], []
+
+    def record(request):
+        url = request.url
+        seen.append(url)
+        if not url.startswith((app_url, "data:", "blob:", app_url.replace("http", "ws"))):
+            outside.append(url)
+
+    app_page.on("request", record)
+    open_app(app_page, app_url)
+    for name in ("groups", "data", "thresholds", "models", "help"):
+        go(app_page, name)
+        wait_idle(app_page)
+    assert len(seen) > 10  # the listener saw the app's own requests
+    assert outside == []
