@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .counts import CELLS, OVERALL, CountCube, GroupIndex, count_cube, count_table
+from .counts import OVERALL, CountCube, GroupIndex, count_cube, count_table
 from .disparity import disparities, summary
 from .findings import findings
 from .io import TableInfo, read_table

@@ -35,7 +35,6 @@ import state  # noqa: E402  (the app's own modules, as the app imports them)
 from ui import md  # noqa: E402
 
 from fairness_core import AuditSpec, audit  # noqa: E402
-from fairness_core.metrics import REGISTRY  # noqa: E402
 from fairness_core.prepare import MISSING_GROUP  # noqa: E402
 
 PAGES = {"overview": "Fairness audit overview", "groups": "Group metrics", "data": "The data",
