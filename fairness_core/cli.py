@@ -41,13 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
                "--prediction model_a_decision --sensitive sex --sensitive age_group "
                "--positive yes")
     p.add_argument("data", help="CSV, TSV, Parquet or XLSX file of predictions")
-    p.add_argument("--label", required=True, help="column with the true outcome")
+    p.add_argument("--label", help="column with the true outcome")
     p.add_argument("--prediction", action="append", default=[], metavar="COL",
                    help="column with a model's predicted outcome (repeat for several models)")
     p.add_argument("--score", action="append", default=[], metavar="COL",
                    help="column with a model's score; its prediction is score >= threshold")
     p.add_argument("--threshold", type=float, default=0.5, help="score threshold (0.5)")
-    p.add_argument("--sensitive", action="append", default=[], metavar="COL", required=True,
+    p.add_argument("--sensitive", action="append", default=[], metavar="COL",
                    help="sensitive attribute column (repeat for several)")
     p.add_argument("--intersectional", action="store_true",
                    help="also audit every combination of the sensitive attributes")
@@ -76,8 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap replicates for intervals (1000; 0 turns them off)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    p.add_argument("--config", metavar="AUDIT.json",
+                   help="take the audit's settings from a saved configuration (other options "
+                        "are ignored except the outputs)")
+    p.add_argument("--save-config", metavar="OUT.json",
+                   help="save this audit's settings (with the data's SHA-256) to load again")
     p.add_argument("--json", metavar="OUT.json", help="write the full audit as JSON")
-    p.add_argument("--csv", metavar="OUT.csv", help="write the per-group table as CSV")
+    p.add_argument("--xlsx", metavar="OUT.xlsx",
+                   help="write the group, disparity and summary tables as an Excel workbook")
+    p.add_argument("--report", metavar="OUT.html",
+                   help="write the audit report as one self-contained HTML file")
+    p.add_argument("--pdf", metavar="OUT.pdf",
+                   help="write the audit report as PDF (needs Debian's chromium)")
+    p.add_argument("--title", default="Fairness audit report", help="report title")
+    p.add_argument("--author", default="", help="report author")
+    p.add_argument("--scope", default="", help="report scope statement")
+    p.add_argument("--suppress-below", type=int, nargs="?", const=10, default=0, metavar="K",
+                   help="in the CSV/XLSX outputs, suppress the metrics of groups with fewer "
+                        "than K rows (10 when K is omitted)")
+    p.add_argument("--csv", metavar="OUT.csv",
+                   help="write the per-group table as CSV (UTF-8; spreadsheet formulas in text "
+                        "cells neutralised)")
     p.add_argument("--fail-on-disparity", action="store_true",
                    help="exit with status 1 when any disparity fails the tolerance")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
@@ -96,6 +115,22 @@ def _pairs(items, what: str, example: str) -> dict:
 
 
 def spec_from_args(args) -> AuditSpec:
+    if args.config:
+        from .exports import load_config
+        try:
+            text = Path(args.config).read_bytes()
+        except OSError as exc:
+            raise InputError(f"Could not read the configuration {args.config!r} "
+                             f"({exc.strerror}).", field="config") from None
+        spec, data = load_config(text)
+        args._config_data = data
+        return spec
+    if not args.label:
+        raise InputError("Name the label column with --label (or give --config).",
+                         field="label")
+    if not args.sensitive:
+        raise InputError("Name at least one sensitive attribute with --sensitive (or give "
+                         "--config).", field="sensitive")
     bins = {}
     for col, edges in _pairs(args.bin, "bin", "age=18,25,40,65").items():
         bins[col] = [e.strip() for e in edges.split(",") if e.strip()]
@@ -210,12 +245,35 @@ def main(argv=None) -> int:
     try:
         spec = spec_from_args(args)
         result = audit(args.data, spec)
+        from . import exports
+        sha = (result.provenance.get("input") or {}).get("sha256")
+        warn = exports.check_data(getattr(args, "_config_data", None), sha)
+        if warn:
+            result.warnings.insert(0, warn)
         if args.json:
             _write(args.json, lambda p: Path(p).write_text(result.to_json(), encoding="utf-8"),
                    "json")
+        k = args.suppress_below
         if args.csv:
-            _write(args.csv, lambda p: result.group_table().to_csv(p, index=False,
-                                                                    encoding="utf-8"), "csv")
+            _write(args.csv, lambda p: Path(p).write_bytes(exports.to_csv_bytes(
+                exports.tables(result, k)["groups"])), "csv")
+        if args.xlsx:
+            _write(args.xlsx, lambda p: Path(p).write_bytes(exports.to_xlsx_bytes(
+                exports.tables(result, k), exports.export_notes(result, k))), "xlsx")
+        if args.report or args.pdf:
+            from .report import html_report, pdf_from_html
+            doc = html_report(result, title=args.title, author=args.author, scope=args.scope,
+                              suppress_below=k)
+            if args.report:
+                _write(args.report, lambda p: Path(p).write_text(doc, encoding="utf-8"),
+                       "report")
+            if args.pdf:
+                pdf = pdf_from_html(doc)
+                _write(args.pdf, lambda p: Path(p).write_bytes(pdf), "pdf")
+        if args.save_config:
+            name = (result.provenance.get("input") or {}).get("name")
+            _write(args.save_config, lambda p: Path(p).write_text(
+                exports.config_json(result.spec, sha, name), encoding="utf-8"), "config")
     except InputError as exc:
         print(f"fairness-audit: error: {_safe(exc.message)}", file=sys.stderr)
         return 2
