@@ -32,5 +32,6 @@ if ctx.result is not None and ctx.result.spec.scores:
                          url_path="thresholds"))
 if ctx.result is not None and len(ctx.result.spec.models) > 1:
     pages.append(st.Page(SCREENS / "models.py", title="Models", icon="⚖️", url_path="models"))
+pages.append(st.Page(SCREENS / "export.py", title="Export", icon="📄", url_path="export"))
 pages.append(st.Page(SCREENS / "help.py", title="Help", icon="❓", url_path="help"))
 st.navigation(pages, position="top").run()

@@ -245,10 +245,10 @@ def _judgement_section(ctx: Context, slots: dict) -> dict:
               else "bh", list(corr))
         correction = st.radio("Correction for many comparisons", list(corr), key="correction",
                               format_func=corr.get)
-        _init("n_bootstrap", 1000)
+        _init("n_bootstrap", int(p.get("n_bootstrap", 1000)))
         n_boot = st.number_input("Bootstrap replicates", 100, 20000, key="n_bootstrap",
                                  step=500)
-        _init("seed", 0)
+        _init("seed", int(p.get("seed", 0)))
         seed = st.number_input("Random seed", 0, 2**31 - 1, key="seed", step=1)
         slots["n_bootstrap"] = st.empty()
     return dict(tolerance=tol, min_group_size=int(mgs), reference_strategy=mode,

@@ -405,3 +405,53 @@ def model_scatter(overall: pd.DataFrame, summary: pd.DataFrame, *, attribute: st
     return _layout(fig, f"Models: {REGISTRY[performance].label.lower()} against {label}",
                    subtitle=f"One point per model; bars: 95% intervals; across the groups of "
                             f"{esc(attribute)}.")
+
+
+# ---------------------------------------------------------------------------
+# Static export
+# ---------------------------------------------------------------------------
+IMAGE_FORMATS = ("png", "svg", "pdf")
+_SERVER = {"started": False}
+
+
+class ExportUnavailable(RuntimeError):
+    """Static images need a browser (Debian's chromium) that is not there."""
+
+
+def figure_bytes(fig: go.Figure, fmt: str, scale: float = 3.0) -> bytes:
+    """A chart as PNG (``scale`` x resolution), SVG, PDF or interactive HTML.
+
+    Static formats go through kaleido with Debian's chromium; one export
+    server is started per process and reused (about 0.4 s per image after
+    the first).  Without a browser, raises :class:`ExportUnavailable` (HTML
+    always works).
+    """
+    import shutil
+    import warnings
+
+    if fmt == "html":
+        return fig.to_html(include_plotlyjs=True, full_html=True).encode("utf-8")
+    if fmt not in IMAGE_FORMATS:
+        raise ValueError(f"unknown format {fmt!r}")
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        raise ExportUnavailable("Saving charts as PNG, SVG or PDF needs the chromium browser "
+                                "(on Debian: apt-get install chromium). Interactive HTML works "
+                                "without it.")
+    import kaleido
+
+    if not _SERVER["started"]:
+        kaleido.start_sync_server(mathjax=False, silence_warnings=True)
+        _SERVER["started"] = True
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*kopts.*")
+        return fig.to_image(format=fmt, scale=scale if fmt == "png" else 1.0,
+                            width=fig.layout.width or 1100, height=fig.layout.height or 520)
+
+
+def file_name(*parts, ext: str) -> str:
+    """A descriptive, safe file name: metric_attribute_model_date.ext."""
+    import re
+    from datetime import date
+
+    words = [re.sub(r"[^A-Za-z0-9._-]+", "-", str(p)).strip("-")[:40] for p in parts if p]
+    return "_".join([w for w in words if w] + [date.today().isoformat()]) + f".{ext}"

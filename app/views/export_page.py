@@ -1,0 +1,205 @@
+"""Export: the audit report (HTML, PDF), tables (CSV, XLSX, JSON), chart
+images, and the audit's configuration (save, and load back)."""
+from __future__ import annotations
+
+import hashlib
+
+import streamlit as st
+
+from fairness_core import InputError, charts, exports
+from ui import md
+from views.common import context, header, pick_attribute, pick_metric, pick_model
+
+CHARTS = {"group": "Metric by group", "disparity": "Ratio to the reference",
+          "representation": "Rows per group", "roc": "ROC curves (score models)",
+          "calibration": "Calibration (score models)"}
+
+
+def report_files(result, title: str, author: str, scope: str, k: int, pdf: bool) -> dict:
+    """The report as HTML (and PDF) bytes with their file names."""
+    from fairness_core.report import html_report, pdf_from_html
+
+    doc = html_report(result, title=title, author=author, scope=scope, suppress_below=k)
+    out = {"html": (doc.encode("utf-8"), charts.file_name("fairness-audit-report",
+                                                          ext="html"))}
+    if pdf:
+        out["pdf"] = (pdf_from_html(doc), charts.file_name("fairness-audit-report", ext="pdf"))
+    return out
+
+
+def chart_figure(result, kind: str, model: str, attribute: str, metric: str):
+    """The figure a chart download holds (None when it does not apply)."""
+    r, spec = result, result.spec
+    sc = r.scores
+    if kind == "group":
+        return charts.group_metric_chart(r.groups, r.disparities, model=model,
+                                         attribute=attribute, metric=metric,
+                                         tolerance=spec.tolerance)
+    if kind == "disparity":
+        return charts.disparity_chart(r.disparities, model=model, attribute=attribute,
+                                      metric=metric, tolerance=spec.tolerance)
+    if kind == "representation":
+        return charts.representation_chart(r.groups, attribute=attribute, model=model,
+                                           min_group_size=spec.min_group_size)
+    if kind == "roc" and model in spec.scores:
+        return charts.roc_chart(sc["curves"], r.groups, model=model, attribute=attribute,
+                                auc=sc["auc"])
+    if kind == "calibration" and model in spec.scores and len(sc["calibration"]):
+        return charts.calibration_chart(sc["calibration"], model=model, attribute=attribute)
+    return None
+
+
+def _apply_config():
+    """Load an uploaded configuration into the controls (runs before the page)."""
+    up = st.session_state.get("config_upload")
+    if up is None:
+        return
+    try:
+        spec, data = exports.load_config(up.getvalue())
+    except InputError as err:
+        st.session_state["config_message"] = ("error", err.message)
+        return
+    p = st.session_state.setdefault("prefs", {})
+    p.pop("by_columns", None)  # the loaded settings win over remembered ones
+    d = spec.to_dict()
+    for k in ("label", "predictions", "scores", "sensitive", "intersectional", "threshold",
+              "tolerance", "min_group_size", "alpha", "correction", "n_bootstrap", "seed"):
+        p[k] = d[k]
+        st.session_state.pop(k, None)
+    p["positive"] = d["positive"]
+    st.session_state.pop("positive", None)
+    p["weight"] = d["weight"] or "(none)"
+    st.session_state.pop("weight", None)
+    p["bins"] = d["bins"]
+    for c in d["bins"]:
+        st.session_state.pop(f"bins::{c}", None)
+    p["reference_strategy"] = "named" if d["reference"] else d["reference_strategy"]
+    st.session_state.pop("refmode", None)
+    p["reference"] = d["reference"]
+    for a in d["reference"]:
+        st.session_state.pop(f"ref::{a}", None)
+    ctx = st.session_state.get("ctx")
+    sha = ctx.loaded.sha256 if ctx is not None and ctx.loaded is not None else None
+    warn = exports.check_data(data, sha)
+    st.session_state["config_message"] = ("warning", warn) if warn else (
+        "success", "Configuration loaded: the audit uses its settings.")
+
+
+def render():
+    ctx = context()
+    if ctx is None:
+        return
+    r = ctx.result
+    header(ctx, "Export")
+
+    st.subheader("Audit report")
+    st.caption("One self-contained HTML file that opens offline, and the same report as a "
+               "PDF: title block, provenance (file name and SHA-256, rows left out, settings, "
+               "versions, time, seed), methodology, findings, a section per attribute, "
+               "intersections, thresholds and calibration, model comparison, limitations "
+               "and an appendix with every number.")
+    c1, c2 = st.columns(2)
+    title = c1.text_input("Report title", "Fairness audit report", key="report_title")
+    author = c2.text_input("Author", "", key="report_author")
+    scope = st.text_area("Scope statement", "", key="report_scope",
+                         help="What was audited, for what decision, and why.")
+    c1, c2, c3 = st.columns(3)
+    suppress = c1.checkbox("Suppress small groups in the report and tables",
+                           key="suppress_small",
+                           help="Blank the metrics of groups with fewer rows than the number "
+                                "on the right, for privacy; the report says so.")
+    k = int(c2.number_input("Fewer than (rows)", 2, 1000, 10, key="suppress_k")) \
+        if suppress else 0
+    want_pdf = c3.checkbox("Also as PDF", value=True, key="report_pdf")
+    key = hashlib.sha256(repr((r.spec.to_json(), ctx.loaded.sha256, title, author, scope, k,
+                               want_pdf)).encode()).hexdigest()
+    if st.button("Make the report", type="primary", key="make_report"):
+        with st.spinner("Writing the report..."):
+            try:
+                st.session_state["report"] = (key, report_files(r, title, author, scope, k,
+                                                                want_pdf))
+            except InputError as err:
+                st.session_state["report"] = (key, {"html": report_files(
+                    r, title, author, scope, k, False)["html"]})
+                st.warning(md(err.message))
+    made = st.session_state.get("report")
+    if made and made[0] == key:
+        files = made[1]
+        c1, c2 = st.columns(2)
+        data, name = files["html"]
+        c1.download_button("Download the HTML report", data, file_name=name,
+                           mime="text/html", key="dl_report_html")
+        if "pdf" in files:
+            data, name = files["pdf"]
+            c2.download_button("Download the PDF report", data, file_name=name,
+                               mime="application/pdf", key="dl_report_pdf")
+    elif made:
+        st.caption("The settings changed since the report was made: make it again.")
+
+    st.subheader("Tables")
+    tabs = exports.tables(r, k)
+    notes = exports.export_notes(r, k)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.download_button("Group metrics (CSV)", exports.to_csv_bytes(tabs["groups"]),
+                       file_name=charts.file_name("group-metrics", ext="csv"),
+                       mime="text/csv", key="dl_groups_csv")
+    c2.download_button("Disparities (CSV)", exports.to_csv_bytes(tabs["disparities"]),
+                       file_name=charts.file_name("disparities", ext="csv"),
+                       mime="text/csv", key="dl_disp_csv")
+    c3.download_button("All tables (XLSX)", exports.to_xlsx_bytes(tabs, notes),
+                       file_name=charts.file_name("fairness-audit", ext="xlsx"),
+                       mime="application/vnd.openxmlformats-officedocument.spreadsheetml."
+                            "sheet", key="dl_xlsx")
+    c4.download_button("Full audit (JSON)", r.to_json().encode("utf-8"),
+                       file_name=charts.file_name("fairness-audit", ext="json"),
+                       mime="application/json", key="dl_json")
+    st.caption("Text cells that a spreadsheet would run as a formula (starting with =, +, -, "
+               "@) are stored as text.")
+
+    st.subheader("Charts")
+    c1, c2, c3, c4 = st.columns(4)
+    with c1:
+        kind = st.selectbox("Chart", list(CHARTS), format_func=CHARTS.get, key="export_chart")
+    with c2:
+        model = pick_model(ctx)
+    with c3:
+        attribute = pick_attribute(ctx)
+    with c4:
+        metric = pick_metric(ctx)
+    fig = chart_figure(r, kind, model, attribute, metric)
+    if fig is None:
+        st.info("This chart needs a score model: choose one of "
+                f"{md(', '.join(r.spec.scores) or 'none (add a score column)')}.")
+    else:
+        cols = st.columns(4)
+        for col, fmt in zip(cols, ("png", "svg", "pdf", "html")):
+            name = charts.file_name(kind, metric if kind in ("group", "disparity") else "",
+                                    attribute, model, ext=fmt)
+            try:
+                data = charts.figure_bytes(fig, fmt) if st.session_state.get(
+                    f"want_{fmt}") else None
+            except charts.ExportUnavailable as err:
+                col.caption(md(str(err)))
+                continue
+            if data is None:
+                col.button(f"Prepare {fmt.upper()}", key=f"prep_{fmt}",
+                           on_click=lambda f=fmt: st.session_state.update({f"want_{f}": True}))
+            else:
+                col.download_button(f"Download {fmt.upper()}", data, file_name=name,
+                                    key=f"dl_chart_{fmt}")
+
+    st.subheader("Audit configuration")
+    st.caption("Save the settings (columns, positive label, attributes, intersections, "
+               "references, tolerance, minimum size, threshold, models, alpha, seed) and load "
+               "them back later after uploading the same data: the same data and settings "
+               "give the same numbers.")
+    from fairness_core.exports import config_json
+    st.download_button("Save the configuration (JSON)",
+                       config_json(r.spec, ctx.loaded.sha256, ctx.loaded.name).encode("utf-8"),
+                       file_name=charts.file_name("audit-config", ext="json"),
+                       mime="application/json", key="dl_config")
+    st.file_uploader("Load a configuration", type=["json"], key="config_upload",
+                     on_change=_apply_config)
+    msg = st.session_state.pop("config_message", None)
+    if msg:
+        getattr(st, msg[0])(md(msg[1]))
