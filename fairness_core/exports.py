@@ -69,27 +69,49 @@ def suppress_small(df: pd.DataFrame, k: int, n_columns=("n", "reference_n")) -> 
 
 
 def tables(result, suppress_below: int = 0) -> dict[str, pd.DataFrame]:
-    """The audit's tables as exported: groups, disparities, summary."""
+    """The audit's tables as exported: groups, disparities, summary.
+
+    With suppression, the summaries are computed again without the
+    suppressed groups (a summary over all groups would reveal their rates)."""
+    summ = result.summary
+    if suppress_below and suppress_below > 1:
+        from .disparity import summary as summarise
+        g = result.group_metrics
+        d = result.disparities
+        summ = summarise(g[g["n"] >= suppress_below].reset_index(drop=True),
+                         d[(d["n"] >= suppress_below) & (d["reference_n"] >= suppress_below)],
+                         result.spec)
+        summ["note"] = f"computed without the groups of fewer than {suppress_below} rows"
     return {
         "groups": suppress_small(result.group_table(), suppress_below, ("n",)),
         "disparities": suppress_small(result.disparities, suppress_below),
-        "summary": result.summary.assign(
-            groups_below_min_size=result.summary["groups_below_min_size"].map(
-                lambda g: ", ".join(map(str, g)))),
+        "summary": summ.assign(groups_below_min_size=summ["groups_below_min_size"].map(
+            lambda g: ", ".join(map(str, g)))),
     }
 
 
 def to_csv_bytes(df: pd.DataFrame) -> bytes:
-    """UTF-8 CSV (with a byte-order mark so that spreadsheets read accents)."""
-    return safe_table(df).to_csv(index=False).encode("utf-8-sig")
+    """UTF-8 CSV (with a byte-order mark so that spreadsheets read accents).
+    Lines end in CRLF, so that a carriage return inside a value is quoted."""
+    return safe_table(df).to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")
 
 
 def to_xlsx_bytes(sheets: dict[str, pd.DataFrame], notes: list[str] | None = None) -> bytes:
     """An XLSX workbook, one sheet per table, plus an 'About' sheet."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def clean(v):  # control characters a workbook cannot hold become "?"
+        return ILLEGAL_CHARACTERS_RE.sub("?", v) if isinstance(v, str) else v
+
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="openpyxl") as xw:
         for name, df in sheets.items():
-            safe_table(df).to_excel(xw, sheet_name=name[:31], index=False)
+            t = safe_table(df)
+            t.columns = [clean(c) for c in t.columns]
+            for c in t.columns:
+                if t[c].dtype == object:
+                    t[c] = t[c].map(clean)
+            t.to_excel(xw, sheet_name=name[:31], index=False)
         if notes:
             pd.DataFrame({"about": [neutralise(n) for n in notes]}).to_excel(
                 xw, sheet_name="About", index=False)
@@ -122,7 +144,7 @@ def load_config(text: str | bytes) -> tuple[AuditSpec, dict]:
     SHA-256 and name of the table it was made on.  Raises InputError."""
     try:
         obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError(f"The audit configuration is not valid JSON ({exc}). Choose a file "
                          "saved by this tool.", field="config") from None
     if not isinstance(obj, dict):
@@ -131,7 +153,18 @@ def load_config(text: str | bytes) -> tuple[AuditSpec, dict]:
         spec_d, data = obj.get("spec"), obj.get("data") or {}
     else:  # a bare spec (e.g. written by hand)
         spec_d, data = obj, {}
-    return AuditSpec.from_dict(spec_d), data
+    if not isinstance(data, dict):
+        raise InputError("The audit configuration's 'data' entry must be an object with the "
+                         "data's sha256 and name. Save the configuration again from this "
+                         "tool.", field="config")
+    try:
+        return AuditSpec.from_dict(spec_d), data
+    except InputError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+        raise InputError(f"The audit configuration has a setting of the wrong kind "
+                         f"({type(exc).__name__}: {str(exc)[:120]}). Save the configuration "
+                         "again from this tool.", field="config") from None
 
 
 def check_data(data: dict, sha256: str | None) -> str | None:
