@@ -319,8 +319,12 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
 
 def pdf_from_html(html_text: str, timeout_ms: int = 120_000) -> bytes:
     """Print the report to PDF with Debian's chromium (through Playwright):
-    A4, page numbers in the footer, vector charts."""
+    A4, page numbers in the footer, vector charts.
+
+    Runs in a worker thread of its own, so that it works whether or not the
+    caller's thread runs an asyncio event loop."""
     import shutil
+    from concurrent.futures import ThreadPoolExecutor
 
     from .errors import InputError
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -328,6 +332,11 @@ def pdf_from_html(html_text: str, timeout_ms: int = 120_000) -> bytes:
         raise InputError("Making a PDF needs the chromium browser, which is not installed "
                          "(on Debian: apt-get install chromium). The HTML report works "
                          "without it.", field="pdf")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_print_pdf, html_text, chromium, timeout_ms).result()
+
+
+def _print_pdf(html_text: str, chromium: str, timeout_ms: int) -> bytes:
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=[

@@ -3,7 +3,6 @@ offline, and nothing from the data can run in it."""
 from __future__ import annotations
 
 import re
-import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -125,33 +124,27 @@ def test_user_strings_are_escaped_in_the_html(tmp_path):
 
 
 @pytest.mark.browser
-def test_nothing_from_the_data_runs_when_the_report_is_opened(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+def test_nothing_from_the_data_runs_when_the_report_is_opened(tmp_path, browser):
     res = _hostile_result()
     path = tmp_path / "report.html"
     path.write_text(html_report(res, title="<script>window.__pwned=1</script>",
                                 author='<img src=x onerror="window.__pwned=1">'),
                     encoding="utf-8")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        page = b.new_page()
-        outside = []
-        page.on("request", lambda r: outside.append(r.url)
-                if not r.url.startswith(("file:", "data:", "blob:")) else None)
-        dialogs = []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.goto(path.as_uri())
-        page.wait_for_function("() => document.querySelectorAll('svg.main-svg').length > 0")
-        n_charts = page.evaluate("document.querySelectorAll('.js-plotly-plot').length")
-        drawn = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot'))"
-                              ".filter(d => d.querySelector('svg.main-svg')).length")
-        pwned = page.evaluate("() => window.__pwned")
-        imgs = page.evaluate("document.querySelectorAll('img[src=\"x\"]').length")
-        text = page.inner_text("body")
-        b.close()
+    page = browser.new_page()
+    outside = []
+    page.on("request", lambda r: outside.append(r.url)
+            if not r.url.startswith(("file:", "data:", "blob:")) else None)
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(path.as_uri())
+    page.wait_for_function("() => document.querySelectorAll('svg.main-svg').length > 0")
+    n_charts = page.evaluate("document.querySelectorAll('.js-plotly-plot').length")
+    drawn = page.evaluate("Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                          ".filter(d => d.querySelector('svg.main-svg')).length")
+    pwned = page.evaluate("() => window.__pwned")
+    imgs = page.evaluate("document.querySelectorAll('img[src=\"x\"]').length")
+    text = page.inner_text("body")
+    page.close()
     assert n_charts >= 3 and drawn == n_charts  # offline: every chart draws
     assert pwned is None and imgs == 0 and dialogs == []
     assert outside == []
