@@ -58,6 +58,13 @@ def summary_table(result, model: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _text(f: dict, model: str) -> str:
+    """A finding's text without the model prefix (this page shows one model)."""
+    t = f["text"]
+    prefix = f"Model {model!r}: "
+    return t[len(prefix)].upper() + t[len(prefix) + 1:] if t.startswith(prefix) else t
+
+
 def render():
     ctx = context()
     if ctx is None:
@@ -70,7 +77,7 @@ def render():
     if worst is not None:
         box = st.error if worst["severity"] in ("high", "medium") else st.warning
         box(f"**Most severe finding** ({SEVERITY_ICON[worst['severity']]}): "
-            f"{md(worst['text'])}", icon="🔎")
+            f"{md(_text(worst, model))}", icon="🔎")
     else:
         st.success("No group fails the tolerance for this model.", icon="✅")
 
@@ -95,8 +102,8 @@ def render():
         "outside the band); low gaps fail the tolerance but may be noise.")
     shown = mine[:12]
     for f in shown:
-        st.markdown(f"{SEVERITY_ICON[f['severity']]}: {md(f['text'])}")
+        st.markdown(f"{SEVERITY_ICON[f['severity']]}: {md(_text(f, model))}")
     if len(mine) > len(shown):
         with st.expander(f"All {len(mine)} findings for this model"):
             for f in mine[len(shown):]:
-                st.markdown(f"{SEVERITY_ICON[f['severity']]}: {md(f['text'])}")
+                st.markdown(f"{SEVERITY_ICON[f['severity']]}: {md(_text(f, model))}")
