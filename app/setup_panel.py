@@ -261,8 +261,7 @@ def _reference_widgets(ctx: Context, result, slots: dict) -> dict:
     box = slots["reference"].container()
     saved = ctx.prefs.get("reference", {}) or {}
     for attr in result.spec.attribute_names():
-        groups = list(dict.fromkeys(result.group_metrics.loc[
-            result.group_metrics["attribute"] == attr, "group"]))
+        groups = result.group_order(attr)
         sizes = result.group_metrics[result.group_metrics["attribute"] == attr] \
             .groupby("group")["n"].first()
         largest = sizes.idxmax() if len(sizes) else (groups[0] if groups else None)

@@ -56,7 +56,3 @@ def chart(fig, key: str | None = None):
 def metric_help(metric: str) -> str:
     m = REGISTRY[metric]
     return f"**{m.label}.** {m.meaning} *When it matters:* {m.matters_when}"
-
-
-def no_result():
-    st.info("Choose the columns in the sidebar on the left to see the audit.", icon="👈")

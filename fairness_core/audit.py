@@ -79,6 +79,13 @@ class AuditResult:
     def overall(self) -> pd.DataFrame:
         return self.groups[self.groups["attribute"] == OVERALL].reset_index(drop=True)
 
+    def group_order(self, attribute: str) -> list:
+        """An attribute's groups in their display order (the same for every
+        model: all models are counted over the same groups)."""
+        g = self.groups
+        first = g[(g["model"] == self.spec.models[0]) & (g["attribute"] == attribute)]
+        return list(first["group"])
+
     @property
     def failed(self) -> bool:
         return bool((self.disparities["verdict"] == "fail").any())

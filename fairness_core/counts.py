@@ -198,14 +198,6 @@ class CountCube:
     def models(self) -> list:
         return list(self.cells)
 
-    def group_cells(self, model: str, attribute: str, weighted: bool = True) -> np.ndarray:
-        """``(g, 4)`` counts of one attribute's groups for one model."""
-        for name, inv, labels in self.attributes:
-            if name == attribute:
-                src = (self.cells if weighted else self.row_cells)[model]
-                return _sum_groups(src, inv, len(labels))
-        raise KeyError(attribute)
-
 
 def _sum_groups(cm: np.ndarray, inv: np.ndarray, g: int) -> np.ndarray:
     out = np.zeros((g,) + cm.shape[1:], dtype=cm.dtype)

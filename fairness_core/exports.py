@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .metrics import REGISTRY
 from .spec import AuditSpec
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -175,7 +174,3 @@ def check_data(data: dict, sha256: str | None) -> str | None:
                 f"with SHA-256 {want[:12]}...; this file has {sha256[:12]}...). The numbers "
                 "will not match the earlier audit.")
     return None
-
-
-def metric_label(name: str) -> str:
-    return REGISTRY[name].label if name in REGISTRY else name

@@ -14,8 +14,6 @@ import pandas as pd
 
 from .counts import CELLS
 
-_IDX = {c: i for i, c in enumerate(CELLS)}
-
 _DEN_REASON = {
     ("tn", "fp", "fn", "tp"): "the group has no rows (or zero total weight)",
     ("fn", "tp"): "the group has no actual positives, so there is nothing to detect",

@@ -22,7 +22,7 @@ import pandas as pd
 from . import charts
 from .counts import CELLS
 from .exports import suppress_small
-from .metrics import DISPARITY_METRICS, REGISTRY
+from .metrics import REGISTRY
 
 CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
        "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; connect-src 'none'")
@@ -81,7 +81,6 @@ class _Figures:
 
     def __init__(self):
         self.first = True
-        self.count = 0
 
     def __call__(self, fig) -> str:
         fig.update_layout(width=1000)
@@ -89,7 +88,6 @@ class _Figures:
                           config={"displaylogo": False, "staticPlot": False,
                                   "responsive": False})
         self.first = False
-        self.count += 1
         return f'<div class="chart">{out}</div>'
 
 
@@ -223,12 +221,10 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
     # --- per attribute ------------------------------------------------------------------
     parts.append('<h2 class="section">5. Results by attribute</h2>')
     single = [a for a in spec.attribute_names() if " & " not in a]
-    gm = result.group_metrics
     for attr in single:
         parts.append(f"<h3>{e(attr)}</h3>")
         for model in spec.models:
-            order = list(dict.fromkeys(gm.loc[(gm["model"] == model)
-                                              & (gm["attribute"] == attr), "group"]))
+            order = result.group_order(attr)
             parts.append(f"<p><b>Model {e(model)}</b></p>")
             parts.append(_table(_group_table(result, model, attr, suppress_below),
                                 numeric=("Rows",)))
@@ -257,8 +253,7 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
         parts.append('<h2 class="section">7. Thresholds and calibration</h2>')
         for model in spec.scores:
             for attr in single:
-                order = list(dict.fromkeys(gm.loc[(gm["model"] == model)
-                                                  & (gm["attribute"] == attr), "group"]))
+                order = result.group_order(attr)
                 parts.append(fig(charts.roc_chart(sc["curves"], result.groups, model=model,
                                                   attribute=attr, order=order,
                                                   auc=sc["auc"])))

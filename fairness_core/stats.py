@@ -32,7 +32,6 @@ from scipy import stats as st
 from .counts import CELLS
 from .metrics import DISPARITY_METRICS, REGISTRY, metric_values
 
-_IDX = {c: i for i, c in enumerate(CELLS)}
 _MIN_DEFINED = 0.5  # share of replicates that must be defined for an interval
 MIN_EXPECTED = 5  # below this expected cell count, Fisher's exact test
 
@@ -275,7 +274,7 @@ def finish_tests(disp: pd.DataFrame, spec) -> pd.DataFrame:
 # The whole uncertainty layer of one audit
 # ---------------------------------------------------------------------------
 class Uncertainty:
-    """Bootstrap replicates of every group's counts, per model x attribute.
+    """Bootstrap replicates of every group's metrics, per model x attribute.
 
     Parameters
     ----------
@@ -299,7 +298,6 @@ class Uncertainty:
         self.spec = spec
         self.weighted = weighted_cells is not None
         self.labels = {name: list(labels) for name, _inv, labels in attributes}
-        self.reps: dict = {}
         self.values: dict = {}
         B = spec.n_bootstrap
         if B <= 0:
@@ -312,24 +310,21 @@ class Uncertainty:
             key = (model, i, B, spec.seed, tuple(names), rc.tobytes(),
                    None if wc is None else wc.tobytes(), None if sq is None else sq.tobytes())
             if cache is not None and key in cache:
-                reps, values = cache[key]
+                values = cache[key]
             else:
                 # one stream per model: a model's intervals do not depend on the
                 # other models (and survive a change of another model's threshold)
                 rng = np.random.default_rng([spec.seed, i])
                 draws = bootstrap_cells(rc, B, rng, wc, sq)
-                reps, values = {}, {}
+                values = {}
                 for name, inv, labels in attributes:
-                    g = aggregate(draws, inv, len(labels))
-                    reps[name] = g
-                    vals = metric_values(g)
+                    vals = metric_values(aggregate(draws, inv, len(labels)))
                     values[name] = np.stack([vals[m] for m in REGISTRY], axis=1)
                 if cache is not None:
                     if len(cache) > 16:
                         cache.clear()
-                    cache[key] = (reps, values)
+                    cache[key] = values
             for name in names:
-                self.reps[(model, name)] = reps[name]
                 self.values[(model, name)] = values[name]
 
     # -- group metrics ------------------------------------------------------

@@ -9,8 +9,9 @@ from fairness_core.metrics import DISPARITY_METRICS, REGISTRY
 from ui import md
 
 
-def context():
-    """The sidebar's context, or None (with a hint) when there is no audit."""
+def context(title: str | None = None):
+    """The sidebar's context, or None (with a hint) when there is no audit;
+    with a ``title``, the page's header is drawn too."""
     ctx = st.session_state.get("ctx")
     if ctx is None or ctx.result is None:
         if ctx is not None and ctx.errors:
@@ -20,6 +21,8 @@ def context():
             st.info("Choose a predictions table and its columns in the sidebar on the left.",
                     icon="👈")
         return None
+    if title:
+        header(ctx, title)
     return ctx
 
 

@@ -8,7 +8,7 @@ import state
 from fairness_core import charts
 from fairness_core.prepare import group_labels
 from ui import chart, md, pct
-from views.common import context, header, pick_attribute
+from views.common import context, pick_attribute
 
 
 def missing_rates(df: pd.DataFrame, column: str, used: list, spec) -> dict:
@@ -37,11 +37,10 @@ def data_table(result, attribute: str, missing: dict | None) -> pd.DataFrame:
 
 
 def render():
-    ctx = context()
+    ctx = context("The data")
     if ctx is None:
         return
     r = ctx.result
-    header(ctx, "The data")
     prov = r.provenance
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Rows read", f"{prov['rows_read']:,}")
@@ -53,8 +52,7 @@ def render():
         st.caption("Left out: " + "; ".join(f"{n:,} with {md(why)}"
                                              for why, n in prov["dropped_reasons"].items()))
     attribute = pick_attribute(ctx)
-    order = list(dict.fromkeys(r.group_metrics.loc[
-        r.group_metrics["attribute"] == attribute, "group"]))
+    order = r.group_order(attribute)
     chart(charts.representation_chart(r.groups, attribute=attribute, model=r.spec.models[0],
                                       min_group_size=r.spec.min_group_size, order=order),
           key="representation")

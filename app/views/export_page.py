@@ -8,7 +8,7 @@ import streamlit as st
 
 from fairness_core import InputError, charts, exports
 from ui import md
-from views.common import context, header, pick_attribute, pick_metric, pick_model
+from views.common import context, pick_attribute, pick_metric, pick_model
 
 CHARTS = {"group": "Metric by group", "disparity": "Ratio to the reference",
           "representation": "Rows per group", "roc": "ROC curves (score models)",
@@ -86,11 +86,10 @@ def _apply_config():
 
 
 def render():
-    ctx = context()
+    ctx = context("Export")
     if ctx is None:
         return
     r = ctx.result
-    header(ctx, "Export")
 
     st.subheader("Audit report")
     st.caption("One self-contained HTML file that opens offline, and the same report as a "

@@ -8,7 +8,7 @@ from fairness_core import charts
 from fairness_core.metrics import REGISTRY
 from fairness_core.spec import INTERSECTION_SEP
 from ui import VERDICT_ICON, chart, interval, md, metric_help, num, value
-from views.common import context, header, pick_attribute, pick_metric, pick_model
+from views.common import context, pick_attribute, pick_metric, pick_model
 
 
 def group_table(result, model: str, attribute: str, metric: str) -> pd.DataFrame:
@@ -46,11 +46,10 @@ def group_table(result, model: str, attribute: str, metric: str) -> pd.DataFrame
 
 
 def render():
-    ctx = context()
+    ctx = context("Group metrics")
     if ctx is None:
         return
     r = ctx.result
-    header(ctx, "Group metrics")
     c1, c2, c3 = st.columns(3)
     with c1:
         model = pick_model(ctx)
@@ -59,9 +58,7 @@ def render():
     with c3:
         metric = pick_metric(ctx)
     st.info(metric_help(metric), icon="📏")
-    order = list(dict.fromkeys(r.group_metrics.loc[
-        (r.group_metrics["model"] == model) & (r.group_metrics["attribute"] == attribute),
-        "group"]))
+    order = r.group_order(attribute)
     left, right = st.columns(2)
     with left:
         chart(charts.group_metric_chart(r.groups, r.disparities, model=model,

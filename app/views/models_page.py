@@ -6,7 +6,7 @@ import streamlit as st
 
 from fairness_core import charts
 from ui import chart, num, pct
-from views.common import context, header, pick_attribute, pick_model
+from views.common import context, pick_attribute, pick_model
 
 DISPARITY = {"demographic_parity_difference": "Demographic parity difference",
              "equalized_odds_difference": "Equalized odds difference",
@@ -35,11 +35,10 @@ def comparison_table(result, attribute: str) -> pd.DataFrame:
 
 
 def render():
-    ctx = context()
+    ctx = context("Models")
     if ctx is None:
         return
     r = ctx.result
-    header(ctx, "Models")
     c1, c2, c3 = st.columns(3)
     with c1:
         attribute = pick_attribute(ctx)

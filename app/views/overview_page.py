@@ -6,7 +6,7 @@ import streamlit as st
 
 from fairness_core.metrics import REGISTRY
 from ui import SEVERITY_ICON, md, num
-from views.common import context, header, pick_model
+from views.common import context, pick_model
 
 KEY_METRICS = ["selection_rate", "tpr", "fpr", "fnr", "ppv", "accuracy"]
 
@@ -66,11 +66,10 @@ def _text(f: dict, model: str) -> str:
 
 
 def render():
-    ctx = context()
+    ctx = context("Fairness audit overview")
     if ctx is None:
         return
     r = ctx.result
-    header(ctx, "Fairness audit overview")
     model = pick_model(ctx)
     mine = [f for f in r.findings if f.get("model") == model]
     worst = next((f for f in mine if f["kind"] == "fail"), None)

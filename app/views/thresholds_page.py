@@ -34,9 +34,7 @@ def render():
                                                                     r.spec.threshold))
     st.slider("Score threshold (the same as in the sidebar; every page follows it)", lo, hi,
               key="threshold_page", step=step, on_change=_sync_threshold)
-    order = list(dict.fromkeys(r.group_metrics.loc[
-        (r.group_metrics["model"] == model) & (r.group_metrics["attribute"] == attribute),
-        "group"]))
+    order = r.group_order(attribute)
     left, right = st.columns(2)
     with left:
         chart(charts.roc_chart(sc["curves"], r.groups, model=model, attribute=attribute,
