@@ -24,14 +24,28 @@ _DEN_REASON = {
 }
 
 
+#: What a positive decision is for the people it is given to.
+POSITIVE_DECISIONS = ("benefit", "harm")
+
+
 @dataclass(frozen=True)
 class Metric:
-    """One group metric.
+    """One group metric, and everything the tool knows about it.
 
     ``numerator`` and ``denominator`` give coefficients on the cells; the
     metric is ``sum(num * cells) / sum(den * cells)``.  ``kind`` is
     ``"rate"`` when the numerator cells are a subset of the denominator
     cells with coefficient 1 (a proportion of a subpopulation).
+
+    ``favours`` says, for a positive decision that is a ``benefit`` and for
+    one that is a ``harm``, whether a higher value is better (+1) or worse
+    (-1) for the people of a group, or takes no side (None).  ``key`` gives
+    the metric's place among the key metrics of each (None: not key).
+    ``population`` and ``event`` are the phrases of the findings, with the
+    placeholders ``{outcome_pos}``, ``{outcome_neg}``, ``{decision_pos}``
+    and ``{decision_neg}``; ``side`` says how a disadvantage reads:
+    ``"decision"`` (the gap disadvantages people) or ``"error"`` (the model
+    is wrong more often for them).
     """
 
     name: str
@@ -43,6 +57,11 @@ class Metric:
     denominator: dict
     higher_is_better: bool | None
     aliases: dict = field(default_factory=dict)
+    favours: dict = field(default_factory=dict)
+    key: dict = field(default_factory=dict)
+    population: str = ""
+    event: str = ""
+    side: str = "decision"
 
     @property
     def kind(self) -> str:
@@ -52,59 +71,113 @@ class Metric:
             return "rate"
         return "derived"
 
+    @property
+    def is_rate(self) -> bool:
+        return self.kind == "rate"
+
+    @property
+    def percent(self) -> bool:
+        """Shown as a percentage (every rate, and balanced accuracy)."""
+        return self.kind == "rate" or self.name == "balanced_accuracy"
+
+    @property
+    def judged(self) -> bool:
+        """Gets disparities and verdicts (the base rate describes the data)."""
+        return self.higher_is_better is not None
+
+    @property
+    def num_vector(self) -> np.ndarray:
+        """Numerator coefficients on the cells, in :data:`CELLS` order."""
+        return np.array([self.numerator.get(c, 0) for c in CELLS], dtype=float)
+
+    @property
+    def den_vector(self) -> np.ndarray:
+        """Denominator coefficients on the cells, in :data:`CELLS` order."""
+        return np.array([self.denominator.get(c, 0) for c in CELLS], dtype=float)
+
+    def direction(self, decision: str = "benefit") -> int | None:
+        """+1: higher is better for the group's people; -1: worse; None."""
+        return self.favours.get(decision)
+
+    def best_higher(self, decision: str = "benefit") -> bool:
+        """For a best-off reference: is the highest value the best-off?"""
+        d = self.direction(decision)
+        return bool(self.higher_is_better) if d is None else d > 0
+
+    def format(self, x) -> str:
+        """The value in the metric's unit: a percentage for rates."""
+        from .formatting import num, pct
+        return pct(x) if self.percent else num(x)
+
+    def phrases(self, words: dict) -> tuple[str, str]:
+        """(population, what happened), filled with ``words``."""
+        return self.population.format(**words), self.event.format(**words)
+
     def undefined_reason(self) -> str:
+        if self.name == "balanced_accuracy":
+            return "the group has no rows"
         cells = tuple(c for c in CELLS if c in self.denominator)
         return _DEN_REASON.get(cells, "its denominator is zero in this group")
 
     def to_dict(self) -> dict:
         return {"name": self.name, "label": self.label, "short": self.short,
                 "meaning": self.meaning, "matters_when": self.matters_when,
-                "higher_is_better": self.higher_is_better, "aliases": dict(self.aliases)}
+                "higher_is_better": self.higher_is_better, "aliases": dict(self.aliases),
+                "favours": dict(self.favours), "key": dict(self.key)}
 
 
-def _m(name, label, short, meaning, matters, num, den, hib, **aliases):
-    return Metric(name, label, short, meaning, matters, num, den, hib, aliases)
+def _m(name, label, short, meaning, matters, num, den, hib, favours=None, key=None,
+       population="", event="", side="decision", **aliases):
+    b, h = favours or (None, None)
+    kb, kh = key or (None, None)
+    return Metric(name, label, short, meaning, matters, num, den, hib, aliases,
+                  {"benefit": b, "harm": h}, {"benefit": kb, "harm": kh}, population, event,
+                  side)
 
 
 _ALL = {"tn": 1, "fp": 1, "fn": 1, "tp": 1}
+_AMONG_POS = "Among people whose true outcome was {outcome_pos}"
+_AMONG_NEG = "Among people whose true outcome was {outcome_neg}"
 REGISTRY: dict[str, Metric] = {m.name: m for m in [
     _m("selection_rate", "Selection rate", "selected",
        "Share of the group that the model gives the positive decision.",
        "The decision itself is the benefit or the harm (a loan, a job interview, an "
        "investigation) and groups should receive it at similar rates regardless of the "
        "outcome: this is demographic parity.",
-       {"fp": 1, "tp": 1}, _ALL, True,
+       {"fp": 1, "tp": 1}, _ALL, True, (1, -1), (0, 0), "", "were given {decision_pos}",
        fairlearn="selection_rate", aif360="selection_rate", aequitas="pp / group size"),
     _m("base_rate", "Base rate", "base rate",
        "Share of the group whose true outcome is positive (it describes the data, not the "
        "model).",
        "Always read it beside the selection rate: groups whose base rates differ can only "
        "have equal selection rates if the model is wrong more often for some of them.",
-       {"fn": 1, "tp": 1}, _ALL, None, fairlearn="mean_prediction(y_true)",
-       aif360="base_rate", aequitas="prev"),
+       {"fn": 1, "tp": 1}, _ALL, None, event="had the true outcome {outcome_pos}",
+       fairlearn="mean_prediction(y_true)", aif360="base_rate", aequitas="prev"),
     _m("accuracy", "Accuracy", "accuracy",
        "Share of the group for whom the model's decision matches the true outcome.",
        "A first look at who the model serves worse; it can hide opposite errors, so check "
        "the error rates below.",
-       {"tn": 1, "tp": 1}, _ALL, True, fairlearn="accuracy_score", aif360="accuracy"),
+       {"tn": 1, "tp": 1}, _ALL, True, (1, 1), (5, 5), "", "got the correct decision",
+       "error", fairlearn="accuracy_score", aif360="accuracy"),
     _m("error_rate", "Error rate", "error",
        "Share of the group for whom the model's decision is wrong.",
        "The cost of any error falls on the person, whichever way it goes (overall accuracy "
        "equality).",
-       {"fp": 1, "fn": 1}, _ALL, False, fairlearn="1 - accuracy_score",
-       aif360="error_rate"),
+       {"fp": 1, "fn": 1}, _ALL, False, (-1, -1), None, "", "got a wrong decision", "error",
+       fairlearn="1 - accuracy_score", aif360="error_rate"),
     _m("balanced_accuracy", "Balanced accuracy", "bal. accuracy",
        "Average of the true positive rate and the true negative rate (as scikit-learn; "
        "with one true class present, that class's rate).",
        "Accuracy when one outcome is rare in a group, so that always predicting the common "
        "outcome does not look good.",
-       {}, {}, True, fairlearn="balanced_accuracy_score"),
+       {}, {}, True, (1, 1), None, side="error", fairlearn="balanced_accuracy_score"),
     _m("tpr", "True positive rate", "TPR",
        "Among people whose true outcome is positive, the share the model correctly gives "
        "the positive decision (recall, sensitivity).",
        "The positive decision is a benefit that qualified people should get equally "
        "(equal opportunity), e.g. loans for people who will repay.",
-       {"tp": 1}, {"fn": 1, "tp": 1}, True, fairlearn="true_positive_rate",
+       {"tp": 1}, {"fn": 1, "tp": 1}, True, (1, -1), (3, 4), _AMONG_POS,
+       "were given {decision_pos}", fairlearn="true_positive_rate",
        aif360="true_positive_rate", aequitas="tpr"),
     _m("fpr", "False positive rate", "FPR",
        "Among people whose true outcome is negative, the share the model wrongly gives the "
@@ -112,58 +185,83 @@ REGISTRY: dict[str, Metric] = {m.name: m for m in [
        "The positive decision is a harm (flagged as high risk, sent to investigation): "
        "people who do not deserve it should be wrongly flagged equally (part of "
        "equalized odds).",
-       {"fp": 1}, {"tn": 1, "fp": 1}, False, fairlearn="false_positive_rate",
+       {"fp": 1}, {"tn": 1, "fp": 1}, False, (1, -1), (4, 1), _AMONG_NEG,
+       "were given {decision_pos}", fairlearn="false_positive_rate",
        aif360="false_positive_rate", aequitas="fpr"),
     _m("tnr", "True negative rate", "TNR",
        "Among people whose true outcome is negative, the share the model correctly gives "
        "the negative decision (specificity).",
        "The mirror of the false positive rate: correct rejections should be equally "
-       "likely.", {"tn": 1}, {"tn": 1, "fp": 1}, True,
-       fairlearn="true_negative_rate", aif360="true_negative_rate", aequitas="tnr"),
+       "likely.", {"tn": 1}, {"tn": 1, "fp": 1}, True, (-1, 1), None, _AMONG_NEG,
+       "were given {decision_neg}", fairlearn="true_negative_rate",
+       aif360="true_negative_rate", aequitas="tnr"),
     _m("fnr", "False negative rate", "FNR",
        "Among people whose true outcome is positive, the share the model wrongly gives the "
        "negative decision (missed).",
        "A missed positive is costly for the person (a qualified applicant refused, an "
        "illness not detected).",
-       {"fn": 1}, {"fn": 1, "tp": 1}, False, fairlearn="false_negative_rate",
+       {"fn": 1}, {"fn": 1, "tp": 1}, False, (-1, 1), (1, 3), _AMONG_POS,
+       "were given {decision_neg}", fairlearn="false_negative_rate",
        aif360="false_negative_rate", aequitas="fnr"),
     _m("ppv", "Precision (PPV)", "PPV",
        "Among people given the positive decision, the share whose true outcome is positive.",
        "A positive decision should mean the same thing for every group (predictive parity), "
        "e.g. a high risk score should be equally reliable.",
-       {"tp": 1}, {"fp": 1, "tp": 1}, True, fairlearn="precision_score",
-       aif360="positive_predictive_value", aequitas="precision"),
+       {"tp": 1}, {"fp": 1, "tp": 1}, True, (None, 1), None,
+       "Among people the model gave {decision_pos}", "had the true outcome {outcome_pos}",
+       fairlearn="precision_score", aif360="positive_predictive_value",
+       aequitas="precision"),
     _m("npv", "Negative predictive value", "NPV",
        "Among people given the negative decision, the share whose true outcome is negative.",
        "A negative decision should be equally reliable for every group.",
-       {"tn": 1}, {"tn": 1, "fn": 1}, True, aif360="negative_predictive_value",
-       aequitas="npv"),
+       {"tn": 1}, {"tn": 1, "fn": 1}, True, (1, None), None,
+       "Among people the model gave {decision_neg}", "had the true outcome {outcome_neg}",
+       aif360="negative_predictive_value", aequitas="npv"),
     _m("fdr", "False discovery rate", "FDR",
        "Among people given the positive decision, the share whose true outcome is negative.",
        "The positive decision is a harm and wrongly flagged people should not be "
        "concentrated in one group.",
-       {"fp": 1}, {"fp": 1, "tp": 1}, False, aif360="false_discovery_rate",
-       aequitas="fdr"),
+       {"fp": 1}, {"fp": 1, "tp": 1}, False, (None, -1), (None, 2),
+       "Among people the model gave {decision_pos}", "had the true outcome {outcome_neg}",
+       aif360="false_discovery_rate", aequitas="fdr"),
     _m("for", "False omission rate", "FOR",
        "Among people given the negative decision, the share whose true outcome is positive.",
        "The positive decision is a benefit and wrongly refused people should not be "
        "concentrated in one group.",
-       {"fn": 1}, {"tn": 1, "fn": 1}, False, aif360="false_omission_rate",
-       aequitas="for"),
+       {"fn": 1}, {"tn": 1, "fn": 1}, False, (-1, None), (2, None),
+       "Among people the model gave {decision_neg}", "had the true outcome {outcome_pos}",
+       aif360="false_omission_rate", aequitas="for"),
     _m("f1", "F1 score", "F1",
        "Harmonic mean of precision and true positive rate.",
        "A single summary of how well positives are found and how reliable a positive "
-       "decision is.", {"tp": 2}, {"tp": 2, "fp": 1, "fn": 1}, True, fairlearn="f1_score"),
+       "decision is.", {"tp": 2}, {"tp": 2, "fp": 1, "fn": 1}, True, (1, 1), None,
+       side="error", fairlearn="f1_score"),
 ]}
 
+
+def key_metrics(decision: str = "benefit") -> list[str]:
+    """The metrics to look at first for a positive decision that is a
+    ``benefit`` or a ``harm`` (as the Aequitas fairness tree: for a benefit,
+    false negative and false omission rate and recall parity; for a harm,
+    false positive and false discovery rate parity), with the selection
+    rate (demographic parity) first and accuracy last."""
+    ranked = [(m.key[decision], n) for n, m in REGISTRY.items() if m.key.get(decision) is not None]
+    return [n for _, n in sorted(ranked)]
+
+
+def tier(metric: str, decision: str = "benefit") -> int:
+    """0 for a key metric of ``decision``, 1 otherwise (orders findings)."""
+    return 0 if REGISTRY[metric].key.get(decision) is not None else 1
+
+
 #: Metrics that get disparities and verdicts (base rate describes the data).
-DISPARITY_METRICS = [m for m in REGISTRY if REGISTRY[m].higher_is_better is not None]
+DISPARITY_METRICS = [m for m in REGISTRY if REGISTRY[m].judged]
 
 
 def _coefficients():
     names = [n for n in REGISTRY if n != "balanced_accuracy"]
-    num = np.array([[REGISTRY[n].numerator.get(c, 0) for n in names] for c in CELLS], float)
-    den = np.array([[REGISTRY[n].denominator.get(c, 0) for n in names] for c in CELLS], float)
+    num = np.stack([REGISTRY[n].num_vector for n in names], axis=1)
+    den = np.stack([REGISTRY[n].den_vector for n in names], axis=1)
     return names, num, den
 
 
@@ -205,6 +303,5 @@ def undefined_reasons(row) -> dict:
     for name, m in REGISTRY.items():
         v = row[name]
         if v is None or (isinstance(v, float) and np.isnan(v)):
-            reasons[name] = ("the group has no rows" if name == "balanced_accuracy"
-                             else m.undefined_reason())
+            reasons[name] = m.undefined_reason()
     return reasons

@@ -1,0 +1,88 @@
+"""How numbers are written for people: one formatter for findings, reports,
+charts, the terminal and the dashboard.
+
+Undefined numbers (NaN, None) read "undefined", never 0; unbounded ratios
+read "unbounded".
+"""
+from __future__ import annotations
+
+import math
+
+UNDEFINED = "undefined"
+UNBOUNDED = "unbounded"
+
+
+def _missing(x) -> bool:
+    if x is None:
+        return True
+    try:
+        return math.isnan(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def pct(x, digits: int = 1) -> str:
+    """A share as a percentage: ``0.4482`` -> ``"44.8%"``."""
+    if _missing(x):
+        return UNDEFINED
+    return f"{100 * float(x):.{digits}f}%"
+
+
+def num(x, digits: int = 3) -> str:
+    """A plain number with fixed decimals (ratios, differences, scores)."""
+    if _missing(x):
+        return UNDEFINED
+    x = float(x)
+    if math.isinf(x):
+        return UNBOUNDED
+    return f"{x:.{digits}f}"
+
+
+def count(n) -> str:
+    """A whole number with thousands separators."""
+    if _missing(n):
+        return UNDEFINED
+    return f"{int(n):,}"
+
+
+def about(n) -> str:
+    """A number of rows, rounded the way people say it: ``about 1,200``."""
+    n = int(n)
+    if n >= 1000:
+        return f"about {round(n, -2):,}"
+    if n >= 100:
+        return f"about {round(n, -1):,}"
+    return f"{n:,}"
+
+
+def value(x, metric: str) -> str:
+    """A metric's value in its own unit (see :meth:`Metric.format`)."""
+    from .metrics import REGISTRY
+    return REGISTRY[metric].format(x)
+
+
+def interval(lo, hi, metric: str | None = None) -> str:
+    """``"40.1% to 49.5%"``, or ``"no interval"``."""
+    if _missing(lo) or _missing(hi):
+        return "no interval"
+    f = (lambda v: value(v, metric)) if metric else num
+    return f"{f(lo)} to {f(hi)}"
+
+
+def with_interval(x, lo, hi, metric: str | None = None) -> str:
+    """``"44.8% (40.1% to 49.5%)"``."""
+    f = (lambda v: value(v, metric)) if metric else num
+    if _missing(lo) or _missing(hi):
+        return f(x)
+    return f"{f(x)} ({interval(lo, hi, metric)})"
+
+
+def level(confidence: float) -> str:
+    """``0.95`` -> ``"95%"``; ``0.995`` -> ``"99.5%"``."""
+    return f"{100 * float(confidence):.4g}%"
+
+
+def p_value(p) -> str:
+    if _missing(p):
+        return UNDEFINED
+    return f"{p:.2g}" if p >= 1e-4 else "< 0.0001"
