@@ -18,9 +18,10 @@ from . import __version__
 from .counts import OVERALL, CountCube, GroupIndex, count_cube, count_table
 from .disparity import disparities, summary
 from .findings import findings
-from .io import TableInfo, read_table
+from .errors import InputError
+from .io import TableInfo, check_duplicates, read_table
 from .metrics import REGISTRY, add_metrics, undefined_reasons
-from .prepare import Prepared, prepare
+from .prepare import Prepared, prepare, with_thresholds
 from .scores import score_analysis
 from .stats import Uncertainty, finish_tests
 from .spec import AuditSpec
@@ -152,7 +153,7 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
 
 
 def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
-                scores: dict | None, cache: dict | None):
+                scores: dict | None, cache: dict | None, not_judged: dict | None = None):
     """Groups, disparities (p-values not yet corrected) and summaries of some
     models: everything that depends on those models' counts alone."""
     sub = dataclasses.replace(
@@ -172,7 +173,7 @@ def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
                       streams=streams)
     groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
     per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
-    disp = disparities(per_group, spec)
+    disp = disparities(per_group, spec, not_judged)
     disp = pd.concat([disp, unc.disparity_stats(disp, per_group, adjust=False)], axis=1)
     summ = summary(per_group, disp, spec)
     summ = pd.concat([summ, unc.summary_intervals(summ)], axis=1)
@@ -199,6 +200,7 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
                               "power")}
     jkey = json.dumps(judgement, sort_keys=True, default=str)
     streams = {m: i for i, m in enumerate(cube.cells)}
+    not_judged = operating_point_problems(cube, prepared)
     if cache is None:
         batches = [tuple(cube.cells)]
     else:  # a new threshold changes only the score models' counts
@@ -212,7 +214,7 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
             part = cache[key]
         else:
             boot = cache.setdefault("bootstrap", {}) if cache is not None else None
-            part = _model_part(cube, spec, models, streams, scores, boot)
+            part = _model_part(cube, spec, models, streams, scores, boot, not_judged)
             if cache is not None:
                 if len(cache) > 40:
                     for k in [k for k in cache if k != "bootstrap"][:20]:
@@ -231,7 +233,10 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
     sc = scores or {"auc": pd.DataFrame(), "curves": pd.DataFrame(),
                     "calibration": pd.DataFrame()}
     described = parts[0][3] if parts else {}
-    warnings = list(prepared.warnings)
+    warnings = [f"Model {m!r}: {reason}. None of its gaps is judged." for m, reason in
+                not_judged.items()]
+    warnings += list(info.warnings) if info is not None else []
+    warnings += list(prepared.warnings)
     small = per_group[(per_group["n"] < spec.min_group_size)
                       & (per_group["model"] == spec.models[0])]
     for attr, g in small.groupby("attribute", sort=False):
@@ -246,6 +251,15 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
         "dropped_reasons": dict(prepared.dropped),
         "positive_label": prepared.positive_label,
         "negative_label": prepared.negative_label,
+        "positive_values": list(prepared.positive_values),
+        "negative_values": list(prepared.negative_values),
+        "positive_decision": spec.positive_decision,
+        "decisions": {m: {"positive": p, "negative": n}
+                      for m, (p, n) in prepared.decisions.items()},
+        "thresholds": {m: {"threshold": t, "how": prepared.threshold_notes.get(m),
+                           "score_min": prepared.score_ranges[m][0],
+                           "score_max": prepared.score_ranges[m][1]}
+                       for m, t in prepared.thresholds.items()},
         "weighted": prepared.weight is not None,
         "statistics": described,
         "bootstrap_seed": spec.seed,
@@ -254,10 +268,34 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
         "library_versions": library_versions(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    found = findings(disp, spec, positive=prepared.positive_label,
-                     negative=prepared.negative_label)
+    found = findings(disp, spec, words=prepared.words, decisions=prepared.decisions,
+                     not_judged=not_judged)
     return AuditResult(spec=spec, provenance=provenance, groups=groups, disparities=disp,
                        summary=summ, scores=sc, findings=found, warnings=warnings)
+
+
+def operating_point_problems(cube: CountCube, prepared: Prepared) -> dict:
+    """Models whose decisions are all positive or all negative: model ->
+    the reason, in words (with the threshold and the scores' range for a
+    score model).  Their rates all sit at 0 or 1, so no gap is judged."""
+    out = {}
+    for model, cells in cube.row_cells.items():
+        tn, fp, fn, tp = cells.sum(axis=0)
+        n = tn + fp + fn + tp
+        selected = fp + tp
+        if n == 0 or 0 < selected < n:
+            continue
+        who = "every row" if selected == n else "no row"
+        reason = f"the model gives {who} the positive decision"
+        if model in prepared.thresholds:
+            thr = prepared.thresholds[model]
+            lo, hi = prepared.score_ranges[model]
+            where = ("at or below every score" if thr <= lo else "above every score"
+                     if thr > hi else "where no score falls on both sides")
+            reason += (f" (its threshold {thr:g} lies {where}; the scores range from "
+                       f"{lo:g} to {hi:g})")
+        out[model] = reason
+    return out
 
 
 def audit(data, spec: AuditSpec, *, name: str | None = None) -> AuditResult:
@@ -289,7 +327,7 @@ def audit(data, spec: AuditSpec, *, name: str | None = None) -> AuditResult:
 #: The spec fields that change the counts; everything else is recomputed
 #: from the count cube in milliseconds.
 COUNTING_FIELDS = ("label", "sensitive", "predictions", "scores", "positive",
-                   "intersectional", "weight", "bins", "max_groups")
+                   "prediction_positive", "intersectional", "weight", "bins", "max_groups")
 
 
 class Auditor:
@@ -310,6 +348,7 @@ class Auditor:
     def __init__(self, df: pd.DataFrame, spec: AuditSpec, info: TableInfo | None = None):
         self.spec = spec
         self.info = info
+        check_duplicates(df, info, spec.columns())
         self.prepared = prepare(df, spec)
         self.index = GroupIndex.build(self.prepared)
         self.scores = score_analysis(self.prepared, self.index) if self.prepared.scores \
@@ -321,23 +360,22 @@ class Auditor:
         """True when ``spec`` counts the same way as this auditor's spec."""
         return all(getattr(spec, f) == getattr(self.spec, f) for f in COUNTING_FIELDS)
 
-    def _at_threshold(self, threshold: float) -> tuple[Prepared, CountCube]:
-        if threshold not in self._cubes:
-            p = self.prepared
-            if p.scores and threshold != p.spec.threshold:
-                preds = {m: (p.scores[m] >= threshold) if m in p.scores else v
-                         for m, v in p.predictions.items()}
-                p = dataclasses.replace(p, predictions=preds)
+    def _at_threshold(self, spec: AuditSpec) -> tuple[Prepared, CountCube]:
+        p = with_thresholds(self.prepared, spec)
+        key = tuple(sorted(p.thresholds.items()))
+        if key not in self._cubes:
             if len(self._cubes) > 8:
                 self._cubes.clear()
-            self._cubes[threshold] = (p, count_cube(p, self.index))
-        return self._cubes[threshold]
+            self._cubes[key] = (p, count_cube(p, self.index))
+        return self._cubes[key]
 
     def run(self, spec: AuditSpec | None = None) -> AuditResult:
         spec = spec or self.spec
         if not self.compatible(spec):
-            raise ValueError("this spec counts differently; build a new Auditor")
-        p, cube = self._at_threshold(spec.threshold if spec.scores else self.spec.threshold)
+            raise InputError("These settings change how the rows are counted (columns, "
+                             "positive values or bins); start a new audit of the table.",
+                             field="spec")
+        p, cube = self._at_threshold(spec)
         p = dataclasses.replace(p, spec=spec)
         return audit_from_counts(cube, spec, prepared=p, info=self.info, scores=self.scores,
                                  cache=self._bootstrap)

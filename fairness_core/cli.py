@@ -6,23 +6,17 @@ fail (a CI gate); 2 bad input (one line, no traceback).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import re
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from . import __version__
-from .audit import AuditResult, audit
 from .errors import InputError
-from .metrics import REGISTRY
 from .spec import AuditSpec
 
-KEY_METRICS = [("selection_rate", "selected"), ("tpr", "TPR"), ("fpr", "FPR"),
-               ("accuracy", "accuracy")]
+# Heavy modules (pandas, scipy, the engine) are imported where they are
+# used, so that --help and a mistyped option answer at once.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -37,22 +31,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="Audit a table of model predictions for group fairness: per-group "
                     "rates, disparities against a reference group, fairlearn's summaries "
                     "and plain-language findings.",
-        epilog="Example: fairness-audit sample_data/loans.csv --label repaid "
-               "--prediction model_a_decision --sensitive sex --sensitive age_group "
-               "--positive yes")
+        epilog="Examples: fairness-audit sample_data/loans.csv --label repaid --positive yes "
+               "--prediction model_a_approved --sensitive sex --sensitive race.  "
+               "A positive decision that harms (COMPAS): fairness-audit "
+               "compas-scores-two-years.csv --label two_year_recid --positive 1 --prediction "
+               "score_text --prediction-positive score_text=Medium,High --positive-decision "
+               "harm --sensitive race")
     p.add_argument("data", help="CSV, TSV, Parquet or XLSX file of predictions")
     p.add_argument("--label", help="column with the true outcome")
     p.add_argument("--prediction", action="append", default=[], metavar="COL",
                    help="column with a model's predicted outcome (repeat for several models)")
+    p.add_argument("--prediction-positive", action="append", default=[],
+                   metavar="COL=V1,V2",
+                   help="the values of a decision column that mean the positive decision, "
+                        "when they are not the label's values (e.g. score_text=Medium,High)")
     p.add_argument("--score", action="append", default=[], metavar="COL",
                    help="column with a model's score; its prediction is score >= threshold")
-    p.add_argument("--threshold", type=float, default=0.5, help="score threshold (0.5)")
+    p.add_argument("--threshold", action="append", default=[], metavar="T or COL=T",
+                   help="score threshold, for every score column or per column (default: "
+                        "0.5 for scores within [0, 1], else the middle of the score's range)")
     p.add_argument("--sensitive", action="append", default=[], metavar="COL",
                    help="sensitive attribute column (repeat for several)")
     p.add_argument("--intersectional", action="store_true",
                    help="also audit every combination of the sensitive attributes")
-    p.add_argument("--positive", metavar="VALUE",
-                   help="the favourable label value (guessed for 0/1, true/false, yes/no)")
+    p.add_argument("--positive", metavar="VALUE[,VALUE]",
+                   help="the label value(s) of the positive class, what the true and false "
+                        "positive rates count (guessed for 0/1, true/false, yes/no)")
+    p.add_argument("--positive-decision", choices=["benefit", "harm"], default="benefit",
+                   help="is a positive decision a benefit for the person (a loan, an "
+                        "interview; the default) or a harm (flagged as high risk, "
+                        "investigated)? It decides who a gap disadvantages")
     p.add_argument("--weight", metavar="COL", help="column of sample weights")
     p.add_argument("--reference", action="append", default=[], metavar="ATTR=GROUP",
                    help="reference group of an attribute (default: the largest group)")
@@ -114,7 +122,23 @@ def _pairs(items, what: str, example: str) -> dict:
     return out
 
 
-def spec_from_args(args) -> AuditSpec:
+def _thresholds(items: list):
+    """``--threshold 0.3`` (every score) or ``--threshold COL=T`` (repeatable)."""
+    if not items:
+        return None
+    per = [i for i in items if "=" in i]
+    if per and len(per) < len(items):
+        raise InputError("Give --threshold either once as a number for every score column, or "
+                         "as COL=T for each column, not both.", field="threshold")
+    if per:
+        return _pairs(per, "threshold", "risk_score=0.3")
+    if len(items) > 1:
+        raise InputError("--threshold is given more than once; give one number, or COL=T per "
+                         "score column.", field="threshold")
+    return items[0]
+
+
+def spec_from_args(args):
     if args.config:
         from .exports import load_config
         try:
@@ -134,10 +158,14 @@ def spec_from_args(args) -> AuditSpec:
     bins = {}
     for col, edges in _pairs(args.bin, "bin", "age=18,25,40,65").items():
         bins[col] = [e.strip() for e in edges.split(",") if e.strip()]
+    pred_pos = {col: [v.strip() for v in vals.split(",") if v.strip()]
+                for col, vals in _pairs(args.prediction_positive, "prediction-positive",
+                                        "score_text=Medium,High").items()}
     return AuditSpec(label=args.label, predictions=args.prediction, scores=args.score,
-                     threshold=args.threshold, sensitive=args.sensitive,
+                     threshold=_thresholds(args.threshold), sensitive=args.sensitive,
                      intersectional=args.intersectional, positive=args.positive,
-                     weight=args.weight,
+                     positive_decision=args.positive_decision,
+                     prediction_positive=pred_pos, weight=args.weight,
                      reference=_pairs(args.reference, "reference", "sex=Male"),
                      reference_strategy=args.reference_strategy, tolerance=args.tolerance,
                      min_group_size=args.min_group_size, max_groups=args.max_groups,
@@ -145,78 +173,69 @@ def spec_from_args(args) -> AuditSpec:
                      confidence=args.confidence, n_bootstrap=args.bootstrap, seed=args.seed)
 
 
-def _fmt(x, pct=True) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "undef."
-    return f"{100 * x:.1f}%" if pct else f"{x:.3f}"
+def render_summary(result) -> str:
+    """The readable terminal summary: a table per attribute, the reference
+    group first, then the worst groups."""
+    import pandas as pd
 
+    from .formatting import num, pct
+    from .metrics import REGISTRY, key_metrics
+    from .rollup import FAIL, NOT_JUDGED, REFERENCE, failing_text, group_verdicts
+    from .tolerance import Tolerance
 
-def render_summary(result: AuditResult) -> str:
-    """The readable terminal summary: a table per attribute, worst first."""
     spec, prov = result.spec, result.provenance
+    keys = key_metrics(spec.positive_decision)
     lines = []
     src = prov.get("input") or {}
+    what = ("a benefit for the person" if spec.positive_decision == "benefit"
+            else "a harm for the person")
     lines.append(f"Fairness audit of {_safe(src.get('name', 'data'))}: "
                  f"{prov['rows_used']:,} rows used of {prov['rows_read']:,} read; positive "
-                 f"outcome = {_safe(prov['positive_label'])!r}; tolerance "
-                 f"[{spec.tolerance:g}, {1 / spec.tolerance:.3g}]; minimum group size "
-                 f"{spec.min_group_size}.")
+                 f"class {_safe(spec.label)} = {_safe(prov['positive_label'])!r}; a positive "
+                 f"decision is {what}; tolerance {Tolerance(spec.tolerance).interval()}; "
+                 f"minimum group size {spec.min_group_size}.")
+    for model, t in (prov.get("thresholds") or {}).items():
+        how = "" if t["how"] == "given" else f" ({_safe(t['how'])})"
+        lines.append(f"Threshold for {_safe(model)!r}: score >= {t['threshold']:g}{how}.")
     for w in result.warnings:
         lines.append(f"Warning: {_safe(w)}")
     disp, groups = result.disparities, result.group_metrics
     for model in spec.models:
         lines.append("")
-        lines.append(f"=== Model {_safe(model)!r} ===")
+        words = (prov.get("decisions") or {}).get(model)
+        lines.append(f"=== Model {_safe(model)!r} ===" + (
+            f" (positive decision: {_safe(words['positive'])})" if words else ""))
         ov = result.overall[result.overall["model"] == model].iloc[0]
-        lines.append(f"Overall: accuracy {_fmt(ov['accuracy'])}, selection rate "
-                     f"{_fmt(ov['selection_rate'])}, TPR {_fmt(ov['tpr'])}, FPR "
-                     f"{_fmt(ov['fpr'])}" + (f", AUC {_fmt(ov['auc'], False)}"
-                                              if 'auc' in ov and not pd.isna(ov['auc'])
-                                              else ""))
+        auc = ov.get("auc") if "auc" in ov else None
+        lines.append("Overall: " + ", ".join(
+            f"{REGISTRY[m].short} {pct(ov[m])}" for m in keys) + (
+            f", AUC {num(auc)}" if auc is not None and not pd.isna(auc) else ""))
         summ = result.summary[result.summary["model"] == model]
         for s in summ.itertuples(index=False):
             g = groups[(groups["model"] == model) & (groups["attribute"] == s.attribute)]
-            d = disp[(disp["model"] == model) & (disp["attribute"] == s.attribute)
-                     & disp["metric"].isin([m for m, _ in KEY_METRICS])]
-            ref = d["reference"].iloc[0] if len(d) else g.loc[g["n"].idxmax(), "group"]
+            verdicts = group_verdicts(disp, groups, model, s.attribute, keys)
+            ref = verdicts.loc[verdicts["status"] == REFERENCE, "group"]
+            ref = ref.iloc[0] if len(ref) else g.loc[g["n"].idxmax(), "group"]
             lines.append("")
             lines.append(f"{_safe(s.attribute)} (reference {_safe(ref)!r}): demographic parity "
-                         f"difference {_fmt(s.demographic_parity_difference, False)}, ratio "
-                         f"{_fmt(s.demographic_parity_ratio, False)}; equalized odds "
-                         f"difference {_fmt(s.equalized_odds_difference, False)}, ratio "
-                         f"{_fmt(s.equalized_odds_ratio, False)}; {s.n_fail} fail "
+                         f"difference {num(s.demographic_parity_difference)}, ratio "
+                         f"{num(s.demographic_parity_ratio)}; equalized odds difference "
+                         f"{num(s.equalized_odds_difference)}, ratio "
+                         f"{num(s.equalized_odds_ratio)}; {s.n_fail} fail "
                          f"({s.n_fail_significant} significant), {s.n_insufficient} not "
                          "judged.")
-            alld = disp[(disp["model"] == model) & (disp["attribute"] == s.attribute)]
-            dist = alld.assign(_d=np.abs(np.log(alld["ratio"].where(alld["ratio"] > 0)))
-                               .fillna(np.inf).where(alld["verdict"] == "fail", 0.0))
-            worst = dist.groupby("group")["_d"].max()
-            fl = alld[alld["verdict"] == "fail"]
-            failing = fl.assign(_name=[REGISTRY[m].short + ("*" if sig else "")
-                                       for m, sig in zip(fl["metric"], fl["significant"])]
-                                ).groupby("group")["_name"].agg(list)
-            judged = alld[alld["verdict"] != "insufficient"].groupby("group").size()
+            by_group = g.set_index("group")
             table = []
-            for r in g.itertuples(index=False):
-                row = {"group": _safe(r.group)[:40], "n": f"{r.n:,}",
-                       "share": _fmt(r.share)}
-                for m, short in KEY_METRICS:
-                    row[short] = _fmt(getattr(r, m))
-                if r.group == ref:
-                    row["verdict"] = "reference"
-                elif r.group in failing.index:
-                    names = failing[r.group]
-                    row["verdict"] = "FAIL: " + ", ".join(names[:4]) + (
-                        f" +{len(names) - 4}" if len(names) > 4 else "")
-                elif judged.get(r.group, 0) == 0:
-                    row["verdict"] = "not judged"
-                else:
-                    row["verdict"] = "pass"
-                row["_sort"] = np.inf if r.group == ref else worst.get(r.group, 0.0)
+            for v in verdicts.itertuples(index=False):
+                r = by_group.loc[v.group]
+                row = {"group": _safe(v.group)[:40], "n": f"{int(r['n']):,}"}
+                for m in keys:
+                    row[REGISTRY[m].short] = pct(r[m])
+                row["verdict"] = {REFERENCE: "reference", NOT_JUDGED: "not judged"}.get(
+                    v.status, "pass") if v.status != FAIL else "FAIL: " + failing_text(
+                        v.failing)
                 table.append(row)
-            t = pd.DataFrame(table).sort_values("_sort", ascending=False,
-                                                kind="stable").drop(columns="_sort")
-            lines.append(t.to_string(index=False))
+            lines.append(pd.DataFrame(table).to_string(index=False))
         lines.append("(* significant after correction for multiple comparisons)")
     fs = result.findings
     if fs:
@@ -244,6 +263,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         spec = spec_from_args(args)
+        from .audit import audit
         result = audit(args.data, spec)
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")

@@ -8,6 +8,7 @@ import pandas as pd
 from .errors import InputError, quote_list
 from .metrics import DISPARITY_METRICS, REGISTRY
 from .spec import AuditSpec
+from .tolerance import Tolerance
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient"
 _EPS = 1e-12
@@ -31,7 +32,8 @@ def _blocks(groups: pd.DataFrame):
     return groups.groupby(["model", "attribute"], sort=False).indices.items()
 
 
-def disparities(groups: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
+def disparities(groups: pd.DataFrame, spec: AuditSpec, not_judged: dict | None = None
+                ) -> pd.DataFrame:
     """Difference and ratio of every group to its reference, with a verdict.
 
     ``groups`` is the per-group metric table (no ``(overall)`` rows).
@@ -45,6 +47,11 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
     - ``pass``: the ratio is inside ``[tolerance, 1 / tolerance]`` (or both
       values are 0);
     - ``fail``: outside (or the reference is 0 and the group is not).
+
+    ``not_judged`` maps a model to the reason none of its gaps can be
+    judged (a model that gives everyone, or no one, the positive decision:
+    every rate sits at its degenerate value and a "pass" would be empty);
+    its verdicts are ``insufficient`` with that reason.
     """
     _check_named_references(groups, spec)
     metrics = list(DISPARITY_METRICS)
@@ -52,7 +59,7 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
     grp = groups["group"].to_numpy(dtype=object)
     n_all = groups["n"].to_numpy()
     V = groups[metrics].to_numpy(dtype=float)
-    hib = np.array([bool(REGISTRY[m].higher_is_better) for m in metrics])
+    hib = np.array([REGISTRY[m].best_higher(spec.positive_decision) for m in metrics])
     mgs = spec.min_group_size
     parts_m, parts_g, parts_r, parts_c = [], [], [], []
     for (model, attribute), rows in _blocks(groups):
@@ -89,18 +96,21 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
     n, n_ref = n_all[gr], n_all[rr]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(refv > 0, val / refv, np.nan)
-    lo, hi = spec.tolerance, 1 / spec.tolerance
+    band = Tolerance(spec.tolerance)
     small = (n < mgs) | (n_ref < mgs)
     undefined = np.isnan(val) | np.isnan(refv)
     zero_ref = ~undefined & (refv == 0)
-    inside = (ratio >= lo - _EPS) & (ratio <= hi + _EPS)
-    verdict = np.select([small, undefined, zero_ref & (val == 0), zero_ref, inside],
-                        [INSUFFICIENT, INSUFFICIENT, PASS, FAIL, PASS], FAIL)
+    inside = band.contains(ratio)
+    models = groups["model"].to_numpy(dtype=object)[gr]
+    degenerate = np.array([m in (not_judged or {}) for m in models], dtype=bool)
+    verdict = np.select([degenerate, small, undefined, zero_ref & (val == 0), zero_ref, inside],
+                        [INSUFFICIENT, INSUFFICIENT, INSUFFICIENT, PASS, FAIL, PASS], FAIL)
     metric_names = np.asarray(metrics, dtype=object)[mi]
-    reasons = [_reason(*r, mgs, lo, hi) for r in
-               zip(n, n_ref, val, refv, ratio, small, undefined, metric_names)]
+    reasons = [_reason(*r, mgs, band) if not d else not_judged[m] for r, d, m in
+               zip(zip(n, n_ref, val, refv, ratio, small, undefined, metric_names),
+                   degenerate, models)]
     return pd.DataFrame({
-        "model": groups["model"].to_numpy(dtype=object)[gr],
+        "model": models,
         "attribute": groups["attribute"].to_numpy(dtype=object)[gr],
         "metric": metric_names, "group": grp[gr], "reference": grp[rr],
         "reference_choice": ch, "n": n, "reference_n": n_ref, "value": val,
@@ -108,7 +118,7 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
         "verdict": verdict.astype(object), "verdict_reason": reasons})
 
 
-def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, mgs, lo, hi) -> str:
+def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, mgs, band) -> str:
     if small:
         parts = [f"this group has {_fmt_n(n)} rows" if n < mgs else None,
                  f"the reference has {_fmt_n(n_ref)} rows" if n_ref < mgs else None]
@@ -119,8 +129,8 @@ def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, mgs, lo, hi) -
     if refv == 0:
         return ("both the group and the reference are at 0" if val == 0 else
                 "the reference is at 0 and this group is not, so the ratio is unbounded")
-    side = "inside" if lo - _EPS <= ratio <= hi + _EPS else "outside"
-    return f"ratio {ratio:.3f} is {side} [{lo:.3g}, {hi:.3g}]"
+    side = "inside" if band.contains(ratio) else "outside"
+    return f"ratio {ratio:.3f} is {side} {band.interval()}"
 
 
 def _between(x: np.ndarray):

@@ -1,7 +1,12 @@
 """Sensible first guesses for the column roles of a predictions table.
 
 Used by the dashboard to pre-fill its column mapping; every guess can be
-changed by the user.  Guesses look at column names and values only.
+changed by the user.  Guesses look at column names and at values: a column
+with the label's two values is a decision; a number column within [0, 1]
+with many values is a probability; a named score with another range (1 to
+10, 0 to 100) is a score on its own scale; a short list of text values
+(Low / Medium / High, approve / refer / decline) can be a decision whose
+positive values are guessed.
 """
 from __future__ import annotations
 
@@ -13,12 +18,23 @@ import pandas as pd
 
 from .prepare import _POSITIVE_GUESSES, canon
 
-_LABEL_NAMES = re.compile(r"^(y|y_?true|label|target|truth|ground_?truth|actual|outcome|class|"
-                          r"income|repaid|default(ed)?|churn(ed)?|two_year_recid|is_recid|"
-                          r"hired|approved_actual|survived)$", re.I)
+#: Label names, most likely first (``two_year_recid`` before ``is_recid``).
+_LABEL_NAMES = [re.compile(p, re.I) for p in (
+    r"^(y|y_?true|label|target|truth|ground_?truth|actual|outcome)$",
+    r"^(class|income|repaid|default(ed)?|churn(ed)?|two_year_recid|hired|approved_actual|"
+    r"survived|credit_risk|good_bad|bad_good)$",
+    r"^(is_recid|recid)$")]
 _LABEL_WORDS = re.compile(r"label|target|truth|actual|outcome|true", re.I)
-_PRED_WORDS = re.compile(r"pred|decision|approved|yhat|y_hat|classif|flag|model|recommend",
-                         re.I)
+_PRED_WORDS = re.compile(r"pred|decision|approved|yhat|y_hat|classif|flag|model|recommend|"
+                         r"high_risk|outcome_pred|assessment", re.I)
+#: Text decisions: ordered levels (everything above the lowest is positive)
+#: and words that mean a positive decision.
+_ORDINALS = [("very low", "low", "medium", "high", "very high"), ("low", "medium", "high"),
+             ("low", "moderate", "high"), ("low", "med", "high"), ("low", "high")]
+_POSITIVE_WORDS = {"yes", "y", "true", "1", "approve", "approved", "accept", "accepted",
+                   "grant", "granted", "hire", "hired", "admit", "admitted", "select",
+                   "selected", "pass", "passed", "positive", "pos", "flag", "flagged",
+                   "offer", "offered", "interview", "shortlisted", "eligible"}
 _SCORE_WORDS = re.compile(r"score|prob|proba|risk|likelihood|confidence|logit", re.I)
 _SENSITIVE = ["sex", "gender", "race", "ethnicity", "age_group", "age", "religion",
               "nationality", "native_country", "country", "disability", "marital_status",
@@ -36,6 +52,47 @@ class Guess:
     candidates_sensitive: list = field(default_factory=list)
     numeric_sensitive: list = field(default_factory=list)
     weight: str | None = None
+    #: columns with the label's values (decision candidates), best first
+    decision_candidates: list = field(default_factory=list)
+    #: text decision column -> the guessed values of its positive decision
+    decision_values: dict = field(default_factory=dict)
+
+
+def _label_rank(c: str) -> int | None:
+    for i, pat in enumerate(_LABEL_NAMES):
+        if pat.match(c):
+            return i
+    return None
+
+
+def guess_decision_values(values) -> list | None:
+    """The values of a text decision column that likely mean the positive
+    decision: all but the lowest of ordered levels (Low / Medium / High ->
+    Medium, High), else words such as approve, accept, yes, hired.  None
+    when there is no good guess."""
+    vals = [v for v in values if v is not None and str(v).strip()]
+    low = {str(v).strip().lower().replace("_", " "): v for v in vals}
+    for levels in _ORDINALS:
+        if set(low) == set(levels) or (set(low) <= set(levels) and len(low) >= 2 and
+                                       levels[0] in low):
+            ordered = [lv for lv in levels if lv in low]
+            return [str(low[lv]) for lv in ordered[1:]]
+    hits = [str(v) for k, v in low.items() if k in _POSITIVE_WORDS]
+    return hits if hits and len(hits) < len(vals) else None
+
+
+def score_scale(s: pd.Series) -> str | None:
+    """``"probability"`` for numbers within [0, 1] with many values,
+    ``"scale"`` for another numeric score range, None for too few values."""
+    if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return None
+    x = s.dropna()
+    if x.nunique() <= 2 or not len(x):
+        return None
+    lo, hi = float(x.min()), float(x.max())
+    if 0 <= lo and hi <= 1:
+        return "probability"
+    return "scale"
 
 
 def _tokens(s: pd.Series, limit: int = 3) -> set | None:
@@ -68,31 +125,66 @@ def binary_values(s: pd.Series) -> list | None:
     return list(vals)
 
 
-def guess_roles(df: pd.DataFrame, max_groups: int = 50) -> Guess:
+def _is_copy(c: str, cols: list, head: pd.DataFrame) -> bool:
+    """``x.1`` that repeats column ``x`` (a duplicated header name)."""
+    m = re.match(r"^(.*)\.\d+$", c)
+    return bool(m) and m.group(1) in cols and head[c].equals(head[m.group(1)])
+
+
+def guess_roles(df: pd.DataFrame, max_groups: int = 50, max_models: int = 2) -> Guess:
     g = Guess()
     cols = [str(c) for c in df.columns]
     head = df.head(200_000)
     binary = {c: binary_values(head[c]) for c in cols}
     binary = {c: v for c, v in binary.items() if v is not None}
-    # label
-    named = [c for c in binary if _LABEL_NAMES.match(c)] or \
+    copies = {c for c in cols if _is_copy(c, cols, head)}
+    # label: a known outcome name, else a binary column not named as a model
+    ranked = sorted((r, cols.index(c), c) for c in binary
+                    if (r := _label_rank(c)) is not None)
+    named = [c for _, _, c in ranked] or \
         [c for c in binary if _LABEL_WORDS.search(c) and not _PRED_WORDS.search(c)]
     others = [c for c in binary if not _PRED_WORDS.search(c) and not _SCORE_WORDS.search(c)]
     g.label = (named or others or list(binary) or [None])[0]
     if g.label is not None:
         label_toks = {canon(v) for v in binary[g.label]}
         g.positive = guess_positive(binary[g.label])
-        g.predictions = [c for c in binary if c != g.label and _PRED_WORDS.search(c)
-                         and {canon(v) for v in binary[c]} <= label_toks]
-    # scores: numeric, many values, named like a score
+        # decisions: any column with the label's values; named ones first
+        cands = [c for c in binary if c != g.label and c not in copies
+                 and {canon(v) for v in binary[c]} <= label_toks]
+        hinted = [c for c in cands if (_PRED_WORDS.search(c) or _SCORE_WORDS.search(c))
+                  and _label_rank(c) is None]
+        g.decision_candidates = hinted + [c for c in cands if c not in hinted]
+        g.predictions = hinted[:max_models]
+    # scores: numbers with many values, named like a score, or probabilities
+    named_scores, probs = [], []
     for c in cols:
-        if c == g.label or c in g.predictions:
+        if c == g.label or c in g.predictions or c in copies:
+            continue
+        kind = score_scale(head[c])
+        if kind is None or _ID_WORDS.search(c):
+            continue
+        if _SCORE_WORDS.search(c):
+            named_scores.append(c)
+        elif kind == "probability" and head[c].nunique() > 10 and \
+                pd.api.types.is_float_dtype(head[c]):
+            probs.append(c)
+    g.scores = (named_scores + probs)[:max_models]
+    # text decisions: a few text values named like a decision or a score
+    for c in cols:
+        if c == g.label or c in binary or c in copies:
             continue
         s = head[c]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) \
-                and _SCORE_WORDS.search(c) and s.nunique() > 2:
-            g.scores.append(c)
-    used = {g.label, *g.predictions, *g.scores}
+        if pd.api.types.is_numeric_dtype(s) or not (_PRED_WORDS.search(c) or
+                                                    _SCORE_WORDS.search(c)):
+            continue
+        vals = s.dropna().unique()
+        if 2 <= len(vals) <= 10:
+            guess = guess_decision_values(vals)
+            if guess:
+                g.decision_values[c] = guess
+    if not g.predictions and not g.scores and g.decision_values:
+        g.predictions = list(g.decision_values)[:1]
+    used = {g.label, *g.predictions, *g.scores, *copies}
     # sensitive attributes
     cands, numeric = [], []
     for c in cols:

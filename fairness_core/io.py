@@ -1,9 +1,12 @@
 """Reading user files safely into a table.
 
-CSV (delimiter sniffed; UTF-8 with or without BOM, latin-1 fallback), TSV,
-Parquet and XLSX, from a path or from bytes (an upload).  Only the columns
-an audit needs are read.  Every problem becomes an :class:`InputError` that
-says what is wrong with the file and how to fix it.
+CSV (delimiter sniffed; UTF-8 with or without BOM, else the encoding
+detected by charset-normalizer, preferring Windows-1252 where it reads the
+bytes the same), TSV, Parquet and XLSX, from a path or from bytes (an
+upload).  Only the columns an audit needs are read.  Columns that share a
+name get unique names the way pandas gives them (``x``, ``x.1``).  Every
+problem becomes an :class:`InputError` that says what is wrong with the
+file and how to fix it.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import csv
 import hashlib
 import io
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -37,9 +40,61 @@ class TableInfo:
     columns: list
     encoding: str | None = None
     delimiter: str | None = None
+    #: name in the header -> the names its copies are read as (first is the name)
+    duplicates: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def dedupe_names(names: list) -> list:
+    """Unique column names, the way pandas makes them: the second ``x`` is
+    ``x.1``, the third ``x.2`` (skipping names already taken)."""
+    counts: dict = {}
+    out = []
+    for col in names:
+        cur = counts.get(col, 0)
+        while cur > 0:
+            counts[col] = cur + 1
+            col = f"{col}.{cur}"
+            cur = counts.get(col, 0)
+        out.append(col)
+        counts[col] = cur + 1
+    return out
+
+
+def _duplicates(header: list, unique: list) -> dict:
+    groups: dict = {}
+    for h, u in zip(header, unique):
+        groups.setdefault(h, []).append(u)
+    return {h: us for h, us in groups.items() if len(us) > 1}
+
+
+def _duplicate_warning(dups: dict) -> str:
+    shown = "; ".join(f"{h!r} read as {quote_list(us)}" for h, us in list(dups.items())[:6])
+    more = f" and {len(dups) - 6} more" if len(dups) > 6 else ""
+    return (f"The file has more than one column with the same name ({shown}{more}). "
+            "Later copies get a suffix, as pandas names them.")
+
+
+def check_duplicates(df: pd.DataFrame, info: "TableInfo | None", columns) -> None:
+    """Refuse a chosen column whose name the file uses more than once with
+    different values (it is ambiguous); identical copies are fine."""
+    if info is None or not info.duplicates or not columns:
+        return
+    for col in columns:
+        copies = info.duplicates.get(col)
+        if not copies or not all(c in df.columns for c in copies):
+            continue
+        first = df[copies[0]]
+        if all(first.equals(df[c]) for c in copies[1:]):
+            continue
+        raise InputError(f"The column {col!r} is ambiguous: the file has {len(copies)} "
+                         f"columns with that name and their values differ. They are read as "
+                         f"{quote_list(copies)}, in the order of the header. Rename them in "
+                         f"the file, or choose {copies[1]!r} for the second one.",
+                         field="columns", column=col)
 
 
 def _sniff_kind(head: bytes) -> str:
@@ -81,8 +136,44 @@ def _check_kind(name: str, fmt: str | None, head: bytes) -> str:
     return fmt
 
 
-def _decode_sample(data: bytes, whole: bool) -> tuple[str, str]:
-    """Decode the start of a text file; ``whole`` says it is the entire file."""
+_DETECT_BYTES = 1 << 20
+
+
+def detect_encoding(data: bytes) -> str:
+    """The encoding of text that is not UTF-8.
+
+    charset-normalizer ranks the encodings that decode the bytes cleanly;
+    on short Western text it often ranks a rarer code page (cp1250, cp775)
+    first although Windows-1252 decodes the same bytes identically or as
+    cleanly.  Windows-1252 (a superset of latin-1's printable characters,
+    with the euro sign and curly quotes) is by far the most common legacy
+    encoding of spreadsheets, so it wins whenever it is among the cleanest
+    candidates.  Latin-1 is the last resort (it decodes any bytes).
+    """
+    from charset_normalizer import from_bytes
+
+    sample = data[:_DETECT_BYTES]
+    try:
+        matches = list(from_bytes(sample))
+    except Exception:  # the detector must never stop a read
+        matches = []
+    if matches:
+        best = min(m.percent_chaos for m in matches)
+        clean = [m for m in matches if m.percent_chaos <= best + 1e-9]
+        if any(m.encoding == "cp1252" or "cp1252" in m.could_be_from_charset for m in clean):
+            return "cp1252"
+        enc = clean[0].encoding
+        return "utf-16" if enc.startswith("utf_16") else enc.replace("_", "-")
+    try:
+        sample.decode("cp1252")
+        return "cp1252"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+def _decode_sample(data: bytes, whole: bool, full: bytes | None = None) -> tuple[str, str]:
+    """Decode the start of a text file; ``whole`` says it is the entire file;
+    ``full`` (the whole file) is what the encoding is detected from."""
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
     try:
@@ -93,7 +184,8 @@ def _decode_sample(data: bytes, whole: bool) -> tuple[str, str]:
                 return data[:exc.start].decode("utf-8"), "utf-8"
             except UnicodeDecodeError:
                 pass
-        return data.decode("latin-1"), "latin-1"
+    enc = detect_encoding(full if full is not None else data)
+    return data.decode(enc, errors="replace"), enc
 
 
 class _NotUtf8(Exception):
@@ -126,11 +218,13 @@ def _missing_columns(name: str, present: list, wanted) -> None:
                          column=missing[0])
 
 
-def _read_text(data: bytes, name: str, fmt: str, columns) -> tuple[pd.DataFrame, str, str]:
+def _read_text(data: bytes, name: str, fmt: str, columns
+               ) -> tuple[pd.DataFrame, str, str, dict]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    sample, encoding = _decode_sample(data[: 1 << 16], whole=len(data) <= (1 << 16))
+    sample, encoding = _decode_sample(data[: 1 << 16], whole=len(data) <= (1 << 16),
+                                      full=data)
     if not sample.strip():
         raise InputError(f"{name!r} has no content. Choose a file with a header row and at "
                          "least one row of data.", field="file")
@@ -148,16 +242,24 @@ def _read_text(data: bytes, name: str, fmt: str, columns) -> tuple[pd.DataFrame,
     except csv.Error:
         body_rows = 1
     header = [h.strip() for h in raw_header]
-    if len(set(header)) != len(header):
-        dup = sorted({h for h in header if header.count(h) > 1})
-        raise InputError(f"{name!r} has more than one column named {quote_list(dup)}. Give "
-                         "each column a unique name.", field="file")
-    _missing_columns(name, header, columns)
+    unique = dedupe_names(header)
+    dups = _duplicates(header, unique)
+    _missing_columns(name, unique, columns)
     if not body_rows and len(data) <= (1 << 16):
         raise InputError(f"{name!r} has a header row but no data rows.", field="file")
-    # Arrow matches the raw names (with any spaces around them).
-    include = [raw_header[header.index(c)] for c in columns] if columns else None
+    # A chosen column whose name is duplicated is read with its copies, so
+    # that check_duplicates can tell whether the choice is ambiguous.
+    want = None
+    if columns:
+        want = list(dict.fromkeys(c2 for c in columns for c2 in dups.get(c, [c])))
+    # Arrow matches the raw names (with any spaces around them); with
+    # duplicated names it reads every column and renames them.
+    include = [raw_header[unique.index(c)] for c in want] if want and not dups else None
     multiline_header = any("\n" in h or "\r" in h for h in raw_header)
+
+    def named(cols: list) -> list:
+        cols = [str(c).strip().lstrip("\ufeff") for c in cols]
+        return unique if dups and len(cols) == len(unique) else cols
 
     def via_arrow(enc: str) -> pd.DataFrame:
         read = pacsv.ReadOptions(encoding="utf8" if enc.startswith("utf-8") else enc,
@@ -168,12 +270,14 @@ def _read_text(data: bytes, name: str, fmt: str, columns) -> tuple[pd.DataFrame,
                                     auto_dict_encode=True)
         tbl = pacsv.read_csv(io.BytesIO(data), read_options=read, parse_options=parse,
                              convert_options=conv)
-        for field in tbl.schema:
-            typ = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        for f in tbl.schema:
+            typ = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
             if pa.types.is_binary(typ) or pa.types.is_large_binary(typ):
-                raise _NotUtf8(field.name)
+                raise _NotUtf8(f.name)
         # Header names may carry stray spaces; normalise like the header check.
-        tbl = tbl.rename_columns([c.strip().lstrip("\ufeff") for c in tbl.column_names])
+        tbl = tbl.rename_columns(named(tbl.column_names))
+        if want and dups:
+            tbl = tbl.select(want)
         return tbl.to_pandas()
 
     def via_pandas(enc: str) -> pd.DataFrame:
@@ -181,21 +285,32 @@ def _read_text(data: bytes, name: str, fmt: str, columns) -> tuple[pd.DataFrame,
         df = pd.read_csv(io.BytesIO(data), sep=delim, encoding=enc, engine="c",
                          na_values=NULL_VALUES, keep_default_na=False, low_memory=False,
                          skipinitialspace=True, index_col=False)
-        df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
-        return df[list(columns)] if columns else df
+        df.columns = named(df.columns)
+        return df[want] if want else df
 
-    encodings = [encoding] + (["latin-1"] if encoding != "latin-1" else [])
+    def encodings():
+        tried = [encoding]
+        yield encoding
+        if encoding.startswith("utf-8"):
+            detected = detect_encoding(data)  # the file is not all UTF-8
+            tried.append(detected)
+            yield detected
+        for enc in ("cp1252", "latin-1"):
+            if enc not in tried:
+                tried.append(enc)
+                yield enc
+
     last_exc: Exception | None = None
-    for enc in encodings:
+    for enc in encodings():
         for reader in (via_arrow, via_pandas):
             try:
-                return reader(enc), enc, delim
+                return reader(enc), enc, delim, dups
             except InputError:
                 raise
             except _NotUtf8:
                 break  # not UTF-8 after all: try the next encoding
             except (pa.ArrowException, UnicodeDecodeError, ValueError, KeyError,
-                    pd.errors.ParserError) as exc:
+                    LookupError, pd.errors.ParserError) as exc:
                 last_exc = exc
     detail = str(last_exc).splitlines()[0][:200] if last_exc else "unknown problem"
     raise InputError(f"{name!r} could not be read as a delimited text table ({detail}). "
@@ -299,8 +414,9 @@ def read_table(source, *, name: str | None = None, columns=None, fmt: str | None
     digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
     pool.shutdown(wait=False)
     encoding = delimiter = None
+    dups: dict = {}
     if fmt in ("csv", "tsv"):
-        df, encoding, delimiter = _read_text(data, name, fmt, columns)
+        df, encoding, delimiter, dups = _read_text(data, name, fmt, columns)
     elif fmt == "parquet":
         df = _read_parquet(data, name, columns)
     else:
@@ -309,6 +425,10 @@ def read_table(source, *, name: str | None = None, columns=None, fmt: str | None
         raise InputError(f"{name!r} has a header row but no data rows.", field="file")
     info = TableInfo(name=name, format=fmt, sha256=digest.result(),
                      size_bytes=len(data), columns=[str(c) for c in df.columns],
-                     encoding=encoding, delimiter=delimiter)
+                     encoding=encoding, delimiter=delimiter, duplicates=dups,
+                     warnings=[_duplicate_warning(dups)] if dups else [])
+    check_duplicates(df, info, columns)
+    if columns and dups:  # the copies were read only for that check
+        df = df[list(dict.fromkeys(columns))]
     return df, info
 

@@ -17,7 +17,8 @@ from .errors import InputError, quote_list
 from .spec import AuditSpec
 
 MISSING_GROUP = "(missing)"
-OUTSIDE_BINS = "(outside bins)"
+#: A label with more distinct values than this is not an outcome.
+MAX_LABEL_VALUES = 50
 
 _POSITIVE_GUESSES = [({"0", "1"}, "1"), ({"-1", "1"}, "1"), ({"no", "yes"}, "yes"),
                      ({"n", "y"}, "y"), ({"negative", "positive"}, "positive"),
@@ -93,6 +94,16 @@ class Prepared:
     n_rows_read: int
     dropped: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    positive_values: list = field(default_factory=list)
+    negative_values: list = field(default_factory=list)
+    #: phrases for the findings: outcome_pos, outcome_neg
+    words: dict = field(default_factory=dict)
+    #: model -> (positive decision, negative decision) in words
+    decisions: dict = field(default_factory=dict)
+    #: score model -> threshold used, and how it was chosen
+    thresholds: dict = field(default_factory=dict)
+    threshold_notes: dict = field(default_factory=dict)
+    score_ranges: dict = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -220,10 +231,12 @@ class _BinaryColumn:
             out.setdefault(t, display(u))
         return out
 
-    def is_positive(self, positive_token: str) -> np.ndarray:
+    def is_positive(self, positive_tokens) -> np.ndarray:
+        """True where the value is one of ``positive_tokens`` (a token or a set)."""
+        pos = {positive_tokens} if isinstance(positive_tokens, str) else set(positive_tokens)
         if self.codes is not None:
-            return _binary_lut(self.tokens, positive_token)[self.codes]
-        hits = [u for u, t in zip(self.uniques, self.tokens) if t == positive_token]
+            return _binary_lut(self.tokens, pos)[self.codes]
+        hits = [u for u, t in zip(self.uniques, self.tokens) if t in pos]
         if not hits:
             return np.zeros(len(self.x), dtype=bool)
         if len(hits) == 1:
@@ -231,28 +244,66 @@ class _BinaryColumn:
         return np.isin(self.x, hits)
 
 
-def _binary_lut(tokens, positive_token) -> np.ndarray:
+def _binary_lut(tokens, positive_tokens: set) -> np.ndarray:
     # One extra slot at the end so that code -1 (missing) indexes a False.
-    return np.array([t == positive_token for t in tokens] + [False], dtype=bool)
+    return np.array([t in positive_tokens for t in tokens] + [False], dtype=bool)
 
 
-def _choose_positive(spec: AuditSpec, values: dict) -> str:
-    """Return the token of the favourable label value."""
+def value_set(given, values: dict) -> list | None:
+    """The tokens of the values named by ``given`` among ``values`` (token ->
+    shown value), or None when some are not there.  ``given`` is a value,
+    a list of values, or a text of comma-separated values (a value that
+    itself contains a comma is matched whole first)."""
+    if isinstance(given, (list, tuple, set)):
+        parts = [str(g) for g in given]
+    elif canon(given) in values:
+        parts = [str(given)]
+    else:
+        parts = [p for p in str(given).split(",") if p.strip()]
+    toks = [canon(p) for p in parts]
+    if not toks or any(t not in values for t in toks):
+        return None
+    return list(dict.fromkeys(toks))
+
+
+def quote_values(values) -> str:
+    """``'Medium' or 'High'``."""
+    vals = [repr(str(v)) for v in values]
+    if not vals:
+        return "(none)"
+    return vals[0] if len(vals) == 1 else ", ".join(vals[:-1]) + " or " + vals[-1]
+
+
+def _choose_positive(spec: AuditSpec, values: dict) -> list:
+    """The tokens of the label values that are the positive class."""
     tokens = set(values)
-    if spec.positive is not None and str(spec.positive).strip() != "":
-        tok = canon(spec.positive)
-        if tok not in tokens and len(tokens) >= 2:
-            raise InputError(f"The positive value {str(spec.positive)!r} is not a value of the "
-                             f"label column {spec.label!r}. Its values are "
+    given = spec.positive
+    if given is not None and str(given).strip() != "" and given != ():
+        toks = value_set(given, values)
+        if toks is None and len(tokens) < 2 and not isinstance(given, tuple):
+            return [canon(given)]  # one class present: the other may be named
+        if toks is None:
+            shown = quote_values(given if isinstance(given, tuple) else [given])
+            raise InputError(f"The positive value {shown} is not a value of the label column "
+                             f"{spec.label!r}. Its values are "
                              f"{quote_list(values.values())}.", field="positive",
-                             value=spec.positive)
-        return tok
+                             value=given)
+        if len(toks) == len(tokens) and len(tokens) > 1:
+            raise InputError(f"Every value of the label column {spec.label!r} is chosen as "
+                             "positive, so nothing is negative. Choose only the values that "
+                             "count as the positive class.", field="positive", value=given)
+        return toks
     for known, pos in _POSITIVE_GUESSES:
         if tokens and tokens <= known:
-            return pos
-    raise InputError(f"Which value of {spec.label!r} is the favourable (positive) outcome? "
-                     f"Its values are {quote_list(values.values())}; choose one as the "
-                     "positive value (--positive in the command line).", field="positive",
+            return [pos]
+    if len(tokens) > 2:
+        raise InputError(f"The label column {spec.label!r} has {len(tokens)} values: "
+                         f"{quote_list(values.values())}. Choose the values that count as "
+                         "the positive class (in the command line: --positive V1,V2).",
+                         field="positive", column=spec.label)
+    raise InputError(f"Which value of {spec.label!r} is the positive class? Its values are "
+                     f"{quote_list(values.values())}; choose one as the positive value "
+                     "(--positive in the command line).", field="positive",
                      column=spec.label)
 
 
@@ -276,13 +327,14 @@ def _encode_sensitive(series: pd.Series, col: str, spec: AuditSpec):
     if col in spec.bins:
         values = _numeric(series, col, "binned sensitive", "bins")
         edges = spec.bins[col]
-        labels = [f"[{_fmt_edge(a)}, {_fmt_edge(b)})" for a, b in zip(edges, edges[1:])]
-        idx = np.searchsorted(np.asarray(edges), values, side="right") - 1
-        inside = (idx >= 0) & (idx < len(labels))
-        codes = np.where(inside, idx, len(labels)).astype(np.int32)
+        labels = ([f"< {_fmt_edge(edges[0])}"]
+                  + [f"[{_fmt_edge(a)}, {_fmt_edge(b)})" for a, b in zip(edges, edges[1:])]
+                  + [f">= {_fmt_edge(edges[-1])}"])
+        # code 0: below the first edge; 1..: the ranges; last: at or above the last edge
+        codes = np.searchsorted(np.asarray(edges), values, side="right").astype(np.int32)
         codes[np.isnan(values)] = -1
-        levels = labels + [OUTSIDE_BINS, MISSING_GROUP]
-        return codes, np.arange(len(labels) + 1, dtype=np.int32), levels
+        levels = labels + [MISSING_GROUP]
+        return codes, np.arange(len(labels), dtype=np.int32), levels
     if isinstance(series.dtype, pd.CategoricalDtype):
         # The codes are there already; only a categorical with very many
         # (possibly unused) categories needs a look at which are used.
@@ -319,6 +371,39 @@ def group_labels(series: pd.Series, col: str, spec: AuditSpec) -> np.ndarray:
     return np.asarray(levels, dtype=object)[ext[np.asarray(codes, dtype=np.intp) + 1]]
 
 
+def _outside_note(col: str, codes: np.ndarray, levels: list, edges: list) -> str | None:
+    """A warning naming the rows below the first or at/above the last edge."""
+    n_out = len(levels) - 1  # without "(missing)"
+    below = int(np.count_nonzero(codes == 0))
+    above = int(np.count_nonzero(codes == n_out - 1))
+    if not below and not above:
+        return None
+    parts = [f"{n:,} in {levels[i]!r}" for n, i in ((below, 0), (above, n_out - 1)) if n]
+    return (f"{col}: {below + above:,} rows lie outside the bin edges "
+            f"{_fmt_edge(edges[0])} to {_fmt_edge(edges[-1])} and form their own group(s) "
+            f"({', '.join(parts)}). Change the edges if they should fall in a range.")
+
+
+def resolve_threshold(given, lo: float, hi: float) -> tuple[float, str]:
+    """The threshold of a score model and how it was chosen.
+
+    A given threshold is used as it is.  Otherwise it fits the score's
+    scale: 0.5 for scores within [0, 1] (probabilities), else the middle
+    of the scores' range (a 1-to-10 decile score gets 5.5).
+    """
+    if given is not None:
+        return float(given), "given"
+    if lo >= 0 and hi <= 1:
+        return 0.5, "the default for scores within [0, 1]; no threshold was given"
+    mid = (lo + hi) / 2
+    return float(f"{mid:.6g}"), (f"the middle of the score range {lo:g} to {hi:g}; no "
+                                 "threshold was given")
+
+
+def score_decision_words(threshold: float) -> tuple[str, str]:
+    return f"a score of at least {threshold:g}", f"a score below {threshold:g}"
+
+
 def _fmt_edge(x: float) -> str:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
@@ -348,54 +433,77 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
         raise InputError(f"The label column {spec.label!r} is entirely empty. Choose the "
                          "column that holds the true outcomes.", field="label",
                          column=spec.label)
-    if len(label_values) > 2:
-        raise InputError(f"The label column {spec.label!r} must have two values (an outcome "
-                         f"that happened or not), but it has {len(label_values)}: "
-                         f"{quote_list(label_values.values())}. Choose a binary outcome "
-                         "column, or recode it to two values.", field="label",
-                         column=spec.label)
+    if len(label_values) > MAX_LABEL_VALUES:
+        raise InputError(f"The label column {spec.label!r} has {len(label_values):,} distinct "
+                         f"values, such as {quote_list(list(label_values.values())[:5])}: it "
+                         "does not look like an outcome that happened or not. Choose the "
+                         "column of true outcomes.", field="label", column=spec.label)
 
     # --- predictions -----------------------------------------------------
-    pred_parts = {}
+    pred_parts, pred_tokens = {}, {}
     all_values = dict(label_values)
     for col in spec.predictions:
         pcol = _BinaryColumn(df[col])
         values = pcol.values()
+        given = spec.prediction_positive.get(col)
+        if given:
+            toks = value_set(list(given), values)
+            if toks is None:
+                missing = [g for g in given if canon(g) not in values]
+                raise InputError(f"{quote_values(missing)} is not a value of the prediction "
+                                 f"column {col!r}. Its values are "
+                                 f"{quote_list(values.values())}.",
+                                 field="prediction_positive", column=col, value=missing[0])
+            pred_tokens[col] = toks
+            pred_parts[col] = pcol
+            continue
         extra = [values[t] for t in values if t not in label_values]
         allowed_extra = len(label_values) + len(extra) <= 2 and len(label_values) < 2
         if extra and not allowed_extra:
             raise InputError(f"The prediction column {col!r} has values "
                              f"{quote_list(extra)} that are not values of the label "
-                             f"{spec.label!r} ({quote_list(label_values.values())}). "
-                             "Predictions must use the label's values; choose the predicted "
-                             "decision column (or a score column with a threshold).",
-                             field="predictions", column=col, value=extra[0])
+                             f"{spec.label!r} ({quote_list(label_values.values())}). Say which "
+                             f"of its values ({quote_list(values.values())}) mean the positive "
+                             f"decision (in the command line: --prediction-positive "
+                             f"{col}=V1,V2), or choose a score column with a threshold.",
+                             field="prediction_positive", column=col, value=extra[0])
         for t, v in values.items():
             all_values.setdefault(t, v)
         pred_parts[col] = pcol
-    if len(all_values) > 2:
+    if len(all_values) > 2 and len(label_values) <= 2:
         raise InputError(f"The label and predictions together have more than two values: "
                          f"{quote_list(all_values.values())}.", field="predictions")
-    pos_tok = _choose_positive(spec, all_values)
-    positive_label = all_values.get(pos_tok, str(spec.positive))
-    negatives = [v for t, v in all_values.items() if t != pos_tok]
-    negative_label = negatives[0] if negatives else None
+    pos_toks = _choose_positive(spec, all_values)
+    positive_values = [all_values.get(t, str(spec.positive)) for t in pos_toks]
+    negative_values = [v for t, v in all_values.items() if t not in pos_toks]
+    positive_label = " or ".join(positive_values)
+    negative_label = " or ".join(negative_values) if negative_values else None
+    words = {"outcome_pos": quote_values(positive_values),
+             "outcome_neg": quote_values(negative_values) if negative_values
+             else "the negative outcome"}
 
     keep = np.ones(n_read, dtype=bool) if label_col.missing is None else ~label_col.missing
     dropped = {}
     n_missing = int(n_read - np.count_nonzero(keep))
     if n_missing:
         dropped[f"missing label ({spec.label})"] = n_missing
-    y = label_col.is_positive(pos_tok)
-    preds = {}
+    y = label_col.is_positive(pos_toks)
+    preds, decisions = {}, {}
     for col, pcol in pred_parts.items():
         if pcol.missing is not None:
             dropped[f"missing prediction ({col})"] = int(np.count_nonzero(pcol.missing))
             keep &= ~pcol.missing
-        preds[col] = pcol.is_positive(pos_tok)
+        toks = pred_tokens.get(col, pos_toks)
+        preds[col] = pcol.is_positive(toks)
+        if col in pred_tokens:
+            vals = pcol.values()
+            decisions[col] = (quote_values([vals[t] for t in toks]),
+                              quote_values([v for t, v in vals.items() if t not in toks]))
+        else:
+            decisions[col] = (words["outcome_pos"], words["outcome_neg"])
 
     # --- scores ----------------------------------------------------------
-    scores = {}
+    scores, score_ranges, thresholds, threshold_notes = {}, {}, {}, {}
     for col in spec.scores:
         s = _numeric(df[col], col, "score", "scores")
         bad = ~np.isfinite(s)
@@ -406,7 +514,12 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
             dropped[f"missing score ({col})"] = int(np.count_nonzero(bad))
             keep &= ~bad
         scores[col] = s
-        preds[col] = s >= spec.threshold
+        lo, hi = float(np.min(s[~bad])), float(np.max(s[~bad]))
+        score_ranges[col] = (lo, hi)
+        thresholds[col], threshold_notes[col] = resolve_threshold(spec.threshold_for(col),
+                                                                  lo, hi)
+        preds[col] = s >= thresholds[col]
+        decisions[col] = score_decision_words(thresholds[col])
 
     # --- weight ----------------------------------------------------------
     weight = None
@@ -425,9 +538,13 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
     # --- sensitive attributes -------------------------------------------
     codes, levels = {}, {}
     encoded = [_encode_sensitive(df[c], c, spec) for c in spec.sensitive]
-    luts = {}
+    luts, bin_notes = {}, {}
     for col, (k, lut, lv) in zip(spec.sensitive, encoded):
         codes[col], luts[col], levels[col] = k, lut, lv
+        if col in spec.bins:
+            note = _outside_note(col, k, lv, spec.bins[col])
+            if note:
+                bin_notes[col] = note
 
     n_keep = int(np.count_nonzero(keep))
     if n_keep == 0:
@@ -449,12 +566,38 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
     if dropped:
         warnings.append(f"{n_read - n_keep:,} of {n_read:,} rows were left out: "
                         f"{_describe(dropped)}.")
+    for col, note in bin_notes.items():
+        warnings.append(note)
     return Prepared(spec=spec, y=y, predictions=preds, scores=scores, weight=weight,
                     codes=codes, luts=luts, levels=levels, positive_label=positive_label,
                     negative_label=negative_label, n_rows_read=n_read, dropped=dropped,
-                    warnings=warnings)
+                    warnings=warnings, positive_values=positive_values,
+                    negative_values=negative_values, words=words, decisions=decisions,
+                    thresholds=thresholds, threshold_notes=threshold_notes,
+                    score_ranges=score_ranges)
 
 
 def _describe(dropped: dict) -> str:
     return "; ".join(f"{n:,} with {why}" for why, n in dropped.items()) or "none"
 
+
+
+def with_thresholds(prepared: Prepared, spec: AuditSpec) -> Prepared:
+    """The same prepared table with the score models decided at the
+    thresholds of ``spec`` (one comparison per score row; nothing else is
+    recomputed)."""
+    import dataclasses
+
+    if not prepared.scores:
+        return dataclasses.replace(prepared, spec=spec)
+    preds, decisions = dict(prepared.predictions), dict(prepared.decisions)
+    thresholds, notes = {}, {}
+    for col, s in prepared.scores.items():
+        lo, hi = prepared.score_ranges[col]
+        thr, note = resolve_threshold(spec.threshold_for(col), lo, hi)
+        thresholds[col], notes[col] = thr, note
+        if thr != prepared.thresholds.get(col):
+            preds[col] = s >= thr
+        decisions[col] = score_decision_words(thr)
+    return dataclasses.replace(prepared, spec=spec, predictions=preds, decisions=decisions,
+                               thresholds=thresholds, threshold_notes=notes)

@@ -146,7 +146,8 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     auc_frames, curve_frames, cal_frames = [], [], []
     for model, s in prepared.scores.items():
         lo, hi = float(s.min()), float(s.max())
-        edges = fine_edges(lo, hi, spec.threshold)
+        threshold = prepared.thresholds.get(model, 0.5)
+        edges = fine_edges(lo, hi, threshold)
         nb = len(edges) + 1
         b = bin_scores(s, edges)
         code = key.astype(np.int64) * nb
@@ -158,7 +159,7 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
         # curve thresholds: evenly spaced among the fine edges, plus the audit's own
         pick = np.unique(np.concatenate([
             np.linspace(0, len(edges) - 1, min(n_curve, len(edges))).round().astype(int),
-            np.searchsorted(edges, [spec.threshold])]))
+            np.searchsorted(edges, [threshold])]))
         pick = pick[pick < len(edges)]
         probability = lo >= 0 and hi <= 1
         if probability:

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from .errors import InputError, quote_list
 
 REFERENCE_STRATEGIES = ("largest", "best")
+POSITIVE_DECISIONS = ("benefit", "harm")
 CORRECTIONS = ("bh", "holm")
 INTERSECTION_SEP = " & "
 
@@ -31,6 +32,14 @@ class _EdgeText(list):
 
     def __repr__(self) -> str:
         return repr(self.text)
+
+
+def _values(value) -> list:
+    """A list of distinct value texts (a single value may be given alone)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        value = [value]
+    out = [str(v).strip() for v in value if v is not None and str(v).strip() != ""]
+    return list(dict.fromkeys(out))
 
 
 def _as_tuple(value) -> tuple:
@@ -55,11 +64,26 @@ class AuditSpec:
     scores : sequence of str
         Columns holding each model's numeric score; each becomes a model whose
         prediction is ``score >= threshold``, named by the column.
-    threshold : float
-        Decision threshold for score columns.
-    positive : str, optional
-        The label value that is the positive / favourable outcome.  Guessed
-        for 0/1, True/False, yes/no; required otherwise.
+    threshold : float, mapping score column -> float, or None
+        Decision threshold for score columns: one for all, one per column,
+        or None (the default) for a threshold that fits each score's scale
+        (0.5 for scores within [0, 1], otherwise the middle of the range);
+        the threshold used is always stated in the result.
+    positive : str or sequence of str, optional
+        The label value (or values) that is the positive class: what the
+        true positive, false positive and selection rates count (fairlearn's
+        ``pos_label``).  Guessed for 0/1, True/False, yes/no; required
+        otherwise, and when the label has more than two values (then the
+        set of values that count as positive).
+    positive_decision : {"benefit", "harm"}
+        What a positive decision is for the person it is given to: a
+        ``benefit`` (a loan, an interview) or a ``harm`` (flagged as high
+        risk, investigated, denied).  It decides who a gap disadvantages,
+        the wording of the findings and which metrics come first.
+    prediction_positive : mapping prediction column -> sequence of values
+        For a decision column whose values are not the label's (text such
+        as Low / Medium / High, or approve / refer / decline), the values
+        that mean the positive decision.
     sensitive : sequence of str
         Sensitive attribute columns.
     intersectional : bool
@@ -103,8 +127,10 @@ class AuditSpec:
     sensitive: tuple = ()
     predictions: tuple = ()
     scores: tuple = ()
-    threshold: float = 0.5
+    threshold: object = None
     positive: object = None
+    positive_decision: str = "benefit"
+    prediction_positive: dict = field(default_factory=dict)
     intersectional: bool = False
     weight: str | None = None
     reference: dict = field(default_factory=dict)
@@ -125,6 +151,11 @@ class AuditSpec:
         object.__setattr__(self, "scores", _as_tuple(self.scores))
         object.__setattr__(self, "sensitive", _as_tuple(self.sensitive))
         object.__setattr__(self, "reference", dict(self.reference or {}))
+        object.__setattr__(self, "prediction_positive", {
+            str(k): _values(v) for k, v in (self.prediction_positive or {}).items()})
+        if isinstance(self.positive, (list, tuple, set)):
+            vals = _values(self.positive)
+            object.__setattr__(self, "positive", vals[0] if len(vals) == 1 else tuple(vals))
         object.__setattr__(self, "bins", {k: _edges(v) for k, v in (self.bins or {}).items()})
         self.validate()
 
@@ -192,16 +223,8 @@ class AuditSpec:
             raise InputError(f"The group limit must be a whole number of at least 2; got "
                              f"{self.max_groups!r}.", field="max_groups")
         object.__setattr__(self, "max_groups", mg)
-        if self.scores:
-            try:
-                thr = float(self.threshold)
-            except (TypeError, ValueError):
-                thr = math.nan
-            if not math.isfinite(thr):
-                raise InputError(f"The score threshold must be a number; got "
-                                 f"{self.threshold!r}.", field="threshold",
-                                 value=self.threshold)
-            object.__setattr__(self, "threshold", thr)
+        self._check_threshold()
+        self._check_decisions()
         if self.reference_strategy not in REFERENCE_STRATEGIES:
             raise InputError(f"Unknown reference choice {self.reference_strategy!r}; use "
                              f"one of {quote_list(REFERENCE_STRATEGIES)} or name a group.",
@@ -227,6 +250,56 @@ class AuditSpec:
                                  f"numbers, such as 18, 25, 40, 65; got {edges!r}.",
                                  field="bins", column=col)
             self.bins[col] = e
+
+    def _check_threshold(self) -> None:
+        def number(v, what):
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                x = math.nan
+            if not math.isfinite(x):
+                raise InputError(f"The score threshold{what} must be a number; got {v!r}.",
+                                 field="threshold", value=v)
+            return x
+
+        thr = self.threshold
+        if thr is None or (isinstance(thr, str) and thr.strip().lower() in ("", "auto")):
+            object.__setattr__(self, "threshold", None)
+        elif isinstance(thr, dict):
+            out = {}
+            for col, v in thr.items():
+                if col not in self.scores:
+                    raise InputError(f"A threshold is given for {col!r}, which is not a chosen "
+                                     f"score column ({quote_list(self.scores)}).",
+                                     field="threshold", column=col)
+                out[str(col)] = number(v, f" for {col!r}")
+            object.__setattr__(self, "threshold", out)
+        else:
+            object.__setattr__(self, "threshold", number(thr, ""))
+
+    def _check_decisions(self) -> None:
+        decision = str(self.positive_decision).strip().lower()
+        if decision not in POSITIVE_DECISIONS:
+            raise InputError(f"Is a positive decision a benefit or a harm for the person who "
+                             f"gets it? Use 'benefit' (a loan, an interview) or 'harm' (flagged "
+                             f"as high risk, investigated); got {self.positive_decision!r}.",
+                             field="positive_decision", value=self.positive_decision)
+        object.__setattr__(self, "positive_decision", decision)
+        for col, vals in self.prediction_positive.items():
+            if col not in self.predictions:
+                raise InputError(f"Positive decision values are given for {col!r}, which is "
+                                 f"not a chosen prediction column "
+                                 f"({quote_list(self.predictions) or 'none chosen'}).",
+                                 field="prediction_positive", column=col)
+            if not vals:
+                raise InputError(f"Name at least one value of {col!r} that means the positive "
+                                 "decision.", field="prediction_positive", column=col)
+
+    def threshold_for(self, score: str) -> float | None:
+        """The threshold given for a score column (None: fit it to the scale)."""
+        if isinstance(self.threshold, dict):
+            return self.threshold.get(score)
+        return self.threshold
 
     def _check_statistics(self) -> None:
         def number(name, lo, hi, example):
@@ -293,8 +366,11 @@ class AuditSpec:
         d = asdict(self)
         for k in ("predictions", "scores", "sensitive"):
             d[k] = list(d[k])
-        if d["positive"] is not None:
+        if isinstance(d["positive"], (list, tuple)):
+            d["positive"] = [str(v) for v in d["positive"]]
+        elif d["positive"] is not None:
             d["positive"] = str(d["positive"])
+        d["prediction_positive"] = {k: list(v) for k, v in d["prediction_positive"].items()}
         return d
 
     def to_json(self) -> str:

@@ -294,10 +294,15 @@ def test_disparities_against_reference_by_hand(data, strategy):
     rows = d[(d["model"] == model) & (d["attribute"] == "sex")
              & (d["metric"] == "selection_rate")]
     assert set(rows["group"]) == set(masks) - {ref}
+    # a model that gives everyone (or no one) the positive decision is not judged
+    everyone_or_no_one = len(set(np.asarray(yp, dtype=bool).tolist())) == 1
     for r in rows.itertuples(index=False):
         assert r.reference == ref
         assert _close(r.difference, sel[r.group] - sel[ref])
-        if sel[ref] > 0:
+        if everyone_or_no_one:
+            assert r.verdict == "insufficient"
+            assert "the positive decision" in r.verdict_reason
+        elif sel[ref] > 0:
             ratio = sel[r.group] / sel[ref]
             assert _close(r.ratio, ratio)
             inside = 0.8 - 1e-12 <= ratio <= 1.25 + 1e-12
