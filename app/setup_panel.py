@@ -13,11 +13,14 @@ import streamlit as st
 
 import state
 from fairness_core import AuditSpec, InputError
-from fairness_core.guess import binary_values, default_bins, guess_roles
-from fairness_core.prepare import display
+from fairness_core.guess import (default_bins, distinct_values, guess_decision_values,
+                                 guess_positive, guess_roles, score_range)
+from fairness_core.prepare import canon, resolve_threshold
 from ui import md
 
 NONE = "(none)"
+DECISIONS = {"benefit": "a benefit (a loan, an interview, an offer)",
+             "harm": "a harm (flagged as high risk, investigated, refused)"}
 REF_MODES = {"largest": "Largest group", "best": "Best-off group (per metric)",
              "named": "Choose per attribute"}
 
@@ -31,12 +34,14 @@ class Context:
     prefs: dict = field(default_factory=dict)
     note: str | None = None
     threshold_range: tuple = (0.0, 1.0, 0.01)
+    #: score column -> (low, high, step) of its own threshold slider
+    threshold_ranges: dict = field(default_factory=dict)
+    #: one threshold for every score column (they share a scale)
+    shared_threshold: bool = True
 
 
-def threshold_range(df, scores) -> tuple[float, float, float]:
-    """The slider range shared by every threshold control: all score columns."""
-    s = pd.concat([pd.to_numeric(df[c], errors="coerce") for c in scores]).dropna()
-    lo, hi = (float(s.min()), float(s.max())) if len(s) else (0.0, 1.0)
+def slider_range(lo: float, hi: float) -> tuple[float, float, float]:
+    """A threshold slider's (low, high, step) for scores from lo to hi."""
     if 0 <= lo and hi <= 1:
         return 0.0, 1.0, 0.01
     if hi <= lo:
@@ -44,15 +49,24 @@ def threshold_range(df, scores) -> tuple[float, float, float]:
     return lo, hi, float(f"{(hi - lo) / 100:.2g}") or 0.01
 
 
+def threshold_range(df, scores) -> tuple[float, float, float]:
+    """The slider range over all score columns."""
+    rs = [r for r in (score_range(df[c]) for c in scores) if r is not None]
+    if not rs:
+        return 0.0, 1.0, 0.01
+    return slider_range(min(r[0] for r in rs), max(r[1] for r in rs))
+
+
 def _init(key: str, default, options=None, multi: bool = False):
     """Give a widget its starting value: kept state, else the preference,
     else the guess; values not among the options are dropped."""
     cur = st.session_state.get(key, None)
     if multi:
+        had = cur
         if cur is None:
             cur = default
         cur = [c for c in (cur or []) if options is None or c in options]
-        if not cur and default:
+        if not cur and had and default:  # all dropped (another file): start again
             cur = [c for c in default if options is None or c in options]
         st.session_state[key] = cur
         return
@@ -126,34 +140,63 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     sb = st.sidebar
     df = loaded.df
     cols = [str(c) for c in df.columns]
-    # choices made earlier for a table with these columns win over the
-    # latest ones (which may come from another file)
-    p = {**ctx.prefs, **ctx.prefs.get("by_columns", {}).get(_signature(cols), {})}
+    # choices made for a table with these columns; never another file's
+    p = prefs_for(ctx.prefs, cols)
+    if st.session_state.get("columns") != cols:
+        # a table with other columns: its controls start from its own choices
+        if "columns" in st.session_state:
+            for k in [k for k in st.session_state if k in COLUMN_WIDGETS or
+                      str(k).startswith(("pp::", "threshold::", "bins::"))]:
+                del st.session_state[k]
+        st.session_state["columns"] = cols
     g = state.memo(("guess", loaded.sha256), lambda: guess_roles(df))
     sb.header("2. Columns")
     _init("label", _pref(p, "label", g.label or cols[0], cols), cols)
     label = sb.selectbox("True outcome (label)", cols, key="label",
                          help="The column with what really happened (two values).")
     slots["label"] = sb.empty()
-    vals = binary_values(df[label].head(200_000))
-    pos_options = [display(v) for v in vals] if vals else []
+    pos_options = state.memo(("values", loaded.sha256, label),
+                             lambda: distinct_values(df[label].head(200_000))) or []
     positive = None
-    if pos_options:
-        from fairness_core.guess import guess_positive
-        guess = guess_positive(vals) if vals else None
-        guess = display(guess) if guess is not None else pos_options[-1]
-        _init("positive", _pref(p, "positive", guess, pos_options), pos_options)
-        positive = sb.selectbox("Favourable (positive) outcome", pos_options, key="positive",
-                                help="The label value that is the good or sought outcome "
-                                     "(loan repaid, income above 50K, hired).")
+    if 0 < len(pos_options) <= 2:
+        guess = guess_positive(pos_options)
+        guess = guess if guess is not None else pos_options[-1]
+        pref = p.get("positive")
+        pref = pref[0] if isinstance(pref, list) and len(pref) == 1 else pref
+        _init("positive", pref if pref in pos_options else guess, pos_options)
+        positive = sb.selectbox("Positive class (label value)", pos_options, key="positive",
+                                help="The label value that the true and false positive "
+                                     "rates count: the outcome the model predicts (repaid, "
+                                     "income above 50K, reoffended).")
+    elif pos_options:
+        pref = p.get("positive")
+        pref = pref if isinstance(pref, list) else [pref] if pref else []
+        _init("positive_set", [v for v in pref if v in pos_options], pos_options, multi=True)
+        positive = sb.multiselect("Label values that count as positive", pos_options,
+                                  key="positive_set",
+                                  help=f"The label has {len(pos_options)} values: choose the "
+                                       "ones that make the positive class.") or None
     slots["positive"] = sb.empty()
+    decision_options = list(DECISIONS)
+    _init("positive_decision", _pref(p, "positive_decision", "benefit", decision_options),
+          decision_options)
+    positive_decision = sb.radio(
+        "For the person it is given to, a positive decision is", decision_options,
+        key="positive_decision", format_func=DECISIONS.get,
+        help="It decides who a gap disadvantages and which metrics come first: for a "
+             "benefit, missed qualified people (false negative and false omission rates); "
+             "for a harm, wrongly flagged people (false positive and false discovery "
+             "rates).")
     others = [c for c in cols if c != label]
     _init("predictions", _pref(p, "predictions", g.predictions, others, multi=True),
           others, multi=True)
-    preds = sb.multiselect("Models: predicted-decision columns", others, key="predictions",
-                           help="One column per model, with the same two values as the "
-                                "label.")
+    preds = sb.multiselect("Models: decision columns", others, key="predictions",
+                           help="One column per model: the model's decision, with the "
+                                "label's values or with values of its own (then choose which "
+                                "of them mean the positive decision).")
     slots["predictions"] = sb.empty()
+    pred_positive = _decision_values(loaded, label, preds, p, g)
+    slots["prediction_positive"] = sb.empty()
     numeric = [c for c in others if c not in preds and pd.api.types.is_numeric_dtype(df[c])
                and not pd.api.types.is_bool_dtype(df[c])]
     _init("scores", _pref(p, "scores", g.scores, numeric, multi=True), numeric, multi=True)
@@ -162,18 +205,9 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
                                  "threshold. Scores add ROC, threshold and calibration "
                                  "views.")
     slots["scores"] = sb.empty()
-    threshold = 0.5
+    threshold = None
     if scores:
-        lo, hi, step = state.memo(("range", loaded.sha256, tuple(scores)),
-                                  lambda: threshold_range(df, scores))
-        ctx.threshold_range = (lo, hi, step)
-        default = float(p.get("threshold", 0.5 if lo <= 0.5 <= hi else (lo + hi) / 2))
-        default = min(max(default, lo), hi)
-        _init("threshold", default)
-        if not (lo <= st.session_state["threshold"] <= hi):
-            st.session_state["threshold"] = default
-        threshold = sb.slider("Score threshold", lo, hi, key="threshold", step=step,
-                              help="Predict the favourable outcome when score >= threshold.")
+        threshold = _threshold_controls(ctx, loaded, scores, p)
     slots["threshold"] = sb.empty()
     used = {label, *preds, *scores}
     sens_options = [c for c in cols if c not in used]
@@ -208,9 +242,88 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     _init("weight", _pref(p, "weight", NONE, weight_options), weight_options)
     weight = sb.selectbox("Sample weight (optional)", weight_options, key="weight")
     slots["weight"] = sb.empty()
-    return dict(label=label, positive=positive, predictions=preds, scores=scores,
+    return dict(label=label, positive=positive, positive_decision=positive_decision,
+                predictions=preds, prediction_positive=pred_positive, scores=scores,
                 threshold=threshold, sensitive=sensitive, bins=bins,
                 intersectional=intersectional, weight=None if weight == NONE else weight)
+
+
+def _decision_values(loaded: state.Loaded, label: str, preds: list, p: dict, g) -> dict:
+    """For each decision column whose values are not the label's: which of
+    its values mean the positive decision (a guess is offered, and said so)."""
+    sb = st.sidebar
+    df = loaded.df
+    label_vals = state.memo(("values", loaded.sha256, label),
+                            lambda: distinct_values(df[label].head(200_000))) or []
+    label_toks = {canon(v) for v in label_vals}
+    saved = p.get("prediction_positive") or {}
+    out = {}
+    for col in preds:
+        vals = state.memo(("values", loaded.sha256, col),
+                          lambda c=col: distinct_values(df[c].head(200_000)))
+        if vals is None or {canon(v) for v in vals} <= label_toks:
+            continue  # the label's values (or too many values: the core explains)
+        key = f"pp::{col}"
+        guess = g.decision_values.get(col) or guess_decision_values(vals) or []
+        pref = [v for v in saved.get(col, []) if v in vals]
+        guessed = not pref and key not in st.session_state
+        _init(key, pref or [v for v in guess if v in vals], vals, multi=True)
+        out[col] = sb.multiselect(f"Values of {md(col)} that mean the positive decision", vals,
+                                  key=key,
+                                  help="The decision column's values are not the label's: "
+                                       "choose the ones that mean the positive decision.")
+        if guessed and out[col]:
+            sb.caption(f"Guessed from the values ({', '.join(md(v) for v in out[col])}): "
+                       "check it.")
+    return out
+
+
+def _threshold_controls(ctx: Context, loaded: state.Loaded, scores: list, p: dict):
+    """One threshold slider when the scores share a scale, else one per score
+    column; the default fits the scale (see fairness_core.prepare.resolve_threshold)."""
+    sb = st.sidebar
+    df = loaded.df
+    ranges = state.memo(("ranges", loaded.sha256, tuple(scores)),
+                        lambda: {c: score_range(df[c]) for c in scores})
+    ranges = {c: r for c, r in ranges.items() if r is not None}
+    if not ranges:
+        return None
+    ctx.threshold_ranges = {c: slider_range(*r) for c, r in ranges.items()}
+    ctx.threshold_range = threshold_range(df, list(ranges))
+    shared = len(ranges) == 1 or all(0 <= lo and hi <= 1 for lo, hi in ranges.values())
+    ctx.shared_threshold = shared
+    pref = p.get("threshold")
+    if shared:
+        lo, hi, step = ctx.threshold_range
+        default, how = resolve_threshold(None, min(r[0] for r in ranges.values()),
+                                         max(r[1] for r in ranges.values()))
+        want = pref if isinstance(pref, (int, float)) and lo <= pref <= hi else default
+        _init("threshold", float(want))
+        if not (lo <= st.session_state["threshold"] <= hi):
+            st.session_state["threshold"] = float(default)
+        value = sb.slider("Score threshold", lo, hi, key="threshold", step=step,
+                          help="A score at or above the threshold is a positive decision.")
+        if abs(value - default) < 1e-12:
+            sb.caption(f"{value:g}: {how}.")
+            return None  # the audit states how it was chosen
+        return value
+    out = {}
+    pref = pref if isinstance(pref, dict) else {}
+    for col, (lo, hi) in ranges.items():
+        s_lo, s_hi, step = ctx.threshold_ranges[col]
+        default, how = resolve_threshold(None, lo, hi)
+        want = pref.get(col)
+        want = want if isinstance(want, (int, float)) and s_lo <= want <= s_hi else default
+        key = f"threshold::{col}"
+        _init(key, float(want))
+        if not (s_lo <= st.session_state[key] <= s_hi):
+            st.session_state[key] = float(default)
+        out[col] = sb.slider(f"Threshold for {md(col)}", s_lo, s_hi, key=key, step=step,
+                             help="A score at or above the threshold is a positive decision.")
+        if abs(out[col] - default) < 1e-12:
+            sb.caption(f"{out[col]:g}: {how}.")
+            out[col] = None  # the audit states how it was chosen
+    return {c: v for c, v in out.items() if v is not None} or None
 
 
 def _judgement_section(ctx: Context, slots: dict) -> dict:
@@ -284,6 +397,8 @@ def render() -> Context:
     judge = _judgement_section(ctx, slots)
     values = {**cols, **judge}
     spec_kw = dict(label=cols["label"], positive=cols["positive"],
+                   positive_decision=cols["positive_decision"],
+                   prediction_positive=cols["prediction_positive"],
                    predictions=cols["predictions"], scores=cols["scores"],
                    threshold=cols["threshold"], sensitive=cols["sensitive"],
                    intersectional=cols["intersectional"], weight=cols["weight"],
@@ -309,12 +424,50 @@ def render() -> Context:
     return ctx
 
 
-COLUMN_CHOICES = ("label", "positive", "predictions", "scores", "threshold", "sensitive",
-                  "bins", "intersectional", "weight")
+COLUMN_CHOICES = ("label", "positive", "positive_decision", "predictions",
+                  "prediction_positive", "scores", "threshold", "sensitive", "bins",
+                  "intersectional", "weight")
+
+
+COLUMN_WIDGETS = ("label", "positive", "positive_set", "positive_decision", "predictions",
+                  "scores", "threshold", "sensitive", "intersectional", "weight")
 
 
 def _signature(columns) -> str:
     return "\x1f".join(sorted(map(str, columns)))
+
+
+def columns_id(columns) -> str:
+    """A short fingerprint of a table's column names (kept in the URL)."""
+    import hashlib
+    return hashlib.sha256(_signature(columns).encode("utf-8")).hexdigest()[:10]
+
+
+def prefs_for(prefs: dict, columns: list) -> dict:
+    """The choices that apply to a table with these columns.
+
+    Choices made for a table with the same columns win.  Otherwise the
+    latest choices (from another file, or from a shared link) set this
+    table's columns only when they were made for the same columns (the
+    link's column fingerprint matches, or, without one, every column they
+    name is in this table); else the table starts from the guesses.  The
+    judgement settings (tolerance, statistics) carry over always."""
+    general = {k: v for k, v in prefs.items() if k not in COLUMN_CHOICES}
+    stored = prefs.get("by_columns", {}).get(_signature(columns))
+    if stored is not None:
+        return {**general, **stored}
+    sig = prefs.get("columns_id")
+    if sig is not None:
+        same = sig == columns_id(columns)
+    else:
+        cols = set(columns)
+        named = [prefs.get("label"), *(prefs.get("predictions") or []),
+                 *(prefs.get("scores") or []), *(prefs.get("sensitive") or []),
+                 prefs.get("weight") if prefs.get("weight") != NONE else None,
+                 *(prefs.get("bins") or {})]
+        named = [c for c in named if c]
+        same = bool(named) and all(c in cols for c in named)
+    return dict(prefs) if same else general
 
 
 def _remember(ctx: Context, values: dict, columns: list) -> None:
@@ -331,6 +484,7 @@ def _remember(ctx: Context, values: dict, columns: list) -> None:
         p[k] = v
     if values.get("reference_strategy") != "named":
         p.pop("reference", None)
+    p["columns_id"] = columns_id(columns)
     by = p.setdefault("by_columns", {})
     by[_signature(columns)] = {k: p[k] for k in COLUMN_CHOICES if k in p}
     while len(by) > 20:

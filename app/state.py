@@ -32,9 +32,11 @@ URL_KEYS = {"label": "label", "positive": "positive", "model": "predictions",
             "weight": "weight", "tol": "tolerance", "minsize": "min_group_size",
             "refmode": "reference_strategy", "ref": "reference", "thr": "threshold",
             "show": "model_shown", "metric": "metric", "view": "attribute_shown",
-            "alpha": "alpha", "corr": "correction", "bins": "bins"}
+            "alpha": "alpha", "corr": "correction", "bins": "bins",
+            "decision": "positive_decision", "dpos": "prediction_positive",
+            "cols": "columns_id"}
 LIST_KEYS = {"predictions", "scores", "sensitive"}
-JSON_KEYS = {"reference", "bins"}
+JSON_KEYS = {"reference", "bins", "prediction_positive"}
 
 
 @dataclass
@@ -72,12 +74,23 @@ def _from_url() -> dict:
                         out[key] = val
                 except ValueError:
                     pass
+            elif key == "positive":  # one value, or the set of a many-valued label
+                vals = [v for v in qp.get_all(q) if v != ""]
+                out[key] = vals[0] if len(vals) == 1 else vals
             else:
                 out[key] = qp[q]
     except Exception:  # a malformed URL never stops the app
         return {}
-    for k, conv in (("tolerance", float), ("min_group_size", int), ("threshold", float),
-                    ("alpha", float)):
+    if "threshold" in out:  # one number, or {"score column": number}
+        try:
+            out["threshold"] = float(out["threshold"])
+        except (TypeError, ValueError):
+            try:
+                val = json.loads(out["threshold"])
+                out["threshold"] = {str(k): float(v) for k, v in val.items()}
+            except (TypeError, ValueError, AttributeError):
+                out.pop("threshold")
+    for k, conv in (("tolerance", float), ("min_group_size", int), ("alpha", float)):
         if k in out:
             try:
                 out[k] = conv(out[k])
@@ -95,9 +108,9 @@ def to_url(p: dict) -> None:
         v = p.get(key)
         if v is None or v == "" or v == []:
             continue
-        if key in LIST_KEYS:
+        if key in LIST_KEYS or isinstance(v, (list, tuple)):
             want[q] = [str(x) for x in v]
-        elif key in JSON_KEYS:
+        elif key in JSON_KEYS or isinstance(v, dict):
             if v:
                 want[q] = json.dumps(v, sort_keys=True)
         elif isinstance(v, bool):

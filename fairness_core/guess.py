@@ -125,6 +125,40 @@ def binary_values(s: pd.Series) -> list | None:
     return list(vals)
 
 
+def distinct_values(s: pd.Series, limit: int = 50) -> list | None:
+    """The distinct values of a column as shown to people (equal-meaning
+    values such as 1 and "1" once), in a stable order; None when there are
+    more than ``limit``."""
+    from .prepare import display
+
+    vals = s.dropna().unique()[: limit * 4 + 1]
+    out: dict = {}
+    for v in vals:
+        out.setdefault(canon(v), display(v))
+        if len(out) > limit:
+            return None
+    try:
+        return sorted(out.values(), key=lambda x: (0, float(x), "") if _is_number(x)
+                      else (1, 0.0, x.lower()))
+    except TypeError:  # pragma: no cover - display values are strings
+        return list(out.values())
+
+
+def _is_number(x: str) -> bool:
+    try:
+        float(x)
+        return True
+    except ValueError:
+        return False
+
+
+def score_range(s: pd.Series) -> tuple[float, float] | None:
+    """(min, max) of a score column's finite values, or None."""
+    x = pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    x = x[np.isfinite(x)]
+    return (float(x.min()), float(x.max())) if len(x) else None
+
+
 def _is_copy(c: str, cols: list, head: pd.DataFrame) -> bool:
     """``x.1`` that repeats column ``x`` (a duplicated header name)."""
     m = re.match(r"^(.*)\.\d+$", c)
