@@ -3,7 +3,7 @@
 # Extra arguments go to pytest, e.g. ./test.sh -k differential
 set -euo pipefail
 cd "$(dirname "$0")"
-bash scripts/setup.sh --browser
+bash scripts/setup.sh --browser --test-data
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

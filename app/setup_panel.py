@@ -265,14 +265,19 @@ def _decision_values(loaded: state.Loaded, label: str, preds: list, p: dict, g) 
             continue  # the label's values (or too many values: the core explains)
         key = f"pp::{col}"
         guess = g.decision_values.get(col) or guess_decision_values(vals) or []
+        guess = [v for v in guess if v in vals]
         pref = [v for v in saved.get(col, []) if v in vals]
-        guessed = not pref and key not in st.session_state
-        _init(key, pref or [v for v in guess if v in vals], vals, multi=True)
+        _init(key, pref or guess, vals, multi=True)
+        chosen = f"pp_chosen::{col}"
+
+        def mark(flag=chosen):
+            st.session_state[flag] = True
+
         out[col] = sb.multiselect(f"Values of {md(col)} that mean the positive decision", vals,
-                                  key=key,
+                                  key=key, on_change=mark,
                                   help="The decision column's values are not the label's: "
                                        "choose the ones that mean the positive decision.")
-        if guessed and out[col]:
+        if out[col] and out[col] == guess and not st.session_state.get(chosen):
             sb.caption(f"Guessed from the values ({', '.join(md(v) for v in out[col])}): "
                        "check it.")
     return out

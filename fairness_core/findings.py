@@ -208,26 +208,40 @@ def _info_findings(disp: pd.DataFrame, decision: str, many_models: bool,
         insuff = d[verdict == INSUFFICIENT]
         if not len(insuff):
             continue
-        groups = list(dict.fromkeys(insuff["group"]))
-        metrics = [m for m in keys if m in set(insuff["metric"])]
-        names = ", ".join(REGISTRY[m].label.lower() for m in metrics)
-        shown = ", ".join(repr(g) for g in groups[:6]) + (" ..." if len(groups) > 6 else "")
-        reasons = list(dict.fromkeys(insuff["verdict_reason"]))
-        why = reasons[0] + (f" (and {len(reasons) - 1} other reason(s))"
-                            if len(reasons) > 1 else "")
-        statement = (f"{len(groups)} group(s) of {attribute} could not be judged on "
-                     f"{names} ({shown}): {why}.")
-        if "rows_needed" in insuff:
-            need = insuff.groupby("group", sort=False)["rows_needed"].max().dropna()
-            if len(need):
-                g0 = need.index[0]
-                n0 = int(insuff.loc[insuff["group"] == g0, "n"].iloc[0])
-                statement += (f" To judge a gap the size of the tolerance, {g0!r} would "
-                              f"need {about(need.iloc[0])} rows (it has {n0:,}).")
-        statement = statement[0].upper() + statement[1:]
-        out.append({"severity": "info", "kind": "insufficient", "model": model,
-                    "attribute": attribute, "group": None, "metric": None,
-                    "groups": groups, "metrics": metrics, "statement": statement,
-                    "text": _prefixed(statement, model, many_models)})
+        small = insuff["verdict_reason"].str.contains("fewer than the minimum", regex=False)
+        for part, too_small in ((insuff[small], True), (insuff[~small], False)):
+            if len(part):
+                out.append(_not_judged(part, model, attribute, keys, too_small, many_models))
     return out
+
+
+def _not_judged(insuff: pd.DataFrame, model: str, attribute: str, keys: list,
+                too_small: bool, many_models: bool) -> dict:
+    """One statement for the groups of an attribute that could not be judged
+    for one kind of reason: too few rows, or rates that are undefined."""
+    groups = list(dict.fromkeys(insuff["group"]))
+    metrics = [m for m in keys if m in set(insuff["metric"])]
+    shown = ", ".join(repr(g) for g in groups[:6]) + (" ..." if len(groups) > 6 else "")
+    reasons = list(dict.fromkeys(insuff["verdict_reason"]))
+    why = reasons[0] + (f" (and {len(reasons) - 1} other reason(s))" if len(reasons) > 1
+                        else "")
+    if too_small:
+        statement = (f"{len(groups)} group(s) of {attribute} are too small to be judged "
+                     f"({shown}): {why}.")
+    else:
+        names = ", ".join(REGISTRY[m].label.lower() for m in metrics)
+        statement = (f"{len(groups)} group(s) of {attribute} could not be judged on {names} "
+                     f"({shown}): {why}.")
+    if "rows_needed" in insuff:
+        need = insuff.groupby("group", sort=False)["rows_needed"].max().dropna()
+        if len(need):
+            g0 = need.index[0]
+            n0 = int(insuff.loc[insuff["group"] == g0, "n"].iloc[0])
+            statement += (f" To judge a gap the size of the tolerance, {g0!r} would need "
+                          f"{about(need.iloc[0])} rows (it has {n0:,}).")
+    statement = statement[0].upper() + statement[1:]
+    return {"severity": "info", "kind": "insufficient", "model": model,
+            "attribute": attribute, "group": None, "metric": None, "groups": groups,
+            "metrics": metrics, "statement": statement,
+            "text": _prefixed(statement, model, many_models)}
 

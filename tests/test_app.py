@@ -383,7 +383,7 @@ def _sample_then(**widgets):
 
 three_labels = SMALL.assign(y=["yes", "no", "maybe", "no"] * 20)
 empty_label = SMALL.assign(outcome=[None] * 80)
-other_values = SMALL.assign(pred=["approved", "denied"] * 40)
+other_values = SMALL.assign(pred=["alpha", "beta"] * 40)
 
 BAD_INPUTS = [
     pytest.param(_upload_case("empty.csv", b""), "file", "empty", id="empty-file"),
@@ -396,14 +396,16 @@ BAD_INPUTS = [
     pytest.param(_upload_case("old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600),
                  "file", "Excel 97-2003", id="xls"),
     pytest.param(_upload_then("three.csv", csv_bytes(three_labels), label="y",
-                              predictions=["pred"], sensitive=["sex"]), "label",
-                 "must have two values", id="label-three-values"),
+                              predictions=["pred"], sensitive=["sex"]), "positive",
+                 "choose the values that count as the positive class",
+                 id="label-three-values"),
     pytest.param(_upload_then("emptylabel.csv", csv_bytes(empty_label), label="outcome",
                               predictions=["pred"], sensitive=["sex"]),
                  "label", "entirely empty", id="label-empty"),
     pytest.param(_upload_then("other.csv", csv_bytes(other_values), label="y",
                               predictions=["pred"], sensitive=["sex"]),
-                 "predictions", "not values of the label", id="predictions-not-label-values"),
+                 "prediction_positive", "means the positive decision",
+                 id="predictions-not-label-values"),
     pytest.param(_sample_then(sensitive=["application_id"]), "sensitive", "distinct values",
                  id="sensitive-identifier"),
     pytest.param(_sample_then(sensitive=["age"], **{"bins::age": "abc"}), "bins",
@@ -426,7 +428,8 @@ def test_bad_input_shows_message_under_its_control(setup, control, words):
     # ... right under the control that caused it
     above = widget_above(at, md(msg))
     want = {"file": "upload"}.get(control, control)
-    assert above == want or (control == "bins" and str(above).startswith("bins::")), above
+    prefixed = {"bins": "bins::", "prediction_positive": "pp::", "positive": "positive_set"}
+    assert above == want or str(above).startswith(prefixed.get(control, want)), above
     assert c.result is None
     # every page still renders, with a pointer to the sidebar instead of results
     for name in ("overview", "groups", "data"):
@@ -867,3 +870,63 @@ def test_data_page_missing_share_for_binned_attribute():
     labels = {iv: f"[{int(iv.left)}, {int(iv.right)})" for iv in want.index}
     for iv, share in want.items():
         assert t.loc[labels[iv], "Rows with missing values (left out)"] == pct(share), iv
+
+
+# ---------------------------------------------------------------------------
+# real files: decisions as text, harm or benefit, label value sets
+# ---------------------------------------------------------------------------
+def test_text_decision_values_are_offered_as_a_guess_and_said_so():
+    df = SMALL.assign(pred=np.where(SMALL["pred"] == "yes", "approved", "declined"))
+    at = run_default()
+    _upload_then("text.csv", csv_bytes(df), label="y", predictions=["pred"],
+                 sensitive=["sex"])(at)
+    assert_clean(at)
+    assert at.multiselect(key="pp::pred").value == ["approved"]
+    assert any("Guessed from the values" in c.value for c in at.sidebar.caption)
+    r = ctx(at).result
+    assert r.spec.prediction_positive == {"pred": ["approved"]}
+    g = r.group_metrics.set_index("group")
+    want = (df["pred"] == "approved").groupby(df["sex"]).mean()
+    for sex, v in want.items():
+        assert g.loc[sex, "selection_rate"] == pytest.approx(v)
+    # the user's choice replaces the guess, and the caption goes away
+    at.multiselect(key="pp::pred").set_value(["declined"]).run()
+    assert ctx(at).result.spec.prediction_positive == {"pred": ["declined"]}
+    assert not any("Guessed from the values" in c.value for c in at.sidebar.caption)
+
+
+def test_positive_decision_control_decides_who_a_gap_disadvantages():
+    at = run_default()
+    assert ctx(at).result.spec.positive_decision == "benefit"
+    sel = [f for f in ctx(at).result.findings if f["kind"] == "fail"
+           and f["metric"] == "selection_rate" and f["disadvantaged"]]
+    assert sel
+    f = sel[0]
+    lower = f["group"] if f["value"] < f["reference_value"] else f["reference"]
+    assert f["disadvantaged"] == lower
+    at.radio(key="positive_decision").set_value("harm").run()
+    assert_clean(at)
+    r = ctx(at).result
+    assert r.spec.positive_decision == "harm"
+    same = next(x for x in r.findings if x["kind"] == "fail" and x["model"] == f["model"]
+                and x["metric"] == "selection_rate" and x["group"] == f["group"]
+                and x["attribute"] == f["attribute"])
+    higher = same["group"] if same["value"] > same["reference_value"] else same["reference"]
+    assert same["disadvantaged"] == higher != f["disadvantaged"]
+    assert at.query_params.get("decision") in ("harm", ["harm"])
+
+
+def test_label_with_three_values_takes_a_set_of_positive_values():
+    df = SMALL.assign(y=["yes", "no", "maybe", "no"] * 20)
+    at = run_default()
+    _upload_then("three.csv", csv_bytes(df), label="y", predictions=[], scores=[],
+                 sensitive=["sex"])(at)
+    at.multiselect(key="predictions").set_value(["pred"]).run()
+    at.multiselect(key="positive_set").set_value(["yes", "maybe"]).run()
+    assert_clean(at)
+    r = ctx(at).result
+    assert r is not None, ctx(at).errors
+    g = r.group_metrics.set_index("group")
+    want = df["y"].isin(["yes", "maybe"]).groupby(df["sex"]).mean()
+    for sex, v in want.items():
+        assert g.loc[sex, "base_rate"] == pytest.approx(v)

@@ -8,8 +8,8 @@ from ui import chart, metric_help
 from views.common import context, header, pick_attribute, pick_metric, pick_model
 
 
-def _sync_threshold():
-    st.session_state["threshold"] = st.session_state["threshold_page"]
+def _sync_threshold(target: str):
+    st.session_state[target] = st.session_state["threshold_page"]
 
 
 def render():
@@ -29,11 +29,15 @@ def render():
     with c3:
         metric = pick_metric(ctx)
     sc = r.scores
-    lo, hi, step = ctx.threshold_range  # the sidebar's: one threshold for all pages
-    st.session_state["threshold_page"] = float(st.session_state.get("threshold",
-                                                                    r.spec.threshold))
+    threshold = r.provenance["thresholds"][model]["threshold"]
+    # the sidebar's threshold (one for all scores, or this score's own)
+    if ctx.shared_threshold or model not in ctx.threshold_ranges:
+        target, (lo, hi, step) = "threshold", ctx.threshold_range
+    else:
+        target, (lo, hi, step) = f"threshold::{model}", ctx.threshold_ranges[model]
+    st.session_state["threshold_page"] = float(st.session_state.get(target, threshold))
     st.slider("Score threshold (the same as in the sidebar; every page follows it)", lo, hi,
-              key="threshold_page", step=step, on_change=_sync_threshold)
+              key="threshold_page", step=step, on_change=_sync_threshold, args=(target,))
     order = r.group_order(attribute)
     left, right = st.columns(2)
     with left:
@@ -42,7 +46,7 @@ def render():
     with right:
         st.caption(metric_help(metric))
         chart(charts.threshold_chart(sc["curves"], model=model, attribute=attribute,
-                                     metric=metric, threshold=r.spec.threshold, order=order),
+                                     metric=metric, threshold=threshold, order=order),
               key="metric_threshold")
     cal = sc["calibration"]
     if len(cal) and (cal["model"] == model).any():
