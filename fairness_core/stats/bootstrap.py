@@ -1,25 +1,11 @@
-"""Honest uncertainty from the count table: intervals, tests, multiple-
-comparison control and the rows a group would need.
+"""The bootstrap on counts and the replicate store of an audit.
 
-Everything here reads counts, never rows:
-
-- **Bootstrap on counts.**  Resampling the N rows with replacement gives
-  each (group combination x cell) a multinomial count with the observed
-  shares as probabilities.  Drawing those counts directly is the same
-  bootstrap at a cost that does not depend on N.  With sample weights each
-  resampled cell keeps its mean weight per row.
-- **Wilson intervals** (scipy.stats.binomtest's ``proportion_ci``, vectorised
-  here and tested against it) for a single unweighted proportion such as a
-  group's selection rate; bootstrap percentile intervals for everything
-  else (balanced accuracy, F1, weighted rates, differences, ratios and the
-  between-group summaries).
-- **Tests** per disparity: a pooled two-proportion z-test, or Fisher's exact
-  test when an expected cell count is below 5; for balanced accuracy, F1
-  and weighted data a Wald test with the bootstrap standard error.
-- **Multiple comparisons** across every test of one audit: Benjamini-
-  Hochberg (default) or Holm.
-- **Power**: how many rows a group would need for a tolerance-sized gap to
-  be detected with the chosen power at the chosen alpha.
+Resampling the N rows with replacement gives each (group combination x
+cell) a multinomial count with the observed shares as probabilities.
+Drawing those counts directly is the same bootstrap at a cost that does not
+depend on N.  With sample weights each resampled cell keeps its mean weight
+per row.  Percentile intervals of the replicates serve every number without
+a closed-form interval.
 """
 from __future__ import annotations
 
@@ -27,42 +13,14 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats as st
 
-from .counts import CELLS
-from .metrics import DISPARITY_METRICS, REGISTRY, metric_values
+from ..counts import CELLS
+from ..metrics import DISPARITY_METRICS, REGISTRY, metric_values
+from .intervals import wilson_interval
+from .tests import (FINISHED_COLUMNS, MIN_EXPECTED, finish_tests, fisher_p, min_expected,
+                    two_proportion_p)
 
 _MIN_DEFINED = 0.5  # share of replicates that must be defined for an interval
-MIN_EXPECTED = 5  # below this expected cell count, Fisher's exact test
-
-
-# ---------------------------------------------------------------------------
-# Intervals
-# ---------------------------------------------------------------------------
-def z_value(confidence: float) -> float:
-    return float(st.norm.ppf(0.5 + confidence / 2))
-
-
-def wilson_interval(k, n, confidence: float = 0.95):
-    """Wilson score interval for k successes out of n, vectorised.
-
-    Equal to ``scipy.stats.binomtest(k, n).proportion_ci(confidence,
-    method="wilson")``; NaN where n = 0.
-    """
-    k = np.asarray(k, dtype=float)
-    n = np.asarray(n, dtype=float)
-    z = z_value(confidence)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        denom = 1 + z * z / n
-        centre = (p + z * z / (2 * n)) / denom
-        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-        lo = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
-        hi = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
-    # exact ends where the formula rounds: k = 0 -> 0, k = n -> 1
-    lo = np.where((n > 0) & (k == 0), 0.0, lo)
-    hi = np.where((n > 0) & (k == n), 1.0, hi)
-    return lo, hi
 
 
 def quantiles(x: np.ndarray, qs, min_defined: float = _MIN_DEFINED) -> list[np.ndarray]:
@@ -130,149 +88,7 @@ def aggregate(cells: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
     return np.moveaxis(moved @ onehot, -1, -2)
 
 
-# ---------------------------------------------------------------------------
-# Tests
-# ---------------------------------------------------------------------------
-def two_proportion_p(x1, n1, x2, n2) -> np.ndarray:
-    """Two-sided pooled two-proportion z-test (the chi-squared test of the
-    2x2 table without continuity correction), vectorised."""
-    x1, n1, x2, n2 = (np.asarray(a, dtype=float) for a in (x1, n1, x2, n2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pool = (x1 + x2) / (n1 + n2)
-        se = np.sqrt(pool * (1 - pool) * (1 / n1 + 1 / n2))
-        z = (x1 / n1 - x2 / n2) / se
-        p = 2 * st.norm.sf(np.abs(z))
-    p = np.where(se == 0, 1.0, p)  # both groups all 0 or all 1: no evidence
-    return np.where((n1 > 0) & (n2 > 0), p, np.nan)
 
-
-def min_expected(x1, n1, x2, n2) -> np.ndarray:
-    """Smallest expected cell count of the 2x2 table [[x1, n1-x1], [x2, n2-x2]]."""
-    x1, n1, x2, n2 = (np.asarray(a, dtype=float) for a in (x1, n1, x2, n2))
-    tot = n1 + n2
-    succ = x1 + x2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        e = np.minimum(np.minimum(n1, n2) * succ, np.minimum(n1, n2) * (tot - succ)) / tot
-    return np.where(tot > 0, e, 0.0)
-
-
-def fisher_p(x1, n1, x2, n2) -> np.ndarray:
-    """Two-sided Fisher's exact test per row (scipy.stats.fisher_exact)."""
-    out = np.full(len(x1), np.nan)
-    cache: dict = {}
-    for i, t in enumerate(zip(x1, n1, x2, n2)):
-        a, b, c, d = (int(round(v)) for v in t)
-        if b <= 0 or d <= 0:
-            continue
-        key = (a, b, c, d)
-        if key not in cache:
-            cache[key] = float(st.fisher_exact([[a, b - a], [c, d - c]]).pvalue)
-        out[i] = cache[key]
-    return out
-
-
-def adjust_p(p: np.ndarray, method: str = "bh") -> np.ndarray:
-    """Adjusted p-values over the defined entries of ``p`` (NaN stays NaN).
-
-    ``bh``: Benjamini-Hochberg (``scipy.stats.false_discovery_control``);
-    ``holm``: Holm's step-down (family-wise error).
-    """
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    if not ok.any():
-        return out
-    q = p[ok]
-    if method == "bh":
-        adj = st.false_discovery_control(q, method="bh")
-    elif method == "holm":
-        m = len(q)
-        order = np.argsort(q, kind="stable")
-        stepped = np.maximum.accumulate((m - np.arange(m)) * q[order])
-        adj = np.empty(m)
-        adj[order] = np.minimum(stepped, 1.0)
-    else:
-        raise ValueError(f"unknown correction {method!r}")
-    out[ok] = adj
-    return out
-
-
-# ---------------------------------------------------------------------------
-# Power
-# ---------------------------------------------------------------------------
-def rows_for_power(p_ref, d_ref, p_alt, alpha: float, power: float):
-    """Denominator counts needed to detect ``p_alt`` vs ``p_ref``.
-
-    The reference keeps its ``d_ref``; returns ``(d_group, d_ref_needed)``:
-    the group's denominator count needed for a two-sided test at ``alpha``
-    with the given ``power`` (normal approximation), and, when the reference
-    itself is too small for that, equal counts for both (then
-    ``d_ref_needed`` > ``d_ref``).  NaN where there is no gap to detect.
-    """
-    p_ref, d_ref, p_alt = (np.asarray(a, dtype=float) for a in (p_ref, d_ref, p_alt))
-    zz = (st.norm.ppf(1 - alpha / 2) + st.norm.ppf(power)) ** 2
-    delta2 = (p_alt - p_ref) ** 2
-    v_alt, v_ref = p_alt * (1 - p_alt), p_ref * (1 - p_ref)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        room = delta2 / zz - np.where(d_ref > 0, v_ref / d_ref, np.inf)
-        d_group = np.where(room > 0, v_alt / room, np.nan)
-        equal = zz * (v_alt + v_ref) / delta2
-    both = ~(room > 0)
-    d_group = np.where(both, equal, d_group)
-    d_ref_needed = np.where(both, equal, d_ref)
-    bad = (delta2 == 0) | np.isnan(delta2)
-    return np.where(bad, np.nan, np.ceil(d_group)), np.where(bad, np.nan, np.ceil(d_ref_needed))
-
-
-FINISHED_COLUMNS = ("difference_ci_low", "difference_ci_high", "ratio_ci_low",
-                    "ratio_ci_high", "p_value", "p_value_adjusted", "significant", "test",
-                    "rows_needed", "more_rows_needed", "reference_rows_needed")
-
-
-def finish_tests(disp: pd.DataFrame, spec) -> pd.DataFrame:
-    """Correct every p-value of an audit together (Benjamini-Hochberg or
-    Holm), mark the significant gaps, and estimate the rows needed where a
-    gap fails the tolerance without being significant, or cannot be judged.
-
-    ``disp`` carries the columns of :meth:`Uncertainty.disparity_stats`
-    with ``adjust=False``; the helper columns are dropped."""
-    p = disp["p_value"].to_numpy(dtype=float)
-    p_adj = adjust_p(p, spec.correction)
-    significant = np.where(np.isnan(p_adj), False, p_adj < spec.alpha)
-    verdict = disp["verdict"].to_numpy()
-    want = ((verdict == "fail") & ~significant) | (verdict == "insufficient")
-    refv = disp["reference_value"].to_numpy(dtype=float)
-    val = disp["value"].to_numpy(dtype=float)
-    n_g, n_r = disp["n"].to_numpy(), disp["reference_n"].to_numpy()
-    d1, d2 = disp["_d1"].to_numpy(dtype=float), disp["_d2"].to_numpy(dtype=float)
-    prop = ~np.isnan(d1)
-    tol = spec.tolerance
-    go_up = (val > refv) & (refv / tol <= 1)
-    p_alt = np.where(go_up, np.minimum(refv / tol, 1.0), refv * tol)
-    # denominators: for rates known from the counts; share of the group's rows
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share_g = np.where((d1 > 0) & (n_g > 0), d1 / n_g, np.nan)
-        share_r = np.where((d2 > 0) & (n_r > 0), d2 / n_r, np.nan)
-    share_g = np.where(np.isnan(share_g), share_r, share_g)
-    need_g, need_r = rows_for_power(refv, d2, p_alt, spec.alpha, spec.power)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rows_needed = np.ceil(need_g / share_g)
-        ref_rows_needed = np.ceil(need_r / share_r)
-    rows_needed = np.maximum(rows_needed, spec.min_group_size)
-    usable = want & prop & (refv > 0) & np.isfinite(rows_needed)
-    out = disp.drop(columns=["_x1", "_d1", "_x2", "_d2"])
-    out["p_value_adjusted"] = p_adj
-    out["significant"] = significant
-    out["rows_needed"] = np.where(usable, rows_needed, np.nan)
-    out["more_rows_needed"] = np.where(usable, np.maximum(rows_needed - n_g, 0), np.nan)
-    out["reference_rows_needed"] = np.where(usable, np.maximum(ref_rows_needed, n_r), np.nan)
-    front = [c for c in out.columns if c not in FINISHED_COLUMNS]
-    return out[front + list(FINISHED_COLUMNS)]
-
-
-# ---------------------------------------------------------------------------
-# The whole uncertainty layer of one audit
-# ---------------------------------------------------------------------------
 class Uncertainty:
     """Bootstrap replicates of every group's metrics, per model x attribute.
 
@@ -436,6 +252,7 @@ class Uncertainty:
                 x1[rows], d1[rows] = g_cells[rows] @ num, g_cells[rows] @ den
                 x2[rows], d2[rows] = r_cells[rows] @ num, r_cells[rows] @ den
             else:
+                from scipy import stats as st
                 se = boot_se[rows]
                 with np.errstate(invalid="ignore", divide="ignore"):
                     pw = 2 * st.norm.sf(np.abs(diff_obs[rows]) / se)
