@@ -29,10 +29,11 @@ from __future__ import annotations
 
 from .bootstrap import Uncertainty, aggregate, bootstrap_cells, quantiles
 from .intervals import wilson_interval, z_value
-from .power import rows_for_power
-from .tests import (FINISHED_COLUMNS, MIN_EXPECTED, adjust_p, finish_tests, fisher_p,
-                    min_expected, two_proportion_p)
+from .power import rows_for_power, rows_needed
+from .tests import (FINISHED_COLUMNS, MIN_EXPECTED, Proportions, adjust_p, disparity_tests,
+                    finish_tests, fisher_p, min_expected, two_proportion_p, wald_p)
 
-__all__ = ["FINISHED_COLUMNS", "MIN_EXPECTED", "Uncertainty", "adjust_p", "aggregate",
-           "bootstrap_cells", "finish_tests", "fisher_p", "min_expected", "quantiles",
-           "rows_for_power", "two_proportion_p", "wilson_interval", "z_value"]
+__all__ = ["FINISHED_COLUMNS", "MIN_EXPECTED", "Proportions", "Uncertainty", "adjust_p",
+           "aggregate", "bootstrap_cells", "disparity_tests", "finish_tests", "fisher_p",
+           "min_expected", "quantiles", "rows_for_power", "rows_needed", "two_proportion_p",
+           "wald_p", "wilson_interval", "z_value"]

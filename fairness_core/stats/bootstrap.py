@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from ..counts import CELLS
-from ..metrics import DISPARITY_METRICS, REGISTRY, metric_values
+from ..metrics import REGISTRY, metric_values
 from .intervals import wilson_interval
-from .tests import (FINISHED_COLUMNS, MIN_EXPECTED, finish_tests, fisher_p, min_expected,
-                    two_proportion_p)
+from .tests import Proportions, disparity_tests
 
 _MIN_DEFINED = 0.5  # share of replicates that must be defined for an interval
 
@@ -153,8 +152,7 @@ class Uncertainty:
         lo_all = np.full((n_rows, len(REGISTRY)), np.nan)
         hi_all = np.full((n_rows, len(REGISTRY)), np.nan)
         # only the metrics without a Wilson interval need bootstrap quantiles
-        boot = np.array([not (m.kind == "rate" and not self.weighted)
-                         for m in REGISTRY.values()])
+        boot = np.array([not (m.is_rate and not self.weighted) for m in REGISTRY.values()])
         bj = np.flatnonzero(boot)
         if self.values and len(bj):
             for (model, attr), g in groups.groupby(["model", "attribute"], sort=False):
@@ -170,10 +168,8 @@ class Uncertainty:
         cells = groups[list(CELLS)].to_numpy(dtype=float)
         methods = {}
         for j, (name, m) in enumerate(REGISTRY.items()):
-            if m.kind == "rate" and not self.weighted:
-                num = cells @ np.array([m.numerator.get(c, 0) for c in CELLS], dtype=float)
-                den = cells @ np.array([m.denominator.get(c, 0) for c in CELLS], dtype=float)
-                lo, hi = wilson_interval(num, den, conf)
+            if m.is_rate and not self.weighted:
+                lo, hi = wilson_interval(cells @ m.num_vector, cells @ m.den_vector, conf)
                 methods[name] = "wilson"
             else:
                 lo, hi = lo_all[:, j], hi_all[:, j]
@@ -186,101 +182,57 @@ class Uncertainty:
         return pd.DataFrame(out, index=groups.index)
 
     # -- disparities ------------------------------------------------------------
-    def disparity_stats(self, disp: pd.DataFrame, groups: pd.DataFrame,
-                        adjust: bool = True) -> pd.DataFrame:
-        """Intervals of difference and ratio, p-values, adjusted p-values,
-        significance and the rows needed, per disparity row.
+    def disparity_stats(self, disp: pd.DataFrame, groups: pd.DataFrame) -> pd.DataFrame:
+        """Intervals of difference and ratio, the unadjusted p-value and the
+        name of its test, per disparity row.
 
-        With ``adjust=False`` the p-values are left unadjusted (for audits
-        assembled from parts): :func:`finish_tests` then corrects all of
-        them together and adds significance and the rows needed."""
-        spec = self.spec
-        n = len(disp)
-        a = (1 - spec.confidence) / 2
-        metric_pos = {m: i for i, m in enumerate(REGISTRY)}
-        d_lo, d_hi, r_lo, r_hi, boot_se = (np.full(n, np.nan) for _ in range(5))
-        if self.values and n:
-            for (model, attr), d in disp.groupby(["model", "attribute"], sort=False):
-                vals = self.values[(model, attr)]
-                pos = {lab: i for i, lab in enumerate(self.labels[attr])}
-                mi = d["metric"].map(metric_pos).to_numpy()
-                gi = np.array([pos[x] for x in d["group"]])
-                ri = np.array([pos[x] for x in d["reference"]])
-                v, r = vals[:, mi, gi], vals[:, mi, ri]
-                diff = v - r
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    ratio = np.where(r > 0, v / r, np.where((r == 0) & (v > 0), np.inf, np.nan))
-                rows = disp.index.get_indexer(d.index)
-                lo, hi = quantiles(diff, (a, 1 - a))
-                d_lo[rows], d_hi[rows] = lo, hi
-                lo, hi = quantiles(ratio, (a, 1 - a))
-                r_lo[rows], r_hi[rows] = lo, hi
-                ok = ~np.isnan(diff)
-                cnt = ok.sum(axis=0)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    mean = np.where(ok, diff, 0).sum(axis=0) / cnt
-                    var = (np.where(ok, diff - mean, 0) ** 2).sum(axis=0) / (cnt - 1)
-                boot_se[rows] = np.where(cnt >= _MIN_DEFINED * diff.shape[0], np.sqrt(var),
-                                         np.nan)
+        ``groups`` is the per-group table the disparities come from.
+        :func:`~fairness_core.stats.tests.finish_tests` then corrects the
+        p-values of every model of the audit together and adds significance
+        and the rows needed."""
+        d_lo, d_hi, r_lo, r_hi, boot_se = self._disparity_replicates(disp)
         defined = disp["value"].notna().to_numpy() & disp["reference_value"].notna().to_numpy()
         for arr in (d_lo, d_hi, r_lo, r_hi):
             arr[~defined] = np.nan
-
-        # --- tests ------------------------------------------------------------
-        key = ["model", "attribute", "group"]
-        cells = groups.set_index(key)[list(CELLS)]
-        g_cells = cells.reindex(pd.MultiIndex.from_frame(disp[key])).to_numpy(dtype=float)
-        r_cells = cells.reindex(pd.MultiIndex.from_frame(
-            disp[["model", "attribute", "reference"]].rename(columns={"reference": "group"}))
-        ).to_numpy(dtype=float)
-        p = np.full(n, np.nan)
-        test = np.full(n, "", dtype=object)
-        metric = disp["metric"].to_numpy()
-        diff_obs = disp["difference"].to_numpy(dtype=float)
-        n_g, n_r = disp["n"].to_numpy(), disp["reference_n"].to_numpy()
-        big = (n_g >= spec.min_group_size) & (n_r >= spec.min_group_size)
-        x1 = np.full(n, np.nan)
-        d1, x2, d2 = x1.copy(), x1.copy(), x1.copy()
-        for name in DISPARITY_METRICS:
-            m = REGISTRY[name]
-            rows = metric == name
-            if not rows.any():
-                continue
-            if m.kind == "rate" and not self.weighted:
-                num = np.array([m.numerator.get(c, 0) for c in CELLS], dtype=float)
-                den = np.array([m.denominator.get(c, 0) for c in CELLS], dtype=float)
-                x1[rows], d1[rows] = g_cells[rows] @ num, g_cells[rows] @ den
-                x2[rows], d2[rows] = r_cells[rows] @ num, r_cells[rows] @ den
-            else:
-                from scipy import stats as st
-                se = boot_se[rows]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    pw = 2 * st.norm.sf(np.abs(diff_obs[rows]) / se)
-                pw = np.where(se == 0, np.where(diff_obs[rows] == 0, 1.0, np.nan), pw)
-                # the normal approximation needs groups of a fair size
-                pw = np.where(big[rows], pw, np.nan)
-                p[rows] = pw
-                test[rows] = np.where(np.isnan(pw), "", "Wald test (bootstrap standard error)")
-        prop = ~np.isnan(d1)
-        if prop.any():
-            small = prop & (min_expected(x1, d1, x2, d2) < MIN_EXPECTED)
-            z_rows = prop & ~small
-            p[z_rows] = two_proportion_p(x1[z_rows], d1[z_rows], x2[z_rows], d2[z_rows])
-            test[z_rows] = "two-proportion z-test"
-            if small.any():
-                idx = np.flatnonzero(small)
-                p[idx] = fisher_p(x1[idx], d1[idx], x2[idx], d2[idx])
-                test[idx] = "Fisher's exact test"
-            test[prop & np.isnan(p)] = ""
-        p[~defined] = np.nan
-        test[~defined] = ""
-        out = pd.DataFrame({
+        counts = Proportions.of(disp, groups, self.weighted)
+        p, test = disparity_tests(disp, counts, boot_se, self.spec.min_group_size)
+        return pd.DataFrame({
             "difference_ci_low": d_lo, "difference_ci_high": d_hi,
-            "ratio_ci_low": r_lo, "ratio_ci_high": r_hi, "p_value": p, "test": test,
-            "_x1": x1, "_d1": d1, "_x2": x2, "_d2": d2}, index=disp.index)
-        if not adjust:
-            return out
-        return finish_tests(pd.concat([disp, out], axis=1), spec)[list(FINISHED_COLUMNS)]
+            "ratio_ci_low": r_lo, "ratio_ci_high": r_hi, "p_value": p, "test": test},
+            index=disp.index)
+
+    def _disparity_replicates(self, disp: pd.DataFrame):
+        """Percentile intervals of each disparity row's difference and ratio
+        and the bootstrap standard error of its difference (NaN without
+        replicates)."""
+        n = len(disp)
+        a = (1 - self.spec.confidence) / 2
+        metric_pos = {m: i for i, m in enumerate(REGISTRY)}
+        d_lo, d_hi, r_lo, r_hi, boot_se = (np.full(n, np.nan) for _ in range(5))
+        if not (self.values and n):
+            return d_lo, d_hi, r_lo, r_hi, boot_se
+        for (model, attr), d in disp.groupby(["model", "attribute"], sort=False):
+            vals = self.values[(model, attr)]
+            pos = {lab: i for i, lab in enumerate(self.labels[attr])}
+            mi = d["metric"].map(metric_pos).to_numpy()
+            gi = np.array([pos[x] for x in d["group"]])
+            ri = np.array([pos[x] for x in d["reference"]])
+            v, r = vals[:, mi, gi], vals[:, mi, ri]
+            diff = v - r
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = np.where(r > 0, v / r, np.where((r == 0) & (v > 0), np.inf, np.nan))
+            rows = disp.index.get_indexer(d.index)
+            lo, hi = quantiles(diff, (a, 1 - a))
+            d_lo[rows], d_hi[rows] = lo, hi
+            lo, hi = quantiles(ratio, (a, 1 - a))
+            r_lo[rows], r_hi[rows] = lo, hi
+            ok = ~np.isnan(diff)
+            cnt = ok.sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(ok, diff, 0).sum(axis=0) / cnt
+                var = (np.where(ok, diff - mean, 0) ** 2).sum(axis=0) / (cnt - 1)
+            boot_se[rows] = np.where(cnt >= _MIN_DEFINED * diff.shape[0], np.sqrt(var), np.nan)
+        return d_lo, d_hi, r_lo, r_hi, boot_se
 
     # -- between-group summaries ----------------------------------------------------
     def summary_intervals(self, summ: pd.DataFrame) -> pd.DataFrame:
