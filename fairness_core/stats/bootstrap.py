@@ -9,12 +9,11 @@ a closed-form interval.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
 from ..counts import CELLS
+from ..disparity import SUMMARY_COLUMNS, between_summaries
 from ..metrics import REGISTRY, metric_values
 from .intervals import wilson_interval
 from .tests import Proportions, disparity_tests
@@ -236,44 +235,26 @@ class Uncertainty:
 
     # -- between-group summaries ----------------------------------------------------
     def summary_intervals(self, summ: pd.DataFrame) -> pd.DataFrame:
-        """Bootstrap intervals of fairlearn's between-group summaries."""
+        """Bootstrap intervals of fairlearn's between-group summaries: the
+        summaries of :func:`~fairness_core.disparity.between_summaries` on
+        every replicate, ``<summary>_ci_low`` / ``_ci_high`` where the
+        estimate in ``summ`` is defined."""
         a = (1 - self.spec.confidence) / 2
-        names = ["demographic_parity_difference", "demographic_parity_ratio",
-                 "equalized_odds_difference", "equalized_odds_ratio",
-                 "average_odds_difference", "average_odds_ratio",
-                 "equal_opportunity_difference", "equal_opportunity_ratio"]
-        out = {f"{c}_{s}": np.full(len(summ), np.nan) for c in names for s in ("ci_low",
-                                                                                  "ci_high")}
+        out = {f"{c}_{s}": np.full(len(summ), np.nan) for c in SUMMARY_COLUMNS
+               for s in ("ci_low", "ci_high")}
         if not self.values:
             return pd.DataFrame(out, index=summ.index)
-        mpos = {m: i for i, m in enumerate(REGISTRY)}
+        defined = summ[list(SUMMARY_COLUMNS)].notna().to_numpy()
         for i, (model, attr) in enumerate(zip(summ["model"], summ["attribute"])):
             vals = self.values.get((model, attr))
             if vals is None:
                 continue
-            reps = {}
-            for key, metric in (("dp", "selection_rate"), ("tpr", "tpr"), ("fpr", "fpr")):
-                x = vals[:, mpos[metric], :]
-                k = (~np.isnan(x)).sum(axis=1)
-                hi, lo = np.fmax.reduce(x, axis=1), np.fmin.reduce(x, axis=1)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    reps[key + "_d"] = np.where(k >= 2, hi - lo, np.nan)
-                    reps[key + "_r"] = np.where((k >= 2) & (hi > 0), lo / hi, np.nan)
-            series = {
-                "demographic_parity_difference": reps["dp_d"],
-                "demographic_parity_ratio": reps["dp_r"],
-                "equalized_odds_difference": np.maximum(reps["tpr_d"], reps["fpr_d"]),
-                "equalized_odds_ratio": np.minimum(reps["tpr_r"], reps["fpr_r"]),
-                "average_odds_difference": (reps["tpr_d"] + reps["fpr_d"]) / 2,
-                "average_odds_ratio": (reps["tpr_r"] + reps["fpr_r"]) / 2,
-                "equal_opportunity_difference": reps["tpr_d"],
-                "equal_opportunity_ratio": reps["tpr_r"],
-            }
-            lo, hi = quantiles(np.stack(list(series.values()), axis=1), (a, 1 - a))
-            for j, name in enumerate(series):
-                defined = not math.isnan(summ[name].iloc[i])
-                out[f"{name}_ci_low"][i] = lo[j] if defined else np.nan
-                out[f"{name}_ci_high"][i] = hi[j] if defined else np.nan
+            reps = between_summaries({m: vals[:, j, :] for j, m in enumerate(REGISTRY)})
+            lo, hi = quantiles(np.stack([reps[c] for c in SUMMARY_COLUMNS], axis=1),
+                               (a, 1 - a))
+            for j, c in enumerate(SUMMARY_COLUMNS):
+                out[f"{c}_ci_low"][i] = lo[j] if defined[i, j] else np.nan
+                out[f"{c}_ci_high"][i] = hi[j] if defined[i, j] else np.nan
         return pd.DataFrame(out, index=summ.index)
 
     def describe(self) -> dict:
