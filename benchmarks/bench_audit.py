@@ -84,7 +84,7 @@ def uncertainty_time(df: pd.DataFrame, repeat: int) -> float:
     from fairness_core.counts import count_cube
     from fairness_core.disparity import disparities, summary
     from fairness_core.findings import findings
-    from fairness_core.stats import Uncertainty
+    from fairness_core.stats import Uncertainty, finish_tests
 
     prepared = prepare(df, SPEC_BOOT)
     cube = count_cube(prepared)
@@ -96,7 +96,8 @@ def uncertainty_time(df: pd.DataFrame, repeat: int) -> float:
     def layer():
         unc = Uncertainty(cube.row_cells, None, cube.attributes, SPEC_BOOT)
         unc.group_intervals(groups)
-        d = pd.concat([disp, unc.disparity_stats(disp, per_group)], axis=1)
+        d = finish_tests(pd.concat([disp, unc.disparity_stats(disp, per_group)], axis=1),
+                         per_group, SPEC_BOOT, cube.weighted)
         unc.summary_intervals(summ)
         findings(d, SPEC_BOOT, positive="1", negative="0")
     layer()

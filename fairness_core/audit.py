@@ -174,7 +174,7 @@ def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
     groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
     per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
     disp = disparities(per_group, spec, not_judged)
-    disp = pd.concat([disp, unc.disparity_stats(disp, per_group, adjust=False)], axis=1)
+    disp = pd.concat([disp, unc.disparity_stats(disp, per_group)], axis=1)
     summ = summary(per_group, disp, spec)
     summ = pd.concat([summ, unc.summary_intervals(summ)], axis=1)
     return groups, disp, summ, unc.describe()
@@ -222,7 +222,8 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
                 cache[key] = part
         parts.append(part)
     groups = pd.concat([p[0] for p in parts], ignore_index=True)
-    disp = finish_tests(pd.concat([p[1] for p in parts], ignore_index=True), spec)
+    disp = finish_tests(pd.concat([p[1] for p in parts], ignore_index=True), groups, spec,
+                        cube.weighted)
     per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
     summ = pd.concat([p[2] for p in parts], ignore_index=True)
     sig = disp[(disp["verdict"] == "fail") & disp["significant"]].groupby(

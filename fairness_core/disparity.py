@@ -133,14 +133,90 @@ def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, mgs, band) -> 
     return f"ratio {ratio:.3f} is {side} {band.interval()}"
 
 
-def _between(x: np.ndarray):
+def between(x) -> tuple[np.ndarray, np.ndarray]:
     """fairlearn's between-groups difference (max - min) and ratio
-    (min / max) over the groups where the metric is defined."""
-    x = x[~np.isnan(x)]
-    if len(x) < 2:
-        return np.nan, np.nan
-    lo, hi = x.min(), x.max()
-    return hi - lo, (lo / hi if hi > 0 else np.nan)
+    (min / max) over the groups where the metric is defined.
+
+    Parameters
+    ----------
+    x : array (..., groups)
+        A metric's values with the groups on the last axis (NaN where the
+        metric is undefined), under any leading axes (blocks, bootstrap
+        replicates).
+
+    Returns
+    -------
+    difference, ratio : arrays of shape ``x.shape[:-1]``
+        NaN with fewer than two defined groups; the ratio is NaN too when
+        the largest value is 0.
+    """
+    x = np.asarray(x, dtype=float)
+    k = (~np.isnan(x)).sum(axis=-1)
+    hi = np.fmax.reduce(x, axis=-1, initial=np.nan)
+    lo = np.fmin.reduce(x, axis=-1, initial=np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        difference = np.where(k >= 2, hi - lo, np.nan)
+        ratio = np.where((k >= 2) & (hi > 0), lo / hi, np.nan)
+    return difference, ratio
+
+
+def _worst(a, b):
+    """The larger difference and the smaller ratio (NaN when either is)."""
+    return np.maximum(a[0], b[0]), np.minimum(a[1], b[1])
+
+
+def _mean(a, b):
+    """The mean difference and the mean ratio."""
+    return (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
+
+
+#: fairlearn's between-group summaries, in output order: the metrics each
+#: reads and how their differences and ratios combine (None: one metric).
+SUMMARIES = {
+    "demographic_parity": (("selection_rate",), None),
+    "equalized_odds": (("tpr", "fpr"), _worst),
+    "average_odds": (("tpr", "fpr"), _mean),
+    "equal_opportunity": (("tpr",), None),
+}
+#: Their columns: ``<summary>_difference`` and ``<summary>_ratio``.
+SUMMARY_COLUMNS = tuple(f"{name}_{part}" for name in SUMMARIES
+                        for part in ("difference", "ratio"))
+
+#: The metrics they read.
+SUMMARY_METRICS = tuple(dict.fromkeys(m for metrics, _ in SUMMARIES.values() for m in metrics))
+
+
+def between_summaries(values) -> dict[str, np.ndarray]:
+    """Every summary of :data:`SUMMARIES` from the metrics' values.
+
+    Parameters
+    ----------
+    values : mapping metric name -> array (..., groups)
+        The groups on the last axis, as for :func:`between`; the same
+        leading shape for every metric.
+
+    Returns
+    -------
+    dict
+        :data:`SUMMARY_COLUMNS` -> arrays of the leading shape.
+    """
+    parts = {m: between(values[m]) for m in SUMMARY_METRICS}
+    out = {}
+    for name, (metrics, combine) in SUMMARIES.items():
+        pair = parts[metrics[0]] if combine is None else combine(*(parts[m] for m in metrics))
+        out[f"{name}_difference"], out[f"{name}_ratio"] = pair
+    return out
+
+
+def _by_block(groups: pd.DataFrame, blocks: list, metrics) -> dict[str, np.ndarray]:
+    """Each metric as a (blocks, groups) array: one row per block of row
+    positions, padded with NaN (undefined) to the largest block."""
+    width = max((len(rows) for rows in blocks), default=0)
+    pos = np.zeros((len(blocks), width), dtype=np.intp)
+    real = np.zeros((len(blocks), width), dtype=bool)
+    for b, rows in enumerate(blocks):
+        pos[b, :len(rows)], real[b, :len(rows)] = rows, True
+    return {m: np.where(real, groups[m].to_numpy(dtype=float)[pos], np.nan) for m in metrics}
 
 
 def summary(groups: pd.DataFrame, disp: pd.DataFrame, spec: AuditSpec) -> pd.DataFrame:
@@ -153,9 +229,10 @@ def summary(groups: pd.DataFrame, disp: pd.DataFrame, spec: AuditSpec) -> pd.Dat
     equalized odds is undefined when either of its parts is.  The verdict
     counts come from the per-group disparities.
     """
-    sel = groups["selection_rate"].to_numpy(dtype=float)
-    tpr = groups["tpr"].to_numpy(dtype=float)
-    fpr = groups["fpr"].to_numpy(dtype=float)
+    blocks = list(_blocks(groups))
+    values = _by_block(groups, [rows for _, rows in blocks], SUMMARY_METRICS)
+    summaries = between_summaries(values)
+    tpr_d, fpr_d = between(values["tpr"])[0], between(values["fpr"])[0]
     n_all = groups["n"].to_numpy()
     grp = groups["group"].to_numpy(dtype=object)
     vc = disp.groupby(["model", "attribute", "verdict"], sort=False).size().to_dict()
@@ -164,21 +241,11 @@ def summary(groups: pd.DataFrame, disp: pd.DataFrame, spec: AuditSpec) -> pd.Dat
         f = disp[(disp["verdict"] == FAIL) & disp["significant"].astype(bool)]
         sig = f.groupby(["model", "attribute"], sort=False).size().to_dict()
     recs = []
-    for (model, attribute), rows in _blocks(groups):
-        dp_d, dp_r = _between(sel[rows])
-        tpr_d, tpr_r = _between(tpr[rows])
-        fpr_d, fpr_r = _between(fpr[rows])
+    for b, ((model, attribute), rows) in enumerate(blocks):
         rec = {"model": model, "attribute": attribute, "n_groups": len(rows),
-               "demographic_parity_difference": dp_d, "demographic_parity_ratio": dp_r,
-               # np.fmax would skip NaN: undefined when either part is
-               "equalized_odds_difference": max(tpr_d, fpr_d) if not (
-                   np.isnan(tpr_d) or np.isnan(fpr_d)) else np.nan,
-               "equalized_odds_ratio": min(tpr_r, fpr_r) if not (
-                   np.isnan(tpr_r) or np.isnan(fpr_r)) else np.nan,
-               "average_odds_difference": (tpr_d + fpr_d) / 2,
-               "average_odds_ratio": (tpr_r + fpr_r) / 2,
-               "equal_opportunity_difference": tpr_d, "equal_opportunity_ratio": tpr_r,
-               "true_positive_rate_difference": tpr_d, "false_positive_rate_difference": fpr_d}
+               **{c: summaries[c][b] for c in SUMMARY_COLUMNS},
+               "true_positive_rate_difference": tpr_d[b],
+               "false_positive_rate_difference": fpr_d[b]}
         for v in (FAIL, PASS, INSUFFICIENT):
             rec[f"n_{v}"] = int(vc.get((model, attribute, v), 0))
         if "significant" in disp:

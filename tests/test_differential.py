@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ import sklearn.metrics as skm
 from sklearn.calibration import calibration_curve
 
 from fairness_core import AuditSpec, audit
+from fairness_core.disparity import between, between_summaries
 
 TOL = 1e-9
 LABELS = {  # representation -> (positive, negative)
@@ -223,6 +225,47 @@ def test_summaries_equal_fairlearn(data):
                 expect = max(tpr_d, fpr_d) if not (np.isnan(tpr_d) or np.isnan(fpr_d)) \
                     else np.nan
                 assert _close(row["equalized_odds_difference"], expect)
+
+
+@pytest.mark.parametrize("seed,weighted", [(0, False), (1, True), (2, False), (3, True)])
+def test_between_group_reducer_equals_metricframe(seed, weighted):
+    """The reducer behind the summaries and their intervals, on one table's
+    per-group values, equals fairlearn's MetricFrame.difference() and
+    ratio() (between groups), and the summaries table equals fairlearn's
+    summary functions."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    sf = rng.choice([f"g{i}" for i in range(5)], size=n, p=[0.4, 0.25, 0.2, 0.1, 0.05])
+    yt = (rng.random(n) < 0.45).astype(int)
+    yp = np.where(rng.random(n) < 0.7, yt, 1 - yt)
+    w = rng.uniform(0.2, 4.0, n) if weighted else None
+    fns = {"selection_rate": flm.selection_rate, "tpr": flm.true_positive_rate,
+           "fpr": flm.false_positive_rate, "accuracy": skm.accuracy_score}
+    mf = flm.MetricFrame(metrics=fns, y_true=yt, y_pred=yp, sensitive_features=sf,
+                         sample_params={k: {"sample_weight": w} for k in fns})
+    by_group = mf.by_group[list(fns)].to_numpy(dtype=float)  # (groups, metrics)
+    assert by_group.shape == (5, 4) and (by_group > 0).all()  # every rate defined
+    diff, ratio = between(by_group.T)  # groups on the last axis
+    want_d = mf.difference(method="between_groups")[list(fns)].to_numpy(dtype=float)
+    want_r = mf.ratio(method="between_groups")[list(fns)].to_numpy(dtype=float)
+    np.testing.assert_allclose(diff, want_d, rtol=0, atol=TOL)
+    np.testing.assert_allclose(ratio, want_r, rtol=0, atol=TOL)
+
+    got = between_summaries({m: by_group[:, j] for j, m in enumerate(fns)})
+    kw = dict(sensitive_features=sf, sample_weight=w)
+    want = {
+        "demographic_parity_difference": flm.demographic_parity_difference(yt, yp, **kw),
+        "demographic_parity_ratio": flm.demographic_parity_ratio(yt, yp, **kw),
+        "equalized_odds_difference": flm.equalized_odds_difference(yt, yp, **kw),
+        "equalized_odds_ratio": flm.equalized_odds_ratio(yt, yp, **kw),
+        "average_odds_difference": flm.equalized_odds_difference(yt, yp, agg="mean", **kw),
+        "average_odds_ratio": flm.equalized_odds_ratio(yt, yp, agg="mean", **kw),
+        "equal_opportunity_difference": flm.equal_opportunity_difference(yt, yp, **kw),
+        "equal_opportunity_ratio": flm.equal_opportunity_ratio(yt, yp, **kw),
+    }
+    assert list(got) == list(want)
+    for name, value in want.items():
+        assert _close(got[name], value), (name, float(got[name]), value)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))

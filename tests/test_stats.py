@@ -21,9 +21,10 @@ from scipy import stats as st
 
 from fairness_core import REGISTRY, AuditSpec, audit
 from fairness_core.counts import CELLS
+from fairness_core.disparity import SUMMARY_COLUMNS, between, between_summaries
 from fairness_core.metrics import DISPARITY_METRICS, metric_values
-from fairness_core.stats import (adjust_p, aggregate, bootstrap_cells, fisher_p, quantiles,
-                                 rows_for_power, two_proportion_p, wilson_interval)
+from fairness_core.stats import (Uncertainty, adjust_p, aggregate, bootstrap_cells, fisher_p,
+                                 quantiles, rows_for_power, two_proportion_p, wilson_interval)
 
 # 0/0 rates are NaN by design; numpy warns about them
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -272,6 +273,72 @@ def test_quantiles_equal_numpy_nanquantile():
     # fewer than half the replicates defined: no interval
     assert np.isnan(lo[~enough]).all() and np.isnan(hi[~enough]).all()
     assert not enough[0, 0] and not enough[1, 1]
+
+
+def _between_by_hand(row):
+    """fairlearn's between-groups difference and ratio of one replicate,
+    written out over its defined values."""
+    v = [float(x) for x in row if not math.isnan(x)]
+    if len(v) < 2:
+        return math.nan, math.nan
+    return max(v) - min(v), (min(v) / max(v) if max(v) > 0 else math.nan)
+
+
+def test_between_on_a_stack_equals_each_replicate():
+    rng = np.random.default_rng(31)
+    x = rng.random((2, 300, 6))
+    x[rng.random(x.shape) < 0.35] = np.nan           # undefined in some groups
+    x[:, :20, 1:] = np.nan                           # one defined group: no summary
+    x[:, 20:40] = np.where(np.isnan(x[:, 20:40]), np.nan, 0.0)  # all at 0: no ratio
+    diff, ratio = between(x)
+    assert diff.shape == ratio.shape == (2, 300)
+    for idx in np.ndindex(2, 300):
+        d, r = between(x[idx])
+        assert d.shape == r.shape == ()
+        np.testing.assert_array_equal([d, r], [diff[idx], ratio[idx]])
+        np.testing.assert_array_equal([d, r], _between_by_hand(x[idx]))
+    assert np.isnan(diff[:, :20]).all() and np.isnan(ratio[:, :40]).all()
+    two = (~np.isnan(x[:, 20:40])).sum(axis=-1) >= 2
+    assert two.sum() > 30 and (diff[:, 20:40][two] == 0).all()
+    assert np.isfinite(ratio[:, 40:]).sum() > 500
+
+    values = {"selection_rate": x[0], "tpr": x[1], "fpr": x[1, ::-1]}
+    stacked = between_summaries(values)
+    assert tuple(stacked) == SUMMARY_COLUMNS
+    for b in range(300):
+        one = between_summaries({m: v[b] for m, v in values.items()})
+        for c in SUMMARY_COLUMNS:
+            np.testing.assert_array_equal(stacked[c][b], one[c], err_msg=c)
+
+
+def test_summary_intervals_are_percentiles_of_each_replicates_summary():
+    rc = np.array([[30, 20, 10, 40], [25, 5, 20, 50], [12, 10, 6, 15]])  # CELLS order
+    spec = _spec(seed=9, n_bootstrap=500)
+    unc = Uncertainty({"pred": rc}, None, [("g", np.arange(3), ["a", "b", "c"])], spec)
+    vals = unc.values[("pred", "g")]                 # (replicates, metrics, groups)
+    names = list(REGISTRY)
+    sel, tpr, fpr = (vals[:, names.index(m), :] for m in (SEL, "tpr", "fpr"))
+    summ = pd.DataFrame({"model": ["pred"], "attribute": ["g"],
+                         **{c: [0.5] for c in SUMMARY_COLUMNS}})
+    got = unc.summary_intervals(summ).iloc[0]
+    by_hand = {
+        "demographic_parity_difference": [_between_by_hand(r)[0] for r in sel],
+        "equal_opportunity_ratio": [_between_by_hand(r)[1] for r in tpr],
+        "equalized_odds_difference": [max(_between_by_hand(a)[0], _between_by_hand(b)[0])
+                                      for a, b in zip(tpr, fpr)],
+        "average_odds_ratio": [(_between_by_hand(a)[1] + _between_by_hand(b)[1]) / 2
+                               for a, b in zip(tpr, fpr)],
+    }
+    for name, reps in by_hand.items():
+        lo, hi = np.nanquantile(reps, [0.025, 0.975])
+        assert lo < hi, name
+        assert got[f"{name}_ci_low"] == pytest.approx(lo, rel=1e-12), name
+        assert got[f"{name}_ci_high"] == pytest.approx(hi, rel=1e-12), name
+    # an undefined estimate gets no interval
+    summ.loc[0, "equalized_odds_ratio"] = np.nan
+    got = unc.summary_intervals(summ).iloc[0]
+    assert math.isnan(got["equalized_odds_ratio_ci_low"])
+    assert np.isfinite(got["equalized_odds_difference_ci_low"])
 
 
 # ---------------------------------------------------------------------------
