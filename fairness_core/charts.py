@@ -97,9 +97,10 @@ def ratio_ticks(low: float, high: float, tolerance: Tolerance,
                 min_gap: float = 0.045) -> tuple[list[float], list[str]]:
     """Readable ticks for a log ratio axis from ``low`` to ``high``.
 
-    1 and the ends of the tolerance band come first, then the round ratios
-    of :data:`RATIO_TICKS` inside the axis that keep at least ``min_gap``
-    of the axis' (log) width from every tick already chosen.
+    1 and the ends of the tolerance band (those inside the axis) always get
+    a tick; the round ratios of :data:`RATIO_TICKS` inside the axis are
+    added where they keep at least ``min_gap`` of the axis' (log) width
+    from every tick already chosen, so that no two labels collide.
 
     Returns
     -------
@@ -109,8 +110,9 @@ def ratio_ticks(low: float, high: float, tolerance: Tolerance,
     """
     span = math.log10(high / low)
     ends = {tolerance.low: f"{tolerance.low:g}", tolerance.high: f"{tolerance.high:.3g}"}
-    chosen: list[float] = []
-    for v in (1.0, tolerance.low, tolerance.high, *RATIO_TICKS):
+    chosen = [v for v in dict.fromkeys((1.0, tolerance.low, tolerance.high))
+              if low <= v <= high]
+    for v in RATIO_TICKS:
         if low <= v <= high and all(abs(math.log10(v / c)) >= min_gap * span
                                     for c in chosen):
             chosen.append(v)
