@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 
 from . import formatting as fmt
 from .counts import CELLS
-from .errors import ExportUnavailable  # noqa: F401  (the name callers catch)
+from .errors import ExportUnavailable  # also the name callers catch as charts.ExportUnavailable
 from .metrics import REGISTRY
 from .tolerance import Tolerance
 

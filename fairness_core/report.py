@@ -176,8 +176,8 @@ def _provenance(result, suppress_below: int) -> list[tuple[str, str]]:
             ("Tool", f"{prov['tool']} {prov['tool_version']}"),
             ("Libraries", ", ".join(f"{k} {v}" for k, v in prov["library_versions"].items()))]
     if suppress_below and suppress_below > 1:
-        rows.append(("Privacy", f"The metrics of groups with fewer than {suppress_below} rows "
-                                "are suppressed in this report's tables."))
+        rows.append(("Privacy", (f"The metrics of groups with fewer than {suppress_below} "
+                                 "rows are suppressed in this report's tables.")))
     return _pairs(rows)
 
 

@@ -194,7 +194,7 @@ def test_group_chart_draws_the_engine_numbers_from_long_or_wide(loans):
     hatch = from_long.data[1]  # the reference's outline and hatch, over its bar
     assert list(hatch.y) == pytest.approx([100 * rv])
     assert hatch.x[0] == bars.x[order.index(ref)]
-    band = [s for s in from_long.layout.shapes if s.type == "rect"][0]
+    band = next(s for s in from_long.layout.shapes if s.type == "rect")
     assert (band.y0, band.y1) == pytest.approx((100 * rv * 0.9, 100 * min(rv / 0.9, 1.0)))
     assert "shaded: 0.9x to 1.11x of it" in from_long.layout.title.subtitle.text
 
