@@ -196,63 +196,75 @@ def _methodology(result) -> dict:
 
 
 def _attributes(result, single: list, suppress_below: int, fig) -> list[dict]:
+    """Per attribute and model: the group table and its three charts."""
+    from . import charts
+
     spec = result.spec
     out = []
     for attr in single:
         order = result.group_order(attr)
         parts = []
         for model in spec.models:
-            charts_ = [fig(_charts().group_metric_chart(
-                result.long, result.disparities, model=model, attribute=attr, metric=metric,
-                tolerance=spec.tolerance, order=order, confidence=spec.confidence))
-                for metric in ("selection_rate", "tpr")]
-            charts_.append(fig(_charts().disparity_chart(
-                result.disparities, model=model, attribute=attr, metric="selection_rate",
-                tolerance=spec.tolerance, order=order, confidence=spec.confidence)))
-            parts.append({"model": model, "charts": charts_, "table": _table(
+            kw = dict(model=model, attribute=attr, tolerance=spec.tolerance, order=order,
+                      confidence=spec.confidence)
+            drawn = [fig(charts.group_metric_chart(result.long, result.disparities,
+                                                   metric=metric, **kw))
+                     for metric in ("selection_rate", "tpr")]
+            drawn.append(fig(charts.disparity_chart(result.disparities,
+                                                    metric="selection_rate", **kw)))
+            parts.append({"model": model, "charts": drawn, "table": _table(
                 _group_table(result, model, attr, suppress_below), numeric=("Rows",))})
         out.append({"name": attr, "models": parts})
     return out
 
 
 def _intersections(result, fig) -> list[str]:
+    """A heatmap per pair of attributes and model."""
+    from . import charts
+
     spec = result.spec
     out = []
     for attr in [a for a in spec.attribute_names() if a.count(" & ") == 1]:
         a, b = attr.split(" & ")
         for model in spec.models:
-            out.append(fig(_charts().intersection_heatmap(
+            out.append(fig(charts.intersection_heatmap(
                 result.groups, model=model, attr_a=a, attr_b=b, metric="selection_rate",
                 min_group_size=spec.min_group_size)))
     return out
 
 
 def _thresholds(result, single: list, fig) -> list[str]:
+    """ROC and calibration charts of the score models."""
+    from . import charts
+
     spec, sc = result.spec, result.scores
     if not (spec.scores and len(sc.get("curves", []))):
         return []
-    ch = _charts()
     out = []
     for model in spec.scores:
         for attr in single:
             order = result.group_order(attr)
-            out.append(fig(ch.roc_chart(sc["curves"], result.groups, model=model,
-                                        attribute=attr, order=order, auc=sc["auc"])))
+            out.append(fig(charts.roc_chart(sc["curves"], result.groups, model=model,
+                                            attribute=attr, order=order, auc=sc["auc"])))
             if len(sc["calibration"]) and (sc["calibration"]["model"] == model).any():
-                out.append(fig(ch.calibration_chart(sc["calibration"], model=model,
-                                                    attribute=attr, order=order)))
+                out.append(fig(charts.calibration_chart(sc["calibration"], model=model,
+                                                        attribute=attr, order=order)))
     return out
 
 
 def _comparison(result, single: list, fig) -> list[str]:
+    """With several models: performance against disparity, per attribute."""
+    from . import charts
+
     if len(result.spec.models) < 2:
         return []
-    return [fig(_charts().model_scatter(result.overall, result.summary, attribute=attr,
-                                        confidence=result.spec.confidence))
+    return [fig(charts.model_scatter(result.overall, result.summary, attribute=attr,
+                                     confidence=result.spec.confidence))
             for attr in single]
 
 
 def _limitations(result) -> list[str]:
+    """Groups too small to judge, undefined comparisons, rows left out, warnings."""
     spec = result.spec
     items = []
     small = result.summary[["model", "attribute", "groups_below_min_size"]]
@@ -270,6 +282,7 @@ def _limitations(result) -> list[str]:
 
 
 def _appendix_groups(result, suppress_below: int) -> dict:
+    """Every group metric (small groups suppressed when asked)."""
     gt = suppress_small(result.group_table(), suppress_below, ("n",))
     cols = ["model", "attribute", "group", "n", *CELLS, *REGISTRY]
     cols += [c for c in ("suppressed",) if c in gt]
@@ -280,6 +293,7 @@ def _appendix_groups(result, suppress_below: int) -> dict:
 
 
 def _appendix_disparities(result, suppress_below: int) -> dict:
+    """Every disparity (small groups suppressed when asked)."""
     dt = suppress_small(result.disparities, suppress_below)
     cols = ["model", "attribute", "metric", "group", "reference", "value", "reference_value",
             "difference", "ratio", "ratio_ci_low", "ratio_ci_high", "p_value_adjusted",
@@ -288,14 +302,10 @@ def _appendix_disparities(result, suppress_below: int) -> dict:
     for c in ("value", "reference_value", "difference", "ratio", "ratio_ci_low",
               "ratio_ci_high"):
         dt[c] = ["" if v is None else fmt.num(v) for v in dt[c]]
-    dt["p_value_adjusted"] = ["" if v is None else fmt.p_value(v)
-                              for v in dt["p_value_adjusted"]]
+    if "p_value_adjusted" in dt:
+        dt["p_value_adjusted"] = ["" if v is None else fmt.p_value(v)
+                                  for v in dt["p_value_adjusted"]]
     return _table(dt)
-
-
-def _charts():
-    from . import charts
-    return charts
 
 
 def html_report(result, *, title: str = "Fairness audit report", author: str = "",

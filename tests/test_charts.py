@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 import pytest
 
 from fairness_core import AuditSpec, audit, charts
@@ -244,14 +245,18 @@ def _every_chart(r):
 
 
 def colour_list_with_pattern(n: int = 7) -> go.Figure:
-    """Bars of several colours with a pattern: plotly.js warns "Invalid color
-    specifier: Array(n)" while drawing it."""
+    """Bars of several colours with an overlaid pattern: plotly.js warns
+    "Invalid color specifier: Array(n)" while drawing it."""
     return go.Figure(go.Bar(x=[str(i) for i in range(n)], y=[1] * n,
                             marker=dict(color=charts.PALETTE[:n],
-                                        pattern=dict(shape=["/"] + [""] * (n - 1)))))
+                                        pattern=dict(shape=["/"] + [""] * (n - 1),
+                                                     fillmode="overlay"))))
 
 
-def test_drawing_the_charts_logs_no_invalid_colour(loans, caplog):
+def test_drawing_the_charts_logs_no_invalid_colour(loans, caplog, monkeypatch):
+    # plotly's own default template (importing streamlit replaces it): it
+    # overlays bar patterns, which is what made plotly.js warn
+    monkeypatch.setattr(pio.templates, "default", "plotly")
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

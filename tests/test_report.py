@@ -267,7 +267,12 @@ def _console(caplog) -> list[logging.LogRecord]:
 
 
 @pytest.mark.browser
-def test_printing_the_report_logs_no_invalid_colour(loans_result, caplog):
+def test_printing_the_report_logs_no_invalid_colour(loans_result, caplog, monkeypatch):
+    import plotly.io as pio
+
+    # plotly's own default template (importing streamlit replaces it): it
+    # overlays bar patterns, which is what made plotly.js warn
+    monkeypatch.setattr(pio.templates, "default", "plotly")
     caplog.set_level(logging.DEBUG)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -285,7 +290,8 @@ def test_the_browser_console_reaches_the_log(caplog):
 
     fig = go.Figure(go.Bar(x=["a", "b", "c"], y=[1, 2, 3],
                            marker=dict(color=["#0072B2", "#E69F00", "#009E73"],
-                                       pattern=dict(shape=["/", "", ""]))))
+                                       pattern=dict(shape=["/", "", ""],
+                                                    fillmode="overlay"))))
     page = fig.to_html(include_plotlyjs=True).replace(
         "<body>", "<body><script>console.warn('probe: a page warning')</script>", 1)
     caplog.set_level(logging.DEBUG, logger="fairness_core.report")
