@@ -109,6 +109,52 @@ class AuditResult:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
+    @functools.cached_property
+    def long(self) -> pd.DataFrame:
+        """The per-group metrics as one tidy table (see :meth:`long_table`)."""
+        return self.long_table(self.groups)
+
+    @staticmethod
+    def long_table(groups: pd.DataFrame) -> pd.DataFrame:
+        """Reshape a wide per-group table to one row per model x attribute x
+        group x registry metric.
+
+        Parameters
+        ----------
+        groups : DataFrame
+            As :attr:`groups`: a column per registry metric and, where
+            computed, ``<metric>_ci_low`` and ``<metric>_ci_high``.
+
+        Returns
+        -------
+        DataFrame
+            Columns ``model, attribute, group, metric, value, ci_low,
+            ci_high, n, undefined_reason``; the rows of each group in
+            registry order.  ``undefined_reason`` says why a value is
+            undefined (NaN), and is None where it is defined.
+        """
+        names = list(REGISTRY)
+        k = len(groups)
+
+        def stacked(suffix: str) -> np.ndarray:
+            cols = [groups[c].to_numpy(dtype=float) if c in groups else np.full(k, np.nan)
+                    for c in (m + suffix for m in names)]
+            return np.column_stack(cols).ravel() if k else np.empty(0)
+
+        def repeated(c: str) -> np.ndarray:
+            return np.repeat(groups[c].to_numpy(), len(names))
+
+        value = stacked("")
+        reasons = np.tile(np.array([REGISTRY[m].undefined_reason() for m in names],
+                                   dtype=object), k)
+        return pd.DataFrame({
+            "model": repeated("model"), "attribute": repeated("attribute"),
+            "group": repeated("group"), "metric": np.tile(np.array(names, dtype=object), k),
+            "value": value, "ci_low": stacked("_ci_low"), "ci_high": stacked("_ci_high"),
+            "n": repeated("n"),
+            "undefined_reason": pd.Series(np.where(np.isnan(value), reasons, None),
+                                          dtype=object)})
+
     def group_table(self) -> pd.DataFrame:
         """The per-group table as exported to CSV."""
         cols = ["model", "attribute", "group", "n", "share", "weight", "tp", "fp", "tn", "fn"]

@@ -5,20 +5,25 @@ Used by the dashboard and the reports alike.  Conventions:
 - one colour per group, the same in every chart (:func:`group_colors`),
   from colour-blind-safe palettes (Okabe-Ito, then Paul Tol's muted);
 - titles say what is shown, axes say the unit;
-- every user-provided string (column and group names) is HTML-escaped,
-  because plotly renders a subset of HTML in text.
+- every user-provided string (column and group names) goes through
+  :func:`esc`, because plotly renders a subset of HTML in text;
+- numbers are written by :mod:`fairness_core.formatting`, the tolerance band
+  by :class:`fairness_core.tolerance.Tolerance`, and the interval level by
+  ``formatting.level(confidence)``.
 """
 from __future__ import annotations
 
-import html
 import math
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from . import formatting as fmt
 from .counts import CELLS
+from .errors import ExportUnavailable  # also the name callers catch as charts.ExportUnavailable
 from .metrics import REGISTRY
+from .tolerance import Tolerance
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
              "#F0E442"]
@@ -30,11 +35,26 @@ VERDICT_STYLE = {"pass": ("✔ pass", "#009E73"), "fail": ("✖ fail", "#D55E00"
                  "reference": ("reference", "#0072B2")}
 FONT = dict(size=15)
 BAND_COLOR = "rgba(0, 158, 115, 0.13)"
+#: Round ratios a log ratio axis may be labelled with (1.5625 = 1 / 0.64).
+RATIO_TICKS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.64, 0.8, 1.0, 1.25, 1.5625, 2.0,
+               4.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+#: The hatch that marks the reference group's bar.
+REFERENCE_HATCH = dict(shape="/", fillmode="replace", fgcolor="#FFFFFF", fgopacity=0.5,
+                       size=10, solidity=0.2)
 
 
 def esc(text) -> str:
-    """Escape a user string for plotly's HTML-like text rendering."""
-    return html.escape(str(text), quote=True)
+    """Escape a user string for plotly's text rendering.
+
+    plotly.js turns a few HTML-like tags in any text into formatting
+    (``<b>``, ``<i>``, ``<br>``, ``<sup>``, ``<sub>``, ``<span>``, ``<a>``)
+    and decodes numeric entities and the named ones ``&amp;``, ``&lt;``,
+    ``&gt;``, ``&nbsp;``, ``&times;``, ``&plusmn;``, ``&deg;`` and ``&mu;``,
+    but not ``&quot;``.  So ``&``, ``<`` and ``>`` are escaped (no tag and
+    no entity comes from a name) and quotes are left alone (they show as
+    themselves).
+    """
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def group_colors(labels) -> dict:
@@ -58,50 +78,97 @@ def _layout(fig: go.Figure, title: str, height: int = 460, subtitle: str = "",
     return fig
 
 
-def _is_rate(metric: str) -> bool:
-    return REGISTRY[metric].kind == "rate" or metric == "balanced_accuracy"
+def _metric_rows(groups: pd.DataFrame, model: str, attribute: str,
+                 metric: str) -> pd.DataFrame:
+    """One metric of one model and attribute, indexed by group: ``value``,
+    ``ci_low``, ``ci_high``, ``n``.
+
+    ``groups`` is the long table (:attr:`AuditResult.long`, recognised by
+    its ``metric`` column) or the wide one (:attr:`AuditResult.groups`),
+    which is reshaped the same way."""
+    g = groups[(groups["model"] == model) & (groups["attribute"] == attribute)]
+    if "metric" not in g:
+        from .audit import AuditResult
+        g = AuditResult.long_table(g)
+    return g[g["metric"] == metric].set_index("group")
 
 
-def _fmt(v: float, metric: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "undefined"
-    return f"{100 * v:.1f}%" if REGISTRY[metric].kind == "rate" else f"{v:.3f}"
+def ratio_ticks(low: float, high: float, tolerance: Tolerance,
+                min_gap: float = 0.045) -> tuple[list[float], list[str]]:
+    """Readable ticks for a log ratio axis from ``low`` to ``high``.
+
+    1 and the ends of the tolerance band (those inside the axis) always get
+    a tick; the round ratios of :data:`RATIO_TICKS` inside the axis are
+    added where they keep at least ``min_gap`` of the axis' (log) width
+    from every tick already chosen, so that no two labels collide.
+
+    Returns
+    -------
+    (values, labels)
+        Ascending values and their plain labels (``"0.8"``, ``"1"``,
+        ``"1.25"``; the band's ends written as :meth:`Tolerance.band` does).
+    """
+    span = math.log10(high / low)
+    ends = {tolerance.low: f"{tolerance.low:g}", tolerance.high: f"{tolerance.high:.3g}"}
+    chosen = [v for v in dict.fromkeys((1.0, tolerance.low, tolerance.high))
+              if low <= v <= high]
+    for v in RATIO_TICKS:
+        if low <= v <= high and all(abs(math.log10(v / c)) >= min_gap * span
+                                    for c in chosen):
+            chosen.append(v)
+    chosen.sort()
+    return chosen, [ends.get(v, f"{v:.3g}") for v in chosen]
 
 
 # ---------------------------------------------------------------------------
 def group_metric_chart(groups: pd.DataFrame, disparities: pd.DataFrame, *, model: str,
-                       attribute: str, metric: str, tolerance: float,
-                       order=None) -> go.Figure:
+                       attribute: str, metric: str, tolerance: float, order=None,
+                       confidence: float = 0.95) -> go.Figure:
     """Bars of one metric per group with interval error bars, the reference
-    group marked, and the tolerance band around the reference value."""
+    group marked, and the tolerance band around the reference value.
+
+    Parameters
+    ----------
+    groups : DataFrame
+        :attr:`AuditResult.long` (or the wide :attr:`AuditResult.groups`).
+    disparities : DataFrame
+        :attr:`AuditResult.disparities` (the reference and the verdicts).
+    model, attribute, metric : str
+    tolerance : float
+        The band's ratio (see :class:`~fairness_core.tolerance.Tolerance`).
+    order : list, optional
+        The groups in display order (and colour order).
+    confidence : float
+        The level of the intervals, for the subtitle.
+    """
     m = REGISTRY[metric]
-    g = groups[(groups["model"] == model) & (groups["attribute"] == attribute)]
-    order = list(order) if order is not None else list(g["group"])
-    g = g.set_index("group").reindex([o for o in order if o in set(g["group"])])
+    tol = Tolerance(tolerance)
+    g = _metric_rows(groups, model, attribute, metric)
+    order = list(order) if order is not None else list(g.index)
+    present = set(g.index)
+    g = g.reindex([o for o in order if o in present])
     colors = group_colors(order)
     d = disparities[(disparities["model"] == model) & (disparities["attribute"] == attribute)
                     & (disparities["metric"] == metric)] if metric in set(
         disparities["metric"]) else disparities.iloc[0:0]
     ref = d["reference"].iloc[0] if len(d) else None
     verdicts = dict(zip(d["group"], d["verdict"]))
-    vals = g[metric].to_numpy(dtype=float)
-    lo = g.get(f"{metric}_ci_low", pd.Series(np.nan, index=g.index)).to_numpy(dtype=float)
-    hi = g.get(f"{metric}_ci_high", pd.Series(np.nan, index=g.index)).to_numpy(dtype=float)
-    scale = 100.0 if m.kind == "rate" else 1.0
+    vals = g["value"].to_numpy(dtype=float)
+    lo = g["ci_low"].to_numpy(dtype=float)
+    hi = g["ci_high"].to_numpy(dtype=float)
+    scale = 100.0 if m.percent else 1.0
     # value and verdict go under each bar (the tick label): readable on a
     # projector and never hidden by error bars
     labels = []
     for grp, v in zip(g.index, vals):
         status = "reference" if grp == ref else verdicts.get(grp, "")
         tag = VERDICT_STYLE.get(status, ("", ""))[0]
-        labels.append(f"<b>{esc(grp)}</b><br>{_fmt(v, metric)}" + (f"<br>{tag}" if tag else ""))
+        labels.append(f"<b>{esc(grp)}</b><br>{m.format(v)}" + (f"<br>{tag}" if tag else ""))
+    heights = np.where(np.isnan(vals), 0, vals) * scale
     fig = go.Figure()
     fig.add_bar(
-        x=labels, y=np.where(np.isnan(vals), 0, vals) * scale,
-        marker=dict(color=[colors[x] for x in g.index],
-                    line=dict(color=["#000000" if x == ref else "rgba(0,0,0,0)"
-                                     for x in g.index], width=3),
-                    pattern=dict(shape=["/" if x == ref else "" for x in g.index])),
+        x=labels, y=heights,
+        marker=dict(color=[colors[x] for x in g.index], line=dict(width=0)),
         error_y=dict(type="data", symmetric=False,
                      array=np.nan_to_num((hi - vals) * scale, nan=0.0),
                      arrayminus=np.nan_to_num((vals - lo) * scale, nan=0.0),
@@ -111,29 +178,44 @@ def group_metric_chart(groups: pd.DataFrame, disparities: pd.DataFrame, *, model
                       + "<br>interval %{customdata[1]:.3g} to %{customdata[2]:.3g}"
                       + "<br>rows: %{customdata[0]:,}<extra></extra>",
         showlegend=False)
-    if ref is not None and ref in g.index and not math.isnan(g.loc[ref, metric]):
-        rv = float(g.loc[ref, metric])
-        band_lo, band_hi = rv * tolerance, rv / tolerance
-        if m.kind == "rate":
+    if ref is not None and ref in present:
+        # outlined and hatched by a bar of its own over the reference's bar: a
+        # pattern on bars of several colours makes plotly.js parse the list
+        # of colours as one colour ("Invalid color specifier")
+        i = list(g.index).index(ref)
+        fig.add_bar(x=[labels[i]], y=[heights[i]], hoverinfo="skip", showlegend=False,
+                    marker=dict(color="rgba(0,0,0,0)", line=dict(color="#000000", width=3),
+                                pattern=REFERENCE_HATCH))
+        fig.update_layout(barmode="overlay")
+    if ref is not None and ref in present and not math.isnan(g.loc[ref, "value"]):
+        rv = float(g.loc[ref, "value"])
+        band_lo, band_hi = rv * tol.low, rv * tol.high
+        if m.percent:
             band_hi = min(band_hi, 1.0)
         fig.add_hrect(y0=band_lo * scale, y1=band_hi * scale, fillcolor=BAND_COLOR,
                       line_width=0, layer="below")
         fig.add_hline(y=rv * scale, line=dict(color="#0072B2", dash="dash", width=1.5))
-    unit = " (%)" if m.kind == "rate" else ""
+    unit = " (%)" if m.percent else ""
     fig.update_yaxes(title_text=f"{m.label}{unit}", rangemode="tozero",
-                     range=[0, 105] if m.kind == "rate" else None)
+                     range=[0, 105] if m.percent else None)
     fig.update_xaxes(title_text=esc(attribute))
-    sub = (f"Model {esc(model)}. Error bars: 95% intervals.<br>Dashed: reference "
-           f"{esc(ref)}; shaded: {tolerance:g}x to {1 / tolerance:.3g}x of it (passes)."
-           if ref is not None else f"Model {esc(model)}. Error bars: 95% intervals.")
+    sub = f"Model {esc(model)}. Error bars: {fmt.level(confidence)} intervals."
+    if ref is not None:
+        sub += (f"<br>Dashed: reference {esc(ref)}; shaded: {tol.band('x')} of it "
+                "(passes).")
     return _layout(fig, f"{esc(m.label)} by {esc(attribute)}", subtitle=sub)
 
 
 def disparity_chart(disparities: pd.DataFrame, *, model: str, attribute: str, metric: str,
-                    tolerance: float, order=None) -> go.Figure:
+                    tolerance: float, order=None, confidence: float = 0.95) -> go.Figure:
     """Ratio of each group to the reference on a log axis, with intervals
-    and the tolerance band."""
+    and the tolerance band.
+
+    The axis is labelled at 1, the band's ends and round ratios
+    (:func:`ratio_ticks`); ``confidence`` is the intervals' level, for the
+    subtitle."""
     m = REGISTRY[metric]
+    tol = Tolerance(tolerance)
     d = disparities[(disparities["model"] == model) & (disparities["attribute"] == attribute)
                     & (disparities["metric"] == metric)]
     order = list(order) if order is not None else list(d["group"])
@@ -145,12 +227,12 @@ def disparity_chart(disparities: pd.DataFrame, *, model: str, attribute: str, me
     hi = d.get("ratio_ci_high", pd.Series(np.nan, index=d.index)).to_numpy(dtype=float)
     finite = ratio[np.isfinite(ratio) & (ratio > 0)]
     span = np.concatenate([finite, lo[np.isfinite(lo) & (lo > 0)],
-                           hi[np.isfinite(hi) & (hi > 0)], [tolerance, 1 / tolerance]])
+                           hi[np.isfinite(hi) & (hi > 0)], [tol.low, tol.high]])
     lo_ax, hi_ax = float(span.min()) / 1.7, float(span.max()) * 1.4
     y = [esc(x) for x in d.index]
     xs = np.where(np.isfinite(ratio) & (ratio > 0), ratio, np.nan)
     fig = go.Figure()
-    fig.add_vrect(x0=tolerance, x1=1 / tolerance, fillcolor=BAND_COLOR, line_width=0,
+    fig.add_vrect(x0=tol.low, x1=tol.high, fillcolor=BAND_COLOR, line_width=0,
                   layer="below")
     fig.add_vline(x=1, line=dict(color="#0072B2", dash="dash", width=1.5))
     sig = d["significant"].to_numpy() if "significant" in d else np.zeros(len(d), bool)
@@ -166,16 +248,19 @@ def disparity_chart(disparities: pd.DataFrame, *, model: str, attribute: str, me
                      array=np.nan_to_num(hi - xs, nan=0.0, posinf=0.0),
                      arrayminus=np.nan_to_num(xs - lo, nan=0.0, posinf=0.0),
                      color="#333333", thickness=1.5, width=6),
-        text=[f"{r:.2f}x  {s}" if np.isfinite(r) else s for r, s in zip(ratio, status)],
+        text=[f"{fmt.num(r, 2)}x  {s}" if np.isfinite(r) else s
+              for r, s in zip(ratio, status)],
         textposition="top center", showlegend=False,
         hovertemplate="%{y}: ratio %{x:.3f}<extra></extra>")
+    tickvals, ticktext = ratio_ticks(lo_ax, hi_ax, tol)
     fig.update_xaxes(type="log", range=[math.log10(lo_ax), math.log10(hi_ax)],
+                     tickmode="array", tickvals=tickvals, ticktext=ticktext,
                      title_text=f"ratio of {m.label.lower()} to reference {esc(ref)} "
                                 "(log scale; 1 = equal)")
     fig.update_yaxes(title_text=esc(attribute), range=[len(d) - 0.5, -0.8])
     return _layout(fig, f"{esc(m.label)} relative to {esc(ref)}",
-                   subtitle=f"Model {esc(model)}. Bars: 95% intervals of the ratio.<br>"
-                            f"Shaded: {tolerance:g}x to {1 / tolerance:.3g}x passes.",
+                   subtitle=f"Model {esc(model)}. Bars: {fmt.level(confidence)} intervals of "
+                            f"the ratio.<br>Shaded: {tol.band('x')} passes.",
                    height=max(360, 130 + 70 * len(d)))
 
 
@@ -189,7 +274,8 @@ def representation_chart(groups: pd.DataFrame, *, attribute: str, model: str,
     fig = go.Figure()
     fig.add_bar(x=[esc(x) for x in g.index], y=g["n"],
                 marker_color=[colors[x] for x in g.index],
-                text=[f"{n:,} ({100 * s:.1f}%)" + (" too few" if n < min_group_size else "")
+                text=[f"{fmt.count(n)} ({fmt.pct(s)})" + (" too few" if n < min_group_size
+                                                           else "")
                       for n, s in zip(g["n"], g["share"])],
                 textposition="outside", cliponaxis=False, showlegend=False,
                 hovertemplate="%{x}: %{y:,} rows<extra></extra>")
@@ -220,7 +306,7 @@ def confusion_chart(groups: pd.DataFrame, *, model: str, attribute: str,
         tot = max(float(sum(r[c] for c in CELLS)), 1e-300)
         z = np.array([[r["tp"], r["fn"]], [r["fp"], r["tn"]]], dtype=float) / tot
         counts = np.array([[r["tp"], r["fn"]], [r["fp"], r["tn"]]])
-        txt = [[f"{100 * z[a, b]:.1f}%<br>({counts[a, b]:,.0f})" for b in range(2)]
+        txt = [[f"{fmt.pct(z[a, b])}<br>({fmt.count(round(counts[a, b]))})" for b in range(2)]
                for a in range(2)]
         fig.add_heatmap(z=z, x=[f"pred. {pos}", f"pred. {neg}"],
                         y=[f"true {pos}", f"true {neg}"], text=txt, texttemplate="%{text}",
@@ -249,12 +335,12 @@ def intersection_heatmap(groups: pd.DataFrame, *, model: str, attr_a: str, attr_
     cols_b = list(dict.fromkeys(b))
     z = np.full((len(rows_a), len(cols_b)), np.nan)
     txt = [["" for _ in cols_b] for _ in rows_a]
-    scale = 100 if m.kind == "rate" else 1
+    scale = 100 if m.percent else 1
     for ai, bi, v, n in zip(a, b, g[metric], g["n"]):
         i, j = rows_a.index(ai), cols_b.index(bi)
         z[i, j] = v * scale
-        txt[i][j] = f"{_fmt(v, metric)}<br>n={n:,}" + ("<br>too few" if n < min_group_size
-                                                        else "")
+        txt[i][j] = f"{m.format(v)}<br>n={fmt.count(n)}" + ("<br>too few" if n < min_group_size
+                                                           else "")
     fig = go.Figure(go.Heatmap(
         z=z, x=[esc(c) for c in cols_b], y=[esc(r) for r in rows_a], text=txt,
         texttemplate="%{text}", colorscale="Viridis",
@@ -292,7 +378,7 @@ def roc_chart(curves: pd.DataFrame, operating: pd.DataFrame, *, model: str, attr
         d = c[c["group"] == grp].sort_values("threshold", ascending=False)
         if not len(d):
             continue
-        name = esc(grp) + (f" (AUC {aucs[grp]:.3f})" if grp in aucs and not math.isnan(
+        name = esc(grp) + (f" (AUC {fmt.num(aucs[grp])})" if grp in aucs and not math.isnan(
             aucs[grp]) else "")
         fig.add_scatter(x=np.r_[0, d["fpr"].to_numpy(), 1], y=np.r_[0, d["tpr"].to_numpy(), 1],
                         mode="lines", name=name, legendgroup=esc(grp),
@@ -322,7 +408,7 @@ def threshold_chart(curves: pd.DataFrame, *, model: str, attribute: str, metric:
     c = curve_metrics(curves[(curves["model"] == model) & (curves["attribute"] == attribute)])
     order = list(order) if order is not None else list(dict.fromkeys(c["group"]))
     colors = group_colors(order)
-    scale = 100 if m.kind == "rate" else 1
+    scale = 100 if m.percent else 1
     fig = go.Figure()
     for grp in order:
         d = c[c["group"] == grp].sort_values("threshold")
@@ -352,7 +438,7 @@ def calibration_chart(calibration: pd.DataFrame, *, model: str, attribute: str,
     for grp in order:
         d = c[c["group"] == grp].sort_values("bin")
         if len(d):
-            name = esc(grp) + (f" (Brier {brier[grp]:.3f})" if brier and grp in brier and
+            name = esc(grp) + (f" (Brier {fmt.num(brier[grp])})" if brier and grp in brier and
                                not math.isnan(brier[grp]) else "")
             fig.add_scatter(x=d["mean_score"], y=d["observed_rate"], mode="lines+markers",
                             name=name, line=dict(color=colors[grp], width=2.5),
@@ -369,8 +455,10 @@ def calibration_chart(calibration: pd.DataFrame, *, model: str, attribute: str,
 
 def model_scatter(overall: pd.DataFrame, summary: pd.DataFrame, *, attribute: str,
                   performance: str = "accuracy",
-                  disparity: str = "demographic_parity_difference") -> go.Figure:
-    """One point per model: overall performance against a disparity summary."""
+                  disparity: str = "demographic_parity_difference",
+                  confidence: float = 0.95) -> go.Figure:
+    """One point per model: overall performance against a disparity summary
+    (error bars: its ``confidence`` intervals)."""
     s = summary[summary["attribute"] == attribute].set_index("model")
     o = overall.set_index("model")
     models = [m for m in o.index if m in s.index]
@@ -403,8 +491,8 @@ def model_scatter(overall: pd.DataFrame, summary: pd.DataFrame, *, attribute: st
                      f"{label} across {esc(attribute)} (1 = equal)")
     fig.update_yaxes(title_text=f"overall {REGISTRY[performance].label.lower()} (%)")
     return _layout(fig, f"Models: {REGISTRY[performance].label.lower()} against {label}",
-                   subtitle=f"One point per model; bars: 95% intervals; across the groups of "
-                            f"{esc(attribute)}.")
+                   subtitle=f"One point per model; bars: {fmt.level(confidence)} intervals; "
+                            f"across the groups of {esc(attribute)}.")
 
 
 # ---------------------------------------------------------------------------
@@ -412,10 +500,6 @@ def model_scatter(overall: pd.DataFrame, summary: pd.DataFrame, *, attribute: st
 # ---------------------------------------------------------------------------
 IMAGE_FORMATS = ("png", "svg", "pdf")
 _SERVER = {"started": False}
-
-
-class ExportUnavailable(RuntimeError):
-    """Static images need a browser (Debian's chromium) that is not there."""
 
 
 def figure_bytes(fig: go.Figure, fmt: str, scale: float = 3.0) -> bytes:

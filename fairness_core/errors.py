@@ -39,6 +39,21 @@ class InputError(ValueError):
         return self.message
 
 
+class ExportUnavailable(InputError):
+    """A chart image or the PDF report needs Debian's chromium, which is not
+    installed or cannot start.  The HTML report and interactive HTML charts
+    work without it.
+
+    Parameters
+    ----------
+    message : str
+        One line: what needs the browser and how to get it.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message, field="export")
+
+
 def quote_list(values, limit: int = 12) -> str:
     """Render values as a readable, quoted, comma separated list."""
     values = [str(v) for v in values]

@@ -21,7 +21,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from fairness_core import AuditSpec, InputError, exports
+import fairness_core
+from fairness_core import AuditSpec, InputError, charts, errors, exports
 from fairness_core.cli import main
 
 FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
@@ -633,3 +634,89 @@ def test_safe_table_non_string_column_names():
     out = exports.safe_table(df)
     assert list(out.columns) == ["0", "'-1"]
     assert out.iloc[0, 0] == "'=a" and out.iloc[0, 1] == 3
+
+
+# --------------------------------------------------------------------------
+# 6. Without a working browser: one error type, one line
+# --------------------------------------------------------------------------
+@pytest.fixture
+def no_chromium(tmp_path, monkeypatch):
+    """A PATH on which no chromium is found."""
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    return empty
+
+
+@pytest.fixture
+def broken_chromium(tmp_path, monkeypatch):
+    """A PATH whose chromium is installed but cannot start (exits at once)."""
+    bindir = tmp_path / "broken-bin"
+    bindir.mkdir()
+    exe = bindir / "chromium"
+    exe.write_text("#!/bin/sh\necho 'chromium: cannot open display' >&2\nexit 1\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bindir))
+    return exe
+
+
+def _report():
+    from fairness_core.report import html_report
+    rows = _group_rows("a", 30) + _group_rows("b", 30)
+    df = pd.DataFrame(rows, columns=["y", "p", "g"])
+    res = fairness_core.audit(df, AuditSpec(label="y", predictions=["p"], sensitive=["g"],
+                                            n_bootstrap=0))
+    return res, html_report(res)
+
+
+def _one_line_export_error(exc, *words):
+    assert isinstance(exc, InputError) and isinstance(exc, errors.ExportUnavailable)
+    assert exc.field == "export"
+    assert "\n" not in exc.message and exc.message.endswith(".")
+    for w in words:
+        assert w in exc.message, (w, exc.message)
+
+
+def test_export_unavailable_is_one_input_error():
+    assert issubclass(errors.ExportUnavailable, InputError)
+    assert charts.ExportUnavailable is errors.ExportUnavailable  # the name callers catch
+
+
+def test_pdf_without_chromium_raises_export_unavailable(no_chromium):
+    from fairness_core.report import pdf_from_html
+    _, doc = _report()
+    with pytest.raises(errors.ExportUnavailable) as exc:
+        pdf_from_html(doc)
+    _one_line_export_error(exc.value, "chromium", "not installed", "HTML report")
+
+
+def test_chart_image_without_chromium_raises_export_unavailable(no_chromium):
+    res, _ = _report()
+    fig = charts.representation_chart(res.groups, model="p", attribute="g", min_group_size=10)
+    with pytest.raises(errors.ExportUnavailable) as exc:
+        charts.figure_bytes(fig, "png")
+    _one_line_export_error(exc.value, "chromium")
+    assert b"<html>" in charts.figure_bytes(fig, "html")  # needs no browser
+
+
+@pytest.mark.browser
+def test_pdf_with_a_chromium_that_cannot_start(broken_chromium):
+    from fairness_core.report import pdf_from_html
+    _, doc = _report()
+    with pytest.raises(errors.ExportUnavailable) as exc:
+        pdf_from_html(doc, timeout_ms=30_000)
+    _one_line_export_error(exc.value, "could not start", "HTML report")
+    # not Playwright's message: no command line, no browser log
+    for noise in ("--headless", "--no-sandbox", "cannot open display", "Browser logs",
+                  "launch"):
+        assert noise not in exc.value.message, exc.value.message
+
+
+def test_cli_pdf_without_chromium_exits_2(tmp_path, capsys, small_data, no_chromium):
+    report = tmp_path / "r.html"
+    err = assert_cli_refuses(capsys, [small_data, "--label", "y", "--prediction", "p",
+                                      "--sensitive", "g", "--bootstrap", "0", "--quiet",
+                                      "--report", report, "--pdf", tmp_path / "r.pdf"],
+                             ("chromium",))
+    assert "not installed" in err
+    assert not (tmp_path / "r.pdf").exists()

@@ -2,7 +2,10 @@
 offline, and nothing from the data can run in it."""
 from __future__ import annotations
 
+import logging
+import math
 import re
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -159,3 +162,162 @@ def test_pdf_has_pages_and_vector_charts(loans_result):
     assert pages >= 5
     # charts are drawn as vector paths, not pasted in as pictures
     assert pdf.count(b"/Subtype /Image") + pdf.count(b"/Subtype/Image") < pages
+
+
+# --------------------------------------------------------------------------
+# sections, level, tables from the long table
+# --------------------------------------------------------------------------
+def _headings(doc: str) -> list[str]:
+    return re.findall(r'<h2 class="section">([^<]*)</h2>', doc)
+
+
+def test_sections_are_numbered_without_gaps():
+    one = audit(LOANS, AuditSpec(label="repaid", positive="yes",
+                                 predictions=["model_a_approved"], sensitive=["sex"],
+                                 n_bootstrap=0))
+    assert _headings(html_report(one)) == [
+        "1. Summary", "2. Provenance", "3. Methodology", "4. Findings",
+        "5. Results by attribute", "6. Limitations",
+        "Appendix A. Every group metric", "Appendix B. Every disparity"]
+    scored = audit(LOANS, AuditSpec(label="repaid", positive="yes", scores=["model_b_score"],
+                                    sensitive=["sex", "race"], intersectional=True,
+                                    n_bootstrap=0))
+    assert _headings(html_report(scored))[4:8] == [
+        "5. Results by attribute", "6. Intersections", "7. Thresholds and calibration",
+        "8. Limitations"]
+
+
+def test_report_says_the_audits_confidence_level():
+    res = audit(LOANS, AuditSpec(label="repaid", positive="yes",
+                                 predictions=["model_a_approved", "model_b_approved"],
+                                 sensitive=["sex", "race"], confidence=0.9, n_bootstrap=200))
+    doc = html_report(res)
+    text = re.sub(r"<script.*?</script>", "", doc, flags=re.DOTALL)
+    assert "Headline summaries (fairlearn definitions; 90% intervals)" in text
+    assert "Intervals (90%)" in text
+    # every chart's subtitle: 2 attributes x 2 models x 2 bar charts, as many ratio
+    # charts, and one model comparison per attribute
+    assert doc.count("Error bars: 90% intervals.") == 8
+    assert doc.count("Bars: 90% intervals of the ratio.") == 4
+    assert doc.count("bars: 90% intervals;") == 2
+    assert "95% intervals" not in doc and "95%" not in text
+
+
+def test_group_tables_show_the_engine_values_and_intervals(loans_result):
+    doc = html_report(loans_result)
+    tables = [t for t in _tables(doc) if t[0][:3] == ["Group", "Rows", "Share"]]
+    spec = loans_result.spec
+    places = [(a, m) for a in ("sex", "race") for m in spec.models]
+    assert len(tables) == len(places)
+    g = loans_result.groups
+
+    def pct(x):
+        return f"{100 * x:.1f}%"
+
+    for table, (attr, model) in zip(tables, places):
+        want = g[(g["model"] == model) & (g["attribute"] == attr)]
+        head = table[0]
+        assert [r[0] for r in table[1:]] == list(want["group"])
+        for row, (_, w) in zip(table[1:], want.iterrows()):
+            assert row[1] == str(int(w["n"]))
+            for metric, col in (("selection_rate", "selected"), ("tpr", "TPR"),
+                                ("fpr", "FPR"), ("accuracy", "accuracy")):
+                v, lo, hi = w[metric], w[f"{metric}_ci_low"], w[f"{metric}_ci_high"]
+                assert row[head.index(col)] == f"{pct(v)} ({pct(lo)} to {pct(hi)})"
+
+
+def test_long_table_agrees_with_the_wide_table(loans_result):
+    from fairness_core.counts import OVERALL
+    from fairness_core.metrics import REGISTRY
+
+    wide, long = loans_result.groups, loans_result.long
+    assert loans_result.long is long  # computed once
+    assert list(long.columns) == ["model", "attribute", "group", "metric", "value", "ci_low",
+                                  "ci_high", "n", "undefined_reason"]
+    assert len(long) == len(wide) * len(REGISTRY)
+    assert (long["attribute"] == OVERALL).sum() == (wide["attribute"] == OVERALL).sum() * len(
+        REGISTRY)
+    assert long["value"].isna().any()  # the sample has undefined rates
+    idx = long.set_index(["model", "attribute", "group", "metric"]).sort_index()
+    assert idx.index.is_unique
+    checked = 0
+    for row in wide.to_dict(orient="records"):
+        for name, metric in REGISTRY.items():
+            got = idx.loc[(row["model"], row["attribute"], row["group"], name)]
+            for col, key in (("value", name), ("ci_low", f"{name}_ci_low"),
+                             ("ci_high", f"{name}_ci_high")):
+                want = float(row.get(key, np.nan))
+                have = float(got[col])
+                assert (math.isnan(want) and math.isnan(have)) or have == want, (row, name, col)
+            assert int(got["n"]) == int(row["n"])
+            reason = got["undefined_reason"]
+            if math.isnan(float(row[name])):
+                assert reason == metric.undefined_reason()
+            else:
+                assert reason is None
+            checked += 1
+    assert checked == len(long)
+
+
+# --------------------------------------------------------------------------
+# plotly.js and the browser console
+# --------------------------------------------------------------------------
+def _console(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "fairness_core.report"]
+
+
+@pytest.mark.browser
+def test_printing_the_report_logs_no_invalid_colour(loans_result, caplog, monkeypatch):
+    import plotly.io as pio
+
+    # plotly's own default template (importing streamlit replaces it): it
+    # overlays bar patterns, which is what made plotly.js warn
+    monkeypatch.setattr(pio.templates, "default", "plotly")
+    caplog.set_level(logging.DEBUG)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pdf = pdf_from_html(html_report(loans_result, title="T"))
+    assert pdf.startswith(b"%PDF")
+    assert not [r.getMessage() for r in caplog.records if "Invalid color" in r.getMessage()]
+    assert not [w for w in caught if "color" in str(w.message).lower()]
+
+
+@pytest.mark.browser
+def test_the_browser_console_reaches_the_log(caplog):
+    """The check above can fail: plotly's warning about a list of colours
+    with a pattern, and a page's own warning, are logged."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Bar(x=["a", "b", "c"], y=[1, 2, 3],
+                           marker=dict(color=["#0072B2", "#E69F00", "#009E73"],
+                                       pattern=dict(shape=["/", "", ""],
+                                                    fillmode="overlay"))))
+    page = fig.to_html(include_plotlyjs=True).replace(
+        "<body>", "<body><script>console.warn('probe: a page warning')</script>", 1)
+    caplog.set_level(logging.DEBUG, logger="fairness_core.report")
+    assert pdf_from_html(page).startswith(b"%PDF")
+    logged = [(r.levelno, r.getMessage()) for r in _console(caplog)]
+    assert (logging.WARNING, "browser console (warning): probe: a page warning") in logged
+    assert any("Invalid color specifier: Array(3)" in m for _, m in logged), logged
+
+
+def test_report_templates_ship_with_the_package():
+    import tomllib
+
+    import fairness_core
+
+    folder = Path(fairness_core.__file__).parent / "templates"
+    names = sorted(p.name for p in folder.glob("*.j2"))
+    assert "report.html.j2" in names and "macros.html.j2" in names
+    conf = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert conf["tool"]["setuptools"]["package-data"]["fairness_core"] == ["templates/*.j2"]
+
+
+def test_report_has_the_content_security_policy(loans_result):
+    doc = html_report(loans_result)
+    head = doc.split("<body>", 1)[0]
+    csp = re.findall(r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', head)
+    assert csp == [("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; "
+                    "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; "
+                    "connect-src 'none'")]
+    assert doc.startswith("<!DOCTYPE html>")
