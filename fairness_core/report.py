@@ -27,14 +27,16 @@ from . import formatting as fmt
 from .counts import CELLS
 from .errors import ExportUnavailable
 from .exports import suppress_small
-from .metrics import REGISTRY
+from .metrics import REGISTRY, key_metrics
+from .rollup import FAIL, NOT_JUDGED, REFERENCE, failing_text, group_verdicts
 from .tolerance import Tolerance
 
-KEY = ("selection_rate", "tpr", "fpr")
 #: The numbered sections, in order; absent ones take no number.
 SECTIONS = ("summary", "provenance", "methodology", "findings", "attributes", "intersections",
             "thresholds", "models", "limitations")
-VERDICT_COLUMN = "Verdict (selection, TPR, FPR)"
+#: How a positive decision reads in the report.
+DECISION_WORDS = {"benefit": "a benefit for the person who gets it",
+                  "harm": "a harm for the person who gets it"}
 
 _log = logging.getLogger(__name__)
 
@@ -98,38 +100,39 @@ def _finding(f: dict) -> dict:
     return {"severity": f["severity"], "text": f["text"]}
 
 
-def _verdict(d: pd.DataFrame) -> str:
-    """One group's verdict on the key metrics (its rows of the disparities)."""
-    fails = d[d["verdict"] == "fail"]
-    if not len(d):
+def _verdict(v) -> str:
+    """One group's verdict on the key metrics (a row of rollup.group_verdicts)."""
+    if v.status == REFERENCE:
         return "reference"
-    if len(fails):
-        return "fail: " + ", ".join(REGISTRY[m].short + (" (significant)" if s else "")
-                                    for m, s in zip(fails["metric"], fails["significant"]))
-    if (d["verdict"] == "insufficient").all():
-        return "not judged: " + str(d["verdict_reason"].iloc[0])
+    if v.status == FAIL:
+        return "fail: " + failing_text(v.failing, limit=6, star=" (significant)")
+    if v.status == NOT_JUDGED:
+        return f"not judged: {v.reason}"
     return "pass"
 
 
 def _group_table(result, model: str, attribute: str, suppress_below: int) -> pd.DataFrame:
-    """One row per group: rows, share, the key metrics with their intervals
-    (from :attr:`AuditResult.long`) and the verdict."""
+    """One row per group: rows, share, the key metrics of the audit's kind
+    of decision with their intervals (from :attr:`AuditResult.long`) and
+    the verdict."""
+    keys = key_metrics(result.spec.positive_decision)
     g = result.group_metrics
     g = g[(g["model"] == model) & (g["attribute"] == attribute)]
     lt = result.long
     lt = lt[(lt["model"] == model) & (lt["attribute"] == attribute)
-            & lt["metric"].isin(KEY + ("accuracy",))]
+            & lt["metric"].isin(keys)]
     cell = {(grp, m): fmt.with_interval(v, lo, hi, m) for grp, m, v, lo, hi in zip(
         lt["group"], lt["metric"], lt["value"], lt["ci_low"], lt["ci_high"])}
-    d = result.disparities
-    d = d[(d["model"] == model) & (d["attribute"] == attribute) & d["metric"].isin(KEY)]
+    verdicts = {v.group: _verdict(v) for v in group_verdicts(
+        result.disparities, result.group_metrics, model, attribute, keys).itertuples()}
+    column = "Verdict (" + ", ".join(REGISTRY[m].short for m in keys) + ")"
     rows = []
     for grp, n, share in zip(g["group"], g["n"], g["share"]):
         row = {"Group": grp, "Rows": int(n), "Share": fmt.pct(share)}
         small = suppress_below and n < suppress_below
-        for m in KEY + ("accuracy",):
+        for m in keys:
             row[REGISTRY[m].short] = "suppressed" if small else cell[(grp, m)]
-        row[VERDICT_COLUMN] = _verdict(d[d["group"] == grp])
+        row[column] = verdicts.get(grp, "")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -152,9 +155,14 @@ def _summary_table(summ: pd.DataFrame) -> pd.DataFrame:
 
 def _summary(result) -> dict:
     fails = [f for f in result.findings if f["kind"] == "fail"]
-    sev = pd.Series([f["severity"] for f in result.findings]).value_counts()
+    sev = pd.Series([f["severity"] for f in result.findings if f["kind"] == "fail"]
+                    ).value_counts()
+    decision = result.spec.positive_decision
+    first = " and ".join(REGISTRY[m].label.lower() for m in key_metrics(decision)[1:3])
     return {"n_fail": len(fails), "high": int(sev.get("high", 0)),
             "medium": int(sev.get("medium", 0)), "low": int(sev.get("low", 0)),
+            "decision": DECISION_WORDS[decision], "first": first,
+            "not_judged": [_finding(f) for f in result.findings if f["kind"] == "not_judged"],
             "top": [_finding(f) for f in fails[:5]],
             "table": _table(_summary_table(result.summary))}
 
@@ -207,11 +215,14 @@ def _attributes(result, single: list, suppress_below: int, fig) -> list[dict]:
         for model in spec.models:
             kw = dict(model=model, attribute=attr, tolerance=spec.tolerance, order=order,
                       confidence=spec.confidence)
+            # demographic parity, and the error that matters most for the
+            # audit's kind of decision (FNR for a benefit, FPR for a harm)
+            shown = key_metrics(spec.positive_decision)[:2]
             drawn = [fig(charts.group_metric_chart(result.long, result.disparities,
                                                    metric=metric, **kw))
-                     for metric in ("selection_rate", "tpr")]
+                     for metric in shown]
             drawn.append(fig(charts.disparity_chart(result.disparities,
-                                                    metric="selection_rate", **kw)))
+                                                    metric=shown[1], **kw)))
             parts.append({"model": model, "charts": drawn, "table": _table(
                 _group_table(result, model, attr, suppress_below), numeric=("Rows",))})
         out.append({"name": attr, "models": parts})
@@ -331,7 +342,15 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
     meta = [("Author", author or "(not given)"), ("Scope", scope or "(not given)"),
             ("Dataset", dataset), ("Models", ", ".join(spec.models)),
             ("Sensitive attributes", ", ".join(spec.attribute_names())),
-            ("Favourable outcome", f"{spec.label} = {prov.get('positive_label')}")]
+            ("Positive class", f"{spec.label} = {prov.get('positive_label')}"),
+            ("A positive decision is", DECISION_WORDS[spec.positive_decision])]
+    for model, words in (prov.get("decisions") or {}).items():
+        meta.append((f"Positive decision of {model}", words["positive"]))
+    for model, t in (prov.get("thresholds") or {}).items():
+        how = "" if t["how"] == "given" else f" ({t['how']})"
+        meta.append((f"Threshold of {model}", f"score >= {t['threshold']:g}{how}; scores "
+                                              f"range from {t['score_min']:g} to "
+                                              f"{t['score_max']:g}"))
     context = {
         "title": title, "dataset": dataset, "models": ", ".join(spec.models),
         "made": datetime.now(timezone.utc).isoformat(timespec="seconds"),

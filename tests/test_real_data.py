@@ -424,3 +424,20 @@ def test_one_class_label_finding_names_only_the_metrics_not_judged(real_data, tm
     judged = res.disparities[(res.disparities["metric"] == "selection_rate")
                              & (res.disparities["verdict"] != "insufficient")]
     assert len(judged)  # selection rate was judged, and the finding does not deny it
+
+
+def test_report_reads_a_harm_and_says_when_a_model_is_not_judged(real_data):
+    from fairness_core.report import html_report
+
+    res = audit(real_data["compas"], AuditSpec(
+        label="two_year_recid", positive="1", predictions=["score_text"],
+        prediction_positive={"score_text": ["Medium", "High"]}, scores=["decile_score"],
+        threshold={"decile_score": 0.5}, positive_decision="harm", sensitive=["race"],
+        n_bootstrap=0))
+    doc = html_report(res)
+    summary = doc.split("Summary")[1].split("Provenance")[0]
+    assert "A positive decision is a harm for the person who gets it" in summary
+    assert "false positive rate and false discovery rate come first" in summary
+    assert "No gap of this model is judged" in summary  # decile_score at 0.5: everyone
+    assert "Verdict (selected, FPR, FDR, FNR, TPR, accuracy)" in doc
+    assert "disadvantages people with race = &#39;African-American&#39;" in summary
