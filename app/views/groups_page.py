@@ -27,8 +27,8 @@ def group_table(result, model: str, attribute: str, metric: str) -> pd.DataFrame
         rows.append({
             "Group": r.group, "Rows": int(r.n), "Share": round(100 * r.share, 1),
             REGISTRY[metric].label: value(getattr(r, metric), metric),
-            band: interval(getattr(r, f"{metric}_ci_low"),
-                                     getattr(r, f"{metric}_ci_high"), metric),
+            band: interval(getattr(r, f"{metric}_ci_low"), getattr(r, f"{metric}_ci_high"),
+                           metric),
             "Ratio to reference": "reference" if r.group == ref else
             (num(dd["ratio"]) if dd is not None else ""),
             "Ratio interval": "" if dd is None else interval(dd["ratio_ci_low"],
