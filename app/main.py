@@ -1,20 +1,20 @@
 """The fairness audit dashboard.
 
-Run with ``./run.sh`` (or ``streamlit run app/main.py``).  The sidebar
-holds the data and the audit's settings; the pages at the top show the
-results.  All computing happens in ``fairness_core``.
+Run with ``./run.sh`` (or ``streamlit run app/main.py`` from any folder).
+The sidebar holds the data and the audit's settings; the pages at the top
+show the results.  All computing happens in ``fairness_core``.
+
+Streamlit puts this script's folder on ``sys.path``, so the dashboard's own
+modules (``setup_panel``, ``state``, ``ui``, ``views``) import as top-level
+modules; ``fairness_core`` is the installed package.
 """
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import setup_panel  # noqa: E402
+import setup_panel
+from views import (data_page, export_page, groups_page, help_page, models_page, overview_page,
+                   thresholds_page)
 
 st.set_page_config(page_title="Fairness audit", page_icon="⚖️", layout="wide",
                    initial_sidebar_state="expanded")
@@ -22,16 +22,15 @@ st.set_page_config(page_title="Fairness audit", page_icon="⚖️", layout="wide
 ctx = setup_panel.render()
 st.session_state["ctx"] = ctx
 
-SCREENS = Path(__file__).resolve().parent / "screens"
-pages = [st.Page(SCREENS / "overview.py", title="Overview", icon="🧭", url_path="overview",
+pages = [st.Page(overview_page.render, title="Overview", icon="🧭", url_path="overview",
                  default=True),
-         st.Page(SCREENS / "groups.py", title="Group metrics", icon="📊", url_path="groups"),
-         st.Page(SCREENS / "data.py", title="Data", icon="🗂️", url_path="data")]
+         st.Page(groups_page.render, title="Group metrics", icon="📊", url_path="groups"),
+         st.Page(data_page.render, title="Data", icon="🗂️", url_path="data")]
 if ctx.result is not None and ctx.result.spec.scores:
-    pages.append(st.Page(SCREENS / "thresholds.py", title="Thresholds", icon="🎚️",
+    pages.append(st.Page(thresholds_page.render, title="Thresholds", icon="🎚️",
                          url_path="thresholds"))
 if ctx.result is not None and len(ctx.result.spec.models) > 1:
-    pages.append(st.Page(SCREENS / "models.py", title="Models", icon="⚖️", url_path="models"))
-pages.append(st.Page(SCREENS / "export.py", title="Export", icon="📄", url_path="export"))
-pages.append(st.Page(SCREENS / "help.py", title="Help", icon="❓", url_path="help"))
+    pages.append(st.Page(models_page.render, title="Models", icon="⚖️", url_path="models"))
+pages.append(st.Page(export_page.render, title="Export", icon="📄", url_path="export"))
+pages.append(st.Page(help_page.render, title="Help", icon="❓", url_path="help"))
 st.navigation(pages, position="top").run()

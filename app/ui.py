@@ -1,7 +1,6 @@
 """Small rendering helpers shared by the pages."""
 from __future__ import annotations
 
-import math
 import re
 
 import pandas as pd
@@ -23,29 +22,12 @@ def md(text) -> str:
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
 
 
-def pct(x) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "undefined"
-    return f"{100 * x:.1f}%"
-
-
-def num(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and (math.isnan(x))):
-        return "undefined"
-    if isinstance(x, float) and math.isinf(x):
-        return "unbounded"
-    return f"{x:.{digits}f}"
-
-
-def value(x, metric: str) -> str:
-    return pct(x) if REGISTRY[metric].kind == "rate" else num(x)
-
-
-def interval(lo, hi, metric: str | None = None) -> str:
-    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
-        return "no interval"
-    f = (lambda v: value(v, metric)) if metric else num
-    return f"{f(lo)} to {f(hi)}"
+def table(df: pd.DataFrame) -> None:
+    """A small static table whose text wraps, so that no cell is cut off at
+    any width.  ``st.table`` renders Markdown: every header and text cell is
+    escaped."""
+    shown = df.rename(columns=md).map(lambda v: md(v) if isinstance(v, str) else v)
+    st.table(shown, hide_index=True)
 
 
 def chart(fig, key: str | None = None):

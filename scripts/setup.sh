@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything this project needs, idempotently:
-#   - a virtual environment in .venv with the package and its test extras;
+#   - a virtual environment in .venv with the package, all its extras (dashboard,
+#     report) and the test tools;
 #   - with --browser: Debian's chromium (real-browser tests, chart image export)
 #     and an emoji font for the verdict icons;
 #   - with --test-data: the public data sets the tests audit (ProPublica's COMPAS
@@ -58,7 +59,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing Python packages into .venv (first run takes a few minutes)" >&2
   log=.venv/pip-install.log
   if ! { .venv/bin/python -m pip install --upgrade pip &&
-         .venv/bin/python -m pip install -e '.[test]'; } >"$log" 2>&1; then
+         .venv/bin/python -m pip install -e '.[all,test]'; } >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "setup: package installation failed (full log: $log)" >&2
     exit 1

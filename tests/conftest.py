@@ -6,6 +6,7 @@ per test session on a free loopback port.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -53,16 +54,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url():
-    """Start the dashboard (``streamlit run app/main.py``) and yield its base URL."""
+@contextlib.contextmanager
+def running_app(script: Path = ROOT / "app" / "main.py", cwd: Path = ROOT, env=None):
+    """Run ``streamlit run <script>`` from ``cwd`` on a free loopback port;
+    yield its base URL once ``/_stcore/health`` answers, stop it afterwards."""
     port = _free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", "app/main.py",
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script),
            "--server.port", str(port), "--server.headless", "true",
            "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
 
     def output() -> str:
@@ -94,6 +96,19 @@ def app_url():
             proc.kill()
             proc.wait(timeout=5)
         log.close()
+
+
+@pytest.fixture
+def start_app():
+    """Start another copy of the dashboard: ``with start_app(cwd=...) as url``."""
+    return running_app
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """Start the dashboard (``streamlit run app/main.py``) and yield its base URL."""
+    with running_app() as base:
+        yield base
 
 
 BROWSER_TIMEOUT_MS = 30_000  # 2-core machine: the first page load alone takes 5-7 s

@@ -9,6 +9,7 @@ bodies (markdown, captions, alerts, widget labels) and plotly figure JSON.
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
+from streamlit.util import calc_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_DIR = ROOT / "app"
@@ -34,7 +36,7 @@ for _p in (str(ROOT), str(APP_DIR)):
 import state  # noqa: E402  (the app's own modules, as the app imports them)
 from ui import md  # noqa: E402
 
-from fairness_core import AuditSpec, audit  # noqa: E402
+from fairness_core import AuditSpec, audit, read_table  # noqa: E402
 from fairness_core.prepare import MISSING_GROUP  # noqa: E402
 
 PAGES = {"overview": "Fairness audit overview", "groups": "Group metrics", "data": "The data",
@@ -48,6 +50,20 @@ def new_app(query: dict | None = None) -> AppTest:
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     for k, v in (query or {}).items():
         at.query_params[k] = v
+    return at
+
+
+def open_page(at: AppTest, url_path: str) -> AppTest:
+    """Ask the next run for the page registered at ``url_path``.
+
+    ``AppTest.switch_page`` only knows pages that are files; the dashboard's
+    pages are functions, registered by ``st.navigation`` under the hash of
+    their ``url_path``.  The page must be registered by the last run.
+    """
+    want = calc_hash(url_path)
+    pages = {info.get("page_name"): h for h, info in at._registered_pages.items()}
+    assert want in pages.values(), f"no page at /{url_path}; registered: {sorted(pages)}"
+    at._page_hash = want
     return at
 
 
@@ -75,7 +91,7 @@ def page(at: AppTest, name: str) -> AppTest:
     the old page's widgets too, which a real session never does (and which
     makes a picker on both pages, e.g. ``model_pick``, look reset).
     """
-    at.switch_page(f"screens/{name}.py")
+    open_page(at, name)
     main = at._tree.children.get(0)
     if main is not None and hasattr(main, "children"):
         main.children = {}
@@ -135,6 +151,18 @@ def shown_table(at: AppTest, i: int = 0) -> pd.DataFrame:
     return at.main.dataframe[i].value
 
 
+def unescape(text: str) -> str:
+    """Markdown text as it reads on the page (backslash escapes dropped)."""
+    return re.sub(r"\\(.)", r"\1", str(text))
+
+
+def static_table(at: AppTest, i: int = 0) -> pd.DataFrame:
+    """An ``st.table`` as it reads on the page (it renders Markdown, so the
+    app escapes every header and text cell)."""
+    df = at.main.table[i].value
+    return df.rename(columns=unescape).map(lambda v: unescape(v) if isinstance(v, str) else v)
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -179,7 +207,7 @@ def test_every_page_renders_on_the_default_sample(default_app, name, min_charts,
     assert len(figs) >= min_charts
     for fig in figs:
         assert fig["data"], f"empty figure on {name}"
-    assert len(at.main.dataframe) >= min_tables
+    assert len(at.main.dataframe) + len(at.main.table) >= min_tables
     c = ctx(at)
     assert c.result is not None and not c.errors
     assert c.loaded.name == "loans.csv" and c.loaded.sample
@@ -193,8 +221,15 @@ def test_default_sample_mapping_and_all_pages_registered(default_app):
     assert spec.scores == ("model_a_score", "model_b_score")
     assert set(spec.sensitive) >= {"sex", "race"}
     # the overview's verdict matrix has one row per audited attribute
-    matrix = shown_table(at, 0)
+    matrix = static_table(at, 0)
     assert list(matrix["Attribute"]) == spec.attribute_names()
+    # every page is a function registered under its own URL (the overview is the default)
+    registered = {info["url_pathname"]: info["page_name"]
+                  for info in at._registered_pages.values()}
+    assert registered == {"": "Overview", "groups": "Group metrics", "data": "Data",
+                          "thresholds": "Thresholds", "models": "Models", "export": "Export",
+                          "help": "Help"}
+    assert all(not info["script_path"] for info in at._registered_pages.values())
 
 
 # --------------------------------------------------------------------------
@@ -580,6 +615,11 @@ def _rendered_bodies(at: AppTest) -> list[tuple[str, str]]:
                  "header", "subheader"):
         for el in at.get(kind):
             out.append((kind, str(el.value)))
+    # st.table renders Markdown in its headers and cells
+    for el in at.get("table"):
+        df = el.value
+        out += [("table header", str(c)) for c in df.columns]
+        out += [("table cell", v) for v in df.to_numpy().ravel() if isinstance(v, str)]
     return out
 
 
@@ -624,6 +664,8 @@ def test_user_strings_are_not_rendered_as_markdown_or_html():
         # the payloads do reach the page, as plain data, in the tables
         if name == "groups":
             assert set(PAYLOADS) <= set(shown_table(at)["Group"])
+        if name == "overview":  # a static table: the attribute name reads as typed
+            assert BOLD in set(static_table(at, 0)["Attribute"])
     # the findings and warnings do quote the group names (escaped)
     assert seen_payload
     # a bad file named like a link: its name is escaped in the error too
@@ -930,3 +972,101 @@ def test_label_with_three_values_takes_a_set_of_positive_values():
     want = df["y"].isin(["yes", "maybe"]).groupby(df["sex"]).mean()
     for sex, v in want.items():
         assert g.loc[sex, "base_rate"] == pytest.approx(v)
+
+
+# --------------------------------------------------------------------------
+# the pages speak the audit's own settings
+# --------------------------------------------------------------------------
+def _show_page(page_name: str, context):
+    """A one-page app: the given sidebar context, then one page function."""
+    import importlib
+
+    import streamlit as st
+
+    st.session_state["ctx"] = context
+    importlib.import_module(f"views.{page_name}_page").render()
+
+
+def _context(result):
+    import setup_panel
+
+    df, info = read_table(LOANS)
+    loaded = state.Loaded(name=LOANS.name, sha256=info.sha256, df=df, info=info, sample=True)
+    return setup_panel.Context(loaded=loaded, spec=result.spec, result=result)
+
+
+def show_page(name: str, result) -> AppTest:
+    at = AppTest.from_function(_show_page, default_timeout=TIMEOUT,
+                               kwargs={"page_name": name, "context": _context(result)}).run()
+    assert not at.exception, exc_text(at)
+    return at
+
+
+def _page_text(at: AppTest, charts_too: bool = False) -> str:
+    """Everything a page sends to the browser (texts, tables, widget labels
+    and help), as the elements' protobuf text; charts only when asked."""
+    parts = []
+    for node in _walk(at._tree):
+        if getattr(node, "type", None) == "plotly_chart" and not charts_too:
+            continue
+        proto = getattr(node, "proto", None)
+        if proto is not None and not hasattr(node, "children"):
+            parts.append(str(proto))
+    return "\n".join(parts)
+
+
+ALL_PAGES = ["overview", "groups", "data", "thresholds", "models", "export", "help"]
+NINETY = AuditSpec(label="repaid", positive="yes",
+                   predictions=["model_a_approved", "model_b_approved"],
+                   scores=["model_a_score", "model_b_score"], sensitive=["sex", "race"],
+                   confidence=0.9, n_bootstrap=200)
+_95 = re.compile(r"(?<![\d.])95(\.0)?%")
+
+
+@pytest.fixture(scope="module")
+def ninety():
+    return audit(LOANS, NINETY)
+
+
+@pytest.mark.parametrize("name", ALL_PAGES)
+def test_pages_state_the_audits_confidence_level(ninety, name):
+    at = show_page(name, ninety)
+    text = _page_text(at)
+    assert "90%" in text, f"{name} does not state the 90% level"
+    assert not _95.search(text), _95.search(text).group(0)
+
+
+@pytest.mark.xfail(strict=True, reason="fairness_core.charts writes '95% intervals' into the "
+                                       "subtitles whatever the audit's confidence")
+def test_charts_state_the_audits_confidence_level(ninety):
+    at = show_page("groups", ninety)
+    assert charts(at)
+    assert not _95.search(_page_text(at, charts_too=True))
+
+
+def test_header_and_tables_follow_the_audits_settings(ninety):
+    at = show_page("groups", ninety)
+    caption = at.main.caption[0].value
+    assert "tolerance 0.8 to 1.25" in caption and "90% intervals from 200 bootstrap" in caption
+    assert "90% interval" in shown_table(at).columns
+    at = show_page("data", ninety)
+    assert "Base rate 90% interval" in shown_table(at).columns
+    at = show_page("help", ninety)
+    assert any("90% in this audit" in m.value and "200 replicates" in m.value
+               for m in at.main.markdown)
+
+
+def test_overview_shows_each_findings_statement_without_the_model(ninety):
+    result = copy.deepcopy(ninety)
+    mine = [f for f in result.findings if f.get("model") == "model_a_approved"]
+    assert mine and all(f["text"].startswith("Model 'model_a_approved': ") for f in mine)
+    for i, f in enumerate(mine):
+        f["statement"] = f"Statement number {i} of the core."
+    at = show_page("overview", result)
+    shown = [m.value for m in at.main.markdown] + [e.value for e in at.main.error] + \
+        [w.value for w in at.main.warning]
+    assert any(md("Statement number 0 of the core.") in s for s in shown), shown
+    assert not any(md("Model 'model_a_approved': ") in s for s in shown)
+    # without a statement the full text is shown, as the core wrote it
+    at = show_page("overview", ninety)
+    assert any(md(mine[0]["text"]) in m.value for m in at.main.markdown)

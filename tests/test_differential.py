@@ -10,8 +10,6 @@ where the rate is defined.
 """
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,9 +27,6 @@ TOL = 1e-9
 LABELS = {  # representation -> (positive, negative)
     "int": (1, 0), "bool": (True, False), "yesno": ("yes", "no"), "adult": (">50K", "<=50K"),
 }
-
-warnings.filterwarnings("ignore", category=UserWarning)
-warnings.filterwarnings("ignore", category=RuntimeWarning)
 
 
 @st.composite

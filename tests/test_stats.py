@@ -26,9 +26,6 @@ from fairness_core.metrics import DISPARITY_METRICS, metric_values
 from fairness_core.stats import (Uncertainty, adjust_p, aggregate, bootstrap_cells, fisher_p,
                                  quantiles, rows_for_power, two_proportion_p, wilson_interval)
 
-# 0/0 rates are NaN by design; numpy warns about them
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
-
 SEL = "selection_rate"
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 import state
+from fairness_core.formatting import count, level
 from fairness_core.metrics import DISPARITY_METRICS, REGISTRY
+from fairness_core.tolerance import Tolerance
 from ui import md
 
 
@@ -84,11 +86,11 @@ def header(ctx, title: str):
     st.title(title)
     r = ctx.result
     prov = r.provenance
-    st.caption(f"{md(ctx.loaded.name)}: {prov['rows_used']:,} rows audited of "
-               f"{prov['rows_read']:,}; favourable outcome "
-               f"{md(repr(prov['positive_label']))}; tolerance {r.spec.tolerance:g} to "
-               f"{1 / r.spec.tolerance:.3g}; minimum group size {r.spec.min_group_size}; "
-               f"{int(r.spec.confidence * 100)}% intervals from {r.spec.n_bootstrap:,} "
-               f"bootstrap replicates (seed {r.spec.seed}).")
+    st.caption(f"{md(ctx.loaded.name)}: {count(prov['rows_used'])} rows audited of "
+               f"{count(prov['rows_read'])}; favourable outcome "
+               f"{md(repr(prov['positive_label']))}; tolerance "
+               f"{Tolerance(r.spec.tolerance).band()}; minimum group size "
+               f"{r.spec.min_group_size}; {level(r.spec.confidence)} intervals from "
+               f"{count(r.spec.n_bootstrap)} bootstrap replicates (seed {r.spec.seed}).")
     for w in r.warnings:
         st.warning(md(w), icon="⚠️")

@@ -6,8 +6,9 @@ import streamlit as st
 
 import state
 from fairness_core import charts
+from fairness_core.formatting import count, interval, level, pct
 from fairness_core.prepare import group_labels
-from ui import chart, md, pct
+from ui import chart, md
 from views.common import context, pick_attribute
 
 
@@ -24,12 +25,12 @@ def data_table(result, attribute: str, missing: dict | None) -> pd.DataFrame:
     model = result.spec.models[0]
     g = g[(g["model"] == model) & (g["attribute"] == attribute)]
     mgs = result.spec.min_group_size
+    band = f"Base rate {level(result.spec.confidence)} interval"
     rows = []
     for r in g.itertuples(index=False):
         rows.append({"Group": r.group, "Rows": int(r.n), "Share (%)": round(100 * r.share, 2),
                      "Base rate": pct(r.base_rate),
-                     "Base rate 95% interval": f"{pct(r.base_rate_ci_low)} to "
-                                               f"{pct(r.base_rate_ci_high)}",
+                     band: interval(r.base_rate_ci_low, r.base_rate_ci_high, "base_rate"),
                      "Rows with missing values (left out)":
                          pct(missing.get(r.group, 0.0)) if missing is not None else "",
                      "Size": "⚠️ below the minimum: no verdict" if r.n < mgs else "ok"})
@@ -43,9 +44,9 @@ def render():
     r = ctx.result
     prov = r.provenance
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Rows read", f"{prov['rows_read']:,}")
-    c2.metric("Rows audited", f"{prov['rows_used']:,}")
-    c3.metric("Rows left out", f"{prov['rows_dropped']:,}")
+    c1.metric("Rows read", count(prov["rows_read"]))
+    c2.metric("Rows audited", count(prov["rows_used"]))
+    c3.metric("Rows left out", count(prov["rows_dropped"]))
     overall = r.overall.iloc[0]
     c4.metric("Base rate (share with the favourable outcome)", pct(overall["base_rate"]))
     if prov["dropped_reasons"]:

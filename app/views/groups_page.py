@@ -5,9 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from fairness_core import charts
+from fairness_core.formatting import count, interval, level, num, p_value, value
 from fairness_core.metrics import REGISTRY
 from fairness_core.spec import INTERSECTION_SEP
-from ui import VERDICT_ICON, chart, interval, md, metric_help, num, value
+from ui import VERDICT_ICON, chart, md, metric_help
 from views.common import context, pick_attribute, pick_metric, pick_model
 
 
@@ -19,14 +20,15 @@ def group_table(result, model: str, attribute: str, metric: str) -> pd.DataFrame
     d = d[(d["model"] == model) & (d["attribute"] == attribute) & (d["metric"] == metric)] \
         .set_index("group")
     ref = d["reference"].iloc[0] if len(d) else None
+    band = f"{level(result.spec.confidence)} interval"
     rows = []
     for r in g.itertuples(index=False):
         dd = d.loc[r.group] if r.group in d.index else None
         rows.append({
             "Group": r.group, "Rows": int(r.n), "Share": round(100 * r.share, 1),
             REGISTRY[metric].label: value(getattr(r, metric), metric),
-            "95% interval": interval(getattr(r, f"{metric}_ci_low"),
-                                     getattr(r, f"{metric}_ci_high"), metric),
+            band: interval(getattr(r, f"{metric}_ci_low"), getattr(r, f"{metric}_ci_high"),
+                           metric),
             "Ratio to reference": "reference" if r.group == ref else
             (num(dd["ratio"]) if dd is not None else ""),
             "Ratio interval": "" if dd is None else interval(dd["ratio_ci_low"],
@@ -36,9 +38,9 @@ def group_table(result, model: str, attribute: str, metric: str) -> pd.DataFrame
             (VERDICT_ICON.get(dd["verdict"], "") if dd is not None else ""),
             "Significant": "" if dd is None else ("yes" if dd["significant"] else "no"),
             "Adjusted p": "" if dd is None or pd.isna(dd["p_value_adjusted"]) else
-            f"{dd['p_value_adjusted']:.2g}",
+            p_value(dd["p_value_adjusted"]),
             "Rows needed": "" if dd is None or pd.isna(dd["rows_needed"]) else
-            f"{int(dd['rows_needed']):,}",
+            count(dd["rows_needed"]),
             "Why": "" if dd is None else dd["verdict_reason"],
             "TP": r.tp, "FP": r.fp, "TN": r.tn, "FN": r.fn,
         })
@@ -72,7 +74,7 @@ def render():
     st.subheader("Per-group table")
     st.caption("Click a column header to sort. Rows needed: about how many rows the group "
                "would need for a gap the size of the tolerance to be detected with "
-               f"{int(r.spec.power * 100)}% power (shown where the verdict is not settled).")
+               f"{level(r.spec.power)} power (shown where the verdict is not settled).")
     st.dataframe(group_table(r, model, attribute, metric), hide_index=True, width="stretch")
 
     st.subheader("Confusion matrix per group")

@@ -1,10 +1,15 @@
 """Help: the metrics, how to choose one, how to read intervals and verdicts."""
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import streamlit as st
 
+from fairness_core import AuditSpec
+from fairness_core.formatting import count, level
 from fairness_core.metrics import REGISTRY
+from fairness_core.tolerance import Tolerance
 
 CHOICES = {
     "The decision itself is a benefit or a burden everyone should get at similar rates "
@@ -19,7 +24,24 @@ CHOICES = {
 }
 
 
+CORRECTIONS = {"bh": "Benjamini-Hochberg", "holm": "Holm"}
+
+
+def settings() -> tuple[dict, bool]:
+    """The current audit's settings (or the defaults when there is no audit),
+    and whether they come from an audit."""
+    ctx = st.session_state.get("ctx")
+    if ctx is not None and ctx.result is not None:
+        return dataclasses.asdict(ctx.result.spec), True
+    return {f.name: f.default for f in dataclasses.fields(AuditSpec)}, False
+
+
 def render():
+    spec, audited = settings()
+    where = "in this audit" if audited else "by default"
+    tolerance = Tolerance(spec["tolerance"])
+    rule = ", the four-fifths rule" if tolerance.four_fifths else ""
+    correction = CORRECTIONS.get(spec["correction"], spec["correction"])
     st.title("Help")
     st.markdown(
         "**What this tool does.** It compares how a model treats groups of people, such as "
@@ -36,23 +58,24 @@ def render():
         "- Each group is compared with its attribute's **reference group** (by default the "
         "largest). The **ratio** is the group's rate divided by the reference's.\n"
         "- **Verdict** (is the gap big enough to matter?): *pass* when the ratio lies within "
-        "the tolerance band (0.8 to 1.25 with the four-fifths rule), *fail* outside it, and "
+        f"the tolerance band ({tolerance.band()} {where}{rule}), *fail* outside it, and "
         "*not judged* when the group or the reference has fewer rows than the minimum group "
         "size, or the rate is undefined (for example a false positive rate in a group with "
         "no true negatives). An undefined rate is never shown as 0.\n"
         "- **Significance** (is the gap likely real, or noise?): every gap is tested (a "
         "two-proportion test, or Fisher's exact test for small counts), and the p-values of "
-        "all tests in the audit are corrected together (Benjamini-Hochberg by default), so "
+        f"all tests in the audit are corrected together ({correction} {where}), so "
         "that auditing many groups and metrics does not produce false alarms.\n"
         "- The two answers are shown side by side. A gap that **fails and is significant** "
         "is a finding of high or medium severity. A gap that fails but is **not "
         "significant** is low severity: it may be noise, and the tool estimates how many "
         "more rows would settle it.\n"
-        "- **Intervals** (95% by default): for a single group's rate, the Wilson score "
-        "interval; for balanced accuracy, F1, weighted data, differences, ratios and the "
-        "summaries, a bootstrap percentile interval (1,000 replicates drawn from the count "
-        "table, seeded so that the same data gives the same numbers). If an interval for a "
-        "ratio contains 1, the data are consistent with no gap.")
+        f"- **Intervals** ({level(spec['confidence'])} {where}): for a single group's rate, "
+        "the Wilson score interval; for balanced accuracy, F1, weighted data, differences, "
+        "ratios and the summaries, a bootstrap percentile interval "
+        f"({count(spec['n_bootstrap'])} replicates drawn from the count table, seeded so "
+        "that the same data gives the same numbers). If an interval for a ratio contains 1, "
+        "the data are consistent with no gap.")
     st.subheader("All metrics")
     rows = [{"Metric": m.label, "Short": m.short, "Meaning": m.meaning,
              "When it matters": m.matters_when,

@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from fairness_core import charts
-from ui import chart, num, pct
+from fairness_core.formatting import num, pct
+from ui import chart
 from views.common import context, pick_attribute, pick_model
 
 DISPARITY = {"demographic_parity_difference": "Demographic parity difference",

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from fairness_core.formatting import level, with_interval
 from fairness_core.metrics import REGISTRY
-from ui import SEVERITY_ICON, md, num
+from ui import SEVERITY_ICON, md, table
 from views.common import context, pick_model
 
 KEY_METRICS = ["selection_rate", "tpr", "fpr", "fnr", "ppv", "accuracy"]
@@ -16,7 +17,7 @@ def verdict_cell(d: pd.DataFrame) -> str:
         return "—"
     fails = d[d["verdict"] == "fail"]
     n_ins = int((d["verdict"] == "insufficient").sum())
-    extra = f" ({n_ins} not judged)" if n_ins else ""
+    extra = f"; {n_ins} not judged" if n_ins else ""
     if len(fails):
         sig = int(fails["significant"].sum()) if "significant" in fails else 0
         what = f"{len(fails)} group{'s' if len(fails) > 1 else ''}"
@@ -39,30 +40,30 @@ def verdict_matrix(result, model: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+SUMMARIES = {"demographic_parity": "Demographic parity", "equalized_odds": "Equalized odds",
+             "equal_opportunity": "Equal opportunity"}
+
+
 def summary_table(result, model: str) -> pd.DataFrame:
     s = result.summary[result.summary["model"] == model]
     rows = []
     for r in s.itertuples(index=False):
-        def ci(name):
-            lo, hi = getattr(r, f"{name}_ci_low", None), getattr(r, f"{name}_ci_high", None)
-            return f"{num(getattr(r, name))} ({num(lo)} to {num(hi)})"
-        rows.append({"Attribute": r.attribute, "Groups": r.n_groups,
-                     "Demographic parity difference": ci("demographic_parity_difference"),
-                     "Demographic parity ratio": ci("demographic_parity_ratio"),
-                     "Equalized odds difference": ci("equalized_odds_difference"),
-                     "Equalized odds ratio": ci("equalized_odds_ratio"),
-                     "Equal opportunity difference": ci("equal_opportunity_difference"),
-                     "Equal opportunity ratio": ci("equal_opportunity_ratio"),
-                     "Failing / significant": f"{r.n_fail} / {r.n_fail_significant}",
-                     "Not judged": r.n_insufficient})
+        row = {"Attribute": r.attribute, "Groups": r.n_groups}
+        for name, label in SUMMARIES.items():
+            for kind in ("difference", "ratio"):
+                col = f"{name}_{kind}"
+                row[f"{label} {kind}"] = with_interval(
+                    getattr(r, col), getattr(r, f"{col}_ci_low", None),
+                    getattr(r, f"{col}_ci_high", None))
+        row["Failing / significant"] = f"{r.n_fail} / {r.n_fail_significant}"
+        row["Not judged"] = r.n_insufficient
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _text(f: dict, model: str) -> str:
-    """A finding's text without the model prefix (this page shows one model)."""
-    t = f["text"]
-    prefix = f"Model {model!r}: "
-    return t[len(prefix)].upper() + t[len(prefix) + 1:] if t.startswith(prefix) else t
+def statement(f: dict) -> str:
+    """A finding's sentence without the model's name (this page shows one model)."""
+    return f.get("statement") or f["text"]
 
 
 def render():
@@ -76,7 +77,7 @@ def render():
     if worst is not None:
         box = st.error if worst["severity"] in ("high", "medium") else st.warning
         box(f"**Most severe finding** ({SEVERITY_ICON[worst['severity']]}): "
-            f"{md(_text(worst, model))}", icon="🔎")
+            f"{md(statement(worst))}", icon="🔎")
     else:
         st.success("No group fails the tolerance for this model.", icon="✅")
 
@@ -85,13 +86,13 @@ def render():
                "band around the reference group? ❌ fail counts the groups outside the band and "
                "how many of those gaps are statistically significant after correction; "
                "⚪ not judged means too few rows or an undefined rate.")
-    st.dataframe(verdict_matrix(r, model), hide_index=True, width="stretch")
+    table(verdict_matrix(r, model))
 
     st.subheader("Headline summaries (fairlearn definitions)")
     st.caption(f"Between-group difference (largest minus smallest, 0 = equal) and ratio "
                f"(smallest over largest, 1 = equal) across each attribute's groups, with "
-               f"{int(r.spec.confidence * 100)}% bootstrap intervals in brackets.")
-    st.dataframe(summary_table(r, model), hide_index=True, width="stretch")
+               f"{level(r.spec.confidence)} bootstrap intervals in brackets.")
+    table(summary_table(r, model))
 
     st.subheader("Findings")
     counts = pd.Series([f["severity"] for f in mine]).value_counts()
@@ -101,8 +102,8 @@ def render():
         "outside the band); low gaps fail the tolerance but may be noise.")
     shown = mine[:12]
     for f in shown:
-        st.markdown(f"{SEVERITY_ICON[f['severity']]}: {md(_text(f, model))}")
+        st.markdown(f"{SEVERITY_ICON[f['severity']]}: {md(statement(f))}")
     if len(mine) > len(shown):
         with st.expander(f"All {len(mine)} findings for this model"):
             for f in mine[len(shown):]:
-                st.markdown(f"{SEVERITY_ICON[f['severity']]}: {md(_text(f, model))}")
+                st.markdown(f"{SEVERITY_ICON[f['severity']]}: {md(statement(f))}")
