@@ -1036,8 +1036,6 @@ def test_pages_state_the_audits_confidence_level(ninety, name):
     assert not _95.search(text), _95.search(text).group(0)
 
 
-@pytest.mark.xfail(strict=True, reason="fairness_core.charts writes '95% intervals' into the "
-                                       "subtitles whatever the audit's confidence")
 def test_charts_state_the_audits_confidence_level(ninety):
     at = show_page("groups", ninety)
     assert charts(at)

@@ -32,12 +32,13 @@ def chart_figure(result, kind: str, model: str, attribute: str, metric: str):
     r, spec = result, result.spec
     sc = r.scores
     if kind == "group":
-        return charts.group_metric_chart(r.groups, r.disparities, model=model,
+        return charts.group_metric_chart(r.long, r.disparities, model=model,
                                          attribute=attribute, metric=metric,
-                                         tolerance=spec.tolerance)
+                                         tolerance=spec.tolerance, confidence=spec.confidence)
     if kind == "disparity":
         return charts.disparity_chart(r.disparities, model=model, attribute=attribute,
-                                      metric=metric, tolerance=spec.tolerance)
+                                      metric=metric, tolerance=spec.tolerance,
+                                      confidence=spec.confidence)
     if kind == "representation":
         return charts.representation_chart(r.groups, attribute=attribute, model=model,
                                            min_group_size=spec.min_group_size)

@@ -63,13 +63,15 @@ def render():
     order = r.group_order(attribute)
     left, right = st.columns(2)
     with left:
-        chart(charts.group_metric_chart(r.groups, r.disparities, model=model,
+        chart(charts.group_metric_chart(r.long, r.disparities, model=model,
                                         attribute=attribute, metric=metric,
-                                        tolerance=r.spec.tolerance, order=order),
+                                        tolerance=r.spec.tolerance, order=order,
+                                        confidence=r.spec.confidence),
               key="group_chart")
     with right:
         chart(charts.disparity_chart(r.disparities, model=model, attribute=attribute,
-                                     metric=metric, tolerance=r.spec.tolerance, order=order),
+                                     metric=metric, tolerance=r.spec.tolerance, order=order,
+                                     confidence=r.spec.confidence),
               key="disparity_chart")
     st.subheader("Per-group table")
     st.caption("Click a column header to sort. Rows needed: about how many rows the group "

@@ -8,14 +8,14 @@ import streamlit as st
 
 from fairness_core import AuditSpec
 from fairness_core.formatting import count, level
-from fairness_core.metrics import REGISTRY
+from fairness_core.metrics import REGISTRY, key_metrics
 from fairness_core.tolerance import Tolerance
 
 CHOICES = {
     "The decision itself is a benefit or a burden everyone should get at similar rates "
     "(e.g. job interviews, ads shown)": ["selection_rate"],
     "The decision is a benefit that people who qualify should get equally (e.g. loans for "
-    "people who will repay)": ["tpr", "fnr"],
+    "people who will repay)": ["fnr", "for", "tpr"],
     "The decision is a harm that people who do not deserve it should not get more often "
     "(e.g. flagged as high risk, sent to an investigation)": ["fpr", "fdr"],
     "Both kinds of error matter (e.g. medical screening)": ["tpr", "fpr", "error_rate"],
@@ -25,6 +25,9 @@ CHOICES = {
 
 
 CORRECTIONS = {"bh": "Benjamini-Hochberg", "holm": "Holm"}
+#: The situation that matches the audit's kind of positive decision.
+SITUATION = {"benefit": 1, "harm": 2}
+SIDE = {1: "better for the person", -1: "worse for the person", None: "no side"}
 
 
 def settings() -> tuple[dict, bool]:
@@ -49,6 +52,13 @@ def render():
         "each group it counts true and false positives and negatives; every rate below is "
         "built from those four counts, exactly as fairlearn and scikit-learn define them.")
     st.subheader("Which metric should I look at?")
+    decision = spec.get("positive_decision") or "benefit"
+    keys = key_metrics(decision)
+    st.info(f"A positive decision is a **{decision}** for the person {where} "
+            f"(the sidebar's choice). Look first at: "
+            + ", ".join(REGISTRY[m].label.lower() for m in keys) + ".")
+    if "help_choice" not in st.session_state:
+        st.session_state["help_choice"] = list(CHOICES)[SITUATION[decision]]
     situation = st.radio("Which describes your model's decision best?", list(CHOICES),
                          key="help_choice")
     for m in CHOICES[situation]:
@@ -77,11 +87,13 @@ def render():
         "that the same data gives the same numbers). If an interval for a ratio contains 1, "
         "the data are consistent with no gap.")
     st.subheader("All metrics")
+    st.caption(f"The key metrics for a positive decision that is a {decision} first.")
+    order = keys + [n for n in REGISTRY if n not in keys]
     rows = [{"Metric": m.label, "Short": m.short, "Meaning": m.meaning,
              "When it matters": m.matters_when,
-             "Higher is": {True: "better", False: "worse", None: "neither"}[m.higher_is_better],
+             "Higher is": SIDE[m.direction(decision)] if m.judged else "describes the data",
              "Also called": ", ".join(f"{k}: {v}" for k, v in m.aliases.items())}
-            for m in REGISTRY.values()]
+            for m in (REGISTRY[n] for n in order)]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     st.subheader("Privacy")
     st.markdown(

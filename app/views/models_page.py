@@ -50,5 +50,6 @@ def render():
         pick_model(ctx)
         st.caption("The model chosen here is the one the other pages show.")
     chart(charts.model_scatter(r.overall, r.summary, attribute=attribute,
-                               disparity=disparity), key="model_scatter")
+                               disparity=disparity, confidence=r.spec.confidence),
+          key="model_scatter")
     st.dataframe(comparison_table(r, attribute), hide_index=True, width="stretch")

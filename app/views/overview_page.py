@@ -5,39 +5,29 @@ import pandas as pd
 import streamlit as st
 
 from fairness_core.formatting import level, with_interval
-from fairness_core.metrics import REGISTRY
+from fairness_core import rollup
+from fairness_core.metrics import REGISTRY, key_metrics
 from ui import SEVERITY_ICON, md, table
 from views.common import context, pick_model
 
-KEY_METRICS = ["selection_rate", "tpr", "fpr", "fnr", "ppv", "accuracy"]
-
-
-def verdict_cell(d: pd.DataFrame) -> str:
-    if not len(d):
-        return "—"
-    fails = d[d["verdict"] == "fail"]
-    n_ins = int((d["verdict"] == "insufficient").sum())
-    extra = f"; {n_ins} not judged" if n_ins else ""
-    if len(fails):
-        sig = int(fails["significant"].sum()) if "significant" in fails else 0
-        what = f"{len(fails)} group{'s' if len(fails) > 1 else ''}"
-        return f"❌ fail: {what}, {sig} significant{extra}"
-    if (d["verdict"] == "pass").any():
-        return f"✅ pass{extra}"
-    return "⚪ not judged"
+ORDER = {"benefit": "A positive decision is a benefit here, so the rates of qualified people "
+                    "who miss it (false negative and false omission rates) come first.",
+         "harm": "A positive decision is a harm here, so the rates of people wrongly given it "
+                 "(false positive and false discovery rates) come first."}
+STATUS = {"fail": "❌ fail", "pass": "✅ pass", "insufficient": "⚪ not judged", "none": "—"}
 
 
 def verdict_matrix(result, model: str) -> pd.DataFrame:
-    d = result.disparities[result.disparities["model"] == model]
-    rows = []
-    for attr in result.spec.attribute_names():
-        da = d[d["attribute"] == attr]
-        row = {"Attribute": attr,
-               "Reference": str(da["reference"].iloc[0]) if len(da) else ""}
-        for m in KEY_METRICS:
-            row[REGISTRY[m].label] = verdict_cell(da[da["metric"] == m])
-        rows.append(row)
-    return pd.DataFrame(rows)
+    """The core's verdict roll-up, laid out with icons and words: one row
+    per attribute, one column per key metric of the audit's kind of
+    decision (benefit or harm)."""
+    keys = key_metrics(result.spec.positive_decision)
+    vm = rollup.verdict_matrix(result.disparities, model, result.spec.attribute_names(), keys)
+    out = pd.DataFrame({"Attribute": vm["attribute"], "Reference": vm["reference"]})
+    for m in keys:
+        out[REGISTRY[m].label] = [STATUS[s] + (f": {d}" if d else "")
+                                  for s, d in zip(vm[m], vm[f"{m}_detail"])]
+    return out
 
 
 SUMMARIES = {"demographic_parity": "Demographic parity", "equalized_odds": "Equalized odds",
@@ -73,7 +63,7 @@ def render():
     r = ctx.result
     model = pick_model(ctx)
     mine = [f for f in r.findings if f.get("model") == model]
-    worst = next((f for f in mine if f["kind"] == "fail"), None)
+    worst = next((f for f in mine if f["kind"] in ("not_judged", "fail")), None)
     if worst is not None:
         box = st.error if worst["severity"] in ("high", "medium") else st.warning
         box(f"**Most severe finding** ({SEVERITY_ICON[worst['severity']]}): "
@@ -85,7 +75,8 @@ def render():
     st.caption("For each attribute and metric: does every group stay within the tolerance "
                "band around the reference group? ❌ fail counts the groups outside the band and "
                "how many of those gaps are statistically significant after correction; "
-               "⚪ not judged means too few rows or an undefined rate.")
+               "⚪ not judged means too few rows or an undefined rate. "
+               f"{ORDER[r.spec.positive_decision]}")
     table(verdict_matrix(r, model))
 
     st.subheader("Headline summaries (fairlearn definitions)")
