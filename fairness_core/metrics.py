@@ -250,8 +250,14 @@ def key_metrics(decision: str = "benefit") -> list[str]:
 
 
 def tier(metric: str, decision: str = "benefit") -> int:
-    """0 for a key metric of ``decision``, 1 otherwise (orders findings)."""
-    return 0 if REGISTRY[metric].key.get(decision) is not None else 1
+    """How early a metric's gaps come among equally severe ones: 0 for the
+    errors that matter most for ``decision`` (false negative and false
+    omission rates for a benefit; false positive and false discovery rates
+    for a harm), 1 for the other key metrics, 2 for the rest."""
+    rank = REGISTRY[metric].key.get(decision)
+    if rank is None:
+        return 2
+    return 0 if rank in (1, 2) else 1
 
 
 #: Metrics that get disparities and verdicts (base rate describes the data).
