@@ -11,7 +11,6 @@ from .spec import AuditSpec
 from .tolerance import Tolerance
 
 PASS, FAIL, INSUFFICIENT = "pass", "fail", "insufficient"
-_EPS = 1e-12
 
 
 def _fmt_n(n) -> str:

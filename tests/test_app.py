@@ -1065,6 +1065,9 @@ def test_overview_shows_each_findings_statement_without_the_model(ninety):
         [w.value for w in at.main.warning]
     assert any(md("Statement number 0 of the core.") in s for s in shown), shown
     assert not any(md("Model 'model_a_approved': ") in s for s in shown)
-    # without a statement the full text is shown, as the core wrote it
+    # the core's own statements: the sentence without the prefix
     at = show_page("overview", ninety)
-    assert any(md(mine[0]["text"]) in m.value for m in at.main.markdown)
+    first = next(f for f in ninety.findings if f.get("model") == "model_a_approved")
+    assert first["statement"] and not first["statement"].startswith("Model ")
+    assert first["text"] == f"Model 'model_a_approved': {first['statement']}"
+    assert any(md(first["statement"]) in m.value for m in at.main.markdown)

@@ -192,7 +192,7 @@ def test_upload_adult_file(app_page, app_url):
         re.compile(r"adult_test_predictions\.csv: 16,281 rows"))).to_be_visible()
     # the guessed roles
     expect(combobox(page, "True outcome (label)", SIDEBAR)).to_have_value("income")
-    expect(combobox(page, "Favourable (positive) outcome", SIDEBAR)).to_have_value(">50K")
+    expect(combobox(page, "Positive class (label value)", SIDEBAR)).to_have_value(">50K")
     # the main page follows the upload
     expect(page.locator(MAIN).locator('[data-testid="stCaptionContainer"]',
                                       has_text="adult_test_predictions.csv").first

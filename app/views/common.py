@@ -87,8 +87,9 @@ def header(ctx, title: str):
     r = ctx.result
     prov = r.provenance
     st.caption(f"{md(ctx.loaded.name)}: {count(prov['rows_used'])} rows audited of "
-               f"{count(prov['rows_read'])}; favourable outcome "
-               f"{md(repr(prov['positive_label']))}; tolerance "
+               f"{count(prov['rows_read'])}; positive class {md(r.spec.label)} = "
+               f"{md(repr(prov['positive_label']))}; a positive decision is a "
+               f"{r.spec.positive_decision} for the person; tolerance "
                f"{Tolerance(r.spec.tolerance).band()}; minimum group size "
                f"{r.spec.min_group_size}; {level(r.spec.confidence)} intervals from "
                f"{count(r.spec.n_bootstrap)} bootstrap replicates (seed {r.spec.seed}).")

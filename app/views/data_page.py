@@ -48,7 +48,7 @@ def render():
     c2.metric("Rows audited", count(prov["rows_used"]))
     c3.metric("Rows left out", count(prov["rows_dropped"]))
     overall = r.overall.iloc[0]
-    c4.metric("Base rate (share with the favourable outcome)", pct(overall["base_rate"]))
+    c4.metric("Base rate (share in the positive class)", pct(overall["base_rate"]))
     if prov["dropped_reasons"]:
         st.caption("Left out: " + "; ".join(f"{n:,} with {md(why)}"
                                              for why, n in prov["dropped_reasons"].items()))

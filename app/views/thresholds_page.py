@@ -56,7 +56,7 @@ def render():
                                        brier=dict(zip(a["group"], a["brier"]))),
               key="calibration")
         st.caption("A well-calibrated score means the same thing for every group: among "
-                   "people scored about 0.7, about 70% have the favourable outcome, in every "
+                   "people scored about 0.7, about 70% are in the positive class, in every "
                    "group. Lines far from the diagonal, or far from each other, show a score "
                    "that means different things for different groups.")
     else:
