@@ -99,7 +99,7 @@ def uncertainty_time(df: pd.DataFrame, repeat: int) -> float:
         d = finish_tests(pd.concat([disp, unc.disparity_stats(disp, per_group)], axis=1),
                          per_group, SPEC_BOOT, cube.weighted)
         unc.summary_intervals(summ)
-        findings(d, SPEC_BOOT, positive="1", negative="0")
+        findings(d, SPEC_BOOT)
     layer()
     return timed(layer, repeat)
 

@@ -71,7 +71,9 @@ def _layout(fig: go.Figure, title: str, height: int = 460, subtitle: str = "",
                       font=FONT, height=height, plot_bgcolor="white", paper_bgcolor="white",
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0,
                                   font=dict(size=13)),
-                      margin=dict(l=10, r=10, t=(110 if "<br>" in subtitle else 90) if subtitle else 60, b=10), **kw)
+                      margin=dict(l=10, r=10, b=10,
+                                  t=(110 if "<br>" in subtitle else 90) if subtitle else 60),
+                      **kw)
     # a light style set directly: a named template costs ~5 ms per figure
     fig.update_xaxes(gridcolor="#E8E8E8", zerolinecolor="#BBBBBB", linecolor="#999999")
     fig.update_yaxes(gridcolor="#E8E8E8", zerolinecolor="#BBBBBB", linecolor="#999999")

@@ -194,9 +194,16 @@ def _info_findings(disp: pd.DataFrame, decision: str, many_models: bool,
     model x attribute (naming only the metrics that really were not judged)."""
     keys = key_metrics(decision)
     key = disp[disp["metric"].isin(keys) & ~disp["model"].isin(skip)]
+    cols = {c: key[c].to_numpy(dtype=object) for c in ("verdict", "verdict_reason", "group",
+                                                         "metric")}
+    n = key["n"].to_numpy()
+    need = key["rows_needed"].to_numpy(dtype=float) if "rows_needed" in key else None
+    small = np.array(["fewer than the minimum" in r for r in cols["verdict_reason"]],
+                     dtype=bool)
     out = []
-    for (model, attribute), d in key.groupby(["model", "attribute"], sort=False):
-        verdict = d["verdict"].to_numpy()
+    blocks = key.groupby(["model", "attribute"], sort=False).indices
+    for (model, attribute), rows in blocks.items():
+        verdict = cols["verdict"][rows]
         if (verdict == PASS).all():
             names = ", ".join(REGISTRY[m].label.lower() for m in keys)
             statement = (f"Every group of {attribute} is within the tolerance band for "
@@ -205,24 +212,25 @@ def _info_findings(disp: pd.DataFrame, decision: str, many_models: bool,
                         "attribute": attribute, "group": None, "metric": None,
                         "statement": statement,
                         "text": _prefixed(statement, model, many_models)})
-        insuff = d[verdict == INSUFFICIENT]
-        if not len(insuff):
-            continue
-        small = insuff["verdict_reason"].str.contains("fewer than the minimum", regex=False)
-        for part, too_small in ((insuff[small], True), (insuff[~small], False)):
+        ins = rows[verdict == INSUFFICIENT]
+        for part, too_small in ((ins[small[ins]], True), (ins[~small[ins]], False)):
             if len(part):
-                out.append(_not_judged(part, model, attribute, keys, too_small, many_models))
+                out.append(_not_judged(
+                    {c: v[part] for c, v in cols.items()}, n[part],
+                    None if need is None else need[part], model, attribute, keys,
+                    too_small, many_models))
     return out
 
 
-def _not_judged(insuff: pd.DataFrame, model: str, attribute: str, keys: list,
-                too_small: bool, many_models: bool) -> dict:
+def _not_judged(cols: dict, n: np.ndarray, need: np.ndarray | None, model: str,
+                attribute: str, keys: list, too_small: bool, many_models: bool) -> dict:
     """One statement for the groups of an attribute that could not be judged
     for one kind of reason: too few rows, or rates that are undefined."""
-    groups = list(dict.fromkeys(insuff["group"]))
-    metrics = [m for m in keys if m in set(insuff["metric"])]
+    groups = list(dict.fromkeys(cols["group"]))
+    present = set(cols["metric"])
+    metrics = [m for m in keys if m in present]
     shown = ", ".join(repr(g) for g in groups[:6]) + (" ..." if len(groups) > 6 else "")
-    reasons = list(dict.fromkeys(insuff["verdict_reason"]))
+    reasons = list(dict.fromkeys(cols["verdict_reason"]))
     why = reasons[0] + (f" (and {len(reasons) - 1} other reason(s))" if len(reasons) > 1
                         else "")
     if too_small:
@@ -232,16 +240,13 @@ def _not_judged(insuff: pd.DataFrame, model: str, attribute: str, keys: list,
         names = ", ".join(REGISTRY[m].label.lower() for m in metrics)
         statement = (f"{len(groups)} group(s) of {attribute} could not be judged on {names} "
                      f"({shown}): {why}.")
-    if "rows_needed" in insuff:
-        need = insuff.groupby("group", sort=False)["rows_needed"].max().dropna()
-        if len(need):
-            g0 = need.index[0]
-            n0 = int(insuff.loc[insuff["group"] == g0, "n"].iloc[0])
-            statement += (f" To judge a gap the size of the tolerance, {g0!r} would need "
-                          f"{about(need.iloc[0])} rows (it has {n0:,}).")
+    if need is not None and (~np.isnan(need)).any():
+        g0 = next(g for g in groups if (~np.isnan(need[cols["group"] == g])).any())
+        mine = cols["group"] == g0
+        statement += (f" To judge a gap the size of the tolerance, {g0!r} would need "
+                      f"{about(np.nanmax(need[mine]))} rows (it has {int(n[mine][0]):,}).")
     statement = statement[0].upper() + statement[1:]
     return {"severity": "info", "kind": "insufficient", "model": model,
             "attribute": attribute, "group": None, "metric": None, "groups": groups,
             "metrics": metrics, "statement": statement,
             "text": _prefixed(statement, model, many_models)}
-

@@ -140,11 +140,18 @@ class Proportions:
         n = len(disp)
         if weighted:
             return cls(*(np.full(n, np.nan) for _ in range(4)))
-        cells = groups.set_index(_KEY)[list(CELLS)]
-        g_cells = cells.reindex(pd.MultiIndex.from_frame(disp[_KEY])).to_numpy(dtype=float)
-        r_cells = cells.reindex(pd.MultiIndex.from_frame(
-            disp[["model", "attribute", "reference"]].rename(columns={"reference": "group"}))
-        ).to_numpy(dtype=float)
+        # row positions through a dict of keys: much faster than a MultiIndex
+        # reindex for the few thousand rows of an audit
+        where = {k: i for i, k in enumerate(zip(*(groups[c].to_numpy(dtype=object)
+                                                   for c in _KEY)))}
+        cells = np.vstack([groups[list(CELLS)].to_numpy(dtype=float),
+                           np.full((1, len(CELLS)), np.nan)])  # row -1: not found
+        model, attr = (disp[c].to_numpy(dtype=object) for c in ("model", "attribute"))
+        gi = np.fromiter((where.get(k, -1) for k in zip(
+            model, attr, disp["group"].to_numpy(dtype=object))), dtype=np.intp, count=n)
+        ri = np.fromiter((where.get(k, -1) for k in zip(
+            model, attr, disp["reference"].to_numpy(dtype=object))), dtype=np.intp, count=n)
+        g_cells, r_cells = cells[gi], cells[ri]
         mi = disp["metric"].map({m: i for i, m in enumerate(REGISTRY)}).to_numpy(dtype=np.intp)
         num, den = _RATE_NUM[mi], _RATE_DEN[mi]
         return cls((g_cells * num).sum(axis=1), (g_cells * den).sum(axis=1),
