@@ -261,7 +261,7 @@ def _decision_values(loaded: state.Loaded, label: str, preds: list, p: dict, g) 
     for col in preds:
         vals = state.memo(("values", loaded.sha256, col),
                           lambda c=col: distinct_values(df[c].head(200_000)))
-        if vals is None or {canon(v) for v in vals} <= label_toks:
+        if vals is None or ({canon(v) for v in vals} <= label_toks and col not in saved):
             continue  # the label's values (or too many values: the core explains)
         key = f"pp::{col}"
         guess = g.decision_values.get(col) or guess_decision_values(vals) or []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.util import calc_hash
@@ -111,6 +112,26 @@ def test_loading_a_configuration_applies_it_and_warns_about_other_data():
     assert c.spec.tolerance == pytest.approx(0.9)
     assert c.spec.reference["sex"] == "Female" and c.spec.seed == 7
     assert any("different data" in w.value for w in at.warning)
+
+
+def test_a_configuration_brings_its_positive_decision_and_decision_values():
+    at = _app()
+    spec = AuditSpec(label="repaid", positive="yes", predictions=["model_a_approved"],
+                     prediction_positive={"model_a_approved": ["no"]},
+                     positive_decision="harm", sensitive=["sex"])
+    cfg = config_json(spec).encode()
+    at.file_uploader(key="config_upload").set_value(("c.json", cfg, "application/json")).run()
+    assert not at.exception
+    c = at.session_state["ctx"]
+    assert c.spec.positive_decision == "harm"
+    assert c.spec.prediction_positive == {"model_a_approved": ["no"]}
+    assert at.radio(key="positive_decision").value == "harm"
+    # 'no' as the positive decision: the selection rate is the share refused
+    g = c.result.group_metrics.set_index("group")
+    df = pd.read_csv(ROOT / "sample_data" / "loans.csv")
+    want = (df["model_a_approved"] == "no").groupby(df["sex"].fillna("(missing)")).mean()
+    for sex, v in want.items():
+        assert g.loc[sex, "selection_rate"] == pytest.approx(v)
 
 
 def test_a_bad_configuration_file_shows_a_message():

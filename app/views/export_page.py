@@ -68,7 +68,12 @@ def _apply_config():
         p[k] = d[k]
         st.session_state.pop(k, None)
     p["positive"] = d["positive"]
-    st.session_state.pop("positive", None)
+    p["positive_decision"] = d["positive_decision"]
+    p["prediction_positive"] = d["prediction_positive"]
+    for k in [k for k in st.session_state if k in ("positive", "positive_set",
+                                                   "positive_decision")
+              or str(k).startswith(("pp::", "pp_chosen::", "threshold::"))]:
+        st.session_state.pop(k, None)
     p["weight"] = d["weight"] or "(none)"
     st.session_state.pop("weight", None)
     p["bins"] = d["bins"]
