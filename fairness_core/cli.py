@@ -180,7 +180,7 @@ def render_summary(result) -> str:
 
     from .formatting import num, pct
     from .metrics import REGISTRY, key_metrics
-    from .rollup import FAIL, NOT_JUDGED, REFERENCE, failing_text, group_verdicts
+    from .rollup import REFERENCE, group_verdicts, verdict_text
     from .tolerance import Tolerance
 
     spec, prov = result.spec, result.provenance
@@ -231,9 +231,7 @@ def render_summary(result) -> str:
                 row = {"group": _safe(v.group)[:40], "n": f"{int(r['n']):,}"}
                 for m in keys:
                     row[REGISTRY[m].short] = pct(r[m])
-                row["verdict"] = {REFERENCE: "reference", NOT_JUDGED: "not judged"}.get(
-                    v.status, "pass") if v.status != FAIL else "FAIL: " + failing_text(
-                        v.failing)
+                row["verdict"] = verdict_text(v, fail="FAIL")
                 table.append(row)
             lines.append(pd.DataFrame(table).to_string(index=False))
         lines.append("(* significant after correction for multiple comparisons)")

@@ -95,13 +95,6 @@ def score_scale(s: pd.Series) -> str | None:
     return "scale"
 
 
-def _tokens(s: pd.Series, limit: int = 3) -> set | None:
-    vals = s.dropna().unique()[: limit + 1]
-    if len(vals) > limit:
-        return None
-    return {canon(v) for v in vals}
-
-
 def guess_positive(values) -> str | None:
     """The favourable label value when it is obvious (1, True, yes, >50K)."""
     vals = [v for v in values]

@@ -28,7 +28,7 @@ from .counts import CELLS
 from .errors import ExportUnavailable
 from .exports import suppress_small
 from .metrics import REGISTRY, key_metrics
-from .rollup import FAIL, NOT_JUDGED, REFERENCE, failing_text, group_verdicts
+from .rollup import group_verdicts, verdict_text
 from .tolerance import Tolerance
 
 #: The numbered sections, in order; absent ones take no number.
@@ -100,17 +100,6 @@ def _finding(f: dict) -> dict:
     return {"severity": f["severity"], "text": f["text"]}
 
 
-def _verdict(v) -> str:
-    """One group's verdict on the key metrics (a row of rollup.group_verdicts)."""
-    if v.status == REFERENCE:
-        return "reference"
-    if v.status == FAIL:
-        return "fail: " + failing_text(v.failing, limit=6, star=" (significant)")
-    if v.status == NOT_JUDGED:
-        return f"not judged: {v.reason}"
-    return "pass"
-
-
 def _group_table(result, model: str, attribute: str, suppress_below: int) -> pd.DataFrame:
     """One row per group: rows, share, the key metrics of the audit's kind
     of decision with their intervals (from :attr:`AuditResult.long`) and
@@ -123,8 +112,9 @@ def _group_table(result, model: str, attribute: str, suppress_below: int) -> pd.
             & lt["metric"].isin(keys)]
     cell = {(grp, m): fmt.with_interval(v, lo, hi, m) for grp, m, v, lo, hi in zip(
         lt["group"], lt["metric"], lt["value"], lt["ci_low"], lt["ci_high"])}
-    verdicts = {v.group: _verdict(v) for v in group_verdicts(
-        result.disparities, result.group_metrics, model, attribute, keys).itertuples()}
+    rows_v = group_verdicts(result.disparities, result.group_metrics, model, attribute, keys)
+    verdicts = {v.group: verdict_text(v, limit=6, star=" (significant)", reason=True)
+                for v in rows_v.itertuples()}
     column = "Verdict (" + ", ".join(REGISTRY[m].short for m in keys) + ")"
     rows = []
     for grp, n, share in zip(g["group"], g["n"], g["share"]):

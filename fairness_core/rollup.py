@@ -107,3 +107,15 @@ def failing_text(failing, limit: int = 4, star: str = "*") -> str:
     a significant gap)."""
     names = [REGISTRY[m].short + (star if s else "") for m, s in failing]
     return ", ".join(names[:limit]) + (f" +{len(names) - limit}" if len(names) > limit else "")
+
+
+def verdict_text(v, fail: str = "fail", limit: int = 4, star: str = "*",
+                 reason: bool = False) -> str:
+    """A row of :func:`group_verdicts` in words: ``reference``, ``pass``,
+    ``not judged`` (with ``reason``: and why) or ``fail: FPR*, FDR``
+    (``fail`` is the word used, e.g. ``"FAIL"`` in a terminal)."""
+    if v.status == FAIL:
+        return f"{fail}: " + failing_text(v.failing, limit=limit, star=star)
+    if v.status == NOT_JUDGED and reason:
+        return f"{NOT_JUDGED}: {v.reason}"
+    return v.status
