@@ -86,3 +86,36 @@ def p_value(p) -> str:
     if _missing(p):
         return UNDEFINED
     return f"{p:.2g}" if p >= 1e-4 else "< 0.0001"
+
+
+#: Characters that reorder or hide text on a terminal or a page: the
+#: bidirectional embeddings, overrides and isolates, and zero-width ones.
+INVISIBLE = dict.fromkeys(
+    [0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2060, 0xFEFF, 0x061C,
+     *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+def visible(text) -> str:
+    """Text safe to print: bidirectional overrides, zero-width characters and
+    control characters become a visible escape such as ``<U+202E>``, so a
+    printed line can neither be reordered nor hide a character."""
+    out = []
+    for ch in str(text):
+        o = ord(ch)
+        if o in INVISIBLE or (o < 32 and ch not in "\t") or 0x7F <= o < 0xA0:
+            out.append(f"<U+{o:04X}>")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def short(text, limit: int | None = None) -> str:
+    """A name for terminal and page text: made :func:`visible`, and cut to
+    ``limit`` characters (80 by default) with a note of the full length.
+    JSON and exported tables keep the name whole."""
+    from .limits import DISPLAY_CHARS
+    limit = limit or DISPLAY_CHARS
+    text = visible(text)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 1]}… ({len(text):,} characters)"
