@@ -345,19 +345,10 @@ def operating_point_problems(cube: CountCube, prepared: Prepared) -> dict:
     return out
 
 
-def audit(data, spec: AuditSpec, *, name: str | None = None) -> AuditResult:
-    """Run a whole audit.
-
-    Parameters
-    ----------
-    data : DataFrame, path or bytes
-        The predictions table.  Paths and bytes are read with
-        :func:`fairness_core.io.read_table`, reading only the needed columns.
-    spec : AuditSpec
-    name : str, optional
-        File name for bytes input (its extension picks the format).
-    """
-    info = None
+def prepare_source(data, spec: AuditSpec, *, name: str | None = None
+                   ) -> tuple[Prepared, TableInfo]:
+    """Read (when ``data`` is a path or bytes) and prepare the table of an
+    audit: the rows, validated and encoded, and where they came from."""
     if isinstance(data, pd.DataFrame):
         df = data
         h = hashlib.sha256(pd.util.hash_pandas_object(df[spec.columns()], index=False)
@@ -368,13 +359,30 @@ def audit(data, spec: AuditSpec, *, name: str | None = None) -> AuditResult:
                          columns=[str(c) for c in df.columns])
     else:
         df, info = read_table(data, name=name, columns=spec.columns())
-    return run_audit(prepare(df, spec), info)
+    return prepare(df, spec), info
+
+
+def audit(data, spec: AuditSpec, *, name: str | None = None) -> AuditResult:
+    """Run a whole audit.
+
+    Parameters
+    ----------
+    data : DataFrame, path or bytes
+        The predictions table (or a count table, with ``spec.counts``).
+        Paths and bytes are read with :func:`fairness_core.io.read_table`,
+        reading only the needed columns.
+    spec : AuditSpec
+    name : str, optional
+        File name for bytes input (its extension picks the format).
+    """
+    return run_audit(*prepare_source(data, spec, name=name))
 
 
 #: The spec fields that change the counts; everything else is recomputed
 #: from the count cube in milliseconds.
 COUNTING_FIELDS = ("label", "sensitive", "predictions", "scores", "positive",
-                   "prediction_positive", "intersectional", "weight", "bins", "max_groups")
+                   "prediction_positive", "intersectional", "weight", "counts", "bins",
+                   "max_groups")
 
 
 class Auditor:

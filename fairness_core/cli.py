@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "interview; the default) or a harm (flagged as high risk, "
                         "investigated)? It decides who a gap disadvantages")
     p.add_argument("--weight", metavar="COL", help="column of sample weights")
+    p.add_argument("--counts", metavar="COL",
+                   help="the data is a count table: each row stands for COL rows (with "
+                        "the same values); every number is the same as from the rows")
     p.add_argument("--reference", action="append", default=[], metavar="ATTR=GROUP",
                    help="reference group of an attribute (default: the largest group)")
     p.add_argument("--reference-strategy", choices=["largest", "best"], default="largest",
@@ -102,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suppress-below", type=int, nargs="?", const=10, default=0, metavar="K",
                    help="in the CSV/XLSX outputs, suppress the metrics of groups with fewer "
                         "than K rows (10 when K is omitted)")
+    p.add_argument("--export-counts", metavar="OUT.csv",
+                   help="write the audit's count table (one row per combination of groups, "
+                        "outcome and decisions, with its number of rows): it audits again "
+                        "with --counts to the same numbers, and holds no row of the data")
     p.add_argument("--csv", metavar="OUT.csv",
                    help="write the per-group table as CSV (UTF-8; spreadsheet formulas in text "
                         "cells neutralised)")
@@ -166,6 +173,7 @@ def spec_from_args(args):
                      intersectional=args.intersectional, positive=args.positive,
                      positive_decision=args.positive_decision,
                      prediction_positive=pred_pos, weight=args.weight,
+                     counts=args.counts,
                      reference=_pairs(args.reference, "reference", "sex=Male"),
                      reference_strategy=args.reference_strategy, tolerance=args.tolerance,
                      min_group_size=args.min_group_size, max_groups=args.max_groups,
@@ -256,13 +264,52 @@ def _write(path: str, writer, what: str) -> None:
                          "writable path.", field=what) from None
 
 
+def _export_counts(path: str, prepared, result, suppress_below: int) -> None:
+    """Write the count table and say on stderr how to audit it again."""
+    import shlex
+
+    from .counts import count_records
+    from .exports import to_csv_bytes
+
+    table, n_col, notes = count_records(prepared)
+    spec = result.spec
+    if suppress_below and suppress_below > 1:
+        small = table.groupby(list(spec.sensitive), dropna=False)[n_col].transform("sum")
+        hidden = int((small < suppress_below).sum())
+        table = table[small >= suppress_below]
+        notes.append(f"{hidden:,} line(s) of groups with fewer than {suppress_below} rows "
+                     "were left out (--suppress-below): the totals are smaller than the "
+                     "data's.")
+    Path(path).write_bytes(to_csv_bytes(table))
+    pos = prepared.positive_values[0] if prepared.positive_values else "1"
+    cmd = ["fairness-audit", path, "--counts", n_col, "--label", spec.label, "--positive", pos]
+    for m in spec.predictions:
+        cmd += ["--prediction", m]
+    for m in spec.scores:
+        cmd += ["--score", m, "--threshold", f"{m}={prepared.thresholds[m]!r}"]
+    for c in spec.sensitive:
+        cmd += ["--sensitive", c]
+    if spec.weight:
+        cmd += ["--weight", spec.weight]
+    if spec.intersectional:
+        cmd.append("--intersectional")
+    if spec.positive_decision != "benefit":
+        cmd += ["--positive-decision", spec.positive_decision]
+    for note in notes:
+        print(f"Note: {_safe(note)}", file=sys.stderr)
+    print(f"Count table written to {_safe(path)} ({len(table):,} lines for "
+          f"{int(table[n_col].sum()):,} rows). Audit it again with: "
+          f"{_safe(shlex.join(cmd))}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         spec = spec_from_args(args)
-        from .audit import audit
-        result = audit(args.data, spec)
+        from .audit import prepare_source, run_audit
+        prepared, info = prepare_source(args.data, spec)
+        result = run_audit(prepared, info)
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")
         warn = exports.check_data(getattr(args, "_config_data", None), sha)
@@ -288,6 +335,9 @@ def main(argv=None) -> int:
             if args.pdf:
                 pdf = pdf_from_html(doc)
                 _write(args.pdf, lambda p: Path(p).write_bytes(pdf), "pdf")
+        if args.export_counts:
+            _write(args.export_counts, lambda p: _export_counts(p, prepared, result, k),
+                   "count table")
         if args.save_config:
             name = (result.provenance.get("input") or {}).get("name")
             _write(args.save_config, lambda p: Path(p).write_text(

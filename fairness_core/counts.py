@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .prepare import Prepared
+from .prepare import MISSING_GROUP, Prepared
 from .spec import INTERSECTION_SEP
 
 #: Cell order of a count vector: index = 2 * y_true + y_pred.
@@ -118,7 +118,8 @@ def combo_counts(prepared: Prepared, index: GroupIndex, weighted: bool = True,
     """Confusion counts per model and finest combination.
 
     Up to four models are counted in one pass: each row's code packs its
-    combination, its label and every model's decision.
+    combination, its label and every model's decision.  A record of a count
+    table adds its multiplicity (its weight sum when weighted).
 
     Returns
     -------
@@ -129,7 +130,11 @@ def combo_counts(prepared: Prepared, index: GroupIndex, weighted: bool = True,
     weight_sums : ndarray (n_combos,) of weight sums (equal to rows unweighted).
     """
     k = index.n_combos
-    w = (prepared.weight if weights is None else weights) if weighted else None
+    mult = prepared.row_counts
+    if weights is None:
+        weights = prepared.weight if weighted and prepared.weight is not None else None
+    w = weights if weights is not None else mult
+    as_rows = weights is None  # whole row counts
     models = list(prepared.predictions)
     yb = prepared.y.view(np.uint8) if prepared.y.dtype == bool else prepared.y
     cells = {}
@@ -145,23 +150,23 @@ def combo_counts(prepared: Prepared, index: GroupIndex, weighted: bool = True,
             code |= p.view(np.uint8) if p.dtype == bool else p
         cnt = np.bincount(code, weights=w, minlength=k << (m + 1))
         del code
-        if w is None:
+        if as_rows:
             cnt = cnt.astype(np.int64)
         cnt = cnt.reshape((k, 2) + (2,) * m)
         for j, model in enumerate(part):
             other = tuple(2 + i for i in range(m) if i != j)
             cm = cnt.sum(axis=other) if other else cnt
             cells[model] = np.ascontiguousarray(cm.reshape(k, 4))
-    if not models:
-        cells = {}
     first = next(iter(cells.values())) if cells else None
-    if first is not None and w is None:
+    if first is not None and as_rows:
         rows = first.sum(axis=1)
     else:
-        rows = np.bincount(index.key, minlength=k).astype(np.int64)
-    weight_sums = (first.sum(axis=1).astype(float) if first is not None else
-                   np.bincount(index.key, weights=w, minlength=k)) if w is not None \
-        else rows.astype(float)
+        rows = np.bincount(index.key, weights=mult, minlength=k).astype(np.int64)
+    if as_rows:
+        weight_sums = rows.astype(float)
+    else:
+        weight_sums = first.sum(axis=1).astype(float) if first is not None else \
+            np.bincount(index.key, weights=w, minlength=k)
     return cells, rows, weight_sums
 
 
@@ -212,7 +217,8 @@ def count_cube(prepared: Prepared, index: GroupIndex | None = None) -> CountCube
     cells, rows, wsum = combo_counts(prepared, index)
     weighted = prepared.weight is not None
     row_cells = combo_counts(prepared, index, weighted=False)[0] if weighted else cells
-    sq = combo_counts(prepared, index, weights=prepared.weight ** 2)[0] if weighted else None
+    sq = combo_counts(prepared, index, weights=prepared.weight_squares)[0] if weighted \
+        else None
     attrs = [(INTERSECTION_SEP.join(a), *index.marginal(a)[:2])
              for a in prepared.spec.attribute_sets()]
     attrs.append((OVERALL, np.zeros(index.n_combos, dtype=np.int64), [ALL]))
@@ -251,3 +257,67 @@ def count_table(source, index: GroupIndex | None = None) -> pd.DataFrame:
             for j, c in enumerate(CELLS):
                 cols[c].append(agg[:, j] if cube.weighted else agg[:, j].astype(np.int64))
     return pd.DataFrame({k: np.concatenate(v) for k, v in cols.items()})
+
+
+def count_records(prepared: Prepared, index: GroupIndex | None = None,
+                  max_score_values: int = 1 << 16) -> tuple[pd.DataFrame, str, list]:
+    """The audited rows as a count table: one row per distinct combination of
+    the groups, the outcome, every model's decision and score (and weight),
+    with the number of rows it stands for.
+
+    Auditing it with ``counts`` set to the returned count column gives the
+    same numbers as the rows.  The outcome and the decisions are written
+    with the label's first positive and negative values; sensitive columns
+    hold the group names (empty for a missing value).  A score column with more than
+    ``max_score_values`` distinct values is written as fine bins (its lower
+    edge, with the audit's threshold as an edge, so every decision at the
+    threshold is kept; the AUC then carries its error bound).
+
+    Returns
+    -------
+    (table, count column name, notes)
+    """
+    from .scores import bin_scores, fine_edges
+
+    index = index or GroupIndex.build(prepared)
+    spec = prepared.spec
+    notes = []
+    pos = prepared.positive_values[0] if prepared.positive_values else "1"
+    neg = prepared.negative_values[0] if prepared.negative_values else f"not {pos}"
+    parts: dict = {}
+    for j, col in enumerate(index.columns):
+        parts[col] = index.combos[index.key, j]
+    parts[spec.label] = prepared.y.astype(np.int8)
+    for model in spec.predictions:
+        parts[model] = prepared.predictions[model].astype(np.int8)
+    for model in spec.scores:
+        s = prepared.scores[model]
+        uniq = np.unique(s)
+        if len(uniq) > max_score_values:
+            lo, hi = prepared.score_ranges[model]
+            edges = fine_edges(lo, hi, prepared.thresholds[model], max_score_values)
+            s = edges[np.maximum(bin_scores(s, edges) - 1, 0)]
+            notes.append(f"The score {model!r} has {len(uniq):,} distinct values; it is written "
+                         f"as {len(edges):,} fine bins (the lower edge of each, the threshold "
+                         "among them), so the decisions at the threshold are exact and the "
+                         "AUC carries its stated error bound.")
+        parts[model] = s
+    mult = prepared.multiplicity if prepared.multiplicity is not None \
+        else np.ones(len(prepared.y), dtype=np.int64)
+    if prepared.weight is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            parts[spec.weight] = prepared.weight / mult
+    frame = pd.DataFrame(parts)
+    name = next(c for c in ("n", "rows", "row_count", "n_rows_")
+                if c not in frame.columns)
+    frame[name] = mult
+    keys = list(parts)
+    out = frame.groupby(keys, sort=True, dropna=False, observed=True)[name].sum().reset_index()
+    for j, col in enumerate(index.columns):
+        levels = np.asarray(index.levels[col], dtype=object)
+        levels[levels == MISSING_GROUP] = None  # an empty cell: read back as missing
+        out[col] = levels[out[col].to_numpy()]
+    yes_no = np.array([neg, pos], dtype=object)
+    for col in (spec.label, *spec.predictions):
+        out[col] = yes_no[out[col].to_numpy()]
+    return out, name, notes

@@ -8,6 +8,7 @@ here, shared by the app and the CLI.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,11 +63,26 @@ def display(value) -> str:
     return str(value).strip()
 
 
+_RANGE = re.compile(r"^(?:< (?P<below>\S+)|\[(?P<low>\S+), \S+\)|>= (?P<above>\S+))$")
+
+
 def _sort_key(label: str):
+    """Numbers in numeric order, then the ranges of binned values (``< 18``,
+    ``[18, 25)``, ``>= 65``, as the audit names them) in the order of their
+    edges, then text."""
     try:
         return (0, float(label), label)
     except ValueError:
-        return (1, 0.0, label.lower())
+        pass
+    m = _RANGE.match(label)
+    if m:
+        try:
+            low = -math.inf if m.group("below") is not None else \
+                float(m.group("low") or m.group("above"))
+            return (0, low, label)
+        except ValueError:
+            pass
+    return (1, 0.0, label.lower())
 
 
 @dataclass
@@ -104,10 +120,27 @@ class Prepared:
     thresholds: dict = field(default_factory=dict)
     threshold_notes: dict = field(default_factory=dict)
     score_ranges: dict = field(default_factory=dict)
+    #: rows each record stands for (a count table), None when each is one row
+    multiplicity: np.ndarray | None = None
+    #: per record, the sum of the squared weights of its rows (None: weight ** 2)
+    weight_sq: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
+        if self.multiplicity is not None:
+            return int(self.multiplicity.sum())
         return int(self.y.shape[0])
+
+    @property
+    def row_counts(self) -> np.ndarray | None:
+        """What to sum for row counts: None (one per record) or the multiplicity."""
+        return None if self.multiplicity is None else self.multiplicity.astype(np.float64)
+
+    @property
+    def weight_squares(self) -> np.ndarray | None:
+        if self.weight is None:
+            return None
+        return self.weight_sq if self.weight_sq is not None else self.weight ** 2
 
 
 _PARALLEL_ROWS = 1_000_000
@@ -371,11 +404,15 @@ def group_labels(series: pd.Series, col: str, spec: AuditSpec) -> np.ndarray:
     return np.asarray(levels, dtype=object)[ext[np.asarray(codes, dtype=np.intp) + 1]]
 
 
-def _outside_note(col: str, codes: np.ndarray, levels: list, edges: list) -> str | None:
+def _outside_note(col: str, codes: np.ndarray, levels: list, edges: list,
+                  mult: np.ndarray | None = None) -> str | None:
     """A warning naming the rows below the first or at/above the last edge."""
     n_out = len(levels) - 1  # without "(missing)"
-    below = int(np.count_nonzero(codes == 0))
-    above = int(np.count_nonzero(codes == n_out - 1))
+
+    def n(mask):
+        return int(np.count_nonzero(mask)) if mult is None else int(mult[mask].sum())
+
+    below, above = n(codes == 0), n(codes == n_out - 1)
     if not below and not above:
         return None
     parts = [f"{n:,} in {levels[i]!r}" for n, i in ((below, 0), (above, n_out - 1)) if n]
@@ -422,9 +459,15 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
         raise InputError(f"Column {quote_list(missing)} is not in the data. The columns there "
                          f"are: {quote_list(present, limit=40)}.", field="columns",
                          column=missing[0])
-    n_read = len(df)
-    if n_read == 0:
+    if len(df) == 0:
         raise InputError("The table has no rows.", field="file")
+    mult = _multiplicity(df, spec)
+
+    def rows(mask: np.ndarray) -> int:
+        """The number of rows the records in ``mask`` stand for."""
+        return int(np.count_nonzero(mask)) if mult is None else int(mult[mask].sum())
+
+    n_read = len(df) if mult is None else int(mult.sum())
 
     # --- label -----------------------------------------------------------
     label_col = _BinaryColumn(df[spec.label])
@@ -482,16 +525,16 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
              "outcome_neg": quote_values(negative_values) if negative_values
              else "the negative outcome"}
 
-    keep = np.ones(n_read, dtype=bool) if label_col.missing is None else ~label_col.missing
+    keep = np.ones(len(df), dtype=bool) if label_col.missing is None else ~label_col.missing
     dropped = {}
-    n_missing = int(n_read - np.count_nonzero(keep))
+    n_missing = n_read - rows(keep)
     if n_missing:
         dropped[f"missing label ({spec.label})"] = n_missing
     y = label_col.is_positive(pos_toks)
     preds, decisions = {}, {}
     for col, pcol in pred_parts.items():
         if pcol.missing is not None:
-            dropped[f"missing prediction ({col})"] = int(np.count_nonzero(pcol.missing))
+            dropped[f"missing prediction ({col})"] = rows(pcol.missing)
             keep &= ~pcol.missing
         toks = pred_tokens.get(col, pos_toks)
         preds[col] = pcol.is_positive(toks)
@@ -511,7 +554,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
             raise InputError(f"The score column {col!r} has no numeric values.",
                              field="scores", column=col)
         if bad.any():
-            dropped[f"missing score ({col})"] = int(np.count_nonzero(bad))
+            dropped[f"missing score ({col})"] = rows(bad)
             keep &= ~bad
         scores[col] = s
         lo, hi = float(np.min(s[~bad])), float(np.max(s[~bad]))
@@ -522,7 +565,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
         decisions[col] = score_decision_words(thresholds[col])
 
     # --- weight ----------------------------------------------------------
-    weight = None
+    weight = weight_sq = None
     if spec.weight:
         w = _numeric(df[spec.weight], spec.weight, "weight", "weight")
         if (w < 0).any():
@@ -531,9 +574,12 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
                              column=spec.weight)
         bad = ~np.isfinite(w)
         if bad.any():
-            dropped[f"missing weight ({spec.weight})"] = int(np.count_nonzero(bad))
+            dropped[f"missing weight ({spec.weight})"] = rows(bad)
             keep &= ~bad
         weight = w
+        if mult is not None:  # each record's rows share its weight
+            weight_sq = w * w * mult
+            weight = w * mult
 
     # --- sensitive attributes -------------------------------------------
     codes, levels = {}, {}
@@ -542,17 +588,21 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
     for col, (k, lut, lv) in zip(spec.sensitive, encoded):
         codes[col], luts[col], levels[col] = k, lut, lv
         if col in spec.bins:
-            note = _outside_note(col, k, lv, spec.bins[col])
+            note = _outside_note(col, k, lv, spec.bins[col], mult)
             if note:
                 bin_notes[col] = note
 
-    n_keep = int(np.count_nonzero(keep))
+    if mult is not None:
+        keep &= mult > 0  # records that stand for no row
+    n_keep = rows(keep)
     if n_keep == 0:
         raise InputError("No row is left after dropping rows with a missing label, "
                          f"prediction, score or weight ({_describe(dropped)}).",
                          field="file")
-    if n_keep < n_read:
+    if not keep.all():
         y = y[keep]
+        mult = mult[keep] if mult is not None else None
+        weight_sq = weight_sq[keep] if weight_sq is not None else None
         preds = {m: p[keep] for m, p in preds.items()}
         scores = {m: s[keep] for m, s in scores.items()}
         weight = weight[keep] if weight is not None else None
@@ -574,7 +624,31 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
                     warnings=warnings, positive_values=positive_values,
                     negative_values=negative_values, words=words, decisions=decisions,
                     thresholds=thresholds, threshold_notes=threshold_notes,
-                    score_ranges=score_ranges)
+                    score_ranges=score_ranges, multiplicity=mult, weight_sq=weight_sq)
+
+
+def _multiplicity(df: pd.DataFrame, spec: AuditSpec) -> np.ndarray | None:
+    """The count column of a count table as whole numbers (None without one)."""
+    if not spec.counts:
+        return None
+    col = spec.counts
+    m = _numeric(df[col], col, "count", "counts")
+    bad = ~np.isfinite(m)
+    if bad.any():
+        raise InputError(f"The count column {col!r} has {int(bad.sum()):,} empty value(s); "
+                         "in a count table every row says how many rows it stands for. "
+                         "Fill them in, or choose the right count column.", field="counts",
+                         column=col)
+    wrong = (m < 0) | (m != np.floor(m))
+    if wrong.any():
+        example = m[wrong][0]
+        raise InputError(f"The count column {col!r} has values that are not whole numbers "
+                         f"of at least 0, such as {example:g}. It must say how many rows each "
+                         "row stands for.", field="counts", column=col, value=float(example))
+    if m.max() >= 2 ** 53:
+        raise InputError(f"The count column {col!r} has a count of {m.max():g}, too large to "
+                         "count exactly (at most 2^53).", field="counts", column=col)
+    return m.astype(np.int64)
 
 
 def _describe(dropped: dict) -> str:

@@ -139,7 +139,9 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     mapped = [(INTERSECTION_SEP.join(a), *index.marginal(a)[:2])
               for a in spec.attribute_sets()]
     mapped.append(("(overall)", np.zeros(index.n_combos, dtype=np.int64), ["(all)"]))
-    y, w, key = prepared.y, prepared.weight, index.key
+    y, key = prepared.y, index.key
+    mult = prepared.row_counts  # a count table's records stand for several rows
+    w = prepared.weight if prepared.weight is not None else mult
     k = index.n_combos
     yb = y.view(np.uint8) if y.dtype == bool else y.astype(np.uint8)
     exact = len(y) <= exact_auc_max_rows
@@ -169,7 +171,8 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
             wt = np.ones(len(s)) if w is None else w
             size = k * n_bins
             c_w = np.bincount(ck, weights=wt, minlength=size).reshape(k, n_bins)
-            c_n = np.bincount(ck, minlength=size).reshape(k, n_bins).astype(float)
+            c_n = np.bincount(ck, weights=mult, minlength=size).reshape(k, n_bins) \
+                .astype(float)
             c_s = np.bincount(ck, weights=wt * s, minlength=size).reshape(k, n_bins)
             c_y = np.bincount(ck, weights=wt * y, minlength=size).reshape(k, n_bins)
             sq = np.bincount(key, weights=wt * (s - y) ** 2, minlength=k)

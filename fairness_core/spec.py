@@ -90,6 +90,11 @@ class AuditSpec:
         Also audit every combination of two or more sensitive attributes.
     weight : str, optional
         Column of non-negative sample weights.
+    counts : str, optional
+        The table is already aggregated (a count table): each row stands for
+        this column's number of rows, with the same values.  Every number
+        and interval is the same as from the rows themselves.  With a
+        ``weight``, each of those rows has that weight.
     reference : mapping attribute -> group
         Named reference groups; other attributes use ``reference_strategy``.
     reference_strategy : {"largest", "best"}
@@ -133,6 +138,7 @@ class AuditSpec:
     prediction_positive: dict = field(default_factory=dict)
     intersectional: bool = False
     weight: str | None = None
+    counts: str | None = None
     reference: dict = field(default_factory=dict)
     reference_strategy: str = "largest"
     tolerance: float = 0.8
@@ -196,6 +202,11 @@ class AuditSpec:
             raise InputError(f"The weight column {self.weight!r} is also used in another "
                              "role; choose a separate column of sample weights.",
                              field="weight", column=self.weight)
+        if self.counts and self.counts in set(models) | set(self.sensitive) | {
+                self.label, self.weight}:
+            raise InputError(f"The count column {self.counts!r} is also used in another "
+                             "role; choose the column that says how many rows each row "
+                             "stands for.", field="counts", column=self.counts)
         try:
             tol = float(self.tolerance)
         except (TypeError, ValueError):
@@ -360,6 +371,8 @@ class AuditSpec:
         cols = [self.label, *self.predictions, *self.scores, *self.sensitive]
         if self.weight:
             cols.append(self.weight)
+        if self.counts:
+            cols.append(self.counts)
         return list(dict.fromkeys(cols))
 
     def to_dict(self) -> dict:
