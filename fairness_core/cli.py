@@ -37,7 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
                "compas-scores-two-years.csv --label two_year_recid --positive 1 --prediction "
                "score_text --prediction-positive score_text=Medium,High --positive-decision "
                "harm --sensitive race")
-    p.add_argument("data", help="CSV, TSV, Parquet or XLSX file of predictions")
+    p.add_argument("data", help="CSV, TSV, Parquet or XLSX file of predictions; a folder or "
+                                "glob of Parquet files; or a database URL (with --table)")
+    p.add_argument("--table", metavar="NAME",
+                   help="the table to audit in the database at DATA (or a Spark table)")
+    p.add_argument("--engine", choices=["auto", "duckdb", "spark", "memory"], default="auto",
+                   help="where the rows are counted: DuckDB (out of core), Spark, or in "
+                        "memory; auto (the default) uses DuckDB for Parquet, folders, globs, "
+                        "databases and CSV files too large for memory, and reads other files "
+                        "into memory")
+    p.add_argument("--spark-master", default="local[*]", metavar="URL",
+                   help="Spark master with --engine spark: local[*] (the default), a "
+                        "cluster's URL, or Spark Connect sc://host:port")
     p.add_argument("--label", help="column with the true outcome")
     p.add_argument("--prediction", action="append", default=[], metavar="COL",
                    help="column with a model's predicted outcome (repeat for several models)")
@@ -143,6 +154,39 @@ def _thresholds(items: list):
         raise InputError("--threshold is given more than once; give one number, or COL=T per "
                          "score column.", field="threshold")
     return items[0]
+
+
+def choose_engine(args) -> str:
+    """``duckdb``, ``spark`` or ``memory`` for the command line's data."""
+    from .engine import is_url
+
+    data = str(args.data)
+    if args.engine == "memory":
+        if is_url(data) or args.table:
+            raise InputError("A database table is counted where it lives: leave out "
+                             "--engine memory.", field="engine")
+        return "memory"
+    if args.engine != "auto":
+        return args.engine
+    if is_url(data) or args.table:
+        return "duckdb"
+    path = Path(data)
+    if path.is_dir() or (not path.exists() and any(ch in data for ch in "*?[")):
+        return "duckdb"
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq", ".csv", ".tsv", ".txt") and path.is_file():
+        try:
+            import duckdb  # noqa: F401
+            import ibis  # noqa: F401
+        except ImportError:
+            return "memory"
+        if suffix in (".parquet", ".pq"):
+            return "duckdb"
+        from .limits import limits
+        # a text file this large would not fit in memory once parsed
+        if path.stat().st_size * 8 > limits().memory:
+            return "duckdb"
+    return "memory"
 
 
 def spec_from_args(args):
@@ -308,7 +352,14 @@ def main(argv=None) -> int:
     try:
         spec = spec_from_args(args)
         from .audit import prepare_source, run_audit
-        prepared, info = prepare_source(args.data, spec)
+        engine = choose_engine(args)
+        if engine == "memory":
+            prepared, info = prepare_source(args.data, spec)
+        else:
+            from .engine import prepare_from_engine
+            prepared, info = prepare_from_engine(args.data, spec, table=args.table,
+                                                 engine=engine,
+                                                 spark_master=args.spark_master)
         result = run_audit(prepared, info)
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")

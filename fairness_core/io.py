@@ -43,6 +43,10 @@ class TableInfo:
     #: name in the header -> the names its copies are read as (first is the name)
     duplicates: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    #: the engine that counted the rows (None: read into memory)
+    engine: str | None = None
+    #: how many aggregated records the engine returned
+    records: int | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)

@@ -124,6 +124,8 @@ class Prepared:
     multiplicity: np.ndarray | None = None
     #: per record, the sum of the squared weights of its rows (None: weight ** 2)
     weight_sq: np.ndarray | None = None
+    #: score model -> number of fine bins its values were cut into by an engine
+    score_bins: dict = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -447,11 +449,21 @@ def _fmt_edge(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
+def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
+            weight_sq: str | None = None, score_ranges: dict | None = None,
+            score_bins: dict | None = None) -> Prepared:
     """Validate ``df`` against ``spec`` and encode it.
 
     Rows with a missing label, prediction, score or weight are dropped and
     counted; a missing sensitive value becomes the group ``"(missing)"``.
+
+    The keywords describe a table of records that an engine aggregated
+    (see :mod:`fairness_core.engine`): ``counts`` names the column of rows
+    per record (instead of ``spec.counts``); ``weight_sq`` names the column
+    of summed squared weights, and the weight column then holds each
+    record's summed weights; ``score_ranges`` gives each score's range over
+    the rows, and ``score_bins`` the number of fine bins a score was cut
+    into (its values are then the bins' lower edges).
     """
     present = [str(c) for c in df.columns]
     missing = [c for c in spec.columns() if c not in present]
@@ -461,7 +473,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
                          column=missing[0])
     if len(df) == 0:
         raise InputError("The table has no rows.", field="file")
-    mult = _multiplicity(df, spec)
+    mult = _multiplicity(df, counts or spec.counts)
 
     def rows(mask: np.ndarray) -> int:
         """The number of rows the records in ``mask`` stand for."""
@@ -546,7 +558,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
             decisions[col] = (words["outcome_pos"], words["outcome_neg"])
 
     # --- scores ----------------------------------------------------------
-    scores, score_ranges, thresholds, threshold_notes = {}, {}, {}, {}
+    scores, ranges, thresholds, threshold_notes = {}, {}, {}, {}
     for col in spec.scores:
         s = _numeric(df[col], col, "score", "scores")
         bad = ~np.isfinite(s)
@@ -557,15 +569,17 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
             dropped[f"missing score ({col})"] = rows(bad)
             keep &= ~bad
         scores[col] = s
-        lo, hi = float(np.min(s[~bad])), float(np.max(s[~bad]))
-        score_ranges[col] = (lo, hi)
+        lo, hi = (score_ranges or {}).get(col) or (float(np.min(s[~bad])),
+                                                   float(np.max(s[~bad])))
+        ranges[col] = (lo, hi)
         thresholds[col], threshold_notes[col] = resolve_threshold(spec.threshold_for(col),
                                                                   lo, hi)
         preds[col] = s >= thresholds[col]
         decisions[col] = score_decision_words(thresholds[col])
 
     # --- weight ----------------------------------------------------------
-    weight = weight_sq = None
+    weight = None
+    wsq_col, weight_sq = weight_sq, None
     if spec.weight:
         w = _numeric(df[spec.weight], spec.weight, "weight", "weight")
         if (w < 0).any():
@@ -577,7 +591,9 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
             dropped[f"missing weight ({spec.weight})"] = rows(bad)
             keep &= ~bad
         weight = w
-        if mult is not None:  # each record's rows share its weight
+        if wsq_col is not None:  # the engine summed the weights and their squares
+            weight_sq = _numeric(df[wsq_col], spec.weight, "weight", "weight")
+        elif mult is not None:  # each record's rows share its weight
             weight_sq = w * w * mult
             weight = w * mult
 
@@ -624,14 +640,14 @@ def prepare(df: pd.DataFrame, spec: AuditSpec) -> Prepared:
                     warnings=warnings, positive_values=positive_values,
                     negative_values=negative_values, words=words, decisions=decisions,
                     thresholds=thresholds, threshold_notes=threshold_notes,
-                    score_ranges=score_ranges, multiplicity=mult, weight_sq=weight_sq)
+                    score_ranges=ranges, multiplicity=mult, weight_sq=weight_sq,
+                    score_bins=dict(score_bins or {}))
 
 
-def _multiplicity(df: pd.DataFrame, spec: AuditSpec) -> np.ndarray | None:
+def _multiplicity(df: pd.DataFrame, col: str | None) -> np.ndarray | None:
     """The count column of a count table as whole numbers (None without one)."""
-    if not spec.counts:
+    if not col:
         return None
-    col = spec.counts
     m = _numeric(df[col], col, "count", "counts")
     bad = ~np.isfinite(m)
     if bad.any():

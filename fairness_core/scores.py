@@ -84,7 +84,8 @@ def _auc_per_group(s, y, w, g, n_groups):
     w2 = w[order] if w is not None else None
     n = len(s2)
     if n == 0:
-        return np.full(n_groups, np.nan), np.zeros(n_groups), np.zeros(n_groups)
+        return (np.full(n_groups, np.nan), np.zeros(n_groups), np.zeros(n_groups),
+                np.zeros(n_groups))
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(g2[1:], g2[:-1], out=new[1:])
@@ -104,9 +105,10 @@ def _auc_per_group(s, y, w, g, n_groups):
     num = np.bincount(bgroup, weights=pos * (neg_before + 0.5 * neg), minlength=n_groups)
     p = np.bincount(bgroup, weights=pos, minlength=n_groups)
     q = np.bincount(bgroup, weights=neg, minlength=n_groups)
+    ties = np.bincount(bgroup, weights=pos * neg, minlength=n_groups)
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = np.where((p > 0) & (q > 0), num / (p * q), np.nan)
-    return auc, p, q
+    return auc, p, q, ties
 
 
 def _onehot(inv: np.ndarray, n_groups: int) -> np.ndarray:
@@ -147,7 +149,8 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     exact = len(y) <= exact_auc_max_rows
     auc_frames, curve_frames, cal_frames = [], [], []
     for model, s in prepared.scores.items():
-        lo, hi = float(s.min()), float(s.max())
+        lo, hi = prepared.score_ranges[model] if model in prepared.score_bins else \
+            (float(s.min()), float(s.max()))
         threshold = prepared.thresholds.get(model, 0.5)
         edges = fine_edges(lo, hi, threshold)
         nb = len(edges) + 1
@@ -188,8 +191,12 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
             neg, pos = g_cnt[:, :, 0], g_cnt[:, :, 1]
             if exact:
                 g_sorted = inv[key_sorted].astype(np.int16 if ng < 32000 else np.int64)
-                auc, p, q = _auc_per_group(s_sorted, y_sorted, w_sorted, g_sorted, ng)
-                bound = np.where(np.isnan(auc), np.nan, 0.0)
+                auc, p, q, ties = _auc_per_group(s_sorted, y_sorted, w_sorted, g_sorted, ng)
+                if model in prepared.score_bins:  # an engine gave fine bins, not scores
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        bound = np.where(np.isnan(auc), np.nan, 0.5 * ties / (p * q))
+                else:
+                    bound = np.where(np.isnan(auc), np.nan, 0.0)
             else:
                 auc, bound = _binned_auc(pos, neg)
                 p, q = pos.sum(axis=1), neg.sum(axis=1)

@@ -1,0 +1,383 @@
+"""Counts where the data lives: one GROUP BY in a real engine.
+
+Every number of an audit is a function of a small table of *records*: one
+per distinct combination of the sensitive values, the true outcome, each
+model's decision and score, with the number of rows it stands for (and the
+sums of their weights and squared weights).  This module writes that
+aggregation as one Ibis expression, which runs unchanged on DuckDB (files
+of any size, out of core; in-memory tables in place), Spark and SQL
+databases such as PostgreSQL.  Only the records leave the engine; they are
+then prepared and audited exactly as a count table is
+(:func:`fairness_core.prepare.prepare` with a count column), so every rule
+of the audit (positive values, text decisions, bins, missing values,
+thresholds) is applied in one place, whatever the engine.
+
+Scores: a score with at most ``FINE_BINS`` distinct values is grouped by
+its values (everything is exact).  With more, it is grouped by fine bins
+over its range, with the audit's threshold as a bin edge: the decisions at
+the threshold stay exact, and the AUC carries a stated bound on its error
+(pairs in one bin count one half).  The number of bins is lowered when the
+other columns have so many combinations that the records would exceed
+``MAX_RECORDS``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, quote_list
+from .prepare import Prepared, prepare, resolve_threshold
+from .scores import FINE_BINS
+from .spec import AuditSpec
+
+#: An upper bound on the records one aggregation returns (scores are binned
+#: more coarsely to stay below it).
+MAX_RECORDS = 2_000_000
+MIN_BINS = 1 << 10
+
+_N, _W2, _WNULL = "__rows", "__weight_squares", "__weight_missing"
+
+
+def _is_float(col) -> bool:
+    return col.type().is_floating()
+
+
+def _finite(col):
+    """NULL where a float column is NaN or infinite (they count as missing)."""
+    if _is_float(col):
+        return (col.isnan() | col.isinf()).ifelse(None, col)
+    return col.cast("float64")
+
+
+def _bin_rep(col, edges):
+    """The largest edge at or below each value (-inf below the first edge,
+    NULL when missing): the value the audit's own binning reads back into
+    the same range."""
+    import ibis
+
+    x = _finite(col) if col.type().is_numeric() else col.cast("float64")
+    case = ibis.cases(*[(x >= float(e), float(e)) for e in reversed(edges)],
+                      else_=-math.inf)
+    return x.isnull().ifelse(None, case)
+
+
+def _score_rep(col, lo: float, hi: float, threshold: float, n_bins: int):
+    """The lower edge of each value's fine bin; bins are even over [lo, hi]
+    with ``threshold`` added as an edge (see :func:`scores.fine_edges`)."""
+    import ibis
+
+    x = _finite(col)
+    if not hi > lo:
+        return x
+    width = (hi - lo) / n_bins
+    k = ((x - lo) / width).floor().clip(lower=0, upper=n_bins - 1)
+    even = lo + width * k
+    above = x >= threshold
+    return x.isnull().ifelse(
+        None, above.ifelse(ibis.greatest(even, threshold), ibis.least(even, x)))
+
+
+def _check_columns(table, spec: AuditSpec, name: str) -> None:
+    present = list(table.columns)
+    missing = [c for c in spec.columns() if c not in present]
+    if missing:
+        raise InputError(f"Column {quote_list(missing)} is not in {name!r}. The columns there "
+                         f"are: {quote_list(present, limit=40)}.", field="columns",
+                         column=missing[0])
+    for c in (_N, _W2, _WNULL):
+        if c in present:
+            raise InputError(f"{name!r} has a column named {c!r}, a name this tool uses for "
+                             "its own counts. Rename it.", field="columns", column=c)
+
+
+def engine_records(table, spec: AuditSpec, *, name: str = "table",
+                   max_records: int = MAX_RECORDS) -> tuple[pd.DataFrame, dict]:
+    """Aggregate an Ibis table into the audit's records.
+
+    Returns
+    -------
+    records : DataFrame
+        The spec's columns (sensitive, label, decisions, scores, weight)
+        and ``__rows``; with a weight, the weight column holds each
+        record's sum of weights and ``__weight_squares`` their squares.
+    meta : dict
+        ``rows`` (rows in the table), ``score_ranges`` and ``score_bins``
+        (the scores cut into fine bins, with their number of bins) to pass
+        to :func:`fairness_core.prepare.prepare`.
+    """
+    _check_columns(table, spec, name)
+    t = table
+    mult = t[spec.counts].cast("float64") if spec.counts else None
+    # 1. A first, cheap pass: sizes, score ranges, distinct values.
+    aggs = {_N: mult.sum() if mult is not None else t.count()}
+    if spec.counts:
+        aggs["__counts_min"] = mult.min()
+        aggs["__counts_nulls"] = mult.isnull().sum()
+    for s in spec.scores:
+        x = _finite(t[s])
+        aggs[f"{s}__min"] = x.min()
+        aggs[f"{s}__max"] = x.max()
+        aggs[f"{s}__distinct"] = x.approx_nunique()
+    others = [spec.label, *spec.predictions,
+              *(c for c in spec.sensitive if c not in spec.bins)]
+    for c in others:
+        aggs[f"{c}__distinct"] = t[c].approx_nunique()
+    if spec.weight:
+        aggs["__weight_min"] = _finite(t[spec.weight]).min()
+    stats = t.aggregate(**aggs).execute().iloc[0]
+    if not stats[_N]:
+        raise InputError(f"{name!r} has no rows.", field="file")
+    if spec.counts and (stats["__counts_nulls"] or stats["__counts_min"] < 0):
+        raise InputError(f"The count column {spec.counts!r} has empty or negative values; "
+                         "in a count table every row says how many rows it stands for.",
+                         field="counts", column=spec.counts)
+    if spec.weight and pd.notna(stats["__weight_min"]) and stats["__weight_min"] < 0:
+        raise InputError(f"The weight column {spec.weight!r} has negative values; sample "
+                         "weights must be zero or more.", field="weight", column=spec.weight)
+    combos = 1.0
+    for c in others:
+        combos *= max(int(stats[f"{c}__distinct"]), 1) + 1  # + a missing value
+    for c in spec.bins:
+        combos *= len(spec.bins[c]) + 2
+    # 2. The records: one GROUP BY over every column of the audit.
+    keys = {}
+    for c in spec.sensitive:
+        keys[c] = _bin_rep(t[c], spec.bins[c]) if c in spec.bins else t[c]
+    for c in (spec.label, *spec.predictions):
+        keys[c] = t[c]
+    ranges, bins = {}, {}
+    n_bins = FINE_BINS
+    if spec.scores:  # the records must stay few: scores share the room left
+        room = max_records / max(combos, 1.0)
+        n_bins = int(max(MIN_BINS, min(FINE_BINS, room ** (1 / len(spec.scores)))))
+    binned = [s for s in spec.scores if stats[f"{s}__distinct"] > n_bins]
+    for s in spec.scores:
+        lo, hi = stats[f"{s}__min"], stats[f"{s}__max"]
+        if pd.isna(lo):
+            keys[s] = _finite(t[s])  # no numeric value: prepare says so
+            continue
+        lo, hi = float(lo), float(hi)
+        ranges[s] = (lo, hi)
+        if s in binned:
+            thr = resolve_threshold(spec.threshold_for(s), lo, hi)[0]
+            keys[s] = _score_rep(t[s], lo, hi, thr, n_bins)
+            bins[s] = n_bins
+        else:
+            keys[s] = _finite(t[s]) if _is_float(t[s]) else t[s]
+    agg = {_N: mult.sum() if mult is not None else t.count()}
+    if spec.weight:
+        w = _finite(t[spec.weight])
+        keys[_WNULL] = w.isnull()
+        wm = w * mult if mult is not None else w
+        agg[spec.weight] = wm.sum()
+        agg[_W2] = (w * wm).sum()
+    expr = t.group_by([e.name(k) for k, e in keys.items()]).aggregate(**agg)
+    records = expr.to_pyarrow().to_pandas()
+    if spec.weight:
+        gone = records.pop(_WNULL).astype(bool).to_numpy()
+        records.loc[gone, spec.weight] = np.nan
+        records.loc[gone, _W2] = np.nan
+    records[_N] = records[_N].astype(np.int64) if len(records) else records[_N]
+    meta = {"rows": int(stats[_N]), "score_ranges": ranges, "score_bins": bins,
+            "records": len(records)}
+    return records, meta
+
+
+def prepare_records(records: pd.DataFrame, meta: dict, spec: AuditSpec) -> Prepared:
+    """The engine's records, validated and encoded like rows."""
+    return prepare(records, spec, counts=_N, weight_sq=_W2 if spec.weight else None,
+                   score_ranges=meta["score_ranges"], score_bins=meta["score_bins"])
+
+
+# --------------------------------------------------------------------------
+# Where the rows live
+# --------------------------------------------------------------------------
+ENGINES = ("duckdb", "spark")
+#: DuckDB reads CSV values as numbers or text only, as the tool's own reader
+#: does ("yes"/"no" and "true"/"false" stay the words they are).
+_CSV_TYPES = ["BIGINT", "DOUBLE", "VARCHAR"]
+
+
+def is_url(data) -> bool:
+    return isinstance(data, str) and "://" in data and not data.startswith("file://")
+
+
+def _files(data: str) -> tuple[list, str]:
+    """The files a path, a folder or a glob names, and their format."""
+    import glob
+    import os
+    from pathlib import Path
+
+    p = Path(data)
+    if p.is_dir():
+        files = sorted(str(f) for f in p.rglob("*") if f.is_file()
+                       and f.suffix.lower() in (".parquet", ".pq", ".csv", ".tsv")
+                       and not f.name.startswith((".", "_")))
+        if not files:
+            raise InputError(f"The folder {data!r} holds no Parquet or CSV files.",
+                             field="file")
+    elif any(ch in data for ch in "*?["):
+        files = sorted(f for f in glob.glob(data, recursive=True) if os.path.isfile(f))
+        if not files:
+            raise InputError(f"No file matches {data!r}.", field="file")
+    else:
+        if not p.exists():
+            raise InputError(f"There is no file at {data!r}. Check the path.", field="file")
+        files = [str(p)]
+    kinds = {Path(f).suffix.lower() for f in files}
+    kinds = {{".pq": ".parquet"}.get(k, k) for k in kinds}
+    if len(kinds) > 1:
+        raise InputError(f"{data!r} mixes file formats ({quote_list(sorted(kinds))}); point "
+                         "to files of one format.", field="file")
+    fmt = {".parquet": "parquet", ".csv": "csv", ".txt": "csv", ".tsv": "tsv"}.get(
+        kinds.pop())
+    if fmt is None:
+        raise InputError(f"{data!r} is not a Parquet, CSV or TSV file; the engines read "
+                         "those (an Excel workbook is read by the tool itself: leave out "
+                         "--engine).", field="file")
+    return files, fmt
+
+
+def _hash_files(files: list) -> str:
+    """SHA-256 over the files' bytes, in order (for a single file, the file's
+    own SHA-256)."""
+    import hashlib
+
+    if len(files) == 1:
+        h = hashlib.sha256()
+        with open(files[0], "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    outer = hashlib.sha256()
+    for f in files:
+        outer.update(_hash_files([f]).encode())
+    return outer.hexdigest()
+
+
+def spark_session(master: str = "local[*]"):
+    """A Spark session: ``local[*]``, a cluster's master URL, or Spark
+    Connect (``sc://host:port``)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise InputError("The Spark engine needs pyspark: install the tool with its "
+                         "'engines' extra (pip install 'fairness-audit[engines]').",
+                         field="engine") from None
+    builder = SparkSession.builder.appName("fairness-audit")
+    if master.startswith("sc://"):
+        builder = builder.remote(master)
+    else:
+        builder = builder.master(master).config("spark.ui.enabled", "false")
+    try:
+        return builder.getOrCreate()
+    except Exception as exc:  # Java missing, master unreachable ...
+        raise InputError(f"Spark could not start with master {master!r} "
+                         f"({str(exc).splitlines()[0][:200]}). Check the master URL and that "
+                         "a Java runtime is installed.", field="engine") from None
+
+
+def open_table(data, *, table: str | None = None, engine: str = "duckdb",
+               spark_master: str = "local[*]"):
+    """An Ibis table for ``data`` and a description of it.
+
+    ``data`` is a pandas DataFrame (queried in place by DuckDB), a file, a
+    folder or glob of Parquet (or CSV) files, or a database URL such as
+    ``postgresql://user@host/db`` with ``table``.  ``engine`` chooses DuckDB
+    (embedded, out of core) or Spark for files and tables.
+
+    Returns
+    -------
+    (table, info) where info is a :class:`fairness_core.io.TableInfo`.
+    """
+    from .io import TableInfo
+
+    try:
+        import ibis
+    except ImportError:
+        raise InputError("Auditing in an engine needs Ibis and DuckDB: install the tool with "
+                         "its 'engines' extra (pip install 'fairness-audit[engines]').",
+                         field="engine") from None
+    if engine not in ENGINES:
+        raise InputError(f"Unknown engine {engine!r}; use one of {quote_list(ENGINES)}.",
+                         field="engine")
+    if isinstance(data, pd.DataFrame):
+        t = ibis.memtable(data)
+        return t, TableInfo(name="(data frame)", format="dataframe", sha256=None,
+                            size_bytes=int(data.memory_usage(deep=False).sum()),
+                            columns=[str(c) for c in data.columns])
+    data = str(data)
+    if is_url(data):
+        if not table:
+            raise InputError("Name the table to audit with --table when the data is a "
+                             "database URL.", field="table")
+        try:
+            con = ibis.connect(data)
+            t = con.table(table)
+        except Exception as exc:
+            raise InputError(f"Could not open the table {table!r} at the database URL "
+                             f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
+                             "Check the URL, the table name and that the database is "
+                             "running.", field="table") from None
+        kind = data.split("://", 1)[0]
+        return t, TableInfo(name=table, format=f"{kind} table", sha256=None, size_bytes=0,
+                            columns=list(t.columns))
+    if engine == "spark":
+        con = ibis.pyspark.connect(spark_session(spark_master))
+        if table:
+            try:
+                t = con.table(table)
+            except Exception as exc:
+                raise InputError(f"Spark has no table {table!r} ({str(exc)[:150]}).",
+                                 field="table") from None
+            return t, TableInfo(name=table, format="spark table", sha256=None, size_bytes=0,
+                                columns=list(t.columns))
+    else:
+        con = ibis.duckdb.connect()
+    files, fmt = _files(data)
+    import os
+    try:
+        if fmt == "parquet":
+            t = con.read_parquet(files if len(files) > 1 else files[0])
+        elif engine == "duckdb":
+            t = con.read_csv(files, **({"delim": "\t"} if fmt == "tsv" else {}),
+                             auto_type_candidates=_CSV_TYPES,
+                             nullstr=["", "NA", "N/A", "NULL", "NaN", "nan", "null", "None",
+                                      "#N/A", "n/a"])
+        else:
+            t = con.read_csv(files if len(files) > 1 else files[0], header=True,
+                             inferSchema=True, sep="\t" if fmt == "tsv" else ",")
+    except Exception as exc:
+        raise InputError(f"{data!r} could not be read as {fmt.upper()} "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).",
+                         field="file") from None
+    size = sum(os.path.getsize(f) for f in files)
+    name = data if len(files) > 1 else os.path.basename(files[0])
+    return t, TableInfo(name=name, format=fmt if len(files) == 1 else f"{fmt} ({len(files):,} "
+                        "files)", sha256=_hash_files(files), size_bytes=size,
+                        columns=list(t.columns))
+
+
+def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,
+                        engine: str = "duckdb", spark_master: str = "local[*]"):
+    """Count in an engine and prepare the records: ``(Prepared, TableInfo)``."""
+    t, info = open_table(data, table=table, engine=engine, spark_master=spark_master)
+    try:
+        records, meta = engine_records(t, spec, name=info.name)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(f"The {engine} engine could not count {info.name!r} "
+                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).",
+                         field="file") from None
+    info.engine = engine if not is_url(str(data)) else str(data).split("://", 1)[0]
+    info.records = meta["records"]
+    for s, nb in meta["score_bins"].items():
+        info.warnings.append(f"The score {s!r} has too many distinct values to count one by "
+                             f"one; it was counted in {nb:,} fine bins. Decisions at the "
+                             "threshold are exact; the AUC is within its stated error bound, "
+                             "and curves, calibration and the Brier score are at the bins' "
+                             "resolution.")
+    return prepare_records(records, meta, spec), info

@@ -1,0 +1,182 @@
+"""Counting where the data lives: DuckDB (and, where their servers run,
+Spark and PostgreSQL) give the same count table as reading the rows into
+memory, including missing values, weights, text labels and intersections.
+
+The reference is the in-memory path, itself checked against fairlearn and
+hand counts elsewhere; the record totals here are also checked against
+pandas' own ``groupby``.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from fairness_core import AuditSpec, audit
+from fairness_core.audit import run_audit
+from fairness_core.cli import main
+from fairness_core.counts import count_table
+from fairness_core.engine import engine_records, prepare_from_engine, prepare_records
+from fairness_core.prepare import prepare
+
+ibis = pytest.importorskip("ibis", reason="the engines extra is part of the test set-up")
+
+
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "sex": rng.choice(["F", "M", "X"], n, p=[.45, .45, .1]),
+        "race": rng.choice(["a", "b", "c"], n).astype(object),
+        "age": rng.integers(15, 90, n).astype(float),
+        "y": rng.choice(["yes", "no"], n),
+        "d": rng.choice(["approve", "deny"], n).astype(object),
+        "s": rng.random(n),
+        "w": rng.choice([0.5, 1.0, 3.0], n),
+    })
+    for col, share in (("race", .05), ("d", .03), ("s", .02), ("age", .02), ("w", .01)):
+        df.loc[rng.random(n) < share, col] = None if df[col].dtype == object else np.nan
+    return df
+
+
+SPECS = {
+    "decision, score, intersections": dict(
+        label="y", positive="yes", predictions=["d"], prediction_positive={"d": ["approve"]},
+        scores=["s"], sensitive=["sex", "race"], intersectional=True, n_bootstrap=200),
+    "weighted, binned age": dict(
+        label="y", positive="yes", predictions=["d"], prediction_positive={"d": ["approve"]},
+        sensitive=["sex", "age"], bins={"age": [18, 30, 60]}, weight="w", n_bootstrap=200),
+}
+
+
+def _same_counts(a, b) -> None:
+    ta, tb = count_table(a), count_table(b)
+    pd.testing.assert_frame_equal(ta, tb, check_dtype=False, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_duckdb_counts_equal_the_in_memory_counts(name):
+    df = _frame(5000, 1)
+    spec = AuditSpec(**SPECS[name])
+    mem = prepare(df, spec)
+    eng = prepare_records(*engine_records(ibis.memtable(df), spec), spec)
+    _same_counts(mem, eng)
+    assert eng.n_rows_read == len(df) and eng.dropped == mem.dropped
+    a, b = run_audit(mem), run_audit(eng)
+    assert a.to_dict()["findings"] == b.to_dict()["findings"]
+    pd.testing.assert_frame_equal(a.disparities, b.disparities, rtol=1e-9)
+    if spec.scores:
+        pd.testing.assert_frame_equal(a.scores["auc"], b.scores["auc"], rtol=1e-9)
+
+
+def test_records_total_what_pandas_counts():
+    df = _frame(3000, 2)
+    spec = AuditSpec(**SPECS["decision, score, intersections"])
+    records, meta = engine_records(ibis.memtable(df), spec)
+    assert meta["rows"] == len(df) and records["__rows"].sum() == len(df)
+    by_sex = records.groupby("sex")["__rows"].sum()
+    pd.testing.assert_series_equal(by_sex, df.groupby("sex").size(), check_names=False)
+    assert not meta["score_bins"]  # 3,000 distinct scores are counted one by one
+
+
+def test_many_distinct_scores_are_binned_with_an_honest_bound():
+    df = _frame(20000, 3)
+    spec = AuditSpec(**SPECS["decision, score, intersections"])
+    records, meta = engine_records(ibis.memtable(df), spec, max_records=20000)
+    assert meta["score_bins"]["s"] >= 1024 and len(records) < len(df)
+    eng = prepare_records(records, meta, spec)
+    mem = prepare(df, spec)
+    _same_counts(mem, eng)  # the decisions at the threshold are exact
+    a, b = run_audit(mem).scores["auc"], run_audit(eng).scores["auc"]
+    err = (a["auc"] - b["auc"]).abs()
+    assert (b["auc_error_bound"] > 0).all()
+    assert (err <= b["auc_error_bound"] + 1e-12).all()
+
+
+def test_parquet_folder_and_cli(tmp_path, capsys):
+    df = _frame(6000, 4)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i, part in enumerate((df.iloc[:2000], df.iloc[2000:4000], df.iloc[4000:])):
+        part.to_parquet(folder / f"part-{i}.parquet", index=False)
+    spec = AuditSpec(**SPECS["weighted, binned age"])
+    prepared, info = prepare_from_engine(str(folder), spec)
+    assert info.engine == "duckdb" and info.format == "parquet (3 files)"
+    _same_counts(prepare(df, spec), prepared)
+    args = ["--label", "y", "--positive", "yes", "--prediction", "d",
+            "--prediction-positive", "d=approve", "--sensitive", "sex", "--sensitive", "race",
+            "--weight", "w", "--bootstrap", "200", "--quiet"]
+    assert main([str(folder / "*.parquet"), *args, "--json", str(tmp_path / "e.json")]) == 0
+    assert main([str(folder), *args, "--engine", "duckdb", "--json",
+                 str(tmp_path / "f.json")]) == 0
+    one = tmp_path / "all.csv"
+    df.to_csv(one, index=False)
+    assert main([str(one), *args, "--engine", "memory", "--json", str(tmp_path / "m.json")]) == 0
+    e, f, m = (json.loads((tmp_path / n).read_text()) for n in ("e.json", "f.json", "m.json"))
+    assert e["provenance"]["input"]["engine"] == "duckdb"
+    assert m["provenance"]["input"]["engine"] is None
+    for part in ("groups", "disparities"):
+        for x, y, z in zip(e[part], f[part], m[part]):
+            for k, u in x.items():
+                if isinstance(u, float):
+                    assert u == pytest.approx(y[k], rel=1e-9, nan_ok=True)
+                    assert u == pytest.approx(z[k], rel=1e-9, nan_ok=True), (part, k)
+                else:
+                    assert u == y[k] == z[k], (part, k)
+
+
+def test_engine_errors_are_one_line(tmp_path, capsys):
+    from test_bad_inputs import assert_cli_refuses
+
+    assert_cli_refuses(capsys, [tmp_path / "nothing-*.parquet", "--label", "y",
+                                "--prediction", "d", "--sensitive", "sex"], ["No file matches"])
+    df = _frame(50, 5)
+    df.to_parquet(tmp_path / "x.parquet", index=False)
+    assert_cli_refuses(capsys, [tmp_path / "x.parquet", "--label", "outcome",
+                                "--prediction", "d", "--sensitive", "sex"],
+                       ["'outcome'", "not in"])
+    assert_cli_refuses(capsys, ["postgresql://nobody@127.0.0.1:1/none", "--label", "y",
+                                "--prediction", "d", "--sensitive", "sex"], ["--table"])
+
+
+_values = st.sampled_from(["a", "b", "c", None])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(_values, st.sampled_from(["1", "0", None]),
+                          st.sampled_from(["1", "0", None]),
+                          st.one_of(st.none(), st.sampled_from([0.1, 0.5, 0.9, 0.5])),
+                          st.sampled_from([1.0, 2.5, None])),
+                min_size=1, max_size=60),
+       st.booleans())
+def test_engine_agrees_with_memory_on_any_table(rows, weighted):
+    df = pd.DataFrame(rows, columns=["g", "y", "p", "s", "w"])
+    df["h"] = np.where(np.arange(len(df)) % 2 == 0, "even", "odd")
+    spec_kw = dict(label="y", positive="1", predictions=["p"], scores=["s"],
+                   sensitive=["g", "h"], intersectional=True, n_bootstrap=0,
+                   weight="w" if weighted else None)
+    spec = AuditSpec(**spec_kw)
+    outcome = {}
+    for name, make in (("memory", lambda: prepare(df, spec)),
+                       ("duckdb", lambda: prepare_records(
+                           *engine_records(ibis.memtable(df), spec), spec))):
+        try:
+            outcome[name] = count_table(make())
+        except Exception as exc:  # both must refuse the same tables, the same way
+            outcome[name] = (type(exc).__name__, str(exc))
+    if isinstance(outcome["memory"], tuple):
+        assert outcome["duckdb"] == outcome["memory"]
+    else:
+        pd.testing.assert_frame_equal(outcome["memory"], outcome["duckdb"],
+                                      check_dtype=False, rtol=1e-12)
+
+
+def test_audit_of_a_data_frame_is_unchanged_by_the_engine():
+    df = _frame(2000, 6)
+    spec = AuditSpec(**SPECS["decision, score, intersections"])
+    a = audit(df, spec)
+    prepared, info = prepare_from_engine(df, spec)
+    b = run_audit(prepared, info)
+    assert a.to_dict()["findings"] == b.to_dict()["findings"]
