@@ -19,9 +19,10 @@ from .spec import INTERSECTION_SEP
 N_CURVE = 201
 N_CAL_BINS = 10
 FINE_BINS = 1 << 16
-#: Up to this many rows AUC is computed exactly (one sort); above, from the
-#: fine score bins, with a reported bound on the error.
-EXACT_AUC_MAX_ROWS = 1_000_000
+#: A score with at most this many distinct values is counted per value (AUC,
+#: curves and calibration are exact); with more, in FINE_BINS even bins, and
+#: the AUC comes with a reported bound on its error.
+MAX_EXACT_VALUES = FINE_BINS
 
 
 def fine_edges(lo: float, hi: float, threshold: float, n_bins: int = FINE_BINS) -> np.ndarray:
@@ -73,44 +74,6 @@ def _binned_auc(pos: np.ndarray, neg: np.ndarray):
     return auc, bound
 
 
-def _auc_per_group(s, y, w, g, n_groups):
-    """Exact (weighted) ROC AUC per group; inputs sorted by score.
-
-    Mann-Whitney: P(score of a positive > score of a negative), ties count
-    one half, which is what scikit-learn's roc_auc_score computes.
-    """
-    order = np.argsort(g, kind="stable")  # radix sort for small ints
-    g2, s2, y2 = g[order], s[order], y[order]
-    w2 = w[order] if w is not None else None
-    n = len(s2)
-    if n == 0:
-        return (np.full(n_groups, np.nan), np.zeros(n_groups), np.zeros(n_groups),
-                np.zeros(n_groups))
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.not_equal(g2[1:], g2[:-1], out=new[1:])
-    new[1:] |= s2[1:] != s2[:-1]
-    block = np.cumsum(new) - 1
-    nb = int(block[-1]) + 1
-    yw = y2.astype(float) if w2 is None else y2 * w2
-    tot = np.ones(n) if w2 is None else w2
-    pos = np.bincount(block, weights=yw, minlength=nb)
-    neg = np.bincount(block, weights=tot, minlength=nb) - pos
-    bgroup = g2[new]
-    neg_cum = np.cumsum(neg) - neg
-    group_start = np.zeros(n_groups)
-    first_block = np.flatnonzero(np.r_[True, bgroup[1:] != bgroup[:-1]])
-    group_start[bgroup[first_block]] = neg_cum[first_block]
-    neg_before = neg_cum - group_start[bgroup]
-    num = np.bincount(bgroup, weights=pos * (neg_before + 0.5 * neg), minlength=n_groups)
-    p = np.bincount(bgroup, weights=pos, minlength=n_groups)
-    q = np.bincount(bgroup, weights=neg, minlength=n_groups)
-    ties = np.bincount(bgroup, weights=pos * neg, minlength=n_groups)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        auc = np.where((p > 0) & (q > 0), num / (p * q), np.nan)
-    return auc, p, q, ties
-
-
 def _onehot(inv: np.ndarray, n_groups: int) -> np.ndarray:
     m = np.zeros((n_groups, len(inv)))
     m[inv, np.arange(len(inv))] = 1.0
@@ -119,19 +82,23 @@ def _onehot(inv: np.ndarray, n_groups: int) -> np.ndarray:
 
 def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
                    n_curve: int = N_CURVE, n_bins: int = N_CAL_BINS,
-                   exact_auc_max_rows: int = EXACT_AUC_MAX_ROWS) -> dict:
+                   max_exact_values: int = MAX_EXACT_VALUES) -> dict:
     """AUC, threshold curves and calibration per model x attribute x group.
 
     Returns a dict of DataFrames:
 
     ``auc``: model, attribute, group, auc, auc_error_bound, positives,
-        negatives, brier.  AUC is exact (bound 0) up to
-        ``exact_auc_max_rows`` rows; above, it comes from 65,536 even score
-        bins and the true value lies within ``auc_error_bound``.  Brier only
+        negatives, brier.  The sufficient statistic is, per finest group
+        combination, the count of positives and negatives at each distinct
+        score: AUC is then exact (bound 0).  A score with more than
+        ``max_exact_values`` distinct values is counted in 65,536 even bins
+        (and one counted in bins by an engine, in its bins): the true AUC
+        lies within ``auc_error_bound``.  Brier only
         when scores lie in [0, 1].
     ``curves``: model, attribute, group, threshold, tn, fp, fn, tp: the exact
         confusion counts when predicting positive for ``score >= threshold``,
-        at about ``n_curve`` even thresholds and the audit's own.
+        at about ``n_curve`` thresholds spread evenly over the distinct scores
+        (or the fine bins), and the audit's own.
     ``calibration``: model, attribute, group, bin, bin_low, bin_high, n,
         weight, mean_score, observed_rate (scores in [0, 1] only; bins as
         scikit-learn's ``calibration_curve(strategy="uniform")``).
@@ -146,15 +113,20 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     w = prepared.weight if prepared.weight is not None else mult
     k = index.n_combos
     yb = y.view(np.uint8) if y.dtype == bool else y.astype(np.uint8)
-    exact = len(y) <= exact_auc_max_rows
     auc_frames, curve_frames, cal_frames = [], [], []
     for model, s in prepared.scores.items():
         lo, hi = prepared.score_ranges[model] if model in prepared.score_bins else \
             (float(s.min()), float(s.max()))
         threshold = prepared.thresholds.get(model, 0.5)
-        edges = fine_edges(lo, hi, threshold)
+        values = np.unique(s)
+        exact = len(values) <= max_exact_values and model not in prepared.score_bins
+        if exact:  # one bin per distinct score (and the threshold)
+            edges = values if threshold in values else np.unique(np.r_[values, threshold])
+            b = np.searchsorted(edges, s, side="right").astype(np.int32)
+        else:
+            edges = fine_edges(lo, hi, threshold)
+            b = bin_scores(s, edges)
         nb = len(edges) + 1
-        b = bin_scores(s, edges)
         code = key.astype(np.int64) * nb
         code += b
         code *= 2
@@ -180,26 +152,15 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
             c_y = np.bincount(ck, weights=wt * y, minlength=size).reshape(k, n_bins)
             sq = np.bincount(key, weights=wt * (s - y) ** 2, minlength=k)
             del ck, cb
-        if exact:
-            order = np.argsort(s, kind="stable")
-            s_sorted, y_sorted, key_sorted = s[order], y[order], key[order]
-            w_sorted = w[order] if w is not None else None
         for name, inv, labels in mapped:
             ng = len(labels)
             onehot = _onehot(inv, ng)
             g_cnt = (onehot @ cnt).reshape(ng, nb, 2)
             neg, pos = g_cnt[:, :, 0], g_cnt[:, :, 1]
-            if exact:
-                g_sorted = inv[key_sorted].astype(np.int16 if ng < 32000 else np.int64)
-                auc, p, q, ties = _auc_per_group(s_sorted, y_sorted, w_sorted, g_sorted, ng)
-                if model in prepared.score_bins:  # an engine gave fine bins, not scores
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        bound = np.where(np.isnan(auc), np.nan, 0.5 * ties / (p * q))
-                else:
-                    bound = np.where(np.isnan(auc), np.nan, 0.0)
-            else:
-                auc, bound = _binned_auc(pos, neg)
-                p, q = pos.sum(axis=1), neg.sum(axis=1)
+            auc, bound = _binned_auc(pos, neg)
+            if exact:  # pairs in one bin are true ties: AUC counts them one half
+                bound = np.where(np.isnan(auc), np.nan, 0.0)
+            p, q = pos.sum(axis=1), neg.sum(axis=1)
             frame = pd.DataFrame({"model": model, "attribute": name, "group": labels,
                                   "auc": auc, "auc_error_bound": bound,
                                   "positives": p, "negatives": q})

@@ -384,7 +384,7 @@ def test_binned_auc_is_within_its_bound_of_sklearn(data):
     # continuous scores, so that bins can hold several distinct values
     df = df.assign(score=np.random.default_rng(len(df)).random(len(df)) ** 3)
     spec = _spec(df, pos, w is not None, list(preds))
-    auc = score_analysis(prepare(df, spec), exact_auc_max_rows=0)["auc"]
+    auc = score_analysis(prepare(df, spec), max_exact_values=0)["auc"]
     score = df["score"].to_numpy()
     for attr, cols in ATTRS.items():
         for grp, m in _group_masks(df, cols).items():
