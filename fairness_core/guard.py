@@ -1,0 +1,403 @@
+"""Reading a file within a memory budget.
+
+:func:`read_guarded` runs :func:`fairness_core.io.read_table` in a child
+process whose data size is capped at the memory limit
+(``FAIRNESS_AUDIT_MEMORY``, see :mod:`fairness_core.limits`).  The readers'
+up-front checks refuse the files they know to be too big; the cap also holds
+for files nobody foresaw: a zip bomb, a CSV whose one line is gigabytes
+long, a Parquet file whose dictionary expands a thousandfold.  Going over
+the budget ends that child only and comes back as an :class:`InputError`
+for that file; the calling process (the dashboard's server, with every
+other session) carries on.
+
+How it works
+------------
+* The children are forked by multiprocessing's fork server, a process that
+  has loaded the readers, and everything they load on first use, once (see
+  :mod:`fairness_core._preload`): a read costs a fork, not an interpreter
+  start, and it is safe from a process with threads such as the dashboard's
+  server.  A single-threaded program that reads once (the command line)
+  can fork itself instead (``start="fork"``) and save starting the server.
+* The cap is ``RLIMIT_DATA``: the child's data size when it starts plus the
+  budget, so the budget is what reading the file may add (the file's bytes,
+  the parser's buffers, the table).  ``RLIMIT_AS`` would also count address
+  space that allocators reserve without using: a read that needs 280 MB
+  fails under an ``RLIMIT_AS`` of 700 MB.  For the same reason Arrow
+  allocates through the C library's ``malloc`` in the children: Arrow's
+  default allocator (mimalloc) reserves its arenas ahead of use, and space
+  reserved before the cap would be memory a child could fill unseen.
+* The file's bytes go to the child through a pipe, never a file.  The table
+  comes back pickled with its column buffers out of band: written to the
+  pipe as they are and read once into the caller's memory.
+* Running out of memory shows in the child as a ``MemoryError``, a reader's
+  error caused by one, or the child killed (Arrow aborts on some failed
+  allocations; the kernel may kill a child when the machine runs short).
+  Each of these becomes one :class:`InputError` with ``field="file"``.  An
+  :class:`InputError` raised by the reader comes back as it was (message,
+  field, column); any other exception is a bug and comes back as a
+  ``RuntimeError`` that carries the child's traceback.
+
+The child writes nothing to disk and prints nothing (its standard error
+goes nowhere unless ``FAIRNESS_AUDIT_DEBUG`` is set): everything comes back
+through the pipe.  The cap is a Linux feature; elsewhere the read still
+runs in a child, without a cap.
+"""
+from __future__ import annotations
+
+import errno
+import multiprocessing
+import os
+import pickle
+import sys
+import threading
+import types
+from pathlib import Path
+
+from .errors import InputError
+from .limits import PREFIX, _fmt_bytes, limits
+
+# multiprocessing's bookkeeping of children (start, join) is not meant to be
+# used from several threads at once: one lock for this module's calls.
+_LOCK = threading.Lock()
+_CONTEXTS: dict = {}
+
+# Words of an allocation failure, in a reader's message that quotes it.
+_MEMORY_WORDS = ("out of memory", "memoryerror", "unable to allocate", "cannot allocate",
+                 "bad_alloc", "malloc of size", "failed to allocate")
+
+
+def _main_modules() -> list:
+    """The modules the program's main script takes its names from.
+
+    A child of the fork server first runs the parent's main script again
+    (multiprocessing does that to find functions defined there); with these
+    modules loaded in the server that run costs next to nothing (for
+    ``streamlit run``, it is otherwise an import of Streamlit per read)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if main is None or (spec is None and not getattr(main, "__file__", None)):
+        return []
+    if spec is not None and (spec.name == "__main__" or spec.name.endswith(".__main__")):
+        return []  # multiprocessing does not run these again
+    names = set()
+    for value in list(vars(main).values()):
+        if isinstance(value, types.ModuleType):
+            names.add(value.__name__)
+        else:
+            module = getattr(value, "__module__", None)
+            if isinstance(module, str):
+                names.add(module)
+    return sorted(n for n in names if n not in ("__main__", "__mp_main__", "builtins")
+                  and n not in sys.builtin_module_names)
+
+
+def _context(start: str):
+    with _LOCK:
+        if start not in _CONTEXTS:
+            ctx = multiprocessing.get_context(start)
+            if start == "forkserver":
+                # _preload first: it chooses Arrow's allocator before pyarrow loads.
+                ctx.set_forkserver_preload(["fairness_core._preload", *_main_modules()])
+            _CONTEXTS[start] = ctx
+        return _CONTEXTS[start]
+
+
+def over_budget(name: str, budget: int) -> InputError:
+    """The error for a file whose reading needs more than ``budget`` bytes."""
+    return InputError(
+        f"Reading {name!r} needs more memory than the limit of {_fmt_bytes(budget)} for "
+        "reading one file, so it was stopped. Use a smaller file (fewer rows, only the "
+        "columns the audit needs, or CSV or Parquet instead of Excel), or, if the machine "
+        f"has the memory, raise the limit with the environment variable {PREFIX}MEMORY "
+        f"(for example {PREFIX}MEMORY=16G or {PREFIX}MEMORY=75%).", field="file")
+
+
+def read_guarded(data, name: str | None = None, columns=None, fmt: str | None = None,
+                 budget: int | None = None, *, start: str = "forkserver"):
+    """Read a table as :func:`fairness_core.io.read_table` does, in a child
+    process that may use at most ``budget`` bytes.
+
+    Parameters
+    ----------
+    data : bytes or path
+        The file's bytes (an upload: they reach the child through a pipe)
+        or its path (the child reads the file).
+    name : str, optional
+        The file's name (its extension picks the format); a path's own name
+        by default.
+    columns, fmt
+        As for :func:`~fairness_core.io.read_table`.
+    budget : int, optional
+        Bytes the reading may use; by default the memory limit
+        (``FAIRNESS_AUDIT_MEMORY``, half the machine's memory).
+    start : {"forkserver", "fork"}
+        How the child starts.  "forkserver" is safe in a process with
+        threads (the dashboard's server); "fork" saves starting the fork
+        server in a single-threaded program that reads once.
+
+    Returns
+    -------
+    (DataFrame, TableInfo)
+        Equal to what :func:`~fairness_core.io.read_table` returns.
+
+    Raises
+    ------
+    InputError
+        The reader's own errors, unchanged; or, with ``field="file"``, the
+        reading needs more memory than the budget.
+    RuntimeError
+        The reader failed in another way (a bug).
+    """
+    if budget is None:
+        budget = limits().memory
+    path = None
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)  # the child works in the same folder
+    elif isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    elif not isinstance(data, bytes):
+        raise TypeError(f"cannot read a table from {type(data).__name__}")
+    shown = name or (Path(path).name if path is not None else "upload")
+    request = {"path": path, "name": name, "columns": list(columns) if columns else None,
+               "fmt": fmt, "budget": int(budget),
+               "env": {k: v for k, v in os.environ.items() if k.startswith(PREFIX)}}
+    ctx = _context(start)
+    conn, child_end = ctx.Pipe(duplex=True)
+    proc = ctx.Process(target=_child, args=(child_end,), name="fairness-audit-reader",
+                       daemon=True)
+    reply, answered, started, code = None, False, False, None
+    try:
+        with _LOCK:
+            proc.start()
+            started = True
+        child_end.close()
+        try:
+            conn.send(request)
+            if path is None:
+                conn.send_bytes(data)
+        except OSError:
+            pass  # the child stopped reading: its answer says why
+        try:
+            reply = conn.recv()
+            if reply[0] == "ok":
+                buffers = [_recv_into(conn, size) for size in reply[2]]
+                answered = True
+                return pickle.loads(reply[1], buffers=buffers)
+        except (EOFError, OSError):
+            reply = None  # the child died: its exit code says how
+        answered = True
+    finally:
+        conn.close()
+        child_end.close()
+        if started:
+            with _LOCK:
+                if answered:  # the child has answered or died: it ends by itself
+                    proc.join(10)
+                if proc.exitcode is None:
+                    proc.kill()
+                proc.join()
+                code = proc.exitcode
+                proc.close()
+    if reply is None:
+        if code is not None and code < 0:
+            raise over_budget(shown, budget)
+        raise RuntimeError(f"The process reading {shown!r} ended without an answer "
+                           f"(exit code {code}).")
+    if reply[0] == "input":
+        _, message, field, column, value = reply
+        raise InputError(message, field=field, column=column, value=value)
+    if reply[0] == "memory":
+        raise over_budget(shown, budget)
+    _, what, trace = reply
+    raise RuntimeError(f"Reading {shown!r} failed: {what}\n\nIn the reading process:\n{trace}")
+
+
+def _recv_into(conn, size: int) -> bytearray:
+    """``size`` raw bytes from the connection, read into one new buffer."""
+    buf = bytearray(size)
+    view = memoryview(buf)
+    fd = conn.fileno()
+    got = 0
+    while got < size:
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            raise EOFError
+        got += n
+    return buf
+
+
+def _send_raw(conn, view: memoryview) -> None:
+    fd = conn.fileno()
+    while len(view):
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+# --------------------------------------------------------------------------
+# the child
+# --------------------------------------------------------------------------
+def _status(key: bytes) -> int:
+    """A size from /proc/self/status in bytes (0 where there is none)."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class _Cap:
+    """The child's cap on its data size, and whether it came close to it."""
+
+    def __init__(self, budget: int):
+        import resource
+
+        self.resource = resource
+        self.kind = getattr(resource, "RLIMIT_DATA", None)
+        self.budget = budget
+        start = _status(b"VmData:")
+        # what is not data (code, stacks, mapped files), to read the data's
+        # peak from the peak of the whole address space
+        self.other = _status(b"VmPeak:") - start
+        self.limit = None
+        if self.kind is None or not start:
+            return
+        _, self.hard = resource.getrlimit(self.kind)
+        limit = start + budget
+        if self.hard != resource.RLIM_INFINITY:
+            limit = min(limit, self.hard)
+        resource.setrlimit(self.kind, (limit, self.hard))
+        self.limit = limit
+
+    def lift(self) -> None:
+        """Make room to answer after a failure (an answer is small)."""
+        if self.limit is not None:
+            self.resource.setrlimit(self.kind, (self.hard, self.hard))
+
+    def came_close(self) -> bool:
+        """Whether the data came within a few per cent of the cap: a failed
+        small allocation can surface as another error."""
+        if self.limit is None:
+            return False
+        peak = _status(b"VmPeak:") - self.other
+        return peak >= self.limit - max(64 << 20, self.budget // 20)
+
+
+def _memory_error(exc: BaseException | None) -> bool:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, MemoryError):
+            return True
+        if isinstance(exc, OSError) and exc.errno == errno.ENOMEM:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _answer(exc: BaseException, cap: _Cap | None) -> tuple:
+    """What to tell the parent about an exception in the child."""
+    if _memory_error(exc):
+        return ("memory",)
+    close = cap is not None and cap.came_close()
+    if isinstance(exc, InputError):
+        if close and any(w in exc.message.lower() for w in _MEMORY_WORDS):
+            return ("memory",)
+        value = exc.value
+        try:
+            pickle.dumps(value)
+        except Exception:
+            value = None
+        return ("input", exc.message, exc.field, exc.column, value)
+    if close:
+        return ("memory",)
+    import traceback
+
+    return ("error", f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc)))
+
+
+def _child(conn) -> None:
+    """Read one table under the cap and send it back, or what went wrong."""
+    cap = None
+    try:
+        request = conn.recv()
+        # the parent's limits, as they are now
+        for key in [k for k in os.environ if k.startswith(PREFIX)]:
+            del os.environ[key]
+        os.environ.update(request["env"])
+        if not os.environ.get(PREFIX + "DEBUG"):
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 2)
+            os.close(quiet)
+        _system_allocator()
+        from .io import read_table
+
+        cap = _Cap(request["budget"])
+        source = request["path"] if request["path"] is not None else conn.recv_bytes()
+        table = read_table(source, name=request["name"], columns=request["columns"],
+                           fmt=request["fmt"])
+        del source
+        buffers: list = []
+        head = pickle.dumps(table, protocol=5, buffer_callback=buffers.append)
+        views = [b.raw() for b in buffers]
+        conn.send(("ok", head, [v.nbytes for v in views]))
+        for view in views:
+            _send_raw(conn, view)
+    except BaseException as exc:  # everything goes back to the parent
+        if cap is not None:
+            cap.lift()
+        try:
+            reply = _answer(exc, cap)
+        except BaseException:
+            reply = ("memory",) if isinstance(exc, MemoryError) else \
+                ("error", type(exc).__name__, "")
+        try:
+            conn.send(reply)
+        except BaseException:
+            pass
+    finally:
+        conn.close()
+
+
+def _system_allocator() -> None:
+    """Arrow's allocations from Python go through the C library's malloc."""
+    try:
+        import pyarrow as pa
+
+        pa.set_memory_pool(pa.system_memory_pool())
+    except Exception:  # pragma: no cover - pyarrow is a dependency
+        pass
+
+
+def warm_up() -> None:
+    """Read a tiny table of every kind, so that everything the readers load
+    on first use is loaded (in the fork server, before any child is capped:
+    under the cap, loading a library can fail like any allocation)."""
+    import io
+
+    import pandas as pd
+
+    from .io import read_table
+
+    _system_allocator()
+    small = pd.DataFrame({"y": [1, 0, 1], "group": ["a", "b", "a"], "score": [0.5, 0.25, 1.0]})
+    samples = [(small.to_csv(index=False).encode(), "warm.csv"),
+               (small.to_csv(index=False, sep="\t").encode(), "warm.tsv"),
+               ("y;name\n1;caf\u00e9\n0;na\u00efve\n".encode("cp1252"), "warm.csv")]
+    for writer, name in ((small.to_parquet, "warm.parquet"), (small.to_excel, "warm.xlsx")):
+        try:
+            buf = io.BytesIO()
+            writer(buf, index=False)
+            samples.append((buf.getvalue(), name))
+        except Exception:  # a missing writer only makes the first real read slower
+            pass
+    for data, name in samples:
+        try:
+            buffers: list = []
+            head = pickle.dumps(read_table(data, name=name), protocol=5,
+                                buffer_callback=buffers.append)
+            pickle.loads(head, buffers=[bytearray(b.raw()) for b in buffers])
+        except Exception:
+            pass
