@@ -256,13 +256,36 @@ def _write(path: str, writer, what: str) -> None:
                          "writable path.", field=what) from None
 
 
+def audit_file(path, spec):
+    """Read the file and audit it.
+
+    The file is read in a child process capped at the memory limit
+    (:func:`fairness_core.guard.read_guarded`; ``FAIRNESS_AUDIT_MEMORY``):
+    a file that needs more is an InputError, like any bad input.  A
+    program with one thread forks itself for that; with more threads the
+    child comes from the fork server, which is safe with threads.
+    """
+    import threading
+
+    from .audit import run_audit
+    from .guard import read_guarded
+    from .prepare import prepare
+
+    start = "fork" if threading.active_count() == 1 else "forkserver"
+    df, info = read_guarded(path, columns=spec.columns(), start=start)
+    return run_audit(prepare(df, spec), info)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if "pyarrow" not in sys.modules:
+        # Arrow allocates through malloc, which the reading child's memory
+        # cap sees exactly (see fairness_core.guard); chosen before import.
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     try:
         spec = spec_from_args(args)
-        from .audit import audit
-        result = audit(args.data, spec)
+        result = audit_file(args.data, spec)
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")
         warn = exports.check_data(getattr(args, "_config_data", None), sha)
