@@ -12,23 +12,27 @@ other session) carries on.
 
 How it works
 ------------
-* The children are forked by multiprocessing's fork server, a process that
-  has loaded the readers, and everything they load on first use, once (see
-  :mod:`fairness_core._preload`): a read costs a fork, not an interpreter
-  start, and it is safe from a process with threads such as the dashboard's
-  server.  A single-threaded program that reads once (the command line)
-  can fork itself instead (``start="fork"``) and save starting the server.
+* The children are forked by a small server process started once, on first
+  use (:func:`serve`), which has loaded the readers, and everything they
+  load on first use: a read costs a fork, not an interpreter start, and it
+  is safe from a process with threads such as the dashboard's server.  A
+  single-threaded program that reads once (the command line) forks itself
+  instead (``start="fork"``) and saves starting the server.
+  (multiprocessing's fork server is not used: its children first run the
+  parent's ``__main__`` again, and in a Streamlit session ``__main__`` is
+  the app's script.)
 * The cap is ``RLIMIT_DATA``: the child's data size when it starts plus the
   budget, so the budget is what reading the file may add (the file's bytes,
   the parser's buffers, the table).  ``RLIMIT_AS`` would also count address
   space that allocators reserve without using: a read that needs 280 MB
   fails under an ``RLIMIT_AS`` of 700 MB.  For the same reason Arrow
-  allocates through the C library's ``malloc`` in the children: Arrow's
-  default allocator (mimalloc) reserves its arenas ahead of use, and space
-  reserved before the cap would be memory a child could fill unseen.
-* The file's bytes go to the child through a pipe, never a file.  The table
-  comes back pickled with its column buffers out of band: written to the
-  pipe as they are and read once into the caller's memory.
+  allocates through the C library's ``malloc`` in the server and the
+  children: Arrow's default allocator (mimalloc) reserves its arenas ahead
+  of use, and space reserved before the cap would be memory a child could
+  fill unseen.
+* The file's bytes go to the child through a socket pair, never a file.  The
+  table comes back pickled with its column buffers out of band: written to
+  the socket as they are and read once into the caller's memory.
 * Running out of memory shows in the child as a ``MemoryError``, a reader's
   error caused by one, or the child killed (Arrow aborts on some failed
   allocations; the kernel may kill a child when the machine runs short).
@@ -45,61 +49,28 @@ runs in a child, without a cap.
 from __future__ import annotations
 
 import errno
-import multiprocessing
+import gc
+import json
 import os
 import pickle
+import select
+import signal
+import socket
+import struct
+import subprocess
 import sys
 import threading
-import types
+import time
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from .errors import InputError
 from .limits import PREFIX, _fmt_bytes, limits
 
-# multiprocessing's bookkeeping of children (start, join) is not meant to be
-# used from several threads at once: one lock for this module's calls.
-_LOCK = threading.Lock()
-_CONTEXTS: dict = {}
-
 # Words of an allocation failure, in a reader's message that quotes it.
 _MEMORY_WORDS = ("out of memory", "memoryerror", "unable to allocate", "cannot allocate",
                  "bad_alloc", "malloc of size", "failed to allocate")
-
-
-def _main_modules() -> list:
-    """The modules the program's main script takes its names from.
-
-    A child of the fork server first runs the parent's main script again
-    (multiprocessing does that to find functions defined there); with these
-    modules loaded in the server that run costs next to nothing (for
-    ``streamlit run``, it is otherwise an import of Streamlit per read)."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if main is None or (spec is None and not getattr(main, "__file__", None)):
-        return []
-    if spec is not None and (spec.name == "__main__" or spec.name.endswith(".__main__")):
-        return []  # multiprocessing does not run these again
-    names = set()
-    for value in list(vars(main).values()):
-        if isinstance(value, types.ModuleType):
-            names.add(value.__name__)
-        else:
-            module = getattr(value, "__module__", None)
-            if isinstance(module, str):
-                names.add(module)
-    return sorted(n for n in names if n not in ("__main__", "__mp_main__", "builtins")
-                  and n not in sys.builtin_module_names)
-
-
-def _context(start: str):
-    with _LOCK:
-        if start not in _CONTEXTS:
-            ctx = multiprocessing.get_context(start)
-            if start == "forkserver":
-                # _preload first: it chooses Arrow's allocator before pyarrow loads.
-                ctx.set_forkserver_preload(["fairness_core._preload", *_main_modules()])
-            _CONTEXTS[start] = ctx
-        return _CONTEXTS[start]
+_PID = struct.Struct("q")
 
 
 def over_budget(name: str, budget: int) -> InputError:
@@ -120,8 +91,8 @@ def read_guarded(data, name: str | None = None, columns=None, fmt: str | None = 
     Parameters
     ----------
     data : bytes or path
-        The file's bytes (an upload: they reach the child through a pipe)
-        or its path (the child reads the file).
+        The file's bytes (an upload: they reach the child through a socket
+        pair, never a file) or its path (the child reads the file).
     name : str, optional
         The file's name (its extension picks the format); a path's own name
         by default.
@@ -131,9 +102,10 @@ def read_guarded(data, name: str | None = None, columns=None, fmt: str | None = 
         Bytes the reading may use; by default the memory limit
         (``FAIRNESS_AUDIT_MEMORY``, half the machine's memory).
     start : {"forkserver", "fork"}
-        How the child starts.  "forkserver" is safe in a process with
-        threads (the dashboard's server); "fork" saves starting the fork
-        server in a single-threaded program that reads once.
+        Where the child comes from.  "forkserver": the fork server, safe in
+        a process with threads (the dashboard's server).  "fork": this
+        process forks itself, which saves starting the server in a
+        single-threaded program that reads once (the command line).
 
     Returns
     -------
@@ -159,18 +131,14 @@ def read_guarded(data, name: str | None = None, columns=None, fmt: str | None = 
         raise TypeError(f"cannot read a table from {type(data).__name__}")
     shown = name or (Path(path).name if path is not None else "upload")
     request = {"path": path, "name": name, "columns": list(columns) if columns else None,
-               "fmt": fmt, "budget": int(budget),
+               "fmt": fmt, "budget": int(budget), "cwd": os.getcwd(),
                "env": {k: v for k, v in os.environ.items() if k.startswith(PREFIX)}}
-    ctx = _context(start)
-    conn, child_end = ctx.Pipe(duplex=True)
-    proc = ctx.Process(target=_child, args=(child_end,), name="fairness-audit-reader",
-                       daemon=True)
-    reply, answered, started, code = None, False, False, None
+    if start not in ("forkserver", "fork"):
+        raise ValueError(f"start must be 'forkserver' or 'fork', not {start!r}")
+    child = _SERVER.fork() if start == "forkserver" else _Child.fork_here()
+    reply, answered, code = None, False, None
     try:
-        with _LOCK:
-            proc.start()
-            started = True
-        child_end.close()
+        conn = child.conn
         try:
             conn.send(request)
             if path is None:
@@ -187,17 +155,12 @@ def read_guarded(data, name: str | None = None, columns=None, fmt: str | None = 
             reply = None  # the child died: its exit code says how
         answered = True
     finally:
-        conn.close()
-        child_end.close()
-        if started:
-            with _LOCK:
-                if answered:  # the child has answered or died: it ends by itself
-                    proc.join(10)
-                if proc.exitcode is None:
-                    proc.kill()
-                proc.join()
-                code = proc.exitcode
-                proc.close()
+        # never leave a child behind: one that has answered ends by itself
+        code = child.wait(10 if answered else 0)
+        if code is None:
+            child.kill()
+            code = child.wait()
+        child.close()
     if reply is None:
         if code is not None and code < 0:
             raise over_budget(shown, budget)
@@ -210,6 +173,212 @@ def read_guarded(data, name: str | None = None, columns=None, fmt: str | None = 
         raise over_budget(shown, budget)
     _, what, trace = reply
     raise RuntimeError(f"Reading {shown!r} failed: {what}\n\nIn the reading process:\n{trace}")
+
+
+class _Child:
+    """One reading child: the connection to it and its exit code."""
+
+    def __init__(self, pid: int, conn: Connection, status: int | None = None):
+        self.pid = pid
+        self.conn = conn
+        self.status = status  # the server's pipe for the exit code, or None: our own child
+        self.code = None
+
+    @classmethod
+    def fork_here(cls) -> "_Child":
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child (measured through its answers)
+            ours.close()
+            _run_child(theirs.detach())
+        theirs.close()
+        return cls(pid, Connection(ours.detach()))
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code (negative: the signal that ended it); None when the
+        child is still running after ``timeout`` seconds."""
+        if self.code is not None:
+            return self.code
+        if self.status is not None:
+            ready, _, _ = select.select([self.status], [], [], timeout)
+            if not ready:
+                return None
+            raw = _read_exactly(self.status, _PID.size)
+            # no code: the server died; the child is not its child any more
+            self.code = _PID.unpack(raw)[0] if raw else 255
+            return self.code
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            pid, status = os.waitpid(self.pid, 0 if deadline is None else os.WNOHANG)
+            if pid:
+                self.code = os.waitstatus_to_exitcode(status)
+                return self.code
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.005)
+
+    def kill(self) -> None:
+        if self.code is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        self.conn.close()
+        if self.status is not None:
+            os.close(self.status)
+            self.status = None
+
+
+class _ForkServer:
+    """The process that forks the reading children (see :func:`serve`),
+    started on first use and again if it has died."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.proc = None
+        self.control = None
+
+    def _start(self) -> None:
+        ours, theirs = socket.socketpair()
+        path = [p or os.getcwd() for p in sys.path]
+        code = ("import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+                "from fairness_core.guard import serve; serve(int(sys.argv[2]))")
+        env = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system"}
+        self.proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(path),
+                                      str(theirs.fileno())], pass_fds=[theirs.fileno()],
+                                     env=env, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        theirs.close()
+        self.control = ours
+
+    def _stop(self) -> None:
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def fork(self) -> _Child:
+        with self.lock:
+            for attempt in (1, 2):
+                if self.proc is None or self.proc.poll() is not None:
+                    self._stop()
+                    self._start()
+                ours, theirs = socket.socketpair()
+                status_r, status_w = os.pipe()
+                try:
+                    socket.send_fds(self.control, [b"r"], [theirs.fileno(), status_w])
+                    raw = _read_exactly(status_r, _PID.size)
+                except OSError:
+                    raw = b""
+                finally:
+                    theirs.close()
+                    os.close(status_w)
+                if raw:
+                    return _Child(_PID.unpack(raw)[0], Connection(ours.detach()), status_r)
+                ours.close()
+                os.close(status_r)
+                self._stop()  # it died: start another
+            raise RuntimeError("The process that reads files could not be started.")
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+
+_SERVER = _ForkServer()
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    out = b""
+    while len(out) < size:
+        chunk = os.read(fd, size - len(out))
+        if not chunk:
+            return b""
+        out += chunk
+    return out
+
+
+def serve(fd: int) -> None:
+    """The fork server's loop: fork a reading child for each request on the
+    control socket ``fd`` (its connection and a pipe for its pid and exit
+    code come with the request); end when the parent closes the socket."""
+    import selectors
+
+    control = socket.socket(fileno=fd)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warm_up()
+    gc.freeze()  # loaded objects stay out of the children's collections: pages stay shared
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    pending: dict = {}  # pid -> pipe for its exit code
+    sel = selectors.DefaultSelector()
+    sel.register(control, selectors.EVENT_READ)
+    sel.register(wake_r, selectors.EVENT_READ)
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is control:
+                try:
+                    msg, fds, _, _ = socket.recv_fds(control, 16, 2)
+                except OSError:
+                    msg, fds = b"", []
+                if not msg or len(fds) != 2:
+                    for f in fds:
+                        os.close(f)
+                    if not msg:
+                        return  # the parent has gone
+                    continue
+                conn_fd, status_w = fds
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - the child
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)
+                    sel.close()
+                    for f in (fd, wake_r, wake_w, status_w, *pending.values()):
+                        os.close(f)
+                    _run_child(conn_fd)
+                os.close(conn_fd)
+                os.write(status_w, _PID.pack(pid))
+                pending[pid] = status_w
+            else:
+                try:
+                    while os.read(wake_r, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+                while pending:
+                    try:
+                        pid, status = os.waitpid(-1, os.WNOHANG)
+                    except ChildProcessError:
+                        break
+                    if not pid:
+                        break
+                    status_w = pending.pop(pid, None)
+                    if status_w is not None:
+                        try:
+                            os.write(status_w, _PID.pack(os.waitstatus_to_exitcode(status)))
+                        except OSError:
+                            pass
+                        os.close(status_w)
+
+
+def _run_child(fd: int) -> None:
+    """The body of a reading child; it never returns."""
+    code = 0
+    try:
+        _child(Connection(fd))
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def _recv_into(conn, size: int) -> bytearray:
@@ -327,6 +496,10 @@ def _child(conn) -> None:
         for key in [k for k in os.environ if k.startswith(PREFIX)]:
             del os.environ[key]
         os.environ.update(request["env"])
+        try:
+            os.chdir(request["cwd"])  # where a relative path is
+        except OSError:
+            pass
         if not os.environ.get(PREFIX + "DEBUG"):
             quiet = os.open(os.devnull, os.O_WRONLY)
             os.dup2(quiet, 2)
@@ -381,7 +554,6 @@ def warm_up() -> None:
 
     from .io import read_table
 
-    _system_allocator()
     small = pd.DataFrame({"y": [1, 0, 1], "group": ["a", "b", "a"], "score": [0.5, 0.25, 1.0]})
     samples = [(small.to_csv(index=False).encode(), "warm.csv"),
                (small.to_csv(index=False, sep="\t").encode(), "warm.tsv"),
