@@ -38,8 +38,9 @@ How it works
   allocations; the kernel may kill a child when the machine runs short).
   Each of these becomes one :class:`InputError` with ``field="file"``.  An
   :class:`InputError` raised by the reader comes back as it was (message,
-  field, column); any other exception is a bug and comes back as a
-  ``RuntimeError`` that carries the child's traceback.
+  field, column); any other exception is a bug and comes back as a one-line
+  ``RuntimeError`` caused by a :class:`ChildTraceback` with the child's
+  traceback.
 
 The child writes nothing to disk and prints nothing (its standard error
 goes nowhere unless ``FAIRNESS_AUDIT_DEBUG`` is set): everything comes back
@@ -172,7 +173,16 @@ def read_guarded(data, name: str | None = None, columns=None, fmt: str | None = 
     if reply[0] == "memory":
         raise over_budget(shown, budget)
     _, what, trace = reply
-    raise RuntimeError(f"Reading {shown!r} failed: {what}\n\nIn the reading process:\n{trace}")
+    raise RuntimeError(f"Reading {shown!r} failed in the reading process: {what}") \
+        from ChildTraceback(trace)
+
+
+class ChildTraceback(Exception):
+    """The traceback of an exception in a reading child, as text (the cause
+    of the RuntimeError that reports it)."""
+
+    def __str__(self) -> str:
+        return "\n" + str(self.args[0] if self.args else "")
 
 
 class _Child:
@@ -291,6 +301,18 @@ class _ForkServer:
 
 
 _SERVER = _ForkServer()
+
+
+def _after_fork_in_child() -> None:
+    """A forked process does not share its parent's fork server: it starts
+    its own if it reads, and does not keep the parent's alive."""
+    global _SERVER
+    inherited, _SERVER = _SERVER, _ForkServer()
+    if inherited.control is not None:
+        inherited.control.close()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _read_exactly(fd: int, size: int) -> bytes:

@@ -303,7 +303,9 @@ def test_child_failures(monkeypatch, what, no_child_left):
     if what == "bug":
         with pytest.raises(RuntimeError, match="KeyError: 'a bug'") as err:
             guard.read_guarded(b"y\n1\n", "x.csv", start="fork")
-        assert "Traceback" in str(err.value)
+        assert "\n" not in str(err.value)
+        assert isinstance(err.value.__cause__, guard.ChildTraceback)
+        assert "Traceback" in str(err.value.__cause__) and "a bug" in str(err.value.__cause__)
         return
     with pytest.raises(InputError, match="needs more memory than the limit of 1.0 GB") as err:
         guard.read_guarded(b"y\n1\n", "x.csv", budget=1 << 30, start="fork")
