@@ -14,8 +14,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from fairness_core import AuditSpec, InputError, read_table
+from fairness_core import AuditSpec, InputError
 from fairness_core.audit import COUNTING_FIELDS, Auditor
+from fairness_core.guard import read_guarded
+from fairness_core.limits import limits
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = {
@@ -146,14 +148,28 @@ def forget(sha256: str) -> None:
 
 
 def load_bytes(data: bytes, name: str, sample: bool) -> Loaded:
-    """Parse a file (raises InputError with a clear message)."""
+    """Parse a file (raises InputError with a clear message).
+
+    The parse runs in a child process capped at the memory limit
+    (:func:`fairness_core.guard.read_guarded`): a file that needs more
+    memory is an InputError for this session, and the server and the
+    other sessions carry on.  The outcome, a table or an InputError, is
+    kept in this session's memo, so that a file is parsed once and not
+    again on every rerun.
+    """
     sha = hashlib.sha256(data).hexdigest()
+    budget = limits().memory
 
     def read():
-        df, info = read_table(data, name=name)
-        return df, info
+        try:
+            return read_guarded(data, name, budget=budget)
+        except InputError as err:
+            return err
 
-    df, info = memo(("table", sha, name), read)
+    got = memo(("table", sha, name, budget), read)
+    if isinstance(got, InputError):
+        raise InputError(got.message, field=got.field, column=got.column, value=got.value)
+    df, info = got
     return Loaded(name=name, sha256=sha, df=df, info=info, sample=sample)
 
 

@@ -346,15 +346,38 @@ def _export_counts(path: str, prepared, result, suppress_below: int) -> None:
           f"{_safe(shlex.join(cmd))}", file=sys.stderr)
 
 
+def prepare_file(path, spec):
+    """Read the file and prepare it: ``(Prepared, TableInfo)``.
+
+    The file is read in a child process capped at the memory limit
+    (:func:`fairness_core.guard.read_guarded`; ``FAIRNESS_AUDIT_MEMORY``):
+    a file that needs more is an InputError, like any bad input.  A
+    program with one thread forks itself for that; with more threads the
+    child comes from the fork server, which is safe with threads.
+    """
+    import threading
+
+    from .guard import read_guarded
+    from .prepare import prepare
+
+    start = "fork" if threading.active_count() == 1 else "forkserver"
+    df, info = read_guarded(path, columns=spec.columns(), start=start)
+    return prepare(df, spec), info
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if "pyarrow" not in sys.modules:
+        # Arrow allocates through malloc, which the reading child's memory
+        # cap sees exactly (see fairness_core.guard); chosen before import.
+        os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     try:
         spec = spec_from_args(args)
-        from .audit import prepare_source, run_audit
+        from .audit import run_audit
         engine = choose_engine(args)
         if engine == "memory":
-            prepared, info = prepare_source(args.data, spec)
+            prepared, info = prepare_file(args.data, spec)
         else:
             from .engine import prepare_from_engine
             prepared, info = prepare_from_engine(args.data, spec, table=args.table,

@@ -383,6 +383,14 @@ def read_table(source, *, name: str | None = None, columns=None, fmt: str | None
     Returns
     -------
     (DataFrame, TableInfo)
+
+    Notes
+    -----
+    This is the plain library call: it reads in the calling process, with
+    the readers' own up-front limits but no cap on the memory the parse
+    takes.  The dashboard and the command line read through
+    :func:`fairness_core.guard.read_guarded`, which runs this function in a
+    child process capped at the memory limit (``FAIRNESS_AUDIT_MEMORY``).
     """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
