@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="level of the intervals (0.95)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap replicates for intervals (1000; 0 turns them off)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    p.add_argument("--seed", default="0", help="bootstrap seed, a whole number of any size (0)")
     p.add_argument("--config", metavar="AUDIT.json",
                    help="take the audit's settings from a saved configuration (other options "
                         "are ignored except the outputs)")
