@@ -17,6 +17,8 @@ from .spec import AuditSpec
 
 # Heavy modules (pandas, scipy, the engine) are imported where they are
 # used, so that --help and a mistyped option answer at once.
+#: Groups shown per attribute in the terminal (the reference, then the worst).
+TABLE_ROWS = 40
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
@@ -226,7 +228,7 @@ def render_summary(result) -> str:
                          "judged.")
             by_group = g.set_index("group")
             table = []
-            for v in verdicts.itertuples(index=False):
+            for v in verdicts.head(TABLE_ROWS).itertuples(index=False):
                 r = by_group.loc[v.group]
                 row = {"group": _safe(v.group)[:40], "n": f"{int(r['n']):,}"}
                 for m in keys:
@@ -234,6 +236,9 @@ def render_summary(result) -> str:
                 row["verdict"] = verdict_text(v, fail="FAIL")
                 table.append(row)
             lines.append(pd.DataFrame(table).to_string(index=False))
+            if len(verdicts) > TABLE_ROWS:
+                lines.append(f"... {len(verdicts) - TABLE_ROWS:,} more groups, all in the "
+                             "JSON, CSV and XLSX outputs (--json, --csv, --xlsx).")
         lines.append("(* significant after correction for multiple comparisons)")
     fs = result.findings
     if fs:

@@ -6,12 +6,15 @@ status 3 stays for real bugs."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from fairness_core import AuditSpec, InputError
+from fairness_core.stats import aggregate
+from fairness_core.stats.bootstrap import Uncertainty, bootstrap_bytes
 from test_bad_inputs import _cli, assert_cli_refuses
 
 BASE_CLI = ["--label", "y", "--prediction", "p", "--sensitive", "g"]
@@ -61,12 +64,93 @@ def test_bootstrap_limit_follows_the_environment(monkeypatch):
     assert AuditSpec(**BASE_SPEC, n_bootstrap=100_000_000).n_bootstrap == 100_000_000
 
 
+def test_bootstrap_memory_is_estimated_before_drawing(tmp_path, capsys, monkeypatch):
+    path = tmp_path / "g300.csv"
+    _groups_csv(path, 300)
+    monkeypatch.setenv("FAIRNESS_AUDIT_MEMORY", "64M")
+    # 20,000 replicates x 14 metrics x 300 groups x 8 bytes: about 670 MB to keep
+    argv = [path, *BASE_CLI, "--max-groups", "300", "--bootstrap", "20000", "--quiet"]
+    assert_cli_refuses(capsys, argv, ("bootstrap", "300", "fewer bootstrap replicates",
+                                      "fewer groups", "FAIRNESS_AUDIT_MEMORY"))
+    rc, _out, err = _cli(capsys, [path, *BASE_CLI, "--max-groups", "300", "--bootstrap",
+                                  "200", "--quiet"])
+    assert rc == 0, err
+
+
+def test_bootstrap_estimate_covers_what_the_bootstrap_allocates():
+    rng = np.random.default_rng(3)
+    k = 400
+    row_cells = {"p": rng.integers(0, 20, size=(k, 4))}
+    inv = np.arange(k) // 2  # 200 groups, two combinations each
+    attributes = [("g", inv, [f"g{i}" for i in range(200)]),
+                  ("(overall)", np.zeros(k, dtype=np.int64), ["(all)"])]
+    spec = AuditSpec(**BASE_SPEC, n_bootstrap=2000)
+    tracemalloc.start()
+    try:
+        Uncertainty(row_cells, None, attributes, spec)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    need = bootstrap_bytes(2000, k, [200, 1], 1)
+    assert peak <= need, (peak, need)
+    assert need < 4 * peak + (300 << 20)  # and is not wildly above it
+
+
 # --------------------------------------------------------------------------
 # 2. Many groups: a limit on --max-groups, 10,000 real groups finish
 # --------------------------------------------------------------------------
 def test_group_limit_above_the_hard_limit_is_refused(tmp_path, capsys):
     argv = [tmp_path / "absent.csv", *BASE_CLI, "--max-groups", "20000"]
     assert_cli_refuses(capsys, argv, ("20,000", "10,000", "FAIRNESS_AUDIT_MAX_GROUPS"))
+
+
+def test_aggregate_of_ten_thousand_groups_is_small_and_exact():
+    rng = np.random.default_rng(5)
+    k, g = 20_000, 10_000
+    cells = rng.integers(0, 5, size=(20, k, 4)).astype(float)
+    inv = rng.permutation(np.arange(k) % g)
+    tracemalloc.start()
+    try:
+        out = aggregate(cells, inv, g)
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # a dense (combinations x groups) matrix alone would be 1.6 GB
+    assert peak < 5 * cells.nbytes, peak
+    expected = np.zeros((20, g, 4))
+    np.add.at(expected, (slice(None), inv), cells)
+    np.testing.assert_array_equal(out, expected)
+    # groups without a combination are zero
+    assert not aggregate(cells[:, :3], np.array([0, 0, 5]), 7)[:, 1:5].any()
+
+
+def test_ten_thousand_groups_finish_with_correct_counts(tmp_path, capsys):
+    path = tmp_path / "g10k.csv"
+    df = _groups_csv(path, 10_000, per_group=2)
+    out_csv = tmp_path / "groups.csv"
+    rc, out, err = _cli(capsys, [path, *BASE_CLI, "--max-groups", "10000", "--bootstrap",
+                                 "100", "--csv", out_csv])
+    assert rc == 0, err
+    table = pd.read_csv(out_csv, encoding="utf-8-sig")
+    groups = table[table["attribute"] == "g"].set_index("group")
+    assert len(groups) == 10_000
+    for name in ("g00000", "g04321", "g09999"):
+        rows = df[df["g"] == name]
+        assert groups.loc[name, "n"] == len(rows) == 2
+        assert groups.loc[name, "tp"] == int(((rows["y"] == 1) & (rows["p"] == 1)).sum())
+    # bootstrap intervals exist for the metrics that need them (balanced accuracy)
+    assert groups["balanced_accuracy_ci_low"].notna().any()
+    # the terminal shows the worst groups, not 10,000 lines
+    assert len(out.splitlines()) < 200
+    assert "9,9" in out and "more groups" in out
+
+
+def test_ten_thousand_groups_with_many_replicates_refused_by_the_estimate(tmp_path, capsys):
+    path = tmp_path / "g10k.csv"
+    _groups_csv(path, 10_000, per_group=2)
+    argv = [path, *BASE_CLI, "--max-groups", "10000", "--bootstrap", "100000"]
+    assert_cli_refuses(capsys, argv, ("bootstrap", "10,000 groups", "GB",
+                                      "fewer bootstrap replicates"))
 
 
 # --------------------------------------------------------------------------
