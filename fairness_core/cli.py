@@ -283,20 +283,21 @@ def main(argv=None) -> int:
         if args.xlsx:
             _write(args.xlsx, lambda p: Path(p).write_bytes(exports.to_xlsx_bytes(
                 exports.tables(result, k), exports.export_notes(result, k))), "xlsx")
+        doc = None
         if args.report or args.pdf:
-            from .report import html_report, pdf_from_html
+            from .report import html_report
             doc = html_report(result, title=args.title, author=args.author, scope=args.scope,
                               suppress_below=k)
-            if args.report:
-                _write(args.report, lambda p: Path(p).write_text(doc, encoding="utf-8"),
-                       "report")
-            if args.pdf:
-                pdf = pdf_from_html(doc)
-                _write(args.pdf, lambda p: Path(p).write_bytes(pdf), "pdf")
+        if args.report:
+            _write(args.report, lambda p: Path(p).write_text(doc, encoding="utf-8"), "report")
         if args.save_config:
             name = (result.provenance.get("input") or {}).get("name")
             _write(args.save_config, lambda p: Path(p).write_text(
                 exports.config_json(result.spec, sha, name), encoding="utf-8"), "config")
+        if args.pdf:  # last: a browser that fails leaves every other output written
+            from .report import pdf_from_html
+            pdf = pdf_from_html(doc)
+            _write(args.pdf, lambda p: Path(p).write_bytes(pdf), "pdf")
     except InputError as exc:
         print(f"fairness-audit: error: {_safe(exc.message)}", file=sys.stderr)
         return 2

@@ -173,3 +173,93 @@ def test_a_negative_or_fractional_seed_is_refused_with_the_range(small_csv, caps
                        ("seed", "at least 0", "any size"))
     with pytest.raises(InputError, match="at least 0"):
         AuditSpec(**BASE_SPEC, seed=float(bad))
+
+
+# --------------------------------------------------------------------------
+# 4. A browser that cannot print: one line, every other output written
+# --------------------------------------------------------------------------
+def _fake_chromium(tmp_path, monkeypatch, script: str):
+    """Put an executable ``chromium`` running ``script`` first on the PATH."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "chromium"
+    exe.write_text("#!/bin/sh\n" + script + "\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
+    return exe
+
+
+def _pdf_refused(tmp_path, capsys, csv_path, *why) -> str:
+    report, config, pdf = tmp_path / "r.html", tmp_path / "c.json", tmp_path / "r.pdf"
+    line = assert_cli_refuses(capsys, [csv_path, *BASE_CLI, "--bootstrap", "0", "--quiet",
+                                       "--report", report, "--save-config", config,
+                                       "--pdf", pdf], ("PDF could not be made", *why))
+    assert len(line) < 300 and "--headless" not in line and "Browser logs" not in line
+    assert not pdf.exists()
+    # the other outputs are written in full
+    assert report.read_text(encoding="utf-8").rstrip().endswith("</html>")
+    assert json.loads(config.read_text(encoding="utf-8"))["spec"]["label"] == "y"
+    return line
+
+
+def test_cli_pdf_with_a_chromium_that_exits_at_once(tmp_path, capsys, monkeypatch, small_csv):
+    pytest.importorskip("playwright")
+    _fake_chromium(tmp_path, monkeypatch, "echo 'cannot open display' >&2\nexit 1")
+    _pdf_refused(tmp_path, capsys, small_csv, "could not start", "HTML report")
+
+
+def test_cli_pdf_without_chromium_on_the_path(tmp_path, capsys, monkeypatch, small_csv):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    _pdf_refused(tmp_path, capsys, small_csv, "not installed", "apt-get install chromium")
+
+
+def test_cli_pdf_without_playwright(tmp_path, capsys, monkeypatch, small_csv):
+    import sys
+    _fake_chromium(tmp_path, monkeypatch, "exit 1")
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # import fails
+    _pdf_refused(tmp_path, capsys, small_csv, "playwright")
+
+
+@pytest.mark.browser
+def test_cli_pdf_with_a_chromium_that_crashes_while_printing(tmp_path, capsys, monkeypatch,
+                                                             small_csv):
+    # the browser starts, but the page runs out of its (tiny) JavaScript heap
+    _fake_chromium(tmp_path, monkeypatch,
+                   'exec /usr/bin/chromium "$@" --js-flags=--max-old-space-size=1')
+    _pdf_refused(tmp_path, capsys, small_csv, "crashed or closed")
+
+
+@pytest.mark.browser
+def test_pdf_with_a_browser_whose_pages_never_start(tmp_path, monkeypatch):
+    from fairness_core.errors import ExportUnavailable
+    from fairness_core.report import pdf_from_html
+    # the browser starts, but no page's renderer can: Playwright waits without a limit
+    _fake_chromium(tmp_path, monkeypatch,
+                   'exec /usr/bin/chromium "$@" --renderer-cmd-prefix=/bin/false --no-zygote')
+    with pytest.raises(ExportUnavailable) as exc:
+        pdf_from_html("<html><body>x</body></html>", timeout_ms=3000)
+    assert exc.value.message.startswith("The PDF could not be made: chromium ")
+    assert "\n" not in exc.value.message and len(exc.value.message) < 200
+
+
+@pytest.mark.browser
+def test_pdf_that_does_not_finish_in_time_is_export_unavailable():
+    from fairness_core.errors import ExportUnavailable
+    from fairness_core.report import pdf_from_html
+    # a chart placeholder that never gets its drawing: the page waits for it
+    page = "<html><body><div class='js-plotly-plot'></div></body></html>"
+    with pytest.raises(ExportUnavailable) as exc:
+        pdf_from_html(page, timeout_ms=1500)
+    assert exc.value.message == ("The PDF could not be made: chromium did not finish within "
+                                 "1.5 seconds. The HTML report works without it.")
+
+
+def test_pdf_with_a_chromium_that_hangs_at_start_times_out(tmp_path, monkeypatch):
+    pytest.importorskip("playwright")
+    from fairness_core.errors import ExportUnavailable
+    from fairness_core.report import pdf_from_html
+    _fake_chromium(tmp_path, monkeypatch, "exec sleep 60")
+    with pytest.raises(ExportUnavailable, match="could not start"):
+        pdf_from_html("<html></html>", timeout_ms=1500)
+
