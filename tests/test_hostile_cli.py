@@ -263,3 +263,38 @@ def test_pdf_with_a_chromium_that_hangs_at_start_times_out(tmp_path, monkeypatch
     with pytest.raises(ExportUnavailable, match="could not start"):
         pdf_from_html("<html></html>", timeout_ms=1500)
 
+
+# --------------------------------------------------------------------------
+# 6. Scores on their own scale: the Brier score and calibration are left out, and said so
+# --------------------------------------------------------------------------
+def _decile_table(n: int = 600) -> pd.DataFrame:
+    rng = np.random.default_rng(6)
+    decile = rng.integers(1, 11, n)
+    return pd.DataFrame({"y": (rng.random(n) < decile / 11).astype(int), "decile": decile,
+                         "prob": decile / 10 - 0.05,
+                         "g": np.where(np.arange(n) % 3 == 0, "A", "B")})
+
+
+def test_scores_outside_0_1_warn_where_every_warning_goes(tmp_path, capsys):
+    from fairness_core.audit import Auditor
+    path = tmp_path / "deciles.csv"
+    df = _decile_table()
+    df.to_csv(path, index=False)
+    out_json, report = tmp_path / "out.json", tmp_path / "r.html"
+    rc, out, err = _cli(capsys, [path, "--label", "y", "--score", "decile", "--score", "prob",
+                                 "--sensitive", "g", "--bootstrap", "0", "--json", out_json,
+                                 "--report", report])
+    assert rc == 0, err
+    said = ("The Brier score and the calibration view need scores between 0 and 1 "
+            "(probabilities); they are not computed for the score column 'decile', whose "
+            "values range from 1 to 10.")
+    assert f"Warning: {said}" in out.splitlines()
+    assert "'prob'" not in " ".join(line for line in out.splitlines() if "Brier" in line)
+    doc = json.loads(out_json.read_text(encoding="utf-8"))
+    assert said in doc["warnings"]
+    brier = {r["model"]: r["brier"] for r in doc["groups"]}
+    assert brier["decile"] is None and brier["prob"] is not None
+    assert "range from 1 to 10" in report.read_text(encoding="utf-8")
+    # the dashboard's engine: the warning is on the result it shows on every page
+    spec = AuditSpec(label="y", scores=["decile", "prob"], sensitive=["g"], n_bootstrap=0)
+    assert said in Auditor(df, spec).run().warnings
