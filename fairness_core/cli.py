@@ -7,24 +7,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 
 from . import __version__
 from .errors import InputError
+from .formatting import short, visible_text
 from .spec import AuditSpec
 
 # Heavy modules (pandas, scipy, the engine) are imported where they are
 # used, so that --help and a mistyped option answer at once.
 #: Groups shown per attribute in the terminal (the reference, then the worst).
 TABLE_ROWS = 40
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def _safe(text) -> str:
-    """User strings go to a terminal: strip control characters (escape codes)."""
-    return _CONTROL.sub("?", str(text))
+#: Characters of a group name in a terminal table cell.
+GROUP_CELL_CHARS = 40
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,24 +185,28 @@ def render_summary(result) -> str:
     keys = key_metrics(spec.positive_decision)
     lines = []
     src = prov.get("input") or {}
+    names = _names(result)
+
+    def say(text) -> str:  # a sentence that may quote names
+        return visible_text(text, names)
     what = ("a benefit for the person" if spec.positive_decision == "benefit"
             else "a harm for the person")
-    lines.append(f"Fairness audit of {_safe(src.get('name', 'data'))}: "
+    lines.append(f"Fairness audit of {short(src.get('name', 'data'))}: "
                  f"{prov['rows_used']:,} rows used of {prov['rows_read']:,} read; positive "
-                 f"class {_safe(spec.label)} = {_safe(prov['positive_label'])!r}; a positive "
+                 f"class {short(spec.label)} = {short(prov['positive_label'])!r}; a positive "
                  f"decision is {what}; tolerance {Tolerance(spec.tolerance).interval()}; "
                  f"minimum group size {spec.min_group_size}.")
     for model, t in (prov.get("thresholds") or {}).items():
-        how = "" if t["how"] == "given" else f" ({_safe(t['how'])})"
-        lines.append(f"Threshold for {_safe(model)!r}: score >= {t['threshold']:g}{how}.")
+        how = "" if t["how"] == "given" else f" ({say(t['how'])})"
+        lines.append(f"Threshold for {short(model)!r}: score >= {t['threshold']:g}{how}.")
     for w in result.warnings:
-        lines.append(f"Warning: {_safe(w)}")
+        lines.append(f"Warning: {say(w)}")
     disp, groups = result.disparities, result.group_metrics
     for model in spec.models:
         lines.append("")
         words = (prov.get("decisions") or {}).get(model)
-        lines.append(f"=== Model {_safe(model)!r} ===" + (
-            f" (positive decision: {_safe(words['positive'])})" if words else ""))
+        lines.append(f"=== Model {short(model)!r} ===" + (
+            f" (positive decision: {say(words['positive'])})" if words else ""))
         ov = result.overall[result.overall["model"] == model].iloc[0]
         auc = ov.get("auc") if "auc" in ov else None
         lines.append("Overall: " + ", ".join(
@@ -219,7 +219,7 @@ def render_summary(result) -> str:
             ref = verdicts.loc[verdicts["status"] == REFERENCE, "group"]
             ref = ref.iloc[0] if len(ref) else g.loc[g["n"].idxmax(), "group"]
             lines.append("")
-            lines.append(f"{_safe(s.attribute)} (reference {_safe(ref)!r}): demographic parity "
+            lines.append(f"{short(s.attribute)} (reference {short(ref)!r}): demographic parity "
                          f"difference {num(s.demographic_parity_difference)}, ratio "
                          f"{num(s.demographic_parity_ratio)}; equalized odds difference "
                          f"{num(s.equalized_odds_difference)}, ratio "
@@ -230,7 +230,7 @@ def render_summary(result) -> str:
             table = []
             for v in verdicts.head(TABLE_ROWS).itertuples(index=False):
                 r = by_group.loc[v.group]
-                row = {"group": _safe(v.group)[:40], "n": f"{int(r['n']):,}"}
+                row = {"group": short(v.group, GROUP_CELL_CHARS), "n": f"{int(r['n']):,}"}
                 for m in keys:
                     row[REGISTRY[m].short] = pct(r[m])
                 row["verdict"] = verdict_text(v, fail="FAIL")
@@ -246,10 +246,19 @@ def render_summary(result) -> str:
         lines.append("Findings (most severe first):")
         shown = fs[:12]
         for f in shown:
-            lines.append(f"- [{f['severity']}] {_safe(f['text'])}")
+            lines.append(f"- [{f['severity']}] {say(f['text'])}")
         if len(fs) > len(shown):
             lines.append(f"- ... {len(fs) - len(shown)} more in the JSON output (--json).")
     return "\n".join(lines)
+
+
+def _names(result) -> list:
+    """The user's names that the audit's sentences may quote: the file,
+    columns, models, attributes, groups and label values."""
+    spec, prov = result.spec, result.provenance
+    return [(prov.get("input") or {}).get("name"), *spec.columns(), *spec.attribute_names(),
+            *result.groups["group"].unique(), *map(str, prov.get("positive_values") or ()),
+            *map(str, prov.get("negative_values") or ())]
 
 
 def _write(path: str, writer, what: str) -> None:
@@ -299,7 +308,8 @@ def main(argv=None) -> int:
             pdf = pdf_from_html(doc)
             _write(args.pdf, lambda p: Path(p).write_bytes(pdf), "pdf")
     except InputError as exc:
-        print(f"fairness-audit: error: {_safe(exc.message)}", file=sys.stderr)
+        shown = visible_text(exc.message, [exc.column, exc.value, args.data])
+        print(f"fairness-audit: error: {shown}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fairness-audit: interrupted", file=sys.stderr)
@@ -307,12 +317,12 @@ def main(argv=None) -> int:
     except Exception as exc:  # a bug, not bad input: one line unless debugging
         if os.environ.get("FAIRNESS_AUDIT_DEBUG"):
             raise
-        print(f"fairness-audit: internal error ({type(exc).__name__}: {_safe(exc)}). Please "
+        print(f"fairness-audit: internal error ({type(exc).__name__}: {short(exc, 300)}). Please "
               "report it; set FAIRNESS_AUDIT_DEBUG=1 for details.", file=sys.stderr)
         return 3
     if args.quiet:
         for w in result.warnings:
-            print(f"Warning: {_safe(w)}", file=sys.stderr)
+            print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
     else:
         print(render_summary(result))
     if args.fail_on_disparity and result.failed:

@@ -298,3 +298,65 @@ def test_scores_outside_0_1_warn_where_every_warning_goes(tmp_path, capsys):
     # the dashboard's engine: the warning is on the result it shows on every page
     spec = AuditSpec(label="y", scores=["decile", "prob"], sensitive=["g"], n_bootstrap=0)
     assert said in Auditor(df, spec).run().warnings
+
+
+# --------------------------------------------------------------------------
+# 5. Names that reorder or flood a terminal: escaped and shortened there, whole in JSON
+# --------------------------------------------------------------------------
+RLO = "\u202e"
+LONG = "L" * 990 + "ong group"  # 999 characters
+ZWSP = "\u200b"
+
+
+def _hostile_table(tmp_path):
+    rng = np.random.default_rng(5)
+    groups = [f"evil{RLO}fdp.exe", LONG, f"zero{ZWSP}width", "plain"]
+    n = 400
+    df = pd.DataFrame({"y": rng.integers(0, 2, n), "p": rng.integers(0, 2, n),
+                       "g": [groups[i % 4] if i < 380 else "tiny" for i in range(n)]})
+    path = tmp_path / f"data{RLO}.csv"
+    df.to_csv(path, index=False)
+    return path, groups
+
+
+def _assert_terminal_safe(text: str):
+    assert RLO not in text and ZWSP not in text
+    assert "L" * 100 not in text  # the long name never appears whole
+    for line in text.splitlines():
+        assert len(line) < 700, line  # a finding is a long sentence, but not a flood
+
+
+def test_terminal_escapes_and_shortens_names_json_keeps_them(tmp_path, capsys):
+    path, groups = _hostile_table(tmp_path)
+    out_json = tmp_path / "out.json"
+    rc, out, err = _cli(capsys, [path, *BASE_CLI, "--bootstrap", "0", "--min-group-size", "30",
+                                 "--json", out_json])
+    assert rc == 0, err
+    _assert_terminal_safe(out + err)
+    assert "evil<U+202E>fdp.exe" in out and "zero<U+200B>width" in out
+    assert "\\u202e" not in out  # quoted names read the same as in the tables
+    assert "data<U+202E>.csv" in out  # the file name
+    assert "(999 characters)" in out  # the long name, shortened with a note
+    table_line = next(line for line in out.splitlines() if line.strip().startswith("L" * 20))
+    assert len(table_line) < 200
+    doc = json.loads(out_json.read_text(encoding="utf-8"))
+    assert {r["group"] for r in doc["groups"]} == {*groups, "tiny"}
+    assert any(LONG in f["text"] for f in doc["findings"] + [{"text": w}
+                                                               for w in doc["warnings"]])
+
+
+def test_quiet_warnings_and_error_lines_are_escaped_and_short(tmp_path, capsys):
+    path, _ = _hostile_table(tmp_path)
+    rc, out, err = _cli(capsys, [path, *BASE_CLI, "--bootstrap", "0", "--min-group-size",
+                                 "200", "--quiet"])
+    assert rc == 0 and out == ""
+    assert "Warning:" in err and "characters)" in err  # small groups, the long one among them
+    _assert_terminal_safe(err)
+    # an error that quotes a hostile name the user typed
+    line = assert_cli_refuses(capsys, [path, *BASE_CLI, "--reference", f"g={LONG}{RLO}"])
+    _assert_terminal_safe(line)
+    assert "characters)" in line
+    line = assert_cli_refuses(capsys, [path, "--label", f"y{RLO}", "--prediction", "p",
+                                       "--sensitive", "g"])
+    assert "y<U+202E>" in line
+    _assert_terminal_safe(line)
