@@ -17,6 +17,11 @@ from .spec import AuditSpec
 
 # Heavy modules (pandas, scipy, the engine) are imported where they are
 # used, so that --help and a mistyped option answer at once.
+#: What a MemoryError during an audit means for the user, and what to change.
+OUT_OF_MEMORY = ("The audit needed more memory than this machine or the memory limit "
+                 "(FAIRNESS_AUDIT_MEMORY) allows. Use fewer bootstrap replicates (--bootstrap), "
+                 "fewer groups (fewer --sensitive columns, no --intersectional, coarser --bin "
+                 "ranges) or fewer models, or a machine with more memory.")
 #: Groups shown per attribute in the terminal (the reference, then the worst).
 TABLE_ROWS = 40
 #: Characters of a group name in a terminal table cell.
@@ -314,6 +319,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("fairness-audit: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:  # what was asked for is too large for the machine
+        print(f"fairness-audit: error: {OUT_OF_MEMORY}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug, not bad input: one line unless debugging
         if os.environ.get("FAIRNESS_AUDIT_DEBUG"):
             raise

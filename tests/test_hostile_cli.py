@@ -360,3 +360,55 @@ def test_quiet_warnings_and_error_lines_are_escaped_and_short(tmp_path, capsys):
                                        "--sensitive", "g"])
     assert "y<U+202E>" in line
     _assert_terminal_safe(line)
+
+
+# --------------------------------------------------------------------------
+# 7. Out of memory anyway: exit 2 with what to reduce; other exceptions stay bugs
+# --------------------------------------------------------------------------
+def test_memory_error_during_the_audit_is_exit_2(small_csv, capsys, monkeypatch):
+    import fairness_core.stats.bootstrap as bootstrap
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array")
+
+    monkeypatch.setattr(bootstrap, "bootstrap_cells", no_memory)
+    line = assert_cli_refuses(capsys, [small_csv, *BASE_CLI, "--quiet"],
+                              ("more memory", "--bootstrap", "fewer groups",
+                               "FAIRNESS_AUDIT_MEMORY"))
+    assert "MemoryError" not in line and "74.5" not in line
+
+
+def test_other_exceptions_stay_internal_errors(small_csv, capsys, monkeypatch):
+    import fairness_core.stats.bootstrap as bootstrap
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(bootstrap, "bootstrap_cells", broken)
+    monkeypatch.delenv("FAIRNESS_AUDIT_DEBUG", raising=False)
+    rc, _out, err = _cli(capsys, [small_csv, *BASE_CLI, "--quiet"])
+    assert rc == 3 and "internal error (ZeroDivisionError: a bug)" in err
+
+
+def test_a_real_allocation_failure_is_exit_2(tmp_path):
+    import os
+    import resource
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "g2000.csv"
+    _groups_csv(path, 2000, per_group=2)
+    # the estimate is told the machine is huge; the process may really take 3 GB
+    env = {**os.environ, "FAIRNESS_AUDIT_MEMORY": "1T"}
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    # 20,000 replicates x 14 metrics x 2,001 groups x 8 bytes: 4.5 GB to keep
+    proc = subprocess.run([sys.executable, "-m", "fairness_core.cli", str(path), *BASE_CLI,
+                           "--max-groups", "2000", "--bootstrap", "20000", "--quiet"],
+                          capture_output=True, text=True, env=env, preexec_fn=cap,
+                          cwd=Path(__file__).resolve().parent.parent, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "more memory" in proc.stderr
