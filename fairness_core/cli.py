@@ -28,8 +28,17 @@ TABLE_ROWS = 40
 GROUP_CELL_CHARS = 40
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistyped command line is one line, like any other
+    input error (argparse prints its whole usage first)."""
+
+    def error(self, message):
+        raise InputError(f"{message[0].upper()}{message[1:]}. Run 'fairness-audit --help' for "
+                         "the options.", field="arguments")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="fairness-audit",
         description="Audit a table of model predictions for group fairness: per-group "
                     "rates, disparities against a reference group, fairlearn's summaries "
@@ -276,8 +285,11 @@ def _write(path: str, writer, what: str) -> None:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except InputError as exc:
+        print(f"fairness-audit: error: {visible_text(exc.message)}", file=sys.stderr)
+        return 2
     try:
         spec = spec_from_args(args)
         from .audit import audit

@@ -405,10 +405,18 @@ def test_a_real_allocation_failure_is_exit_2(tmp_path):
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
-    # 20,000 replicates x 14 metrics x 2,001 groups x 8 bytes: 4.5 GB to keep
+    # 100,000 replicates of 4,000 combinations x 4 cells: 12.8 GB of counts to draw
     proc = subprocess.run([sys.executable, "-m", "fairness_core.cli", str(path), *BASE_CLI,
-                           "--max-groups", "2000", "--bootstrap", "20000", "--quiet"],
+                           "--max-groups", "2000", "--bootstrap", "100000", "--quiet"],
                           capture_output=True, text=True, env=env, preexec_fn=cap,
                           cwd=Path(__file__).resolve().parent.parent, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "more memory" in proc.stderr
+
+
+def test_a_mistyped_command_line_is_one_line_too(small_csv, capsys):
+    assert_cli_refuses(capsys, [small_csv, *BASE_CLI, "--bootstrap", "many"],
+                       ("--bootstrap", "invalid int value", "fairness-audit --help"))
+    assert_cli_refuses(capsys, [small_csv, *BASE_CLI, "--bogus"],
+                       ("Unrecognized arguments: --bogus", "--help"))
+    assert_cli_refuses(capsys, [], ("required: data",))
