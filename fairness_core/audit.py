@@ -22,7 +22,7 @@ from .errors import InputError
 from .io import TableInfo, check_duplicates, read_table
 from .metrics import REGISTRY, add_metrics, undefined_reasons
 from .prepare import Prepared, prepare, with_thresholds
-from .scores import score_analysis
+from .scores import probability_warnings, score_analysis
 from .stats import Uncertainty, finish_tests
 from .spec import AuditSpec
 
@@ -284,6 +284,7 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
                 not_judged.items()]
     warnings += list(info.warnings) if info is not None else []
     warnings += list(prepared.warnings)
+    warnings += probability_warnings(prepared)
     small = per_group[(per_group["n"] < spec.min_group_size)
                       & (per_group["model"] == spec.models[0])]
     for attr, g in small.groupby("attribute", sort=False):

@@ -7,26 +7,38 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 
 from . import __version__
 from .errors import InputError
+from .formatting import short, visible_text
 from .spec import AuditSpec
 
 # Heavy modules (pandas, scipy, the engine) are imported where they are
 # used, so that --help and a mistyped option answer at once.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: What a MemoryError during an audit means for the user, and what to change.
+OUT_OF_MEMORY = ("The audit needed more memory than this machine or the memory limit "
+                 "(FAIRNESS_AUDIT_MEMORY) allows. Use fewer bootstrap replicates (--bootstrap), "
+                 "fewer groups (fewer --sensitive columns, no --intersectional, coarser --bin "
+                 "ranges) or fewer models, or a machine with more memory.")
+#: Groups shown per attribute in the terminal (the reference, then the worst).
+TABLE_ROWS = 40
+#: Characters of a group name in a terminal table cell.
+GROUP_CELL_CHARS = 40
 
 
-def _safe(text) -> str:
-    """User strings go to a terminal: strip control characters (escape codes)."""
-    return _CONTROL.sub("?", str(text))
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistyped command line is one line, like any other
+    input error (argparse prints its whole usage first)."""
+
+    def error(self, message):
+        raise InputError(f"{message[0].upper()}{message[1:]}. Run 'fairness-audit --help' for "
+                         "the options.", field="arguments")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="fairness-audit",
         description="Audit a table of model predictions for group fairness: per-group "
                     "rates, disparities against a reference group, fairlearn's summaries "
@@ -97,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="level of the intervals (0.95)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                    help="bootstrap replicates for intervals (1000; 0 turns them off)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    p.add_argument("--seed", default="0", help="bootstrap seed, a whole number of any size (0)")
     p.add_argument("--config", metavar="AUDIT.json",
                    help="take the audit's settings from a saved configuration (other options "
                         "are ignored except the outputs)")
@@ -239,24 +251,28 @@ def render_summary(result) -> str:
     keys = key_metrics(spec.positive_decision)
     lines = []
     src = prov.get("input") or {}
+    names = _names(result)
+
+    def say(text) -> str:  # a sentence that may quote names
+        return visible_text(text, names)
     what = ("a benefit for the person" if spec.positive_decision == "benefit"
             else "a harm for the person")
-    lines.append(f"Fairness audit of {_safe(src.get('name', 'data'))}: "
+    lines.append(f"Fairness audit of {short(src.get('name', 'data'))}: "
                  f"{prov['rows_used']:,} rows used of {prov['rows_read']:,} read; positive "
-                 f"class {_safe(spec.label)} = {_safe(prov['positive_label'])!r}; a positive "
+                 f"class {short(spec.label)} = {short(prov['positive_label'])!r}; a positive "
                  f"decision is {what}; tolerance {Tolerance(spec.tolerance).interval()}; "
                  f"minimum group size {spec.min_group_size}.")
     for model, t in (prov.get("thresholds") or {}).items():
-        how = "" if t["how"] == "given" else f" ({_safe(t['how'])})"
-        lines.append(f"Threshold for {_safe(model)!r}: score >= {t['threshold']:g}{how}.")
+        how = "" if t["how"] == "given" else f" ({say(t['how'])})"
+        lines.append(f"Threshold for {short(model)!r}: score >= {t['threshold']:g}{how}.")
     for w in result.warnings:
-        lines.append(f"Warning: {_safe(w)}")
+        lines.append(f"Warning: {say(w)}")
     disp, groups = result.disparities, result.group_metrics
     for model in spec.models:
         lines.append("")
         words = (prov.get("decisions") or {}).get(model)
-        lines.append(f"=== Model {_safe(model)!r} ===" + (
-            f" (positive decision: {_safe(words['positive'])})" if words else ""))
+        lines.append(f"=== Model {short(model)!r} ===" + (
+            f" (positive decision: {say(words['positive'])})" if words else ""))
         ov = result.overall[result.overall["model"] == model].iloc[0]
         auc = ov.get("auc") if "auc" in ov else None
         lines.append("Overall: " + ", ".join(
@@ -269,7 +285,7 @@ def render_summary(result) -> str:
             ref = verdicts.loc[verdicts["status"] == REFERENCE, "group"]
             ref = ref.iloc[0] if len(ref) else g.loc[g["n"].idxmax(), "group"]
             lines.append("")
-            lines.append(f"{_safe(s.attribute)} (reference {_safe(ref)!r}): demographic parity "
+            lines.append(f"{short(s.attribute)} (reference {short(ref)!r}): demographic parity "
                          f"difference {num(s.demographic_parity_difference)}, ratio "
                          f"{num(s.demographic_parity_ratio)}; equalized odds difference "
                          f"{num(s.equalized_odds_difference)}, ratio "
@@ -278,14 +294,17 @@ def render_summary(result) -> str:
                          "judged.")
             by_group = g.set_index("group")
             table = []
-            for v in verdicts.itertuples(index=False):
+            for v in verdicts.head(TABLE_ROWS).itertuples(index=False):
                 r = by_group.loc[v.group]
-                row = {"group": _safe(v.group)[:40], "n": f"{int(r['n']):,}"}
+                row = {"group": short(v.group, GROUP_CELL_CHARS), "n": f"{int(r['n']):,}"}
                 for m in keys:
                     row[REGISTRY[m].short] = pct(r[m])
                 row["verdict"] = verdict_text(v, fail="FAIL")
                 table.append(row)
             lines.append(pd.DataFrame(table).to_string(index=False))
+            if len(verdicts) > TABLE_ROWS:
+                lines.append(f"... {len(verdicts) - TABLE_ROWS:,} more groups, all in the "
+                             "JSON, CSV and XLSX outputs (--json, --csv, --xlsx).")
         lines.append("(* significant after correction for multiple comparisons)")
     fs = result.findings
     if fs:
@@ -293,10 +312,19 @@ def render_summary(result) -> str:
         lines.append("Findings (most severe first):")
         shown = fs[:12]
         for f in shown:
-            lines.append(f"- [{f['severity']}] {_safe(f['text'])}")
+            lines.append(f"- [{f['severity']}] {say(f['text'])}")
         if len(fs) > len(shown):
             lines.append(f"- ... {len(fs) - len(shown)} more in the JSON output (--json).")
     return "\n".join(lines)
+
+
+def _names(result) -> list:
+    """The user's names that the audit's sentences may quote: the file,
+    columns, models, attributes, groups and label values."""
+    spec, prov = result.spec, result.provenance
+    return [(prov.get("input") or {}).get("name"), *spec.columns(), *spec.attribute_names(),
+            *result.groups["group"].unique(), *map(str, prov.get("positive_values") or ()),
+            *map(str, prov.get("negative_values") or ())]
 
 
 def _write(path: str, writer, what: str) -> None:
@@ -340,10 +368,10 @@ def _export_counts(path: str, prepared, result, suppress_below: int) -> None:
     if spec.positive_decision != "benefit":
         cmd += ["--positive-decision", spec.positive_decision]
     for note in notes:
-        print(f"Note: {_safe(note)}", file=sys.stderr)
-    print(f"Count table written to {_safe(path)} ({len(table):,} lines for "
+        print(f"Note: {visible_text(note)}", file=sys.stderr)
+    print(f"Count table written to {visible_text(path)} ({len(table):,} lines for "
           f"{int(table[n_col].sum()):,} rows). Audit it again with: "
-          f"{_safe(shlex.join(cmd))}", file=sys.stderr)
+          f"{visible_text(shlex.join(cmd))}", file=sys.stderr)
 
 
 def prepare_file(path, spec):
@@ -366,8 +394,11 @@ def prepare_file(path, spec):
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except InputError as exc:
+        print(f"fairness-audit: error: {visible_text(exc.message)}", file=sys.stderr)
+        return 2
     if "pyarrow" not in sys.modules:
         # Arrow allocates through malloc, which the reading child's memory
         # cap sees exactly (see fairness_core.guard); chosen before import.
@@ -399,16 +430,13 @@ def main(argv=None) -> int:
         if args.xlsx:
             _write(args.xlsx, lambda p: Path(p).write_bytes(exports.to_xlsx_bytes(
                 exports.tables(result, k), exports.export_notes(result, k))), "xlsx")
+        doc = None
         if args.report or args.pdf:
-            from .report import html_report, pdf_from_html
+            from .report import html_report
             doc = html_report(result, title=args.title, author=args.author, scope=args.scope,
                               suppress_below=k)
-            if args.report:
-                _write(args.report, lambda p: Path(p).write_text(doc, encoding="utf-8"),
-                       "report")
-            if args.pdf:
-                pdf = pdf_from_html(doc)
-                _write(args.pdf, lambda p: Path(p).write_bytes(pdf), "pdf")
+        if args.report:
+            _write(args.report, lambda p: Path(p).write_text(doc, encoding="utf-8"), "report")
         if args.export_counts:
             _write(args.export_counts, lambda p: _export_counts(p, prepared, result, k),
                    "count table")
@@ -416,21 +444,29 @@ def main(argv=None) -> int:
             name = (result.provenance.get("input") or {}).get("name")
             _write(args.save_config, lambda p: Path(p).write_text(
                 exports.config_json(result.spec, sha, name), encoding="utf-8"), "config")
+        if args.pdf:  # last: a browser that fails leaves every other output written
+            from .report import pdf_from_html
+            pdf = pdf_from_html(doc)
+            _write(args.pdf, lambda p: Path(p).write_bytes(pdf), "pdf")
     except InputError as exc:
-        print(f"fairness-audit: error: {_safe(exc.message)}", file=sys.stderr)
+        shown = visible_text(exc.message, [exc.column, exc.value, args.data])
+        print(f"fairness-audit: error: {shown}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fairness-audit: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:  # what was asked for is too large for the machine
+        print(f"fairness-audit: error: {OUT_OF_MEMORY}", file=sys.stderr)
+        return 2
     except Exception as exc:  # a bug, not bad input: one line unless debugging
         if os.environ.get("FAIRNESS_AUDIT_DEBUG"):
             raise
-        print(f"fairness-audit: internal error ({type(exc).__name__}: {_safe(exc)}). Please "
+        print(f"fairness-audit: internal error ({type(exc).__name__}: {short(exc, 300)}). Please "
               "report it; set FAIRNESS_AUDIT_DEBUG=1 for details.", file=sys.stderr)
         return 3
     if args.quiet:
         for w in result.warnings:
-            print(f"Warning: {_safe(w)}", file=sys.stderr)
+            print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
     else:
         print(render_summary(result))
     if args.fail_on_disparity and result.failed:

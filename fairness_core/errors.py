@@ -55,9 +55,12 @@ class ExportUnavailable(InputError):
 
 
 def quote_list(values, limit: int = 12) -> str:
-    """Render values as a readable, quoted, comma separated list."""
+    """Render values as a readable, quoted, comma separated list (each as
+    :func:`~fairness_core.formatting.short` writes it: a message is page
+    and terminal text)."""
+    from .formatting import short
     values = [str(v) for v in values]
-    shown = ", ".join(repr(v) for v in values[:limit])
+    shown = ", ".join(repr(short(v)) for v in values[:limit])
     if len(values) > limit:
         shown += f", ... ({len(values) - limit} more)"
     return shown

@@ -119,3 +119,21 @@ def short(text, limit: int | None = None) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit - 1]}… ({len(text):,} characters)"
+
+
+def visible_text(text, names=(), limit: int | None = None) -> str:
+    """A sentence for terminal and page text (a finding, a warning, an error
+    message): made :func:`visible`, with each of ``names`` that it holds, as
+    it is or as Python quotes it (``'a\\u202eb'``), written as :func:`short`
+    writes it (cut when longer than ``limit`` characters, 80 by default)."""
+    from .limits import DISPLAY_CHARS
+    limit = limit or DISPLAY_CHARS
+    text = str(text)
+    forms = {}
+    for name in {str(n) for n in names if n is not None}:
+        quoted = repr(name)[1:-1]
+        if len(name) > limit or quoted != name:
+            forms[name] = forms[quoted] = short(name, limit)
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, forms[form])
+    return visible(text)

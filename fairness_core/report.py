@@ -362,30 +362,86 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
     return render(context)
 
 
+#: The end of every message that says a PDF could not be made.
+_PDF_FALLBACK = "The HTML report works without it."
+#: How long chromium may take to start, in milliseconds (at most).
+LAUNCH_TIMEOUT_MS = 30_000
+#: Seconds Playwright's own driver may take to start, on top of that.
+DRIVER_START_S = 10
+
+
 def pdf_from_html(html_text: str, timeout_ms: int = 120_000) -> bytes:
     """Print the report to PDF with Debian's chromium (through Playwright):
     A4, page numbers in the footer, vector charts.
 
     Runs in a worker thread of its own, so that it works whether or not the
-    caller's thread runs an asyncio event loop.  What the page writes to the
+    caller's thread runs an asyncio event loop, and that a browser which
+    hangs where Playwright sets no time limit is given up on after the
+    start-up time and ``timeout_ms``.  What the page writes to the
     browser console is logged (``fairness_core.report``): warnings and
     errors as warnings, the rest at debug level.
 
     Raises
     ------
     ExportUnavailable
-        When chromium is not installed or cannot start.
+        Whenever the browser cannot make the PDF, with one line that says
+        why: chromium (or Playwright) is not installed, cannot start,
+        crashes or closes while printing, or does not finish within
+        ``timeout_ms``.
     """
     import shutil
-    from concurrent.futures import ThreadPoolExecutor
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
-        raise ExportUnavailable("Making a PDF needs the chromium browser, which is not "
-                                "installed (on Debian: apt-get install chromium). The HTML "
-                                "report works without it.")
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(_print_pdf, html_text, chromium, timeout_ms).result()
+        raise ExportUnavailable("The PDF could not be made: it needs the chromium browser, "
+                                "which is not installed (no executable chromium on the PATH; "
+                                "on Debian: apt-get install chromium). " + _PDF_FALLBACK)
+    try:
+        from playwright.sync_api import Error as PlaywrightError
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    except ImportError:
+        raise ExportUnavailable("The PDF could not be made: it needs the Python package "
+                                "playwright (pip install playwright). " + _PDF_FALLBACK) from None
+    # Playwright's driver starts first (a few seconds on a busy machine)
+    deadline = (min(timeout_ms, LAUNCH_TIMEOUT_MS) + timeout_ms) / 1000 + DRIVER_START_S
+    try:
+        return _in_thread(deadline, _print_pdf, html_text, chromium, timeout_ms)
+    except ExportUnavailable:
+        raise
+    except (PlaywrightTimeout, TimeoutError):
+        why = f"chromium did not finish within {timeout_ms / 1000:g} seconds"
+    except PlaywrightError as exc:
+        # Playwright's message holds the command line and the browser's log
+        closed = any(w in str(exc).lower() for w in ("crash", "closed"))
+        why = "chromium crashed or closed while printing" if closed else \
+            f"chromium failed while printing ({type(exc).__name__})"
+    except OSError as exc:
+        why = f"chromium could not be run ({exc.strerror or type(exc).__name__})"
+    raise ExportUnavailable(f"The PDF could not be made: {why}. {_PDF_FALLBACK}") from None
+
+
+def _in_thread(seconds: float, fn, *args):
+    """``fn(*args)`` in a daemon thread of its own; its exception is raised
+    here, and TimeoutError when it has not returned after ``seconds`` (the
+    thread is left behind, and does not keep the process from ending)."""
+    import threading
+
+    out: dict = {}
+
+    def run():
+        try:
+            out["value"] = fn(*args)
+        except BaseException as exc:  # handed to the caller's thread
+            out["error"] = exc
+
+    worker = threading.Thread(target=run, name="pdf", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise TimeoutError(fn.__name__)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _log_console(message) -> None:
@@ -394,26 +450,26 @@ def _log_console(message) -> None:
     _log.log(level, "browser console (%s): %s", message.type, message.text)
 
 
-def _launch(p, chromium: str):
+def _launch(p, chromium: str, timeout_ms: int):
     """Start chromium headless; ExportUnavailable when it cannot start."""
     from playwright.sync_api import Error as PlaywrightError
 
     try:
-        return p.chromium.launch(executable_path=chromium, args=[
+        return p.chromium.launch(executable_path=chromium, timeout=min(
+            timeout_ms, LAUNCH_TIMEOUT_MS), args=[
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update",
             "--disable-sync"])
     except PlaywrightError:
         # Playwright's message holds the whole command line and browser log
-        raise ExportUnavailable(f"Making a PDF needs the chromium browser: {chromium} is "
-                                "installed but could not start. The HTML report works "
-                                "without it.") from None
+        raise ExportUnavailable(f"The PDF could not be made: chromium ({chromium}) is "
+                                f"installed but could not start. {_PDF_FALLBACK}") from None
 
 
 def _print_pdf(html_text: str, chromium: str, timeout_ms: int) -> bytes:
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        browser = _launch(p, chromium)
+        browser = _launch(p, chromium, timeout_ms)
         try:
             page = browser.new_page()
             page.on("console", _log_console)

@@ -75,27 +75,38 @@ def group_verdicts(disp: pd.DataFrame, groups: pd.DataFrame, model: str, attribu
     with np.errstate(divide="ignore"):
         dist = np.abs(np.log(d["ratio"].where(d["ratio"] > 0).to_numpy(dtype=float)))
     dist = np.where(np.isnan(dist), np.inf, dist)
-    d = d.assign(_dist=np.where(d["verdict"].to_numpy() == FAIL, dist, 0.0))
+    d = d.assign(_dist=np.where(d["verdict"].to_numpy() == FAIL, dist, 0.0),
+                 _ins=d["verdict"].to_numpy() == INSUFFICIENT)
+    # one pass over the disparities, whatever the number of groups
+    fl = d[d["verdict"] == FAIL].sort_values("_dist", ascending=False, kind="stable")
+    sig = fl["significant"].astype(bool) if "significant" in fl else [False] * len(fl)
+    failing: dict = {}
+    for grp, metric, s in zip(fl["group"], fl["metric"], sig):
+        failing.setdefault(grp, []).append((metric, bool(s)))
+    per = d.groupby("group", sort=False, dropna=False).agg(
+        all_ins=("_ins", "all"), distance=("_dist", "max"))
+    first = d.drop_duplicates("group")
+    first_reason = dict(zip(first["group"], first["verdict_reason"]))
+    all_ins, distance = per["all_ins"].to_dict(), per["distance"].to_dict()
     rows = []
     for grp in g["group"]:
-        dg = d[d["group"] == grp]
-        if not len(dg) and grp in refs:
+        judged = grp in distance
+        if not judged and grp in refs:
             rows.append({"group": grp, "status": REFERENCE, "failing": [], "reason": "",
                          "distance": np.inf, "_ref": 0})
             continue
-        fl = dg[dg["verdict"] == FAIL].sort_values("_dist", ascending=False, kind="stable")
-        sig = fl["significant"].astype(bool) if "significant" in fl else [False] * len(fl)
-        failing = list(zip(fl["metric"], sig))
-        if failing:
-            status, reason = FAIL, ""
-        elif len(dg) and (dg["verdict"] == INSUFFICIENT).all():
-            status, reason = NOT_JUDGED, str(dg["verdict_reason"].iloc[0])
-        elif len(dg):
-            status, reason = PASS, ""
+        reason = ""
+        if grp in failing:
+            status = FAIL
+        elif judged and all_ins[grp]:
+            status, reason = NOT_JUDGED, str(first_reason[grp])
+        elif judged:
+            status = PASS
         else:
             status, reason = NOT_JUDGED, "no comparison"
-        rows.append({"group": grp, "status": status, "failing": failing, "reason": reason,
-                     "distance": float(dg["_dist"].max()) if len(dg) else 0.0, "_ref": 1})
+        rows.append({"group": grp, "status": status, "failing": failing.get(grp, []),
+                     "reason": reason, "distance": float(distance[grp]) if judged else 0.0,
+                     "_ref": 1})
     out = pd.DataFrame(rows, columns=["group", "status", "failing", "reason", "distance",
                                       "_ref"])
     out = out.sort_values(["_ref", "distance"], ascending=[True, False], kind="stable")

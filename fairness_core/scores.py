@@ -74,6 +74,26 @@ def _binned_auc(pos: np.ndarray, neg: np.ndarray):
     return auc, bound
 
 
+def is_probability(lo: float, hi: float) -> bool:
+    """Scores within [0, 1]: the Brier score and calibration apply."""
+    return lo >= 0 and hi <= 1
+
+
+def probability_warnings(prepared: Prepared) -> list[str]:
+    """A warning per score column outside [0, 1], whose Brier score and
+    calibration :func:`score_analysis` leaves out."""
+    out = []
+    for col, s in prepared.scores.items():
+        if not len(s):
+            continue
+        lo, hi = float(s.min()), float(s.max())
+        if not is_probability(lo, hi):
+            out.append(f"The Brier score and the calibration view need scores between 0 and 1 "
+                       f"(probabilities); they are not computed for the score column {col!r}, "
+                       f"whose values range from {lo:g} to {hi:g}.")
+    return out
+
+
 def _onehot(inv: np.ndarray, n_groups: int) -> np.ndarray:
     m = np.zeros((n_groups, len(inv)))
     m[inv, np.arange(len(inv))] = 1.0
@@ -138,7 +158,7 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
             np.linspace(0, len(edges) - 1, min(n_curve, len(edges))).round().astype(int),
             np.searchsorted(edges, [threshold])]))
         pick = pick[pick < len(edges)]
-        probability = lo >= 0 and hi <= 1
+        probability = is_probability(lo, hi)
         if probability:
             cal_edges = np.linspace(0, 1, n_bins + 1)
             cb = np.searchsorted(cal_edges[1:-1], s, side="left")

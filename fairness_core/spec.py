@@ -4,10 +4,12 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import numbers
 import re
 from dataclasses import asdict, dataclass, field
 
 from .errors import InputError, quote_list
+from .limits import limits
 
 REFERENCE_STRATEGIES = ("largest", "best")
 POSITIVE_DECISIONS = ("benefit", "harm")
@@ -40,6 +42,27 @@ def _values(value) -> list:
         value = [value]
     out = [str(v).strip() for v in value if v is not None and str(v).strip() != ""]
     return list(dict.fromkeys(out))
+
+
+def _whole(value) -> int | None:
+    """``value`` as an int when it is a whole number (an int of any size, a
+    float or a text such as "12"), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        if re.fullmatch(r"[+-]?\d+", text):
+            try:
+                return int(text)
+            except ValueError:  # more digits than Python converts
+                return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return int(x) if math.isfinite(x) and x.is_integer() else None
 
 
 def _as_tuple(value) -> tuple:
@@ -226,13 +249,13 @@ class AuditSpec:
                              f"got {self.min_group_size!r}.", field="min_group_size",
                              value=self.min_group_size)
         object.__setattr__(self, "min_group_size", mgs)
-        try:
-            mg = int(self.max_groups)
-        except (TypeError, ValueError):
-            mg = 0
-        if mg < 2:
+        mg = _whole(self.max_groups)
+        if mg is None or mg < 2:
             raise InputError(f"The group limit must be a whole number of at least 2; got "
                              f"{self.max_groups!r}.", field="max_groups")
+        limits().check("The group limit", mg, "max_groups", field="max_groups",
+                       fix="A column with that many values is an identifier, not a group: "
+                           "choose a column of groups, or cut a numeric one into ranges.")
         object.__setattr__(self, "max_groups", mg)
         self._check_threshold()
         self._check_decisions()
@@ -334,21 +357,25 @@ class AuditSpec:
                              "'bh' (Benjamini-Hochberg) or 'holm'.", field="correction",
                              value=self.correction)
         object.__setattr__(self, "correction", corr)
-        for name, lo in (("n_bootstrap", 0), ("seed", 0)):
-            v = getattr(self, name)
-            try:
-                ok = int(v) == float(v) and int(v) >= lo
-            except (TypeError, ValueError, OverflowError):
-                ok = False
-            if not ok:
-                raise InputError(f"The {name.replace('n_', 'number of ').replace('_', ' ')} "
-                                 f"must be a whole number of at least {lo}; got {v!r}.",
-                                 field=name, value=v)
-            object.__setattr__(self, name, int(v))
-        if 0 < self.n_bootstrap < 100:
-            raise InputError(f"Use at least 100 bootstrap replicates (1,000 or more is "
-                             f"better), or 0 to turn them off; got {self.n_bootstrap}.",
+        n_boot = _whole(self.n_bootstrap)
+        if n_boot is None or n_boot < 0:
+            raise InputError(f"The number of bootstrap replicates must be a whole number of at "
+                             f"least 0 (0 turns them off); got {self.n_bootstrap!r}.",
                              field="n_bootstrap", value=self.n_bootstrap)
+        if 0 < n_boot < 100:
+            raise InputError(f"Use at least 100 bootstrap replicates (1,000 or more is "
+                             f"better), or 0 to turn them off; got {n_boot}.",
+                             field="n_bootstrap", value=n_boot)
+        limits().check("The number of bootstrap replicates", n_boot, "max_bootstrap",
+                       field="n_bootstrap",
+                       fix="Use fewer replicates (1,000 to 10,000 give stable 95% intervals).")
+        object.__setattr__(self, "n_bootstrap", n_boot)
+        # numpy's SeedSequence takes any non-negative integer, however large
+        seed = _whole(self.seed)
+        if seed is None or seed < 0:
+            raise InputError(f"The seed must be a whole number of at least 0 (of any size); "
+                             f"got {self.seed!r}.", field="seed", value=self.seed)
+        object.__setattr__(self, "seed", seed)
 
     # ------------------------------------------------------------------
     @property

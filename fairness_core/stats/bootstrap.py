@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..counts import CELLS
+from ..counts import CELLS, OVERALL
 from ..disparity import SUMMARY_COLUMNS, between_summaries
+from ..limits import limits
 from ..metrics import REGISTRY, metric_values
 from .intervals import wilson_interval
 from .tests import Proportions, disparity_tests
@@ -79,12 +80,63 @@ def bootstrap_cells(row_cells: np.ndarray, n_boot: int, rng: np.random.Generator
 
 
 def aggregate(cells: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
-    """Sum ``(..., k, 4)`` combination counts into ``(..., g, 4)`` groups."""
-    onehot = np.zeros((len(inv), n_groups))
-    onehot[np.arange(len(inv)), inv] = 1.0
-    moved = np.moveaxis(cells, -2, -1)  # (..., 4, k)
-    return np.moveaxis(moved @ onehot, -1, -2)
+    """Sum ``(..., k, 4)`` combination counts into ``(..., g, 4)`` groups
+    (``inv[i]`` is the group of combination ``i``); groups without a
+    combination get zeros.  Costs one pass over the cells, whatever the
+    number of groups."""
+    inv = np.asarray(inv, dtype=np.intp)
+    out = np.zeros(cells.shape[:-2] + (n_groups, cells.shape[-1]))
+    if not len(inv):
+        return out
+    order = np.argsort(inv, kind="stable")
+    ordered = inv[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    out[..., ordered[starts], :] = np.add.reduceat(cells[..., order, :], starts, axis=-2)
+    return out
 
+
+#: Bytes of temporary arrays per (replicate x group) while replicates turn
+#: into metrics (cells, numerators, denominators, values, a few more).
+_WORK_PER_GROUP = 8 * (4 + 3 * len(REGISTRY) + 4)
+#: Temporary arrays are made a slice of replicates at a time, about this size.
+_CHUNK_BYTES = 64 << 20
+
+
+def replicate_metrics(draws: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
+    """Every registry metric of every replicate and group, ``(n_boot,
+    metrics, groups)``, from ``(n_boot, k, 4)`` replicate counts per
+    combination; computed a slice of replicates at a time so that the
+    temporary arrays stay small whatever the number of groups."""
+    n_boot = draws.shape[0]
+    out = np.empty((n_boot, len(REGISTRY), n_groups))
+    step = max(1, _CHUNK_BYTES // (_WORK_PER_GROUP * max(n_groups, draws.shape[1], 1)))
+    for b in range(0, n_boot, step):
+        vals = metric_values(aggregate(draws[b:b + step], inv, n_groups))
+        for j, m in enumerate(REGISTRY):
+            out[b:b + step, j] = vals[m]
+    return out
+
+
+def _slices(n: int, floats_per_item: int) -> list[slice]:
+    """Slices that cover ``range(n)``, each of about :data:`_CHUNK_BYTES`
+    when an item takes ``floats_per_item`` floats of temporary arrays."""
+    step = max(1, _CHUNK_BYTES // max(8 * floats_per_item, 1))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def bootstrap_bytes(n_boot: int, n_combos: int, group_counts, n_models: int,
+                    weighted: bool = False) -> int:
+    """Memory the bootstrap of ``n_models`` models needs at its peak, in
+    bytes: the replicates it keeps (``n_boot`` x metrics x every
+    attribute's groups, per model), one model's replicate counts per
+    combination and cell with their temporary copies, and the slices of
+    temporary arrays."""
+    group_counts = [int(g) for g in group_counts] or [1]
+    kept = n_boot * len(REGISTRY) * sum(group_counts) * n_models * 8
+    copies = 4 if weighted else 2  # integer draws and their float copy; weights' noise
+    draws = n_boot * max(int(n_combos), 1) * 4 * 8 * copies
+    widest = max(max(group_counts), int(n_combos), 1)
+    return kept + draws + min(2 * _CHUNK_BYTES, n_boot * widest * _WORK_PER_GROUP)
 
 
 class Uncertainty:
@@ -117,6 +169,15 @@ class Uncertainty:
         if B <= 0:
             return
         names = [a[0] for a in attributes]
+        need = bootstrap_bytes(B, max((len(rc) for rc in row_cells.values()), default=0),
+                               [len(a[2]) for a in attributes], len(row_cells), self.weighted)
+        n_groups = sum(len(a[2]) for a in attributes if a[0] != OVERALL)
+        models = f"{len(row_cells)} model{'s' if len(row_cells) > 1 else ''}"
+        limits().check_memory(
+            f"The bootstrap ({B:,} replicates of {n_groups:,} groups, {models})", need,
+            field="n_bootstrap",
+            fix="Use fewer bootstrap replicates (0 turns them off), or fewer groups (fewer "
+                "sensitive attributes or intersections, or coarser ranges).")
         for i, (model, rc) in enumerate(row_cells.items()):
             i = streams.get(model, i) if streams else i
             wc = weighted_cells[model] if self.weighted else None
@@ -130,10 +191,9 @@ class Uncertainty:
                 # other models (and survive a change of another model's threshold)
                 rng = np.random.default_rng([spec.seed, i])
                 draws = bootstrap_cells(rc, B, rng, wc, sq)
-                values = {}
-                for name, inv, labels in attributes:
-                    vals = metric_values(aggregate(draws, inv, len(labels)))
-                    values[name] = np.stack([vals[m] for m in REGISTRY], axis=1)
+                values = {name: replicate_metrics(draws, inv, len(labels))
+                          for name, inv, labels in attributes}
+                del draws
                 if cache is not None:
                     if len(cache) > 16:
                         cache.clear()
@@ -160,10 +220,11 @@ class Uncertainty:
                     continue
                 pos = {lab: i for i, lab in enumerate(self.labels[attr])}
                 gi = np.array([pos[x] for x in g["group"]])
-                lo, hi = quantiles(vals[:, bj][:, :, gi], (a, 1 - a))
                 rows = groups.index.get_indexer(g.index)
-                lo_all[np.ix_(rows, bj)] = lo.T
-                hi_all[np.ix_(rows, bj)] = hi.T
+                for part in _slices(len(gi), vals.shape[0] * len(bj) * 3):
+                    lo, hi = quantiles(vals[:, bj[:, None], gi[part]], (a, 1 - a))
+                    lo_all[np.ix_(rows[part], bj)] = lo.T
+                    hi_all[np.ix_(rows[part], bj)] = hi.T
         cells = groups[list(CELLS)].to_numpy(dtype=float)
         methods = {}
         for j, (name, m) in enumerate(REGISTRY.items()):
@@ -216,21 +277,26 @@ class Uncertainty:
             mi = d["metric"].map(metric_pos).to_numpy()
             gi = np.array([pos[x] for x in d["group"]])
             ri = np.array([pos[x] for x in d["reference"]])
-            v, r = vals[:, mi, gi], vals[:, mi, ri]
-            diff = v - r
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ratio = np.where(r > 0, v / r, np.where((r == 0) & (v > 0), np.inf, np.nan))
             rows = disp.index.get_indexer(d.index)
-            lo, hi = quantiles(diff, (a, 1 - a))
-            d_lo[rows], d_hi[rows] = lo, hi
-            lo, hi = quantiles(ratio, (a, 1 - a))
-            r_lo[rows], r_hi[rows] = lo, hi
-            ok = ~np.isnan(diff)
-            cnt = ok.sum(axis=0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                mean = np.where(ok, diff, 0).sum(axis=0) / cnt
-                var = (np.where(ok, diff - mean, 0) ** 2).sum(axis=0) / (cnt - 1)
-            boot_se[rows] = np.where(cnt >= _MIN_DEFINED * diff.shape[0], np.sqrt(var), np.nan)
+            # a slice of rows at a time: (replicates x rows) arrays stay small
+            for part in _slices(len(d), vals.shape[0] * 8):
+                v, r = vals[:, mi[part], gi[part]], vals[:, mi[part], ri[part]]
+                diff = v - r
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    ratio = np.where(r > 0, v / r,
+                                     np.where((r == 0) & (v > 0), np.inf, np.nan))
+                del v, r
+                at = rows[part]
+                d_lo[at], d_hi[at] = quantiles(diff, (a, 1 - a))
+                r_lo[at], r_hi[at] = quantiles(ratio, (a, 1 - a))
+                del ratio
+                ok = ~np.isnan(diff)
+                cnt = ok.sum(axis=0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    mean = np.where(ok, diff, 0).sum(axis=0) / cnt
+                    var = (np.where(ok, diff - mean, 0) ** 2).sum(axis=0) / (cnt - 1)
+                boot_se[at] = np.where(cnt >= _MIN_DEFINED * diff.shape[0], np.sqrt(var),
+                                       np.nan)
         return d_lo, d_hi, r_lo, r_hi, boot_se
 
     # -- between-group summaries ----------------------------------------------------
