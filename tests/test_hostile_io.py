@@ -1,12 +1,13 @@
 """Hostile and heavy files: a workbook whose sheet claims or spans Excel's
 whole grid, a string of hundreds of megabytes packed into a small zip, a zip
-that lies about the size of its parts, too many columns or names too long.
-Every file here is built in memory and is small: what is checked is that
-reading refuses (or reads) it quickly, in little memory, with a message
-that names the limit and never carries a huge name."""
+that lies about the size of its parts, too many columns or names too long,
+random bytes named .csv.  Every file here is built in memory and is small:
+what is checked is that reading refuses (or reads) it quickly, in little
+memory, with a message that names the limit and never carries a huge name."""
 from __future__ import annotations
 
 import io
+import random
 import struct
 import time
 import tracemalloc
@@ -458,6 +459,70 @@ def test_huge_single_name_header_is_refused_without_reading_it_all(monkeypatch):
     err, _, peak = _refused(lambda: read_table(data, name="t.csv"))
     assert "FAIRNESS_AUDIT_MAX_CELL_CHARS" in err.message and len(err.message) < 600
     assert peak < 6 * MB, peak
+
+
+# --------------------------------------------------------------------------
+# 4. Bytes that are not text
+# --------------------------------------------------------------------------
+_RNG = random.Random(0)
+RANDOM = bytes(_RNG.randrange(1, 256) for _ in range(20000))
+#: A new generator for every byte: one byte 20,000 times, no line break.
+SAME_BYTE = bytes(random.Random(0).randrange(1, 256) for _ in range(20000))
+
+
+@pytest.mark.parametrize("data", [RANDOM, SAME_BYTE], ids=["random", "same-byte"])
+@pytest.mark.parametrize("name", ["data.csv", "data.tsv", "data"])
+def test_random_bytes_without_nul_are_not_read_as_a_table(name, data):
+    assert b"\x00" not in data
+    err, _, _ = _refused(lambda: read_table(data, name=name, columns=["y", "p", "g"]))
+    assert "not in" not in err.message  # no confusing "column not in the file"
+    assert "text" in err.message
+    for fmt in ("CSV", "TSV", "Parquet", "XLSX"):
+        assert fmt in err.message, fmt
+    assert err.field == "file"
+
+
+def test_random_bytes_exit_2_through_the_cli(tmp_path, capsys):
+    path = tmp_path / "data.csv"
+    path.write_bytes(RANDOM)
+    err = _cli_refuses(capsys, [path, "--label", "y", "--prediction", "p",
+                                "--sensitive", "g"])
+    assert "text" in err and "Parquet" in err
+
+
+TEXT = "y,p,groupe\n1,1,Société\n0,1,Zoë\n1,0,Société\n0,0,Zoë\n"
+
+
+def test_random_bytes_after_a_utf16_byte_order_mark_are_refused():
+    data = b"\xff\xfe" + bytes(_RNG.randrange(0, 256) for _ in range(8000))
+    err, _, _ = _refused(lambda: read_table(data, name="data.csv"))
+    assert "text" in err.message and "Parquet" in err.message
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_utf16_with_a_byte_order_mark_is_read(encoding):
+    data = TEXT.encode(encoding)
+    if encoding == "utf-16-be":
+        data = b"\xfe\xff" + data
+    assert b"\x00" in data
+    df, info = read_table(data, name="u16.csv")
+    assert list(df.columns) == ["y", "p", "groupe"]
+    assert [str(v) for v in df["groupe"]] == ["Société", "Zoë", "Société", "Zoë"]
+    assert df["y"].tolist() == [1, 0, 1, 0]
+    assert info.encoding.startswith("utf-16")
+
+
+def test_cp1252_with_accents_euro_and_curly_quotes_is_read():
+    data = "y,p,nom\n1,1,Société €\n0,1,“Zoë”\n".encode("cp1252")
+    df, info = read_table(data, name="w.csv")
+    assert [str(v) for v in df["nom"]] == ["Société €", "“Zoë”"]
+
+
+def test_stray_control_characters_in_a_cell_still_read():
+    rows = "".join(f"{i % 2},{(i // 2) % 2},A\n" for i in range(30))
+    data = ("y,p,g\n1,0,B\x01\x02\x1b\x7f\n" + rows).encode()
+    df, _ = read_table(data, name="ctl.csv")
+    assert len(df) == 31 and df["g"].iloc[0] == "B\x01\x02\x1b\x7f"
 
 
 def test_header_names_equal_after_stripping_are_deduplicated_with_a_warning():
