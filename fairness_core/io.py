@@ -4,10 +4,11 @@ CSV (delimiter sniffed; UTF-8 with or without BOM, UTF-16 with BOM, else
 the encoding detected by charset-normalizer, preferring Windows-1252 where
 it reads the bytes the same or nearly as cleanly), TSV, Parquet and XLSX,
 from a path or from bytes (an upload).  Only the columns an audit needs are
-read; header names are stripped of the spaces around them.  Columns that
-share a name get unique names the way pandas gives them (``x``, ``x.1``).
-Every problem becomes an :class:`InputError` that says what is wrong with
-the file and how to fix it.
+read.  Values are kept exactly as they are in the file, spaces and tabs
+around them included; header names are stripped of the spaces around them.
+Columns that share a name get unique names the way pandas gives them
+(``x``, ``x.1``).  Every problem becomes an :class:`InputError` that says
+what is wrong with the file and how to fix it.
 
 Limits (:mod:`fairness_core.limits`; each can be raised with an environment
 variable) are checked before the work they bound:
@@ -414,7 +415,7 @@ def _read_text(data: bytes, name: str, fmt: str, columns
         # index_col=False: a trailing delimiter on data rows must not shift columns.
         df = pd.read_csv(io.BytesIO(data), sep=delim, encoding=enc, engine="c",
                          na_values=NULL_VALUES, keep_default_na=False, low_memory=False,
-                         skipinitialspace=True, index_col=False)
+                         index_col=False)
         df.columns = named(df.columns)
         return df[want] if want else df
 

@@ -1,9 +1,10 @@
 """Hostile and heavy files: a workbook whose sheet claims or spans Excel's
 whole grid, a string of hundreds of megabytes packed into a small zip, a zip
 that lies about the size of its parts, too many columns or names too long,
-random bytes named .csv.  Every file here is built in memory and is small:
-what is checked is that reading refuses (or reads) it quickly, in little
-memory, with a message that names the limit and never carries a huge name."""
+random bytes named .csv, and values that differ only in the spaces around
+them.  Every file here is built in memory and is small: what is checked is
+that reading refuses (or reads) it quickly, in little memory, with a message
+that names the limit and never carries a huge name."""
 from __future__ import annotations
 
 import io
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from fairness_core import InputError, read_table
+from fairness_core import AuditSpec, InputError, audit, read_table
 from fairness_core.cli import main
 
 MB = 1 << 20
@@ -523,6 +524,83 @@ def test_stray_control_characters_in_a_cell_still_read():
     data = ("y,p,g\n1,0,B\x01\x02\x1b\x7f\n" + rows).encode()
     df, _ = read_table(data, name="ctl.csv")
     assert len(df) == 31 and df["g"].iloc[0] == "B\x01\x02\x1b\x7f"
+
+
+# --------------------------------------------------------------------------
+# 5. Values that differ only in the spaces around them
+# --------------------------------------------------------------------------
+SPACED = ["Male", " Male", "\tMale", "Female", "Male", " Male", "\tMale", "Female"]
+
+
+def _spaced_frame() -> pd.DataFrame:
+    return pd.DataFrame({"y": [1, 0] * 4, "p": [1, 1, 0, 0] * 2, "sex": SPACED})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "parquet", "xlsx"])
+def test_values_are_read_exactly_as_in_the_file(fmt):
+    df, _ = read_table(_encode(_spaced_frame(), fmt), name=f"t.{fmt}")
+    assert [str(v) for v in df["sex"]] == SPACED
+
+
+def test_values_are_kept_by_the_fallback_csv_reader_too():
+    # A trailing delimiter on every data row: read by the second reader.
+    body = "".join(f"{y},{p},{s},\n" for y, p, s in zip([1, 0] * 4, [1, 1, 0, 0] * 2,
+                                                        SPACED))
+    df, _ = read_table(("y,p,sex\n" + body).encode(), name="t.csv")
+    assert [str(v) for v in df["sex"]] == SPACED
+    assert df["y"].tolist() == [1, 0] * 4
+
+
+def test_groups_that_differ_only_in_spaces_stay_apart_with_a_warning(tmp_path):
+    path = tmp_path / "spaced.csv"
+    _spaced_frame().to_csv(path, index=False)
+    res = audit(path, AuditSpec(label="y", predictions=["p"], sensitive=["sex"],
+                                n_bootstrap=0))
+    groups = sorted(res.group_metrics["group"])
+    assert groups == sorted(["Male", " Male", "\tMale", "Female"])
+    warning = next(w for w in res.warnings if "separate groups" in w)
+    assert "sex" in warning
+    assert "'Male'" in warning and "' Male'" in warning and "'\\tMale'" in warning
+    assert "'Female'" not in warning
+    assert "\t" not in warning  # the tab is shown, not printed
+    assert "clean" in warning.lower()
+
+
+def test_spaced_groups_warning_reaches_the_cli_json(tmp_path, capsys):
+    path = tmp_path / "spaced.csv"
+    _spaced_frame().to_csv(path, index=False)
+    out = tmp_path / "audit.json"
+    rc = main([str(path), "--label", "y", "--prediction", "p", "--sensitive", "sex",
+               "--bootstrap", "0", "--json", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "separate groups" in printed
+    import json
+    doc = json.loads(out.read_text())
+    assert any("separate groups" in w for w in doc["warnings"])
+
+
+def test_consistently_spaced_groups_do_not_warn_and_a_named_reference_still_matches():
+    df = pd.DataFrame({"y": [1, 0] * 40, "p": [1, 1, 0, 0] * 20,
+                       "sex": [" Male", " Female"] * 40})
+    data = _encode(df, "csv")
+    res = audit(data, AuditSpec(label="y", predictions=["p"], sensitive=["sex"],
+                                n_bootstrap=0, reference={"sex": "Female"}), name="t.csv")
+    assert not any("separate groups" in w for w in res.warnings)
+    assert sorted(res.group_metrics["group"]) == [" Female", " Male"]
+    assert set(res.disparities["reference"]) == {" Female"}
+
+
+def test_label_values_with_a_leading_space_still_match_the_positive_class():
+    # UCI Adult writes " >50K" and " <=50K".
+    df = pd.DataFrame({"income": [" >50K", " <=50K"] * 20,
+                       "decision": [" >50K", " >50K", " <=50K", " <=50K"] * 10,
+                       "sex": ["F", "M"] * 20})
+    res = audit(_encode(df, "csv"), AuditSpec(label="income", positive=">50K",
+                                              predictions=["decision"], sensitive=["sex"],
+                                              n_bootstrap=0), name="adult.csv")
+    g = res.group_metrics.set_index("group")
+    assert g.loc["F", "base_rate"] == 1.0 and g.loc["M", "base_rate"] == 0.0
 
 
 def test_header_names_equal_after_stripping_are_deduplicated_with_a_warning():
