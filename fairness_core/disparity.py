@@ -17,10 +17,21 @@ def _fmt_n(n) -> str:
     return f"{int(n):,}"
 
 
+def named_group(want, have) -> str | None:
+    """The group of ``have`` that a named reference ``want`` means: the one
+    equal to it, else the only one equal to it but for the spaces around
+    (a group written " Male" in the file is named Male on a command line)."""
+    want = str(want)
+    if want in have:
+        return want
+    loose = [g for g in have if str(g).strip() == want.strip()]
+    return loose[0] if len(loose) == 1 else None
+
+
 def _check_named_references(groups: pd.DataFrame, spec: AuditSpec) -> None:
     for attribute, want in spec.reference.items():
         have = groups.loc[groups["attribute"] == attribute, "group"].unique().tolist()
-        if str(want) not in have:
+        if named_group(want, have) is None:
             raise InputError(f"The reference group {str(want)!r} is not a group of "
                              f"{attribute!r}. Its groups are {quote_list(have)}.",
                              field="reference", column=attribute, value=want)
@@ -67,7 +78,7 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec, not_judged: dict | None =
         ref = np.full(n_m, rows[int(np.argmax(nb))])
         choice = np.full(n_m, "largest group", dtype=object)
         if attribute in spec.reference:
-            hit = rows[grp[rows] == str(spec.reference[attribute])]
+            hit = rows[grp[rows] == named_group(spec.reference[attribute], list(grp[rows]))]
             ref[:] = hit[0]
             choice[:] = "named"
         elif spec.reference_strategy == "best":

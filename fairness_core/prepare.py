@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, quote_list
+from .formatting import short
 from .spec import AuditSpec
 
 MISSING_GROUP = "(missing)"
@@ -52,15 +53,18 @@ def canon(value) -> str:
     return low
 
 
-def display(value) -> str:
-    """How a group or label value is shown to people."""
+def display(value, strip: bool = True) -> str:
+    """How a group or label value is shown to people.  A label value is
+    stripped of the spaces around it (``" >50K"`` is ``">50K"``); a group
+    (``strip=False``) keeps them, so that values that differ only in spaces
+    stay separate groups."""
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
-    return str(value).strip()
+    return str(value).strip() if strip else str(value)
 
 
 _RANGE = re.compile(r"^(?:< (?P<below>\S+)|\[(?P<low>\S+), \S+\)|>= (?P<above>\S+))$")
@@ -390,7 +394,7 @@ def _encode_sensitive(series: pd.Series, col: str, spec: AuditSpec):
                          f"identifier or a measurement, not a group. {hint}or raise the group "
                          "limit (--max-groups) if these really are groups.",
                          field="sensitive", column=col)
-    labels = [display(u) for u in uniques]
+    labels = [display(u, strip=False) for u in uniques]
     ordered = sorted(set(labels), key=_sort_key)
     levels = ordered + [MISSING_GROUP]
     pos = {lab: i for i, lab in enumerate(ordered)}
@@ -404,6 +408,29 @@ def group_labels(series: pd.Series, col: str, spec: AuditSpec) -> np.ndarray:
     codes, lut, levels = _encode_sensitive(series, col, spec)
     ext = np.concatenate([[len(levels) - 1], lut]).astype(np.intp)
     return np.asarray(levels, dtype=object)[ext[np.asarray(codes, dtype=np.intp) + 1]]
+
+
+def _spacing_note(col: str, codes: np.ndarray, lut: np.ndarray, levels: list) -> str | None:
+    """A warning naming the groups of a sensitive column whose values differ
+    only in the spaces or tabs around them (only groups that have rows)."""
+    names = levels[:-1]  # without "(missing)"
+    by_text: dict = {}
+    for lab in names:
+        by_text.setdefault(lab.strip(), []).append(lab)
+    if all(len(labs) == 1 for labs in by_text.values()):
+        return None
+    k = np.asarray(codes)
+    used = np.bincount(np.asarray(lut)[k[k >= 0]], minlength=len(names)) > 0
+    pos = {lab: i for i, lab in enumerate(names)}
+    clashes = [[lab for lab in labs if used[pos[lab]]] for labs in by_text.values()]
+    clashes = [labs for labs in clashes if len(labs) > 1]
+    if not clashes:
+        return None
+    shown = "; ".join(", ".join(repr(short(v)) for v in labs) for labs in clashes[:5])
+    more = f" (and {len(clashes) - 5} more such sets)" if len(clashes) > 5 else ""
+    return (f"{short(col)}: the values {shown}{more} differ only in the spaces or tabs around "
+            "them; they are audited as separate groups. If they mean the same group, clean "
+            "the file (remove the spaces around the values) and run the audit again.")
 
 
 def _outside_note(col: str, codes: np.ndarray, levels: list, edges: list,
@@ -600,13 +627,15 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
     # --- sensitive attributes -------------------------------------------
     codes, levels = {}, {}
     encoded = [_encode_sensitive(df[c], c, spec) for c in spec.sensitive]
-    luts, bin_notes = {}, {}
+    luts, notes = {}, {}
     for col, (k, lut, lv) in zip(spec.sensitive, encoded):
         codes[col], luts[col], levels[col] = k, lut, lv
         if col in spec.bins:
             note = _outside_note(col, k, lv, spec.bins[col], mult)
-            if note:
-                bin_notes[col] = note
+        else:
+            note = _spacing_note(col, k, lut, lv)
+        if note:
+            notes[col] = note
 
     if mult is not None:
         keep &= mult > 0  # records that stand for no row
@@ -632,7 +661,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
     if dropped:
         warnings.append(f"{n_read - n_keep:,} of {n_read:,} rows were left out: "
                         f"{_describe(dropped)}.")
-    for col, note in bin_notes.items():
+    for col, note in notes.items():
         warnings.append(note)
     return Prepared(spec=spec, y=y, predictions=preds, scores=scores, weight=weight,
                     codes=codes, luts=luts, levels=levels, positive_label=positive_label,
