@@ -38,6 +38,8 @@ class Context:
     threshold_ranges: dict = field(default_factory=dict)
     #: one threshold for every score column (they share a scale)
     shared_threshold: bool = True
+    #: why uploads are off (the server runs without its safe settings), or None
+    uploads_off: str | None = None
 
 
 def slider_range(lo: float, hi: float) -> tuple[float, float, float]:
@@ -96,7 +98,10 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
                                "columns such as sex, race or age group.")
     loaded = None
     slots["note"] = sb.empty()
-    if source == state.UPLOAD:
+    if source == state.UPLOAD and ctx.uploads_off:
+        slots["file"] = sb.empty()
+        ctx.errors["file"] = ctx.uploads_off
+    elif source == state.UPLOAD:
         up = sb.file_uploader("CSV, TSV, Parquet or Excel (.xlsx) file",
                               type=["csv", "tsv", "txt", "tab", "parquet", "pq", "xlsx", "xls"],
                               key="upload",
@@ -389,8 +394,8 @@ def _reference_widgets(ctx: Context, result, slots: dict) -> dict:
     return refs
 
 
-def render() -> Context:
-    ctx = Context(prefs=state.prefs())
+def render(uploads_off: str | None = None) -> Context:
+    ctx = Context(prefs=state.prefs(), uploads_off=uploads_off)
     st.sidebar.title("⚖️ Fairness audit")
     slots: dict = {}
     loaded = _data_section(ctx, slots)

@@ -203,8 +203,12 @@ def render():
                        config_json(r.spec, ctx.loaded.sha256, ctx.loaded.name).encode("utf-8"),
                        file_name=charts.file_name("audit-config", ext="json"),
                        mime="application/json", key="dl_config")
-    st.file_uploader("Load a configuration", type=["json"], key="config_upload",
-                     on_change=_apply_config)
+    if ctx.uploads_off:
+        st.caption("Loading a configuration is turned off, like every upload: see the "
+                   "message under 'Upload your own file' in the sidebar.")
+    else:
+        st.file_uploader("Load a configuration", type=["json"], key="config_upload",
+                         on_change=_apply_config)
     msg = st.session_state.pop("config_message", None)
     if msg:
         getattr(st, msg[0])(md(msg[1]))

@@ -1,0 +1,274 @@
+"""The dashboard under hostile conditions: started from anywhere, a report
+whose PDF fails, many sessions, uploads over the limits, hostile names.
+
+AppTest runs the app's script in this process (no server); the tests that
+need a real server start ``streamlit run`` as a subprocess (conftest's
+``running_app``); the ones that need a browser are marked ``browser``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from streamlit.util import calc_hash
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_DIR = ROOT / "app"
+APP = APP_DIR / "main.py"
+TIMEOUT = 60
+
+for _p in (str(ROOT), str(APP_DIR)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import safety  # noqa: E402  (the app's own modules, as the app imports them)
+import state  # noqa: E402
+
+
+def new_app() -> AppTest:
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+
+
+def exc_text(at: AppTest) -> str:
+    return "\n".join(f"{e.message}\n{''.join(e.stack_trace)}" for e in at.exception)
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, exc_text(at)
+    return at
+
+
+def unescape(text: str) -> str:
+    """Markdown text as it reads on the page (backslash escapes dropped)."""
+    return re.sub(r"\\(.)", r"\1", str(text))
+
+
+def sidebar_errors(at: AppTest) -> list[str]:
+    return [unescape(e.value) for e in at.sidebar.error]
+
+
+# --------------------------------------------------------------------------
+# 1. Safe wherever it starts
+# --------------------------------------------------------------------------
+OWN = str(safety.APP_CONFIG)
+FLAG = safety.BY_FLAG[0]
+DEFAULT = "<default>"
+SAFE_START = {"server.address": ("localhost", OWN), "browser.gatherUsageStats": (False, OWN),
+              "browser.serverAddress": ("localhost", OWN), "server.headless": (True, OWN),
+              "server.fileWatcherType": ("none", OWN), "client.showErrorDetails": ("none", OWN),
+              "client.toolbarMode": ("minimal", OWN), "server.maxUploadSize": (200, OWN)}
+# what a server started without the app's config file runs with
+BARE = {"server.address": (None, DEFAULT), "browser.gatherUsageStats": (True, DEFAULT),
+        "browser.serverAddress": (None, DEFAULT), "server.headless": (True, DEFAULT),
+        "server.fileWatcherType": ("auto", DEFAULT), "client.showErrorDetails": ("full", DEFAULT),
+        "client.toolbarMode": ("auto", DEFAULT), "server.maxUploadSize": (200, DEFAULT)}
+
+
+@pytest.mark.parametrize("change, refused, fixed", [
+    ({}, [], {}),
+    (BARE, ["every network interface", "usage statistics", "public address",
+            "watches its files"],
+     {"client.showErrorDetails": "none", "client.toolbarMode": "minimal",
+      "browser.gatherUsageStats": False, "server.fileWatcherType": "none"}),
+    # the operator's explicit choices stand
+    ({"server.address": ("0.0.0.0", FLAG)}, [], {}),
+    ({"browser.gatherUsageStats": (True, safety.BY_FLAG[1])}, [], {}),
+    ({"server.maxUploadSize": (2000, FLAG)}, [], {}),
+    # another folder's or the user's config file is nobody's choice for this app
+    ({"server.address": ("0.0.0.0", "/home/someone/.streamlit/config.toml")},
+     ["every network interface"], {}),
+    ({"server.address": ("10.1.2.3", "/elsewhere/.streamlit/config.toml")},
+     ["listens on 10.1.2.3"], {}),
+    ({"server.maxUploadSize": (5000, "/elsewhere/.streamlit/config.toml")}, [],
+     {"server.maxUploadSize": 200}),
+    # set back on an earlier run: the server still started unsafe
+    ({"browser.gatherUsageStats": (False, safety.SET_HERE)}, ["usage statistics"], {}),
+])
+def test_which_settings_turn_uploads_off_and_which_are_set_back(change, refused, fixed):
+    problems, fixes = safety.assess({**SAFE_START, **change})
+    assert len(problems) == len(refused), problems
+    for words, problem in zip(refused, problems):
+        assert words in problem
+    assert fixes == fixed
+
+
+def _started(monkeypatch, options: dict) -> list:
+    """Make the app's safety check see a real server with ``options``; the
+    settings it would set back are recorded, not applied to this process."""
+    setback = []
+    monkeypatch.setattr(safety, "serving", lambda: True)
+    monkeypatch.setattr(safety, "_current", lambda: dict(options))
+    monkeypatch.setattr(safety, "_set", lambda key, value: setback.append((key, value)))
+    return setback
+
+
+def test_unsafe_start_shows_no_upload_control_and_says_how_to_start(monkeypatch):
+    setback = _started(monkeypatch, BARE)
+    at = run(new_app())
+    assert ("client.showErrorDetails", "none") in setback
+    at.selectbox(key="source").set_value(state.UPLOAD)
+    run(at)
+    assert not [u for u in at.get("file_uploader")], "an upload control is shown"
+    msg = " ".join(sidebar_errors(at))
+    assert "Uploads are turned off" in msg and "run.sh" in msg, msg
+    assert "every network interface" in msg and "usage statistics" in msg
+    # the samples still work; the configuration upload on Export is off too
+    at.selectbox(key="source").set_value(list(state.SAMPLES)[0])
+    run(at)
+    assert at.session_state["ctx"].result is not None
+    at._page_hash = calc_hash("export")
+    run(at)
+    assert not [u for u in at.get("file_uploader")]
+    assert any("turned off" in c.value for c in at.main.caption)
+
+
+def test_deliberate_network_address_keeps_uploads(monkeypatch):
+    _started(monkeypatch, {**SAFE_START, "server.address": ("0.0.0.0", FLAG)})
+    at = run(new_app())
+    at.selectbox(key="source").set_value(state.UPLOAD)
+    run(at)
+    assert at.file_uploader(key="upload") is not None
+    assert not sidebar_errors(at)
+
+
+class _ProxyRecorder:
+    """A loopback TCP listener given to the server as its HTTP(S) proxy: any
+    request for an outside address (the public-IP look-up) arrives here,
+    and goes nowhere else."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.requests: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    self.requests.append(conn.recv(200) or b"(connected)")
+                except OSError:
+                    self.requests.append(b"(connected)")
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+def _listening(pid: int) -> list[tuple[str, int]]:
+    """(address, port) of every TCP socket process ``pid`` listens on, read
+    from /proc (no `ss` needed)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    out = []
+    for table, v6 in (("tcp", False), ("tcp6", True)):
+        path = Path(f"/proc/{pid}/net/{table}")
+        if not path.exists():
+            continue
+        for line in path.read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] != "0A" or f[9] not in inodes:  # 0A: LISTEN
+                continue
+            addr_hex, port_hex = f[1].split(":")
+            raw = bytes.fromhex(addr_hex)
+            if v6:  # four 32-bit words, each little-endian
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                addr = socket.inet_ntop(socket.AF_INET6, raw)
+            else:
+                addr = socket.inet_ntop(socket.AF_INET, raw[::-1])
+            out.append((addr, int(port_hex, 16)))
+    return out
+
+
+def _is_loopback(addr: str) -> bool:
+    return addr.startswith("127.") or addr == "::1" or addr.startswith("::ffff:127.")
+
+
+def _first_session_config(base: str):
+    """Open a session over the websocket (as the page does, without a
+    browser) and return the settings its first message gives the page."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ClientState_pb2 import ClientState
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    url = base.replace("http://", "ws://") + "/_stcore/stream"
+    with connect(url, proxy=None, open_timeout=30, max_size=None) as ws:
+        ws.send(BackMsg(rerun_script=ClientState()).SerializeToString())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            msg = ForwardMsg.FromString(ws.recv(timeout=60))
+            if msg.WhichOneof("type") == "new_session":
+                return msg.new_session.config
+    raise AssertionError("no new_session message within 60 s")
+
+
+UNSAFE_CONFIG = """[server]
+address = "0.0.0.0"
+maxUploadSize = 5000
+[browser]
+gatherUsageStats = true
+[client]
+showErrorDetails = "full"
+toolbarMode = "developer"
+"""
+
+
+def test_started_from_another_folder_it_listens_on_loopback_only_and_sends_nothing(
+        tmp_path, start_app):
+    """``cd /elsewhere && streamlit run /path/to/app/main.py``, with no flag
+    and with unsafe config files in that folder and in the home folder:
+    the app's own settings hold (loopback only, no usage statistics, no
+    public-IP look-up, minimal toolbar)."""
+    from streamlit.proto.NewSession_pb2 import Config
+
+    home = tmp_path / "home"
+    for folder in (home, tmp_path):
+        (folder / ".streamlit").mkdir(parents=True, exist_ok=True)
+        (folder / ".streamlit" / "config.toml").write_text(UNSAFE_CONFIG)
+    proxy = _ProxyRecorder()
+    env = {k: v for k, v in os.environ.items()
+           if not k.upper().startswith(("STREAMLIT_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+                                        "ALL_PROXY"))}
+    env.update(HOME=str(home), PYTHONPATH=str(ROOT), HTTP_PROXY=proxy.url,
+               HTTPS_PROXY=proxy.url, http_proxy=proxy.url, https_proxy=proxy.url)
+    procs = []
+    try:
+        with start_app(script=APP, cwd=tmp_path, env=env, flags=(),
+                         on_start=procs.append) as base:
+            port = int(base.rsplit(":", 1)[1])
+            sockets = _listening(procs[0].pid)
+            assert any(p == port for _, p in sockets), sockets
+            assert all(_is_loopback(a) for a, _ in sockets), \
+                f"listens beyond this machine: {sockets}"
+            config = _first_session_config(base)
+            assert config.gather_usage_stats is False
+            assert config.toolbar_mode == Config.ToolbarMode.MINIMAL
+        assert proxy.requests == [], f"the server contacted outside: {proxy.requests}"
+    finally:
+        proxy.close()
