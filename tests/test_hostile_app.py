@@ -272,3 +272,71 @@ def test_started_from_another_folder_it_listens_on_loopback_only_and_sends_nothi
         assert proxy.requests == [], f"the server contacted outside: {proxy.requests}"
     finally:
         proxy.close()
+
+
+# --------------------------------------------------------------------------
+# 2. The report's PDF failing keeps the HTML report
+# --------------------------------------------------------------------------
+def export_page() -> AppTest:
+    at = run(new_app())
+    at._page_hash = calc_hash("export")
+    return run(at)
+
+
+def download_labels(at: AppTest) -> list[str]:
+    return [b.proto.label for b in at.get("download_button")]
+
+
+def page_text(at: AppTest) -> str:
+    kinds = ("markdown", "caption", "error", "warning", "info", "success", "code", "exception")
+    return "\n".join(unescape(getattr(el, "value", "") or getattr(el, "message", ""))
+                     for kind in kinds for el in at.get(kind))
+
+
+def _no_chromium(html_text, *a, **k):
+    from fairness_core.errors import ExportUnavailable
+    raise ExportUnavailable("Making a PDF needs the chromium browser, which could not start. "
+                            "The HTML report works without it.")
+
+
+def _crash(html_text, *a, **k):
+    raise RuntimeError("boom: secret value 12345")
+
+
+@pytest.mark.parametrize("pdf, says", [
+    (_no_chromium, "chromium browser, which could not start"),
+    (_crash, "The PDF could not be made (unexpected RuntimeError)"),
+], ids=["export-unavailable", "unexpected-error"])
+def test_pdf_failing_still_offers_the_html_report_and_says_why(monkeypatch, pdf, says):
+    import fairness_core.report
+
+    monkeypatch.setattr(fairness_core.report, "pdf_from_html", pdf)
+    at = export_page()
+    at.button(key="make_report").click()
+    run(at)
+    for _ in range(2):  # and still after another rerun (e.g. the download's)
+        labels = download_labels(at)
+        assert "Download the HTML report" in labels and "Download the PDF report" not in labels
+        warnings = [unescape(w.value) for w in at.main.warning]
+        assert sum(says in w for w in warnings) == 1, warnings
+        text = page_text(at)
+        assert "Traceback" not in text and "boom" not in text and "12345" not in text
+        run(at)
+
+
+def test_report_failing_unexpectedly_shows_a_short_message_and_the_rest_of_the_page(
+        monkeypatch):
+    import fairness_core.report
+
+    def broken(*a, **k):
+        raise KeyError("secret column")
+
+    monkeypatch.setattr(fairness_core.report, "html_report", broken)
+    at = export_page()
+    at.button(key="make_report").click()
+    run(at)
+    errors = [unescape(e.value) for e in at.main.error]
+    assert any("The report could not be made (unexpected KeyError)" in e for e in errors), errors
+    assert "secret column" not in page_text(at)
+    assert "Download the HTML report" not in download_labels(at)
+    assert "Full audit (JSON)" in download_labels(at)  # the rest of the page is there
