@@ -340,3 +340,117 @@ def test_report_failing_unexpectedly_shows_a_short_message_and_the_rest_of_the_p
     assert "secret column" not in page_text(at)
     assert "Download the HTML report" not in download_labels(at)
     assert "Full audit (JSON)" in download_labels(at)  # the rest of the page is there
+
+
+# --------------------------------------------------------------------------
+# 3. Shared work is shared; uploads never are
+# --------------------------------------------------------------------------
+def _texts(roots, limit: int = 300_000):
+    """Every piece of text reachable from ``roots`` through containers and
+    object attributes (not through modules, classes or functions): strings,
+    bytes (a pickled table), and the cells of tables and arrays."""
+    import gc
+    import types
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    skip = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType,
+            types.MethodType, types.FrameType, types.CodeType)
+    seen, stack = set(), list(roots)
+    while stack and len(seen) < limit:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (str, bytes, bytearray)):
+            yield obj
+        elif isinstance(obj, skip):
+            continue
+        elif isinstance(obj, pd.DataFrame):
+            yield obj.to_csv()
+        elif isinstance(obj, (pd.Series, pd.Index)):
+            yield str(obj.tolist())
+        elif isinstance(obj, pd.Categorical):
+            yield str(list(obj.categories))
+        elif isinstance(obj, (pa.Array, pa.ChunkedArray, pa.Table)):
+            yield str(obj.to_pylist())
+        elif isinstance(obj, np.ndarray):
+            if obj.dtype == object:
+                stack.extend(obj.ravel().tolist())
+            elif obj.dtype.kind in "US":
+                yield str(obj.tolist())
+        else:
+            stack.extend(gc.get_referents(obj))
+
+
+def _reaches(roots, marker: str) -> bool:
+    m = marker.encode("utf-8")
+    return any((marker in t) if isinstance(t, str) else (m in t) for t in _texts(roots))
+
+
+def _shared_caches() -> list:
+    from streamlit.runtime.caching import cache_data_api, cache_resource_api
+
+    return [cache_data_api._data_caches, cache_resource_api._resource_caches]
+
+
+SECRET = "Zq-secret-group-9141"
+
+
+def test_no_session_can_reach_another_sessions_upload():
+    import pandas as pd
+
+    rows = pd.DataFrame({"outcome": ["yes", "no"] * 60, "decision": ["yes", "yes", "no"] * 40,
+                         "region": [SECRET, "North", "South", "East"] * 30})
+    a = run(new_app())
+    a.selectbox(key="source").set_value(state.UPLOAD)
+    run(a)
+    a.file_uploader(key="upload").set_value(("mine.csv", rows.to_csv(index=False).encode(),
+                                             "text/csv"))
+    run(a)
+    a.selectbox(key="label").set_value("outcome")
+    run(a)
+    a.multiselect(key="predictions").set_value(["decision"])
+    run(a)
+    a.multiselect(key="sensitive").set_value(["region"])
+    run(a)
+    assert a.session_state["ctx"].result is not None, a.session_state["ctx"].errors
+    assert SECRET in set(a.session_state["ctx"].result.group_metrics["group"])
+
+    b = run(new_app())  # another browser session, on the default sample
+    assert b.session_state["ctx"].loaded.sample
+    # the walk finds what is there: the sample's rows, in B's state and the shared caches
+    assert _reaches([b.session_state], "Native American")
+    assert _reaches(_shared_caches(), "Native American")
+    # ... and never the other session's upload
+    assert not _reaches([b.session_state], SECRET)
+    assert not _reaches(_shared_caches(), SECRET)
+    assert _reaches([a.session_state], SECRET)  # it is still in A's own state
+
+
+def test_a_second_session_gets_the_samples_audit_from_the_shared_cache(monkeypatch):
+    import importlib
+
+    audit_module = importlib.import_module("fairness_core.audit")
+    run(new_app())  # the first session (or an earlier test) audited the sample
+    built = []
+    original = audit_module.Auditor.__init__
+
+    def counting(self, *args, **kwargs):
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(audit_module.Auditor, "__init__", counting)
+    t0 = time.perf_counter()
+    b = run(new_app())
+    took = time.perf_counter() - t0
+    assert b.session_state["ctx"].result is not None
+    assert built == [], "a second session counted the sample's rows again"
+    assert took < 20, took
+    # each session has its own copy: changing one cannot change another's
+    c = run(new_app())
+    assert c.session_state["ctx"].result is not b.session_state["ctx"].result
+    assert c.session_state["ctx"].loaded.df is not b.session_state["ctx"].loaded.df
+
