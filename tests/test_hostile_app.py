@@ -454,3 +454,199 @@ def test_a_second_session_gets_the_samples_audit_from_the_shared_cache(monkeypat
     assert c.session_state["ctx"].result is not b.session_state["ctx"].result
     assert c.session_state["ctx"].loaded.df is not b.session_state["ctx"].loaded.df
 
+
+# --------------------------------------------------------------------------
+# 4. Messages under the uploader; long and hidden-character names
+# --------------------------------------------------------------------------
+def upload(at: AppTest, name: str, data: bytes, mime: str = "text/csv") -> AppTest:
+    if at.selectbox(key="source").value != state.UPLOAD:
+        at.selectbox(key="source").set_value(state.UPLOAD)
+        run(at)
+    at.file_uploader(key="upload").set_value((name, data, mime))
+    return run(at)
+
+
+def _csv(df) -> bytes:
+    return df.to_csv(index=False).encode("utf-8")
+
+
+def _small():
+    import pandas as pd
+
+    return pd.DataFrame({"y": ["yes", "no"] * 40, "pred": ["yes", "yes", "no", "no"] * 20,
+                         "sex": ["F", "M", "M", "F", "M"] * 16})
+
+
+@pytest.fixture
+def column_limit(monkeypatch):
+    """The core's column limit at 3 (FAIRNESS_AUDIT_MAX_COLUMNS), checked
+    by ``read_table`` as the core does."""
+    from fairness_core.limits import limits
+
+    monkeypatch.setenv("FAIRNESS_AUDIT_MAX_COLUMNS", "3")
+    real = state.read_table
+
+    def read_table(data, name=None, **kw):
+        df, info = real(data, name=name, **kw)
+        limits().check("The number of columns", df.shape[1], "max_columns", field="file",
+                       fix="Upload only the columns the audit needs.")
+        return df, info
+
+    monkeypatch.setattr(state, "read_table", read_table)
+
+
+def _assert_message_under_uploader(at: AppTest, words: str) -> str:
+    from test_app import widget_above
+
+    c = at.session_state["ctx"]
+    mine = [e.value for e in at.sidebar.error if words in unescape(e.value)]
+    assert mine, sidebar_errors(at)
+    assert widget_above(at, mine[0]) == "upload", widget_above(at, mine[0])
+    assert "Traceback" not in page_text(at)
+    assert "file" in c.errors
+    return unescape(mine[0])
+
+
+def test_upload_over_a_limit_keeps_the_previous_file_and_the_choices(column_limit):
+    at = run(new_app())
+    upload(at, "small.csv", _csv(_small()))
+    at.slider(key="tolerance").set_value(0.9)
+    run(at)
+    at.multiselect(key="sensitive").set_value(["sex"])
+    run(at)
+    before = at.session_state["ctx"].result.spec.to_json()
+    wide = _small().assign(a=1, b=2)
+    upload(at, "wide.csv", _csv(wide))
+    msg = _assert_message_under_uploader(at, "over the limit of 3")
+    assert "FAIRNESS_AUDIT_MAX_COLUMNS" in msg
+    c = at.session_state["ctx"]
+    # the previous file's audit stays, with the user's choices
+    assert c.loaded.name == "small.csv" and c.result is not None
+    assert c.result.spec.to_json() == before
+    assert at.slider(key="tolerance").value == pytest.approx(0.9)
+    assert at.multiselect(key="sensitive").value == ["sex"]
+    assert any("Still showing the previous file" in unescape(w.value)
+               for w in at.sidebar.warning)
+
+
+def test_first_upload_over_a_limit_keeps_the_choices_for_the_next_file(column_limit):
+    at = run(new_app())
+    at.slider(key="tolerance").set_value(0.9)
+    run(at)
+    upload(at, "wide.csv", _csv(_small().assign(a=1, b=2)))
+    _assert_message_under_uploader(at, "over the limit of 3")
+    assert at.session_state["ctx"].result is None
+    upload(at, "small.csv", _csv(_small()))
+    c = at.session_state["ctx"]
+    assert c.loaded.name == "small.csv" and "file" not in c.errors
+    assert c.result.spec.tolerance == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("error, words", [
+    (MemoryError(), "needs more memory than the dashboard can give it"),
+    (RecursionError("deep"), "could not be read (unexpected RecursionError)"),
+], ids=["memory", "unexpected"])
+def test_upload_failing_unexpectedly_shows_a_message_and_reads_the_file_once(
+        monkeypatch, error, words):
+    calls = []
+
+    def read_table(data, name=None, **kw):
+        calls.append(name)
+        raise error
+
+    at = run(new_app())
+    monkeypatch.setattr(state, "read_table", read_table)
+    upload(at, "bad.csv", b"y,pred\n1,2\n")
+    _assert_message_under_uploader(at, words)
+    run(at)  # any rerun (a click elsewhere)
+    _assert_message_under_uploader(at, words)
+    assert calls == ["bad.csv"], "the failing file was read again on a rerun"
+
+
+LONG = "x" * 3000
+RLO = "\u202e"
+
+
+def _page_texts(at: AppTest):
+    """Every piece of text the page shows (charts aside): element bodies,
+    widget labels and their options as displayed, table headers and cells."""
+    from google.protobuf.json_format import MessageToDict
+
+    def strings(obj):
+        if isinstance(obj, str):
+            yield obj
+        elif isinstance(obj, dict):
+            for k, v in obj.items():
+                if k not in ("id", "formId", "data", "spec", "arrowData", "styles"):
+                    yield from strings(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                yield from strings(v)
+
+    from test_app import _walk
+
+    for node in _walk(at._tree):
+        kind = getattr(node, "type", "")
+        if kind == "plotly_chart":
+            continue
+        if kind in ("dataframe", "table") or type(node).__name__ in ("Dataframe", "Table"):
+            df = node.value
+            yield from map(str, df.columns)
+            yield from (str(v) for v in df.to_numpy().ravel())
+            continue
+        proto = getattr(node, "proto", None)
+        if proto is not None:
+            yield from strings(MessageToDict(proto))
+
+
+def _assert_names_shown_short_and_visible(at: AppTest, where: str):
+    texts = list(_page_texts(at))
+    assert texts, where
+    for t in texts:
+        assert RLO not in t, f"{where}: a raw U+202E in {t[:120]!r}"
+        assert "x" * 200 not in t, f"{where}: a name in full ({len(t):,} characters)"
+
+
+def _hostile_names_table():
+    import pandas as pd
+
+    group_col = "region" + RLO + LONG
+    return group_col, pd.DataFrame({
+        "outcome": ["yes", "no"] * 60, "decision": ["yes", "yes", "no"] * 40,
+        group_col: ["g" + LONG, "evil" + RLO + "txt", "North", "South"] * 30})
+
+
+def test_long_and_hidden_character_names_are_shown_short_and_visible():
+    from fairness_core.formatting import short
+
+    group_col, df = _hostile_names_table()
+    file_name = "data" + RLO + LONG + ".csv"
+    at = run(new_app())
+    upload(at, file_name, _csv(df))
+    at.selectbox(key="label").set_value("outcome")
+    run(at)
+    at.multiselect(key="predictions").set_value(["decision"])
+    run(at)
+    at.multiselect(key="sensitive").set_value([group_col])
+    run(at)
+    at.radio(key="refmode").set_value("named")
+    run(at)
+    c = at.session_state["ctx"]
+    assert c.result is not None, c.errors
+    assert short(group_col) in at.multiselect(key="sensitive").options
+    for url_path in ("overview", "groups", "data", "export", "help"):
+        at._page_hash = calc_hash(url_path)
+        run(at)
+        _assert_names_shown_short_and_visible(at, url_path)
+    # the names are kept whole where they are data: the audit and its exports
+    assert group_col in c.result.spec.sensitive and c.loaded.name == file_name
+
+
+def test_a_failing_upload_with_a_long_hidden_character_name_is_quoted_short():
+    at = run(new_app())
+    upload(at, "bad" + RLO + LONG + ".csv", b"")
+    msg = _assert_message_under_uploader(at, "empty")
+    assert RLO not in msg and "<U+202E>" in msg and LONG not in msg
+    assert len(msg) < 400, len(msg)
+    _assert_names_shown_short_and_visible(at, "sidebar")
+

@@ -8,7 +8,7 @@ import logging
 import streamlit as st
 
 from fairness_core import InputError, charts, exports
-from ui import md
+from ui import md, name as shown_name
 from views.common import context, pick_attribute, pick_metric, pick_model
 
 _log = logging.getLogger(__name__)
@@ -162,9 +162,9 @@ def render():
             c2.download_button("Download the PDF report", data, file_name=name,
                                mime="application/pdf", key="dl_report_pdf")
         elif "pdf_missing" in files:
-            c2.warning(f"No PDF: {md(files['pdf_missing'])}", icon="⚠️")
+            c2.warning(f"No PDF: {ctx.say(files['pdf_missing'])}", icon="⚠️")
         if "error" in files:
-            st.error(md(files["error"]), icon="⚠️")
+            st.error(ctx.say(files["error"]), icon="⚠️")
     elif made:
         st.caption("The settings changed since the report was made: make it again.")
 
@@ -201,7 +201,7 @@ def render():
     fig = chart_figure(r, kind, model, attribute, metric)
     if fig is None:
         st.info("This chart needs a score model: choose one of "
-                f"{md(', '.join(r.spec.scores) or 'none (add a score column)')}.")
+                f"{', '.join(map(shown_name, r.spec.scores)) or 'none (add a score column)'}.")
     else:
         cols = st.columns(4)
         for col, fmt in zip(cols, ("png", "svg", "pdf", "html")):
@@ -238,4 +238,4 @@ def render():
                          on_change=_apply_config)
     msg = st.session_state.pop("config_message", None)
     if msg:
-        getattr(st, msg[0])(md(msg[1]))
+        getattr(st, msg[0])(ctx.say(msg[1]))
