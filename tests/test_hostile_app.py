@@ -650,3 +650,132 @@ def test_a_failing_upload_with_a_long_hidden_character_name_is_quoted_short():
     assert len(msg) < 400, len(msg)
     _assert_names_shown_short_and_visible(at, "sidebar")
 
+
+# --------------------------------------------------------------------------
+# 5. Hostile files, one after another, in a real server and browser
+# --------------------------------------------------------------------------
+def _lying_xlsx() -> bytes:
+    """A tiny workbook whose sheet claims every cell of Excel's grid
+    (``<dimension ref="A1:XFD1048576"/>``) and has one cell far away."""
+    import io
+    import zipfile
+
+    ns = "http://schemas.openxmlformats.org"
+    parts = {
+        "[Content_Types].xml":
+            f'<Types xmlns="{ns}/package/2006/content-types">'
+            '<Default Extension="rels" ContentType="application/'
+            'vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>',
+        "_rels/.rels":
+            f'<Relationships xmlns="{ns}/package/2006/relationships"><Relationship Id="rId1" '
+            f'Type="{ns}/officeDocument/2006/relationships/officeDocument" '
+            'Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml":
+            f'<workbook xmlns="{ns}/spreadsheetml/2006/main" '
+            f'xmlns:r="{ns}/officeDocument/2006/relationships"><sheets>'
+            '<sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels":
+            f'<Relationships xmlns="{ns}/package/2006/relationships"><Relationship Id="rId1" '
+            f'Type="{ns}/officeDocument/2006/relationships/worksheet" '
+            'Target="worksheets/sheet1.xml"/></Relationships>',
+        "xl/worksheets/sheet1.xml":
+            f'<worksheet xmlns="{ns}/spreadsheetml/2006/main">'
+            '<dimension ref="A1:XFD1048576"/><sheetData>'
+            '<row r="1"><c r="A1" t="inlineStr"><is><t>y</t></is></c>'
+            '<c r="B1" t="inlineStr"><is><t>pred</t></is></c></row>'
+            '<row r="1048576"><c r="XFD1048576"><v>1</v></c></row>'
+            '</sheetData></worksheet>',
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for part, xml in parts.items():
+            z.writestr(part, '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' + xml)
+    return buf.getvalue()
+
+
+def _wide_csv(columns: int = 3000, rows: int = 5) -> bytes:
+    head = ",".join(f"c{i}" for i in range(columns))
+    body = "\n".join(",".join(str((r + i) % 7) for i in range(columns)) for r in range(rows))
+    return f"{head}\n{body}\n".encode()
+
+
+def _core_limits_columns() -> bool:
+    """Whether ``read_table`` itself refuses a file over the column limit."""
+    from fairness_core import InputError, read_table
+
+    old = os.environ.get("FAIRNESS_AUDIT_MAX_COLUMNS")
+    os.environ["FAIRNESS_AUDIT_MAX_COLUMNS"] = "2"
+    try:
+        read_table(b"a,b,c\n1,2,3\n", name="probe.csv")
+        return False
+    except InputError:
+        return True
+    finally:
+        if old is None:
+            del os.environ["FAIRNESS_AUDIT_MAX_COLUMNS"]
+        else:
+            os.environ["FAIRNESS_AUDIT_MAX_COLUMNS"] = old
+
+
+def _cap_memory():  # runs in the server's process before it starts
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+@pytest.mark.browser
+def test_hostile_uploads_one_after_another_get_messages_and_the_server_answers(
+        app_page, start_app):
+    """Random bytes named .csv, a workbook that claims Excel's whole grid,
+    a CSV over the column limit: after each, a message under the uploader,
+    the server's health check answers and a new session renders the sample.
+    The server runs with 4 GB of address space at most, so a file the core
+    does not yet bound fails with a memory error instead of eating the
+    machine."""
+    import random
+    import urllib.request
+
+    from playwright.sync_api import expect
+    from test_browser import SIDEBAR, UPLOAD, choose, open_app, wait_idle
+
+    junk = "junk" + RLO + "x" * 300 + ".csv"  # a hostile name: quoted short and visible
+    files = [(junk, random.Random(0).randbytes(100_000), True),
+             ("lying.xlsx", _lying_xlsx(), True),
+             ("wide.csv", _wide_csv(), _core_limits_columns())]
+    env = {**os.environ, "FAIRNESS_AUDIT_MAX_COLUMNS": "1000", "FAIRNESS_AUDIT_MEMORY": "1G",
+           "MALLOC_ARENA_MAX": "2", "ARROW_DEFAULT_MEMORY_POOL": "system"}
+    t0, steps = time.monotonic(), []
+    with start_app(env=env, preexec_fn=_cap_memory) as base:
+        page = app_page
+        open_app(page, base)
+        choose(page, "Predictions table", UPLOAD, where=SIDEBAR)
+        uploader = page.locator(SIDEBAR).locator('[data-testid="stFileUploader"]')
+        for name, data, refused in files:
+            t1 = time.monotonic()
+            uploader.locator('input[type="file"]').set_input_files(
+                {"name": name, "mimeType": "application/octet-stream", "buffer": data})
+            if refused:
+                error = page.locator(SIDEBAR).locator('[data-testid="stAlert"]',
+                                                      has_text=name[:4])
+                expect(error).to_be_visible(timeout=90_000)
+                assert error.bounding_box()["y"] > uploader.bounding_box()["y"]
+                text = error.inner_text()
+                assert RLO not in text and "x" * 100 not in text, text[:300]
+                expect(page.get_by_text("Traceback")).to_have_count(0)
+            else:  # read as a table (the core does not bound its columns yet)
+                expect(page.locator(SIDEBAR).locator('[data-testid="stCaptionContainer"]',
+                                                     has_text=name)).to_be_visible()
+            wait_idle(page)
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=10) as resp:
+                assert resp.read().decode().strip() == "ok"
+            other = page.context.new_page()
+            other.set_default_timeout(60_000)
+            open_app(other, base)
+            other.close()
+            steps.append(f"{name[:4]} {time.monotonic() - t1:.0f} s")
+    print(f"hostile uploads: {time.monotonic() - t0:.0f} s ({', '.join(steps)})")
