@@ -19,7 +19,11 @@ Usage::
    8 sessions opened at once; and, on another fresh server, 8 sessions
    opened at once.  Each figure is the time from opening the page until the
    overview's verdict table has rendered (median and slowest of the
-   sessions).  ``--app PATH`` times another checkout's ``app/main.py``.
+   sessions).  The same sequence is timed without a browser too: a
+   websocket client opens the session as the page does, and the figure is
+   the time until the server has finished the page's script (the server's
+   share, free of the browser's rendering).  ``--app PATH`` times another
+   checkout's ``app/main.py``.
 
 Writes benchmarks/results/app.json and prints a Markdown table.
 """
@@ -190,42 +194,77 @@ async def _first_pages(browser, base: str, n: int) -> list[float]:
     return list(await asyncio.gather(*(one() for _ in range(n))))
 
 
-def session_times(app: Path, n: int = 8) -> dict:
-    """First page of new sessions on the default sample (see the module's
-    docstring, 3.)."""
+def _server_first_page(base: str) -> float:
+    """Open a session over the websocket as the page does; seconds until the
+    server has run the page's script."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ClientState_pb2 import ClientState
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    t0 = time.perf_counter()
+    with connect(base.replace("http://", "ws://") + "/_stcore/stream", proxy=None,
+                 open_timeout=300, max_size=None) as ws:
+        ws.send(BackMsg(rerun_script=ClientState()).SerializeToString())
+        while ForwardMsg.FromString(ws.recv(timeout=600)).WhichOneof("type") \
+                != "script_finished":
+            pass
+    return time.perf_counter() - t0
+
+
+def _server_burst(base: str, n: int) -> list[float]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda _: _server_first_page(base), range(n)))
+
+
+def _browser_burst(base: str, n: int) -> list[float]:
     import asyncio
 
     from playwright.async_api import async_playwright
 
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-
-    def stats(times: list[float]) -> dict:
-        return {"median_s": statistics.median(times), "max_s": max(times)}
-
-    async def run() -> dict:
-        out = {}
+    async def run() -> list[float]:
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            proc, base = start_server(app)
+            browser = await p.chromium.launch(
+                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                args=CHROMIUM_ARGS)
             try:
-                out["first_session"] = stats(await _first_pages(browser, base, 1))
-                out["second_session"] = stats(await _first_pages(browser, base, 1))
-                out[f"{n}_sessions_after_the_first"] = stats(
-                    await _first_pages(browser, base, n))
+                return await _first_pages(browser, base, n)
             finally:
-                proc.terminate()
-                proc.wait(timeout=30)
-            proc, base = start_server(app)
-            try:
-                out[f"{n}_sessions_on_a_fresh_server"] = stats(
-                    await _first_pages(browser, base, n))
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
-            await browser.close()
-        return out
+                await browser.close()
 
     return asyncio.run(run())
+
+
+def _stats(times: list[float]) -> dict:
+    return {"median_s": statistics.median(times), "max_s": max(times)}
+
+
+def _sequence(app: Path, n: int, burst) -> dict:
+    """On a fresh server: one session, one more, ``n`` at once; then ``n``
+    at once on another fresh server.  ``burst(base, k)`` opens k sessions."""
+    out = {}
+    for fresh in (False, True):
+        proc, base = start_server(app)
+        try:
+            if fresh:
+                out[f"{n}_sessions_on_a_fresh_server"] = _stats(burst(base, n))
+            else:
+                out["first_session"] = _stats(burst(base, 1))
+                out["second_session"] = _stats(burst(base, 1))
+                out[f"{n}_sessions_after_the_first"] = _stats(burst(base, n))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    return out
+
+
+def session_times(app: Path, n: int = 8) -> dict:
+    """First page of new sessions on the default sample (see the module's
+    docstring, 3.), in chromium and on the server alone."""
+    return {"browser": _sequence(app, n, _browser_burst),
+            "server": _sequence(app, n, _server_burst)}
 
 
 def main() -> None:
@@ -263,9 +302,10 @@ def main() -> None:
           f"{res['threshold_page_change_ms']:.0f} ms |")
     if "upload_to_first_table_s" in res:
         print(f"| Upload to first results in chromium | {res['upload_to_first_table_s']:.1f} s |")
-    for k, v in res.get("sessions", {}).items():
-        print(f"| First page, {k.replace('_', ' ')} (median / slowest) | "
-              f"{v['median_s']:.1f} s / {v['max_s']:.1f} s |")
+    for where, times in res.get("sessions", {}).items():
+        for k, v in times.items():
+            print(f"| First page ({where}), {k.replace('_', ' ')} (median / slowest) | "
+                  f"{v['median_s']:.1f} s / {v['max_s']:.1f} s |")
 
 
 if __name__ == "__main__":
