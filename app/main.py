@@ -1,17 +1,20 @@
 """The fairness audit dashboard.
 
-Run with ``./run.sh`` (or ``streamlit run app/main.py`` from any folder).
-The sidebar holds the data and the audit's settings; the pages at the top
-show the results.  All computing happens in ``fairness_core``.
+Run with ``./run.sh`` (or ``streamlit run path/to/app/main.py`` from any
+folder: the server's safe settings are in ``app/.streamlit/config.toml``, and
+``safety`` turns uploads off when they are not in force).  The sidebar holds
+the data and the audit's settings; the pages at the top show the results.
+All computing happens in ``fairness_core``.
 
 Streamlit puts this script's folder on ``sys.path``, so the dashboard's own
-modules (``setup_panel``, ``state``, ``ui``, ``views``) import as top-level
+modules (``safety``, ``setup_panel``, ``state``, ``ui``, ``views``) import as top-level
 modules; ``fairness_core`` is the installed package.
 """
 from __future__ import annotations
 
 import streamlit as st
 
+import safety
 import setup_panel
 from views import (data_page, export_page, groups_page, help_page, models_page, overview_page,
                    thresholds_page)
@@ -19,7 +22,7 @@ from views import (data_page, export_page, groups_page, help_page, models_page, 
 st.set_page_config(page_title="Fairness audit", page_icon="⚖️", layout="wide",
                    initial_sidebar_state="expanded")
 
-ctx = setup_panel.render()
+ctx = setup_panel.render(uploads_off=safety.check())
 st.session_state["ctx"] = ctx
 
 pages = [st.Page(overview_page.render, title="Overview", icon="🧭", url_path="overview",

@@ -6,6 +6,7 @@ that caused it; choices survive a bad file and page switches.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -13,11 +14,13 @@ import streamlit as st
 
 import state
 from fairness_core import AuditSpec, InputError
+from fairness_core.formatting import short
 from fairness_core.guess import (default_bins, distinct_values, guess_decision_values,
                                  guess_positive, guess_roles, score_range)
 from fairness_core.prepare import canon, resolve_threshold
-from ui import md
+from ui import name, say
 
+_log = logging.getLogger(__name__)
 NONE = "(none)"
 DECISIONS = {"benefit": "a benefit (a loan, an interview, an offer)",
              "harm": "a harm (flagged as high risk, investigated, refused)"}
@@ -38,6 +41,14 @@ class Context:
     threshold_ranges: dict = field(default_factory=dict)
     #: one threshold for every score column (they share a scale)
     shared_threshold: bool = True
+    #: why uploads are off (the server runs without its safe settings), or None
+    uploads_off: str | None = None
+    #: the names messages may quote (files, columns, groups): cut short on the page
+    names: list = field(default_factory=list)
+
+    def say(self, text) -> str:
+        """A message for page text (see :func:`ui.say`)."""
+        return say(text, self.names)
 
 
 def slider_range(lo: float, hi: float) -> tuple[float, float, float]:
@@ -96,7 +107,10 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
                                "columns such as sex, race or age group.")
     loaded = None
     slots["note"] = sb.empty()
-    if source == state.UPLOAD:
+    if source == state.UPLOAD and ctx.uploads_off:
+        slots["file"] = sb.empty()
+        ctx.errors["file"] = ctx.uploads_off
+    elif source == state.UPLOAD:
         up = sb.file_uploader("CSV, TSV, Parquet or Excel (.xlsx) file",
                               type=["csv", "tsv", "txt", "tab", "parquet", "pq", "xlsx", "xls"],
                               key="upload",
@@ -104,19 +118,19 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
                                    "server: it is never written to disk or sent anywhere.")
         slots["file"] = sb.empty()
         if up is not None:
-            try:
-                # hash and parse once per uploaded file, not on every rerun
-                loaded = state.memo(("upload", getattr(up, "file_id", None), up.name, up.size),
-                                    lambda: state.load_bytes(up.getvalue(), up.name,
-                                                             sample=False))
+            ctx.names.append(up.name)
+            # hash and parse once per uploaded file (a failure too), not on every rerun
+            got = state.memo(("upload", getattr(up, "file_id", None), up.name, up.size),
+                             lambda: _read_upload(up))
+            if isinstance(got, state.Loaded):
+                loaded = got
                 st.session_state["last_loaded"] = loaded
-            except InputError as err:
-                ctx.errors["file"] = err.message
-                prev = st.session_state.get("last_loaded")
-                if prev is not None:
-                    ctx.note = (f"Still showing the previous file {prev.name!r}, because the "
-                                "new one could not be read.")
-                    loaded = prev
+            else:
+                ctx.errors["file"] = got
+                loaded = st.session_state.get("last_loaded")
+                if loaded is not None:
+                    ctx.note = (f"Still showing the previous file {short(loaded.name)!r}, "
+                                "because the new file could not be read.")
         else:
             # No file in the uploader (removed, or not chosen yet): an earlier
             # upload is forgotten, not kept in memory behind the user's back.
@@ -130,10 +144,29 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
         except InputError as err:  # pragma: no cover - the samples are known good
             ctx.errors["file"] = err.message
     if loaded is not None:
+        ctx.names += [loaded.name, *map(str, loaded.df.columns)]
         n, c = loaded.df.shape
-        sb.caption(f"{md(loaded.name)}: {n:,} rows, {c} columns. SHA-256 "
+        sb.caption(f"{name(loaded.name)}: {n:,} rows, {c} columns. SHA-256 "
                    f"{loaded.sha256[:12]}...")
     return loaded
+
+
+def _read_upload(up):
+    """The uploaded file as a Loaded table, or the message that says why it
+    cannot be read (a limit, a damaged file, anything unexpected: never a
+    traceback)."""
+    try:
+        return state.load_bytes(up.getvalue(), up.name, sample=False)
+    except InputError as err:
+        return err.message
+    except MemoryError:
+        return (f"{short(up.name)!r} needs more memory than the dashboard can give it. "
+                "Upload only the columns the audit needs, or fewer rows.")
+    except Exception as err:  # a file must never show a traceback
+        _log.warning("An upload could not be read: %s", type(err).__name__)
+        return (f"{short(up.name)!r} could not be read (unexpected {type(err).__name__}). "
+                "Check that it is a CSV, TSV, Parquet or Excel (.xlsx) file, or export it "
+                "again as CSV.")
 
 
 def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
@@ -152,7 +185,7 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     g = state.memo(("guess", loaded.sha256), lambda: guess_roles(df))
     sb.header("2. Columns")
     _init("label", _pref(p, "label", g.label or cols[0], cols), cols)
-    label = sb.selectbox("True outcome (label)", cols, key="label",
+    label = sb.selectbox("True outcome (label)", cols, key="label", format_func=short,
                          help="The column with what really happened (two values).")
     slots["label"] = sb.empty()
     pos_options = state.memo(("values", loaded.sha256, label),
@@ -165,6 +198,7 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
         pref = pref[0] if isinstance(pref, list) and len(pref) == 1 else pref
         _init("positive", pref if pref in pos_options else guess, pos_options)
         positive = sb.selectbox("Positive class (label value)", pos_options, key="positive",
+                                format_func=short,
                                 help="The label value that the true and false positive "
                                      "rates count: the outcome the model predicts (repaid, "
                                      "income above 50K, reoffended).")
@@ -173,7 +207,7 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
         pref = pref if isinstance(pref, list) else [pref] if pref else []
         _init("positive_set", [v for v in pref if v in pos_options], pos_options, multi=True)
         positive = sb.multiselect("Label values that count as positive", pos_options,
-                                  key="positive_set",
+                                  key="positive_set", format_func=short,
                                   help=f"The label has {len(pos_options)} values: choose the "
                                        "ones that make the positive class.") or None
     slots["positive"] = sb.empty()
@@ -191,6 +225,7 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     _init("predictions", _pref(p, "predictions", g.predictions, others, multi=True),
           others, multi=True)
     preds = sb.multiselect("Models: decision columns", others, key="predictions",
+                           format_func=short,
                            help="One column per model: the model's decision, with the "
                                 "label's values or with values of its own (then choose which "
                                 "of them mean the positive decision).")
@@ -201,6 +236,7 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
                and not pd.api.types.is_bool_dtype(df[c])]
     _init("scores", _pref(p, "scores", g.scores, numeric, multi=True), numeric, multi=True)
     scores = sb.multiselect("Models: score columns (optional)", numeric, key="scores",
+                            format_func=short,
                             help="A numeric score per model; the decision is score >= "
                                  "threshold. Scores add ROC, threshold and calibration "
                                  "views.")
@@ -214,6 +250,7 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     _init("sensitive", _pref(p, "sensitive", g.sensitive, sens_options, multi=True),
           sens_options, multi=True)
     sensitive = sb.multiselect("Sensitive attributes", sens_options, key="sensitive",
+                               format_func=short,
                                help="Columns that define the groups to compare, such as sex, "
                                     "race or age group.")
     slots["sensitive"] = sb.empty()
@@ -225,7 +262,7 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
             key = f"bins::{c}"
             default = ", ".join(f"{e:g}" for e in p.get("bins", {}).get(c, default_bins(s)))
             _init(key, default)
-            text = sb.text_input(f"Group {md(c)} into ranges (edges)", key=key,
+            text = sb.text_input(f"Group {name(c)} into ranges (edges)", key=key,
                                  help="Increasing numbers; each range is [from, to). Values "
                                       "outside form their own group.")
             try:
@@ -240,7 +277,8 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
                                      key="intersectional")
     weight_options = [NONE] + [c for c in numeric if c not in used and c not in sensitive]
     _init("weight", _pref(p, "weight", NONE, weight_options), weight_options)
-    weight = sb.selectbox("Sample weight (optional)", weight_options, key="weight")
+    weight = sb.selectbox("Sample weight (optional)", weight_options, key="weight",
+                          format_func=short)
     slots["weight"] = sb.empty()
     return dict(label=label, positive=positive, positive_decision=positive_decision,
                 predictions=preds, prediction_positive=pred_positive, scores=scores,
@@ -273,12 +311,12 @@ def _decision_values(loaded: state.Loaded, label: str, preds: list, p: dict, g) 
         def mark(flag=chosen):
             st.session_state[flag] = True
 
-        out[col] = sb.multiselect(f"Values of {md(col)} that mean the positive decision", vals,
-                                  key=key, on_change=mark,
+        out[col] = sb.multiselect(f"Values of {name(col)} that mean the positive decision",
+                                  vals, key=key, on_change=mark, format_func=short,
                                   help="The decision column's values are not the label's: "
                                        "choose the ones that mean the positive decision.")
         if out[col] and out[col] == guess and not st.session_state.get(chosen):
-            sb.caption(f"Guessed from the values ({', '.join(md(v) for v in out[col])}): "
+            sb.caption(f"Guessed from the values ({', '.join(name(v) for v in out[col])}): "
                        "check it.")
     return out
 
@@ -323,7 +361,7 @@ def _threshold_controls(ctx: Context, loaded: state.Loaded, scores: list, p: dic
         _init(key, float(want))
         if not (s_lo <= st.session_state[key] <= s_hi):
             st.session_state[key] = float(default)
-        out[col] = sb.slider(f"Threshold for {md(col)}", s_lo, s_hi, key=key, step=step,
+        out[col] = sb.slider(f"Threshold for {name(col)}", s_lo, s_hi, key=key, step=step,
                              help="A score at or above the threshold is a positive decision.")
         if abs(out[col] - default) < 1e-12:
             sb.caption(f"{out[col]:g}: {how}.")
@@ -385,12 +423,13 @@ def _reference_widgets(ctx: Context, result, slots: dict) -> dict:
         largest = sizes.idxmax() if len(sizes) else (groups[0] if groups else None)
         key = f"ref::{attr}"
         _init(key, saved.get(attr, largest) if saved.get(attr) in groups else largest, groups)
-        refs[attr] = box.selectbox(f"Reference for {md(attr)}", groups, key=key)
+        refs[attr] = box.selectbox(f"Reference for {name(attr)}", groups, key=key,
+                                   format_func=short)
     return refs
 
 
-def render() -> Context:
-    ctx = Context(prefs=state.prefs())
+def render(uploads_off: str | None = None) -> Context:
+    ctx = Context(prefs=state.prefs(), uploads_off=uploads_off)
     st.sidebar.title("⚖️ Fairness audit")
     slots: dict = {}
     loaded = _data_section(ctx, slots)
@@ -422,6 +461,7 @@ def render() -> Context:
             result = state.run_audit(loaded, spec)
             values["reference"] = refs
         ctx.spec, ctx.result = spec, result
+        ctx.names += list(dict.fromkeys(map(str, result.group_metrics["group"])))
     except InputError as err:
         ctx.errors[state.field_of(err, values)] = err.message
     _remember(ctx, values, [str(c) for c in loaded.df.columns])
@@ -504,8 +544,8 @@ def _show_errors(ctx: Context, slots: dict) -> None:
     for fld, msg in ctx.errors.items():
         slot = slots.get(fld) or slots.get("file")
         if slot is not None:
-            slot.error(md(msg), icon="⚠️")
+            slot.error(ctx.say(msg), icon="⚠️")
         else:
-            st.sidebar.error(md(msg), icon="⚠️")
+            st.sidebar.error(ctx.say(msg), icon="⚠️")
     if ctx.note:
-        (slots.get("note") or st.sidebar).warning(md(ctx.note))
+        (slots.get("note") or st.sidebar).warning(ctx.say(ctx.note))

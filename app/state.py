@@ -1,14 +1,18 @@
 """Session state for the dashboard: the loaded table, the user's choices,
-the URL, and a per-session memo of the expensive steps.
+the URL, a per-session memo of the expensive steps, and the bundled
+samples' audits shared by every session.
 
 Nothing here writes to disk or logs data: uploads live only in this
 session's memory (``st.session_state``), never in a cache shared between
-sessions.
+sessions.  The shared caches (``st.cache_data`` / ``st.cache_resource``)
+are reached only through a sample's label: their functions read the
+bundled file themselves, so no upload can enter them.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,8 @@ SAMPLES = {
 }
 UPLOAD = "Upload your own file"
 MEMO_SIZE = 10
+#: Audits of the samples kept for every session (different settings each).
+SHARED_AUDITS = 32
 
 # The choices that live in the URL (query parameter -> preference key).
 URL_KEYS = {"label": "label", "positive": "positive", "model": "predictions",
@@ -50,6 +56,8 @@ class Loaded:
     df: object
     info: object
     sample: bool
+    #: (label, modification time, size) of a bundled sample; None for an upload
+    sample_key: tuple | None = None
 
 
 def prefs() -> dict:
@@ -174,8 +182,37 @@ def load_bytes(data: bytes, name: str, sample: bool) -> Loaded:
 
 
 def load_sample(label: str) -> Loaded:
+    """A bundled sample: read once for every session, a copy per session."""
+    stat = SAMPLES[label].stat()
+    key = (label, stat.st_mtime_ns, stat.st_size)
+    return memo(("sample",) + key, lambda: _shared_sample(*key))
+
+
+@st.cache_data(max_entries=len(SAMPLES) * 2, show_spinner=False)
+def _shared_sample(label: str, mtime_ns: int, size: int) -> Loaded:
+    """The sample called ``label`` (its file's time and size key the cache)."""
     path = SAMPLES[label]
-    return load_bytes(path.read_bytes(), path.name, sample=True)
+    data = path.read_bytes()
+    df, info = read_table(data, name=path.name)
+    return Loaded(name=path.name, sha256=hashlib.sha256(data).hexdigest(), df=df, info=info,
+                  sample=True, sample_key=(label, mtime_ns, size))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _shared_auditor(label: str, mtime_ns: int, size: int, ckey: str, _spec: AuditSpec):
+    """One auditor per sample and way of counting (``ckey``), shared by every
+    session; its lock keeps one audit at a time (it caches as it goes)."""
+    loaded = _shared_sample(label, mtime_ns, size)
+    return Auditor(loaded.df, _spec, loaded.info), threading.Lock()
+
+
+@st.cache_data(max_entries=SHARED_AUDITS, show_spinner=False)
+def _shared_result(label: str, mtime_ns: int, size: int, spec_json: str, _spec: AuditSpec):
+    """The audit of a sample under one spec (``spec_json``), for every session
+    (each gets its own copy)."""
+    auditor, lock = _shared_auditor(label, mtime_ns, size, counting_key(_spec), _spec)
+    with lock:
+        return auditor.run(_spec)
 
 
 def counting_key(spec: AuditSpec) -> str:
@@ -186,6 +223,9 @@ def counting_key(spec: AuditSpec) -> str:
 def run_audit(loaded: Loaded, spec: AuditSpec):
     """The audit for a spec, recomputed from cached counts when only the
     judgement (threshold, reference, tolerance, ...) changed."""
+    if loaded.sample_key is not None:  # a bundled sample: shared by every session
+        return memo(("result", loaded.sha256, spec.to_json()),
+                    lambda: _shared_result(*loaded.sample_key, spec.to_json(), spec))
     ckey = counting_key(spec)
     auditor = memo(("auditor", loaded.sha256, ckey),
                    lambda: Auditor(loaded.df, spec, loaded.info))

@@ -6,6 +6,8 @@ import re
 import pandas as pd
 import streamlit as st
 
+from fairness_core.formatting import short, visible
+from fairness_core.limits import DISPLAY_CHARS
 from fairness_core.metrics import REGISTRY
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:\"'&=])")
@@ -20,6 +22,40 @@ def md(text) -> str:
     """Escape a user string for Streamlit markdown: no links, images, HTML,
     formulas or formatting can come from data."""
     return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\n", " ")
+
+
+def name(text) -> str:
+    """A name from the data (file, column, group, value) for page text:
+    hidden and reordering characters shown as ``<U+202E>``, cut to 80
+    characters (:func:`fairness_core.formatting.short`), Markdown-escaped."""
+    return md(short(text))
+
+
+#: A message longer than this keeps its start and its end (where the fix is).
+MESSAGE_CHARS = 1_500
+
+
+def say(text, names=()) -> str:
+    """A sentence from the core for page text: the long ``names`` it quotes
+    (the file's, its columns', its groups') are cut as :func:`name` cuts
+    them, hidden characters are shown, and Markdown is escaped."""
+    text = str(text)
+    long = {str(n) for n in names if len(str(n)) > DISPLAY_CHARS}
+    for n in sorted(long, key=len, reverse=True):
+        if n in text or repr(n) in text:
+            cut = short(n)
+            text = text.replace(repr(n), repr(cut)).replace(n, cut)
+    text = visible(text)
+    if len(text) > MESSAGE_CHARS:
+        keep = MESSAGE_CHARS // 2
+        text = f"{text[:keep]} … ({len(text) - 2 * keep:,} characters left out) … " \
+               f"{text[-keep:]}"
+    return md(text)
+
+
+def shown(df: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """A page table with the names in ``columns`` made short and visible."""
+    return df.assign(**{c: df[c].map(short) for c in columns if c in df})
 
 
 def table(df: pd.DataFrame) -> None:

@@ -58,17 +58,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+#: The safe settings as flags (the app's own config file has them too).
+SAFE_FLAGS = ("--server.headless", "true", "--server.address", "127.0.0.1",
+              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none")
+
+
 @contextlib.contextmanager
-def running_app(script: Path = ROOT / "app" / "main.py", cwd: Path = ROOT, env=None):
-    """Run ``streamlit run <script>`` from ``cwd`` on a free loopback port;
-    yield its base URL once ``/_stcore/health`` answers, stop it afterwards."""
+def running_app(script: Path = ROOT / "app" / "main.py", cwd: Path = ROOT, env=None,
+                flags=SAFE_FLAGS, preexec_fn=None, on_start=None):
+    """Run ``streamlit run <script> --server.port PORT <flags>`` from ``cwd``
+    on a free port; yield its base URL once ``/_stcore/health`` answers, stop
+    it afterwards.  ``on_start(proc)`` is called once it answers."""
     port = _free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(script),
-           "--server.port", str(port), "--server.headless", "true",
-           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
+           "--server.port", str(port), *flags]
     log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=preexec_fn)
     base = f"http://127.0.0.1:{port}"
 
     def output() -> str:
@@ -91,6 +97,8 @@ def running_app(script: Path = ROOT / "app" / "main.py", cwd: Path = ROOT, env=N
                 pytest.fail(f"The Streamlit app did not answer {base}/_stcore/health within "
                             f"{APP_START_TIMEOUT} s:\n{output()}", pytrace=False)
             time.sleep(0.25)
+        if on_start is not None:
+            on_start(proc)
         yield base
     finally:
         proc.terminate()

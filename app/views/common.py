@@ -5,10 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 import state
-from fairness_core.formatting import count, level
+from fairness_core.formatting import count, level, short
 from fairness_core.metrics import DISPARITY_METRICS, REGISTRY
 from fairness_core.tolerance import Tolerance
-from ui import md
+from ui import name
 
 
 def context(title: str | None = None):
@@ -45,7 +45,7 @@ def _pick(label: str, options: list, pref_key: str, key: str, ctx, fmt=None, hel
     def changed():
         p[pref_key] = st.session_state[key]
 
-    value = where.selectbox(label, options, key=key, format_func=fmt or str, help=help,
+    value = where.selectbox(label, options, key=key, format_func=fmt or short, help=help,
                             on_change=changed)
     if p.get(pref_key) != value:
         p[pref_key] = value
@@ -86,12 +86,12 @@ def header(ctx, title: str):
     st.title(title)
     r = ctx.result
     prov = r.provenance
-    st.caption(f"{md(ctx.loaded.name)}: {count(prov['rows_used'])} rows audited of "
-               f"{count(prov['rows_read'])}; positive class {md(r.spec.label)} = "
-               f"{md(repr(prov['positive_label']))}; a positive decision is a "
+    st.caption(f"{name(ctx.loaded.name)}: {count(prov['rows_used'])} rows audited of "
+               f"{count(prov['rows_read'])}; positive class {name(r.spec.label)} = "
+               f"{name(repr(prov['positive_label']))}; a positive decision is a "
                f"{r.spec.positive_decision} for the person; tolerance "
                f"{Tolerance(r.spec.tolerance).band()}; minimum group size "
                f"{r.spec.min_group_size}; {level(r.spec.confidence)} intervals from "
                f"{count(r.spec.n_bootstrap)} bootstrap replicates (seed {r.spec.seed}).")
     for w in r.warnings:
-        st.warning(md(w), icon="⚠️")
+        st.warning(ctx.say(w), icon="⚠️")

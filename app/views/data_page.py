@@ -8,7 +8,7 @@ import state
 from fairness_core import charts
 from fairness_core.formatting import count, interval, level, pct
 from fairness_core.prepare import group_labels
-from ui import chart, md
+from ui import chart, shown
 from views.common import context, pick_attribute
 
 
@@ -50,7 +50,7 @@ def render():
     overall = r.overall.iloc[0]
     c4.metric("Base rate (share in the positive class)", pct(overall["base_rate"]))
     if prov["dropped_reasons"]:
-        st.caption("Left out: " + "; ".join(f"{n:,} with {md(why)}"
+        st.caption("Left out: " + "; ".join(f"{n:,} with {ctx.say(why)}"
                                              for why, n in prov["dropped_reasons"].items()))
     attribute = pick_attribute(ctx)
     order = r.group_order(attribute)
@@ -64,7 +64,8 @@ def render():
         missing = state.memo(("missing", loaded.sha256, attribute, tuple(used),
                               str(r.spec.bins.get(attribute))),
                              lambda: missing_rates(loaded.df, attribute, used, r.spec))
-    st.dataframe(data_table(r, attribute, missing), hide_index=True, width="stretch")
+    st.dataframe(shown(data_table(r, attribute, missing), "Group"), hide_index=True,
+                 width="stretch")
     st.caption("A missing value in a sensitive column forms its own group, '(missing)'. "
                "Rows with a missing label, prediction, score or weight are left out and "
                "counted above.")

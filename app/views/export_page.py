@@ -3,28 +3,55 @@ images, and the audit's configuration (save, and load back)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import streamlit as st
 
 from fairness_core import InputError, charts, exports
-from ui import md
+from ui import md, name as shown_name
 from views.common import context, pick_attribute, pick_metric, pick_model
 
+_log = logging.getLogger(__name__)
 CHARTS = {"group": "Metric by group", "disparity": "Ratio to the reference",
           "representation": "Rows per group", "roc": "ROC curves (score models)",
           "calibration": "Calibration (score models)"}
 
 
 def report_files(result, title: str, author: str, scope: str, k: int, pdf: bool) -> dict:
-    """The report as HTML (and PDF) bytes with their file names."""
+    """The report as HTML (and PDF) bytes with their file names.
+
+    When the PDF cannot be made (chromium missing, not starting, crashing,
+    or anything unexpected), the HTML is kept and ``"pdf_missing"`` says in
+    one sentence why there is no PDF."""
     from fairness_core.report import html_report, pdf_from_html
 
     doc = html_report(result, title=title, author=author, scope=scope, suppress_below=k)
     out = {"html": (doc.encode("utf-8"), charts.file_name("fairness-audit-report",
                                                           ext="html"))}
     if pdf:
-        out["pdf"] = (pdf_from_html(doc), charts.file_name("fairness-audit-report", ext="pdf"))
+        try:
+            out["pdf"] = (pdf_from_html(doc), charts.file_name("fairness-audit-report",
+                                                               ext="pdf"))
+        except InputError as err:  # ExportUnavailable: no chromium, or it failed
+            out["pdf_missing"] = err.message
+        except Exception as err:  # never lose the HTML for the PDF's sake
+            _log.warning("The PDF report failed: %s", type(err).__name__)
+            out["pdf_missing"] = (f"The PDF could not be made (unexpected "
+                                  f"{type(err).__name__}); the HTML report is complete.")
     return out
+
+
+def make_report(result, title: str, author: str, scope: str, k: int, pdf: bool) -> dict:
+    """:func:`report_files`, or ``{"error": sentence}`` when even the HTML
+    cannot be made (no traceback reaches the page)."""
+    try:
+        return report_files(result, title, author, scope, k, pdf)
+    except InputError as err:
+        return {"error": err.message}
+    except Exception as err:
+        _log.warning("The report failed: %s", type(err).__name__)
+        return {"error": f"The report could not be made (unexpected {type(err).__name__}). "
+                         "The tables below hold the same numbers."}
 
 
 def chart_figure(result, kind: str, model: str, attribute: str, metric: str):
@@ -120,24 +147,24 @@ def render():
                                want_pdf)).encode()).hexdigest()
     if st.button("Make the report", type="primary", key="make_report"):
         with st.spinner("Writing the report..."):
-            try:
-                st.session_state["report"] = (key, report_files(r, title, author, scope, k,
-                                                                want_pdf))
-            except InputError as err:
-                st.session_state["report"] = (key, {"html": report_files(
-                    r, title, author, scope, k, False)["html"]})
-                st.warning(md(err.message))
+            st.session_state["report"] = (key, make_report(r, title, author, scope, k,
+                                                           want_pdf))
     made = st.session_state.get("report")
     if made and made[0] == key:
         files = made[1]
         c1, c2 = st.columns(2)
-        data, name = files["html"]
-        c1.download_button("Download the HTML report", data, file_name=name,
-                           mime="text/html", key="dl_report_html")
+        if "html" in files:
+            data, name = files["html"]
+            c1.download_button("Download the HTML report", data, file_name=name,
+                               mime="text/html", key="dl_report_html")
         if "pdf" in files:
             data, name = files["pdf"]
             c2.download_button("Download the PDF report", data, file_name=name,
                                mime="application/pdf", key="dl_report_pdf")
+        elif "pdf_missing" in files:
+            c2.warning(f"No PDF: {ctx.say(files['pdf_missing'])}", icon="⚠️")
+        if "error" in files:
+            st.error(ctx.say(files["error"]), icon="⚠️")
     elif made:
         st.caption("The settings changed since the report was made: make it again.")
 
@@ -174,7 +201,7 @@ def render():
     fig = chart_figure(r, kind, model, attribute, metric)
     if fig is None:
         st.info("This chart needs a score model: choose one of "
-                f"{md(', '.join(r.spec.scores) or 'none (add a score column)')}.")
+                f"{', '.join(map(shown_name, r.spec.scores)) or 'none (add a score column)'}.")
     else:
         cols = st.columns(4)
         for col, fmt in zip(cols, ("png", "svg", "pdf", "html")):
@@ -203,8 +230,12 @@ def render():
                        config_json(r.spec, ctx.loaded.sha256, ctx.loaded.name).encode("utf-8"),
                        file_name=charts.file_name("audit-config", ext="json"),
                        mime="application/json", key="dl_config")
-    st.file_uploader("Load a configuration", type=["json"], key="config_upload",
-                     on_change=_apply_config)
+    if ctx.uploads_off:
+        st.caption("Loading a configuration is turned off, like every upload: see the "
+                   "message under 'Upload your own file' in the sidebar.")
+    else:
+        st.file_uploader("Load a configuration", type=["json"], key="config_upload",
+                         on_change=_apply_config)
     msg = st.session_state.pop("config_message", None)
     if msg:
-        getattr(st, msg[0])(md(msg[1]))
+        getattr(st, msg[0])(ctx.say(msg[1]))

@@ -5,10 +5,10 @@ import pandas as pd
 import streamlit as st
 
 from fairness_core import charts
-from fairness_core.formatting import count, interval, level, num, p_value, value
+from fairness_core.formatting import count, interval, level, num, p_value, short, value
 from fairness_core.metrics import REGISTRY
 from fairness_core.spec import INTERSECTION_SEP
-from ui import VERDICT_ICON, chart, md, metric_help
+from ui import VERDICT_ICON, chart, metric_help, name, shown
 from views.common import context, pick_attribute, pick_metric, pick_model
 
 
@@ -77,7 +77,8 @@ def render():
     st.caption("Click a column header to sort. Rows needed: about how many rows the group "
                "would need for a gap the size of the tolerance to be detected with "
                f"{level(r.spec.power)} power (shown where the verdict is not settled).")
-    st.dataframe(group_table(r, model, attribute, metric), hide_index=True, width="stretch")
+    st.dataframe(shown(group_table(r, model, attribute, metric), "Group"), hide_index=True,
+                 width="stretch")
 
     st.subheader("Confusion matrix per group")
     chart(charts.confusion_chart(r.groups, model=model, attribute=attribute,
@@ -91,11 +92,11 @@ def render():
         st.caption("Tick 'Also audit intersections' in the sidebar (with two or more "
                    "sensitive attributes) to see every combination of two attributes.")
         return
-    pair = st.selectbox("Attributes", inter, key="inter_pick", format_func=lambda a: a.replace(
-        INTERSECTION_SEP, " x "))
+    pair = st.selectbox("Attributes", inter, key="inter_pick",
+                        format_func=lambda a: short(a.replace(INTERSECTION_SEP, " x ")))
     a, b = pair.split(INTERSECTION_SEP)
     chart(charts.intersection_heatmap(r.groups, model=model, attr_a=a, attr_b=b, metric=metric,
                                       min_group_size=r.spec.min_group_size),
           key="heatmap")
-    st.caption(f"Every cell is one group of {md(pair)}; its verdicts are in the tables when "
+    st.caption(f"Every cell is one group of {name(pair)}; its verdicts are in the tables when "
                "you choose that attribute above.")

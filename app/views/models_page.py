@@ -6,7 +6,7 @@ import streamlit as st
 
 from fairness_core import charts
 from fairness_core.formatting import num, pct
-from ui import chart
+from ui import chart, shown
 from views.common import context, pick_attribute, pick_model
 
 DISPARITY = {"demographic_parity_difference": "Demographic parity difference",
@@ -52,4 +52,5 @@ def render():
     chart(charts.model_scatter(r.overall, r.summary, attribute=attribute,
                                disparity=disparity, confidence=r.spec.confidence),
           key="model_scatter")
-    st.dataframe(comparison_table(r, attribute), hide_index=True, width="stretch")
+    st.dataframe(shown(comparison_table(r, attribute), "Model"), hide_index=True,
+                 width="stretch")

@@ -7,7 +7,7 @@ import streamlit as st
 from fairness_core.formatting import level, with_interval
 from fairness_core import rollup
 from fairness_core.metrics import REGISTRY, key_metrics
-from ui import SEVERITY_ICON, md, table
+from ui import SEVERITY_ICON, shown, table
 from views.common import context, pick_model
 
 ORDER = {"benefit": "A positive decision is a benefit here, so the rates of qualified people "
@@ -67,7 +67,7 @@ def render():
     if worst is not None:
         box = st.error if worst["severity"] in ("high", "medium") else st.warning
         box(f"**Most severe finding** ({SEVERITY_ICON[worst['severity']]}): "
-            f"{md(statement(worst))}", icon="🔎")
+            f"{ctx.say(statement(worst))}", icon="🔎")
     else:
         st.success("No group fails the tolerance for this model.", icon="✅")
 
@@ -77,13 +77,13 @@ def render():
                "how many of those gaps are statistically significant after correction; "
                "⚪ not judged means too few rows or an undefined rate. "
                f"{ORDER[r.spec.positive_decision]}")
-    table(verdict_matrix(r, model))
+    table(shown(verdict_matrix(r, model), "Attribute", "Reference"))
 
     st.subheader("Headline summaries (fairlearn definitions)")
     st.caption(f"Between-group difference (largest minus smallest, 0 = equal) and ratio "
                f"(smallest over largest, 1 = equal) across each attribute's groups, with "
                f"{level(r.spec.confidence)} bootstrap intervals in brackets.")
-    table(summary_table(r, model))
+    table(shown(summary_table(r, model), "Attribute"))
 
     st.subheader("Findings")
     counts = pd.Series([f["severity"] for f in mine]).value_counts()
@@ -91,10 +91,10 @@ def render():
         f"{SEVERITY_ICON[s]}: {int(counts.get(s, 0))}" for s in SEVERITY_ICON) +
         ". Severity: high and medium gaps fail the tolerance and are significant (high: far "
         "outside the band); low gaps fail the tolerance but may be noise.")
-    shown = mine[:12]
-    for f in shown:
-        st.markdown(f"{SEVERITY_ICON[f['severity']]}: {md(statement(f))}")
-    if len(mine) > len(shown):
+    first = mine[:12]
+    for f in first:
+        st.markdown(f"{SEVERITY_ICON[f['severity']]}: {ctx.say(statement(f))}")
+    if len(mine) > len(first):
         with st.expander(f"All {len(mine)} findings for this model"):
-            for f in mine[len(shown):]:
-                st.markdown(f"{SEVERITY_ICON[f['severity']]}: {md(statement(f))}")
+            for f in mine[len(first):]:
+                st.markdown(f"{SEVERITY_ICON[f['severity']]}: {ctx.say(statement(f))}")
