@@ -64,7 +64,6 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-MAIN = '[data-testid="stMain"]'
 SIDEBAR = '[data-testid="stSidebar"]'
 UPLOAD = "Upload your own file"
 # link text in the navigation at the top -> title of the page
@@ -79,14 +78,23 @@ HEALTH_TIMEOUT_S = 10.0
 CLK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
-# Once the page has been quiet for ``quietMs`` (no script running, no stale
+# Once the page shows the page ``title`` (an <h1> in the main area), a
+# caption containing ``caption`` and an element matching ``selector`` (when
+# given), and has been quiet for ``quietMs`` (no script running, no stale
 # (greyed) element from the previous run, no skeleton or spinner, every
 # plotly chart drawn): the time (ms since the epoch) the quiet began; else
-# false.  ``token`` restarts the quiet-period clock.
-IDLE_JS = """
-([token, quietMs]) => {
-  const busy =
-    !document.querySelector('[data-testid="stMain"]') ||
+# false.  ``token`` restarts the quiet-period clock.  One cheap check polled
+# a few times a second: many pages wait at once on two cores.
+READY_JS = """
+([token, quietMs, title, caption, selector]) => {
+  const main = document.querySelector('[data-testid="stMain"]');
+  const shown = !!main && (!title ||
+    Array.from(main.querySelectorAll('h1')).some(
+      h => h.textContent.trim() === title && !h.closest('[data-stale="true"]'))) &&
+    (!caption || Array.from(main.querySelectorAll('[data-testid="stCaptionContainer"]')).some(
+      c => c.textContent.includes(caption))) &&
+    (!selector || !!main.querySelector(selector));
+  const busy = !shown ||
     !!document.querySelector('[data-testid="stStatusWidget"]') ||
     !!document.querySelector('[data-stale="true"]') ||
     !!document.querySelector('[data-testid="stAppSkeleton"], [data-testid="stSkeleton"]') ||
@@ -370,16 +378,14 @@ class Session:
 _tokens = iter(range(1, 1 << 62))
 
 
-async def wait_idle(page, quiet_ms: int = 500) -> float:
-    """Wait until the page has rendered; return the (epoch) time at which it
-    became quiet, so that the quiet period itself is not counted."""
-    handle = await page.wait_for_function(IDLE_JS, arg=[next(_tokens), quiet_ms],
-                                          polling=200)
+async def rendered(page, title: str | None, caption: str | None = None, selector: str | None = None,
+                   quiet_ms: int = 500) -> float:
+    """Wait until the page with this title has rendered (see READY_JS); return
+    the (epoch) time at which it became quiet, so that the quiet period
+    itself is not counted."""
+    handle = await page.wait_for_function(
+        READY_JS, arg=[next(_tokens), quiet_ms, title, caption, selector], polling=250)
     return await handle.json_value() / 1000
-
-
-def heading(page, text: str):
-    return page.locator(MAIN).get_by_role("heading", name=text, exact=True)
 
 
 async def check_errors(page, s: Session, where: str) -> None:
@@ -397,46 +403,39 @@ async def run_session(browser, base: str, payload: dict, s: Session, deadline: f
         s.step = "open the dashboard"
         t0 = time.time()
         await page.goto(base + "/")
-        await heading(page, PAGES["Overview"]).wait_for()
-        s.open_s = await wait_idle(page) - t0
+        s.open_s = await rendered(page, PAGES["Overview"]) - t0
         s.step = "choose 'Upload your own file'"
         await page.locator(SIDEBAR).get_by_role("combobox", name="Predictions table",
                                                 exact=True).click()
         await page.get_by_role("option", name=UPLOAD, exact=True).click()
         uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
         await uploader.wait_for(state="attached")
-        await wait_idle(page)
+        await rendered(page, None)  # no file yet: no results, no title
         s.step = "upload and first results"
         t0 = time.time()
         await uploader.set_input_files(payload)
         # the overview of this file: its name in the page's header caption,
         # the verdict table, and nothing left running
-        await page.locator(MAIN).locator('[data-testid="stCaptionContainer"]',
-                                         has_text=payload["name"]).first.wait_for()
-        await heading(page, PAGES["Overview"]).wait_for()
-        await page.locator(MAIN).locator('[data-testid="stTable"]').first.wait_for()
-        s.first_results_s = await wait_idle(page) - t0
+        s.first_results_s = await rendered(page, PAGES["Overview"], payload["name"],
+                                           '[data-testid="stTable"]') - t0
         await check_errors(page, s, "Overview")
         links = [t.strip() for t in
                  await page.locator('[data-testid="stTopNavLink"]').all_inner_texts()]
         missing = [p for p in PAGES if not any(p in t for t in links)]
         if missing:
             s.errors.append(f"pages missing from the navigation: {missing} (found {links})")
-        t_all = rendered = time.time()
+        t_all = done = time.time()
         for link, title in PAGES.items():
             if link == "Overview" or link in missing:
                 continue
             s.step = f"open {link}"
             t1 = time.time()
             await page.locator('[data-testid="stTopNavLink"]', has_text=link).click()
-            await heading(page, title).wait_for()
-            rendered = await wait_idle(page)
-            s.pages_s[link] = rendered - t1
+            # every results page names the file in its header caption
+            done = await rendered(page, title, None if link == "Help" else payload["name"])
+            s.pages_s[link] = done - t1
             await check_errors(page, s, link)
-            if link != "Help" and not await page.locator(MAIN).locator(
-                    '[data-testid="stCaptionContainer"]', has_text=payload["name"]).count():
-                s.errors.append(f"{link}: the page does not show the uploaded file's results")
-        s.all_pages_s = rendered - t_all
+        s.all_pages_s = done - t_all
         s.step = "done"
         s.done = True
     finally:
@@ -553,7 +552,7 @@ def main() -> int:
     sampler = Sampler(proc.pid)
     health = Health(base, proc, sampler.t0)
     sampler.sample()
-    idle_rss = sampler.server_peak
+    idle_rss, start_cpu = sampler.server_peak, sampler.server_cpu
     sampler.start()
     health.start()
     sessions = [Session(i) for i in range(args.sessions)]
@@ -621,11 +620,13 @@ def main() -> int:
         "server_peak_rss_bytes": sampler.server_peak,
         "server_vmhwm_bytes": hwm,
         "browser_peak_rss_bytes": sampler.browser_peak,
-        "cpu_s": {"server": round(sampler.server_cpu, 1),
+        "cpu_s": {"server": round(sampler.server_cpu - start_cpu, 1),
+                  "server_per_session": round((sampler.server_cpu - start_cpu) /
+                                              max(args.sessions, 1), 1),
                   "browsers": round(sampler.browser_cpu, 1),
                   "this_script": round(own_cpu, 1),
                   "whole_machine": round(busy, 1),
-                  "other_processes": round(max(0.0, busy - sampler.server_cpu -
+                  "other_processes": round(max(0.0, busy - (sampler.server_cpu - start_cpu) -
                                                sampler.browser_cpu - own_cpu), 1),
                   "available": round(wall * (os.cpu_count() or 1), 1)},
         "health": {"checks": health.checks, "slowest_s": round(health.slowest, 2)},
