@@ -192,6 +192,9 @@ def choose_engine(args) -> str:
             import ibis  # noqa: F401
         except ImportError:
             return "memory"
+        from .io import _check_kind
+        with open(path, "rb") as fh:  # a file whose content is not its name's format
+            _check_kind(path.name, None, fh.read(8192))  # is refused as the reader does
         if suffix in (".parquet", ".pq"):
             return "duckdb"
         from .limits import limits

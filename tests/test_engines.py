@@ -180,3 +180,37 @@ def test_audit_of_a_data_frame_is_unchanged_by_the_engine():
     prepared, info = prepare_from_engine(df, spec)
     b = run_audit(prepared, info)
     assert a.to_dict()["findings"] == b.to_dict()["findings"]
+
+
+@pytest.mark.engines
+def test_postgres_table_audits_like_the_rows(postgres_url, capsys, tmp_path):
+    """A table in a real PostgreSQL server, counted by PostgreSQL."""
+    df = _frame(3000, 8)
+    spec = AuditSpec(**SPECS["weighted, binned age"])
+    con = ibis.connect(postgres_url)
+    try:
+        con.create_table("audit_rows", df, overwrite=True)
+    finally:
+        con.disconnect()
+    prepared, info = prepare_from_engine(postgres_url, spec, table="audit_rows")
+    assert info.engine == "postgresql" and info.name == "audit_rows"
+    _same_counts(prepare(df, spec), prepared)
+    assert prepared.dropped == prepare(df, spec).dropped
+    rc = main([postgres_url, "--table", "audit_rows", "--label", "y", "--positive", "yes",
+               "--prediction", "d", "--prediction-positive", "d=approve", "--sensitive", "sex",
+               "--bootstrap", "0", "--json", str(tmp_path / "pg.json"), "--quiet"])
+    assert rc == 0
+    out = json.loads((tmp_path / "pg.json").read_text())
+    assert out["provenance"]["rows_read"] == len(df)
+
+
+@pytest.mark.engines
+def test_spark_table_audits_like_the_rows(spark):
+    """A Spark table, counted by Spark (local[2])."""
+    df = _frame(3000, 9)
+    spec = AuditSpec(**SPECS["decision, score, intersections"])
+    spark.createDataFrame(df.astype(object).where(df.notna(), None)) \
+        .createOrReplaceTempView("audit_rows")
+    prepared, info = prepare_from_engine("unused", spec, table="audit_rows", engine="spark")
+    assert info.format == "spark table"
+    _same_counts(prepare(df, spec), prepared)
