@@ -21,6 +21,7 @@ import streamlit as st
 from fairness_core import AuditSpec, InputError
 from fairness_core.audit import COUNTING_FIELDS, Auditor
 from fairness_core.guard import read_guarded
+from fairness_core.io import read_table
 from fairness_core.limits import limits
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -335,7 +335,10 @@ def open_table(data, *, table: str | None = None, engine: str = "duckdb",
             return t, TableInfo(name=table, format="spark table", sha256=None, size_bytes=0,
                                 columns=list(t.columns))
     else:
-        con = ibis.duckdb.connect()
+        from .limits import limits
+        # DuckDB keeps to the memory limit and streams (spilling to its temporary
+        # folder when a GROUP BY outgrows it)
+        con = ibis.duckdb.connect(memory_limit=f"{max(limits().memory >> 20, 256)}MB")
     files, fmt = _files(data)
     import os
     try:

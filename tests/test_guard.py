@@ -235,9 +235,11 @@ def test_cli_over_the_budget_exits_2_with_one_line(tmp_path, long_strings_csv):
     path.write_bytes(long_strings_csv)
     env = {**os.environ, "FAIRNESS_AUDIT_MEMORY": LOW}
     env.pop("FAIRNESS_AUDIT_DEBUG", None)
+    # --engine memory: the tool's own reader (a CSV this large for the budget would
+    # otherwise be counted by DuckDB, out of core)
     run = subprocess.run([sys.executable, "-m", "fairness_core.cli", str(path), "--label", "y",
-                          "--prediction", "pred", "--sensitive", "text"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=120)
+                          "--prediction", "pred", "--sensitive", "text", "--engine", "memory"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert run.returncode == 2, run.stderr
     assert run.stdout == ""
     lines = run.stderr.splitlines()
