@@ -112,7 +112,9 @@ def test_dependencies_cover_what_the_code_imports():
     assert {"streamlit", "plotly"} <= extras["app"]
     assert {"plotly", "jinja2", "playwright", "kaleido"} <= extras["report"]
     assert extras["all"] == {"fairness-audit"}
-    assert "[app,report]" in project["optional-dependencies"]["all"][0].replace(" ", "")
+    all_extras = project["optional-dependencies"]["all"][0].replace(" ", "")
+    assert set(all_extras.split("[")[1].rstrip("]").split(",")) == {"app", "report", "engines"}
+    assert {"duckdb", "ibis-framework", "pyspark", "psycopg"} <= extras["engines"]
     assert {"pytest", "hypothesis", "pytest-playwright", "fairlearn",
             "scikit-learn"} <= extras["test"]
     installed = {MODULES[d] for d in core | extras["app"] | extras["report"]}
