@@ -271,6 +271,9 @@ def spark_session(master: str = "local[*]"):
         builder = builder.remote(master)
     else:
         builder = builder.master(master).config("spark.ui.enabled", "false")
+    # pandas -> Spark through Arrow: without it nullable integers arrive as NULL
+    builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true") \
+        .config("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
     try:
         return builder.getOrCreate()
     except Exception as exc:  # Java missing, master unreachable ...
