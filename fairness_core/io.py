@@ -155,16 +155,21 @@ _CONTROL_CHARS = dict.fromkeys(_CONTROL_BYTES) | {0xFFFD: None}
 
 
 def _looks_like_text(head: bytes) -> bool:
-    """False when the start of a file holds many control characters (at
-    least 8 and at least 1% of it: a few stray ones in a cell are fine), or
-    4 KB and more without a line break or a delimiter."""
+    """False when the start of a file holds many control characters of many
+    kinds (at least 8, at least 1% of it, and 6 different ones: random bytes
+    hold all of them, while a text with stray ones, or with one repeated in
+    every row, is fine), or 4 KB and more without a line break or a
+    delimiter.  After a UTF-16 byte order mark: many control characters or
+    undecodable code units."""
     if head.startswith(_UTF16_BOMS):
         text = head[2:len(head) - len(head) % 2].decode("utf-16-le" if head[0] == 0xFF
                                                          else "utf-16-be", errors="replace")
         n = len(text) - len(text.translate(_CONTROL_CHARS))
         return n < 8 or n * 100 < len(text)
-    n = len(head) - len(head.translate(None, _CONTROL_BYTES))
-    if n >= 8 and n * 100 >= len(head):
+    rest = head.translate(None, _CONTROL_BYTES)
+    n = len(head) - len(rest)
+    if n >= 8 and n * 100 >= len(head) and \
+            len(set(head) - set(rest)) >= 6:
         return False
     return len(head) < 4096 or any(c in head for c in b"\n\r,;\t|")
 
