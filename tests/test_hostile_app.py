@@ -550,12 +550,12 @@ def test_upload_failing_unexpectedly_shows_a_message_and_reads_the_file_once(
         monkeypatch, error, words):
     calls = []
 
-    def read_table(data, name=None, **kw):
+    def read_guarded(data, name=None, **kw):
         calls.append(name)
         raise error
 
     at = run(new_app())
-    monkeypatch.setattr(state, "read_table", read_table)
+    monkeypatch.setattr(state, "read_guarded", read_guarded)
     upload(at, "bad.csv", b"y,pred\n1,2\n")
     _assert_message_under_uploader(at, words)
     run(at)  # any rerun (a click elsewhere)
