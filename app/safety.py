@@ -129,14 +129,40 @@ def _set(key: str, value) -> None:
     config.set_option(key, value, where_defined=SET_HERE)
 
 
+def keep_uploads_in_memory() -> int | None:
+    """Make the server keep every upload in memory, never on disk.
+
+    Streamlit's server (Starlette) parses an upload with Starlette's
+    multipart parser, which writes a file part larger than its
+    ``spool_max_size`` (1 MB by default) to a temporary file on disk before
+    Streamlit reads it into memory.  Uploaded data must never touch the
+    disk, so the threshold is raised above the largest upload the server
+    accepts (``server.maxUploadSize``) plus the request's framing.  Returns
+    the threshold in bytes, or None when the server does not parse uploads
+    with Starlette (then there is nothing to change)."""
+    try:
+        from starlette.formparsers import MultiPartParser
+    except ImportError:  # pragma: no cover - a server without Starlette
+        return None
+    from streamlit import config
+
+    limit_mb = config.get_option("server.maxUploadSize") or SAFE_UPLOAD_MB
+    needed = int(float(limit_mb) * 1024 * 1024) + 1024 * 1024  # framing margin
+    if MultiPartParser.spool_max_size < needed:
+        MultiPartParser.spool_max_size = needed
+    return MultiPartParser.spool_max_size
+
+
 def check() -> str | None:
     """Set back what can still be set; return why uploads are off (a
-    message for the page), or None when the server runs safely."""
+    message for the page), or None when the server runs safely.  Uploads
+    are kept in memory (:func:`keep_uploads_in_memory`)."""
     if not serving():
         return None
     problems, fixes = assess(_current())
     for key, value in fixes.items():
         _set(key, value)
+    keep_uploads_in_memory()
     if not problems:
         return None
     return ("Uploads are turned off: this dashboard was started without its safe settings ("

@@ -96,14 +96,23 @@ def to_csv_bytes(df: pd.DataFrame) -> bytes:
 
 
 def to_xlsx_bytes(sheets: dict[str, pd.DataFrame], notes: list[str] | None = None) -> bytes:
-    """An XLSX workbook, one sheet per table, plus an 'About' sheet."""
+    """An XLSX workbook, one sheet per table, plus an 'About' sheet.
+
+    Built wholly in memory (XlsxWriter's ``in_memory``): the tables are the
+    audit of someone's data, so no part of them is written to a temporary
+    file, as openpyxl's writer would.  Strings stay strings: none becomes a
+    formula or a link."""
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    def clean(v):  # control characters a workbook cannot hold become "?"
-        return ILLEGAL_CHARACTERS_RE.sub("?", v) if isinstance(v, str) else v
+    def clean(v):  # control characters a workbook cannot hold become "?"; a carriage
+        # return becomes a line feed, as an XML reader would read it anyway
+        return ILLEGAL_CHARACTERS_RE.sub("?", v).replace("\r", "\n") \
+            if isinstance(v, str) else v
 
     buf = io.BytesIO()
-    with pd.ExcelWriter(buf, engine="openpyxl") as xw:
+    options = {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+               "strings_to_numbers": False, "nan_inf_to_errors": True}
+    with pd.ExcelWriter(buf, engine="xlsxwriter", engine_kwargs={"options": options}) as xw:
         for name, df in sheets.items():
             t = safe_table(df)
             t.columns = [clean(c) for c in t.columns]

@@ -566,12 +566,18 @@ def _system_allocator() -> None:
         pass
 
 
+def _parquet_bytes(df) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
 def warm_up() -> None:
     """Read a tiny table of every kind, so that everything the readers load
     on first use is loaded (in the fork server, before any child is capped:
     under the cap, loading a library can fail like any allocation)."""
-    import io
-
     import pandas as pd
 
     from .io import read_table
@@ -580,11 +586,12 @@ def warm_up() -> None:
     samples = [(small.to_csv(index=False).encode(), "warm.csv"),
                (small.to_csv(index=False, sep="\t").encode(), "warm.tsv"),
                ("y;name\n1;caf\u00e9\n0;na\u00efve\n".encode("cp1252"), "warm.csv")]
-    for writer, name in ((small.to_parquet, "warm.parquet"), (small.to_excel, "warm.xlsx")):
+    from .exports import to_xlsx_bytes  # in memory: nothing written to a temporary file
+
+    for writer, name in ((lambda: _parquet_bytes(small), "warm.parquet"),
+                         (lambda: to_xlsx_bytes({"warm": small}), "warm.xlsx")):
         try:
-            buf = io.BytesIO()
-            writer(buf, index=False)
-            samples.append((buf.getvalue(), name))
+            samples.append((writer(), name))
         except Exception:  # a missing writer only makes the first real read slower
             pass
     for data, name in samples:

@@ -779,3 +779,74 @@ def test_hostile_uploads_one_after_another_get_messages_and_the_server_answers(
             other.close()
             steps.append(f"{name[:4]} {time.monotonic() - t1:.0f} s")
     print(f"hostile uploads: {time.monotonic() - t0:.0f} s ({', '.join(steps)})")
+
+
+#: Put on the server's PYTHONPATH: records every file the server process
+#: opens for writing, or creates, in the temporary folder (where Starlette
+#: spools a large upload), with the code that opened it.
+_DISK_WATCH = '''
+import os, sys, tempfile
+_log = os.environ["DISK_WATCH_LOG"]
+_tmp = os.path.realpath(tempfile.gettempdir())
+_WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | getattr(os, "O_TMPFILE", 0)
+
+def _hook(event, args):
+    if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        path, mode, flags = (list(args) + [None, None])[:3]
+        writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \\
+            (isinstance(flags, int) and flags & _WRITE)
+    elif event in ("tempfile.mkstemp", "tempfile.mkdtemp"):
+        path, writes = args[0], True
+    else:
+        return
+    try:
+        path = os.path.realpath(os.fsdecode(path))
+    except (TypeError, ValueError):
+        return
+    if writes and path != _log and (path + "/").startswith(_tmp + "/"):
+        frames, f = [], sys._getframe(1)
+        while f is not None and len(frames) < 40:
+            frames.append(f.f_code.co_filename)
+            f = f.f_back
+        with open(_log, "a") as out:
+            out.write(event + " " + path + " <- " + " ".join(frames) + "\\n")
+
+sys.addaudithook(_hook)
+'''
+
+
+@pytest.mark.browser
+def test_a_large_upload_never_touches_the_disk(app_page, start_app, tmp_path):
+    """Uploaded data stays in memory: a 6 MB upload (Starlette spools parts
+    over 1 MB to a temporary file unless told otherwise) makes the server
+    open no file for writing in the temporary folder while it receives and
+    audits it."""
+    import numpy as np
+    import pandas as pd
+    from playwright.sync_api import expect
+    from test_browser import SIDEBAR, UPLOAD, choose, open_app, wait_idle
+
+    (tmp_path / "sitecustomize.py").write_text(_DISK_WATCH)
+    log = tmp_path / "writes.log"
+    log.touch()
+    rng = np.random.default_rng(0)
+    n = 200_000
+    df = pd.DataFrame({"y": rng.integers(0, 2, n), "pred": rng.integers(0, 2, n),
+                       "score": rng.random(n).round(6), "sex": rng.choice(["f", "m"], n),
+                       "note": rng.choice(["a" * 12, "b" * 12], n)})
+    data = df.to_csv(index=False).encode()
+    assert len(data) > 5 * 1024 * 1024
+    env = {**os.environ, "DISK_WATCH_LOG": str(log),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    with start_app(env=env) as base:
+        page = app_page
+        open_app(page, base)
+        log.write_text("")  # from here on: the upload and its audit
+        choose(page, "Predictions table", UPLOAD, where=SIDEBAR)
+        page.locator(SIDEBAR).locator('[data-testid="stFileUploader"] input[type="file"]') \
+            .set_input_files({"name": "big.csv", "mimeType": "text/csv", "buffer": data})
+        expect(page.locator(SIDEBAR).locator('[data-testid="stCaptionContainer"]',
+                                             has_text="200,000 rows")).to_be_visible()
+        wait_idle(page)
+        written = log.read_text()
+    assert written == "", "the server wrote to its temporary folder:\n" + written[:3000]
