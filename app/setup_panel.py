@@ -15,6 +15,7 @@ import streamlit as st
 import state
 from fairness_core import AuditSpec, InputError
 from fairness_core.formatting import short
+from fairness_core.guard import Busy
 from fairness_core.guess import (default_bins, distinct_values, guess_decision_values,
                                  guess_positive, guess_roles, score_range)
 from fairness_core.prepare import canon, resolve_threshold
@@ -120,8 +121,11 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
         if up is not None:
             ctx.names.append(up.name)
             # hash and parse once per uploaded file (a failure too), not on every rerun
-            got = state.memo(("upload", getattr(up, "file_id", None), up.name, up.size),
-                             lambda: _read_upload(up))
+            try:
+                got = state.memo(("upload", getattr(up, "file_id", None), up.name, up.size),
+                                 lambda: _read_upload(up))
+            except Busy as err:  # not the file's answer: the next rerun tries again
+                got = err.message
             if isinstance(got, state.Loaded):
                 loaded = got
                 st.session_state["last_loaded"] = loaded
@@ -157,6 +161,8 @@ def _read_upload(up):
     traceback)."""
     try:
         return state.load_bytes(up.getvalue(), up.name, sample=False)
+    except Busy:
+        raise
     except InputError as err:
         return err.message
     except MemoryError:

@@ -20,7 +20,7 @@ import streamlit as st
 
 from fairness_core import AuditSpec, InputError
 from fairness_core.audit import COUNTING_FIELDS, Auditor
-from fairness_core.guard import read_guarded
+from fairness_core.guard import Busy, SharedBudget
 from fairness_core.io import read_table
 from fairness_core.limits import limits
 
@@ -156,13 +156,27 @@ def forget(sha256: str) -> None:
             del cache[key]
 
 
+_BUDGETS: dict = {}
+_BUDGETS_LOCK = threading.Lock()
+
+
+def shared_budget(total: int) -> SharedBudget:
+    """The server's one pool of memory for its sessions' files (per limit)."""
+    with _BUDGETS_LOCK:
+        if total not in _BUDGETS:
+            _BUDGETS[total] = SharedBudget(total)
+        return _BUDGETS[total]
+
+
 def load_bytes(data: bytes, name: str, sample: bool) -> Loaded:
     """Parse a file (raises InputError with a clear message).
 
     The parse runs in a child process capped at the memory limit
     (:func:`fairness_core.guard.read_guarded`): a file that needs more
     memory is an InputError for this session, and the server and the
-    other sessions carry on.  The outcome, a table or an InputError, is
+    other sessions carry on.  Every session's reads and tables draw on one
+    pool of that size (:class:`fairness_core.guard.SharedBudget`), so
+    many sessions together stay within it too.  The outcome, a table or an InputError, is
     kept in this session's memo, so that a file is parsed once and not
     again on every rerun.
     """
@@ -171,7 +185,9 @@ def load_bytes(data: bytes, name: str, sample: bool) -> Loaded:
 
     def read():
         try:
-            return read_guarded(data, name, budget=budget)
+            return shared_budget(budget).read(data, name)
+        except Busy:
+            raise  # the server is busy: not this file's answer, try again later
         except InputError as err:
             return err
 
