@@ -344,17 +344,28 @@ def open_table(data, *, table: str | None = None, engine: str = "duckdb",
         con = ibis.duckdb.connect(memory_limit=f"{max(limits().memory >> 20, 256)}MB")
     files, fmt = _files(data)
     import os
+    warnings = []
     try:
         if fmt == "parquet":
             t = con.read_parquet(files if len(files) > 1 else files[0])
-        elif engine == "duckdb":
-            t = con.read_csv(files, **({"delim": "\t"} if fmt == "tsv" else {}),
-                             auto_type_candidates=_CSV_TYPES,
-                             nullstr=["", "NA", "N/A", "NULL", "NaN", "nan", "null", "None",
-                                      "#N/A", "n/a"])
-        else:
-            t = con.read_csv(files if len(files) > 1 else files[0], header=True,
-                             inferSchema=True, sep="\t" if fmt == "tsv" else ",")
+        else:  # the delimiter and header as the in-memory reader sees them
+            from .io import text_layout
+
+            with open(files[0], "rb") as fh:
+                delim, names, why = text_layout(fh.read(1 << 16), fmt)
+            if why:
+                warnings.append(f"{os.path.basename(files[0])!r}: {why}")
+            if engine == "duckdb":
+                t = con.read_csv(files, delim=delim, header=names is None,
+                                 **({"names": names} if names else {}),
+                                 auto_type_candidates=_CSV_TYPES,
+                                 nullstr=["", "NA", "N/A", "NULL", "NaN", "nan", "null", "None",
+                                          "#N/A", "n/a"])
+            else:
+                t = con.read_csv(files if len(files) > 1 else files[0], header=names is None,
+                                 inferSchema=True, sep=delim)
+                if names:
+                    t = t.rename(dict(zip(names, t.columns)))
     except Exception as exc:
         raise InputError(f"{data!r} could not be read as {fmt.upper()} "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).",
@@ -363,7 +374,7 @@ def open_table(data, *, table: str | None = None, engine: str = "duckdb",
     name = data if len(files) > 1 else os.path.basename(files[0])
     return t, TableInfo(name=name, format=fmt if len(files) == 1 else f"{fmt} ({len(files):,} "
                         "files)", sha256=_hash_files(files), size_bytes=size,
-                        columns=list(t.columns))
+                        columns=list(t.columns), warnings=warnings)
 
 
 def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,

@@ -441,3 +441,48 @@ def test_report_reads_a_harm_and_says_when_a_model_is_not_judged(real_data):
     assert "No gap of this model is judged" in summary  # decile_score at 0.5: everyone
     assert "Verdict (selected, FPR, FDR, FNR, TPR, accuracy)" in doc
     assert "disadvantages people with race = &#39;African-American&#39;" in summary
+
+
+# --------------------------------------------------------------------------
+# Files without a header row (the UCI repository's .data files)
+# --------------------------------------------------------------------------
+def test_uci_files_without_a_header_row_are_read_whole_with_a_note(real_data, tmp_path):
+    adult_raw = pd.read_csv(real_data["adult_data"], header=None)
+    df, info = read_table(real_data["adult_data"])
+    assert df.shape == adult_raw.shape == (32561, 15)  # the first person is a row too
+    assert list(df.columns) == [f"column_{i}" for i in range(1, 16)]
+    assert (df.astype(str).to_numpy() == adult_raw.astype(str).to_numpy()).all()
+    assert any("column_1 to column_15" in w and "'39'" in w for w in info.warnings), \
+        info.warnings
+    # German credit: values separated by single spaces, no header
+    german_raw = pd.read_csv(real_data["german"], sep=" ", header=None)
+    gdf, ginfo = read_table(real_data["german"])
+    assert ginfo.delimiter == " " and gdf.shape == german_raw.shape == (1000, 21)
+    assert gdf["column_21"].value_counts().to_dict() == \
+        german_raw[20].value_counts().to_dict() == {1: 700, 2: 300}
+    # an audit of the raw German file by its column numbers equals fairlearn
+    gdf["approved"] = np.where(gdf["column_5"] < 4000, "yes", "no")
+    spec = AuditSpec(label="column_21", positive="1", predictions=("approved",),
+                     prediction_positive={"approved": ["yes"]}, sensitive=("column_9",))
+    res = audit(gdf, spec)
+    g = res.groups[(res.groups["attribute"] == "column_9")].set_index("group")
+    mf = flm.MetricFrame(metrics=flm.true_positive_rate,
+                         y_true=(german_raw[20] == 1).astype(int),
+                         y_pred=(german_raw[4] < 4000).astype(int),
+                         sensitive_features=german_raw[8].rename("sex"))
+    for group, tpr in mf.by_group.items():
+        assert g.loc[group, "tpr"] == pytest.approx(tpr, abs=1e-12)
+
+
+def test_the_duckdb_engine_reads_a_headerless_file_the_same_way(real_data, tmp_path):
+    pytest.importorskip("duckdb")
+    from fairness_core.engine import open_table
+
+    path = tmp_path / "german.csv"
+    path.write_bytes(real_data["german"].read_bytes())
+    t, info = open_table(str(path), engine="duckdb")
+    got = t.execute()
+    want, _ = read_table(path)
+    assert list(got.columns) == list(want.columns) and got.shape == want.shape
+    assert (got.astype(str).to_numpy() == want.astype(str).to_numpy()).all()
+    assert any("column_1 to column_21" in w for w in info.warnings)
