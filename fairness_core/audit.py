@@ -20,7 +20,7 @@ from .disparity import disparities, summary
 from .findings import findings
 from .errors import InputError
 from .io import TableInfo, check_duplicates, read_table
-from .metrics import REGISTRY, add_metrics, undefined_reasons
+from .metrics import REGISTRY, add_metrics, undefined_reasons_table
 from .prepare import Prepared, prepare, with_thresholds
 from .scores import probability_warnings, score_analysis
 from .stats import Uncertainty, finish_tests
@@ -107,7 +107,23 @@ class AuditResult:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        """The JSON contract as text: indented, with each record of a list
+        of records (groups, disparities, ...) on one line, which keeps a
+        large audit quick to write (Python's fast encoder writes each line)
+        and easy to diff; ``indent=None`` for one line."""
+        d = self.to_dict()
+        if indent is None:
+            return json.dumps(d, allow_nan=False)
+        pad = " " * indent
+        parts = []
+        for key, value in d.items():
+            if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+                text = ("[\n" + pad * 2 + (",\n" + pad * 2).join(
+                    json.dumps(r, allow_nan=False) for r in value) + "\n" + pad + "]")
+            else:
+                text = json.dumps(value, indent=indent, allow_nan=False).replace("\n", "\n" + pad)
+            parts.append(pad + json.dumps(key) + ": " + text)
+        return "{\n" + ",\n".join(parts) + "\n}"
 
     @functools.cached_property
     def long(self) -> pd.DataFrame:
@@ -179,13 +195,32 @@ def _clean(v):
     return v
 
 
+def _json_values(s: pd.Series) -> list:
+    """A column's values as JSON values (Python numbers; NaN and infinities
+    None), column-wise: much quicker than cleaning value by value."""
+    if pd.api.types.is_float_dtype(s.dtype):
+        a = s.to_numpy(dtype=float, na_value=np.nan)
+        out = a.tolist()
+        for i in np.flatnonzero(~np.isfinite(a)).tolist():
+            out[i] = None
+        return out
+    if (pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)) \
+            and not s.hasnans:
+        return s.tolist()
+    if isinstance(s.dtype, pd.StringDtype):
+        return s.astype(object).where(s.notna(), None).tolist()
+    return [_clean(v) for v in s.tolist()]
+
+
 def _records(df: pd.DataFrame, with_reasons: bool = False) -> list[dict]:
-    recs = []
-    for row in df.to_dict(orient="records"):
-        rec = _clean(row)
-        if with_reasons:
-            rec["undefined"] = undefined_reasons(row)
-        recs.append(rec)
+    """The rows of ``df`` as JSON records; ``with_reasons``: each with
+    ``undefined``, the reason for each of its undefined metrics."""
+    cols = [str(c) for c in df.columns]
+    values = [_json_values(df.iloc[:, j]) for j in range(df.shape[1])]
+    recs = [dict(zip(cols, row)) for row in zip(*values)] if cols else [{} for _ in range(len(df))]
+    if with_reasons:
+        for rec, reasons in zip(recs, undefined_reasons_table(df)):
+            rec["undefined"] = reasons
     return recs
 
 

@@ -303,11 +303,9 @@ def add_metrics(counts: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([counts, pd.DataFrame({**extra, **vals}, index=counts.index)], axis=1)
 
 
-def undefined_reasons(row) -> dict:
-    """``{metric: reason}`` for the metrics that are undefined in a row."""
-    reasons = {}
-    for name, m in REGISTRY.items():
-        v = row[name]
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            reasons[name] = m.undefined_reason()
-    return reasons
+def undefined_reasons_table(df) -> list[dict]:
+    """Per row of a per-group table: ``{metric: reason}`` for the metrics
+    that are undefined (NaN) in that row."""
+    undefined = [(name, m.undefined_reason(), df[name].isna().to_numpy())
+                 for name, m in REGISTRY.items()]
+    return [{name: why for name, why, nan in undefined if nan[i]} for i in range(len(df))]
