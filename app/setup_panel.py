@@ -17,7 +17,8 @@ from fairness_core import AuditSpec, InputError
 from fairness_core.formatting import short
 from fairness_core.guard import Busy
 from fairness_core.guess import (default_bins, distinct_values, guess_decision_values,
-                                 guess_positive, guess_roles, score_range)
+                                 guess_positive, guess_positive_decision, guess_roles,
+                                 score_range)
 from fairness_core.prepare import canon, resolve_threshold
 from ui import name, say
 
@@ -218,7 +219,8 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
                                        "ones that make the positive class.") or None
     slots["positive"] = sb.empty()
     decision_options = list(DECISIONS)
-    _init("positive_decision", _pref(p, "positive_decision", "benefit", decision_options),
+    guessed, why = guess_positive_decision(label, positive)
+    _init("positive_decision", _pref(p, "positive_decision", guessed, decision_options),
           decision_options)
     positive_decision = sb.radio(
         "For the person it is given to, a positive decision is", decision_options,
@@ -227,6 +229,9 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
              "benefit, missed qualified people (false negative and false omission rates); "
              "for a harm, wrongly flagged people (false positive and false discovery "
              "rates).")
+    if why and positive_decision == guessed:
+        sb.caption(ctx.say(f"A harm, guessed because {why}. Change it if a positive "
+                           "decision is good for the person."))
     others = [c for c in cols if c != label]
     _init("predictions", _pref(p, "predictions", g.predictions, others, multi=True),
           others, multi=True)

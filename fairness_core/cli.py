@@ -80,10 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--positive", metavar="VALUE[,VALUE]",
                    help="the label value(s) of the positive class, what the true and false "
                         "positive rates count (guessed for 0/1, true/false, yes/no)")
-    p.add_argument("--positive-decision", choices=["benefit", "harm"], default="benefit",
+    p.add_argument("--positive-decision", choices=["benefit", "harm"], default=None,
                    help="is a positive decision a benefit for the person (a loan, an "
                         "interview; the default) or a harm (flagged as high risk, "
-                        "investigated)? It decides who a gap disadvantages")
+                        "investigated)? It decides who a gap disadvantages. Without it, a "
+                        "label whose name sounds like a harm (two_year_recid, is_fraud, "
+                        "default) gets a note")
     p.add_argument("--weight", metavar="COL", help="column of sample weights")
     p.add_argument("--counts", metavar="COL",
                    help="the data is a count table: each row stands for COL rows (with "
@@ -230,7 +232,7 @@ def spec_from_args(args):
     return AuditSpec(label=args.label, predictions=args.prediction, scores=args.score,
                      threshold=_thresholds(args.threshold), sensitive=args.sensitive,
                      intersectional=args.intersectional, positive=args.positive,
-                     positive_decision=args.positive_decision,
+                     positive_decision=args.positive_decision or "benefit",
                      prediction_positive=pred_pos, weight=args.weight,
                      counts=args.counts,
                      reference=_pairs(args.reference, "reference", "sex=Male"),
@@ -467,6 +469,8 @@ def main(argv=None) -> int:
         print(f"fairness-audit: internal error ({type(exc).__name__}: {short(exc, 300)}). Please "
               "report it; set FAIRNESS_AUDIT_DEBUG=1 for details.", file=sys.stderr)
         return 3
+    if args.positive_decision is None and not args.config and not args.quiet:
+        _harm_note(result)
     if args.quiet:
         for w in result.warnings:
             print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
@@ -477,6 +481,20 @@ def main(argv=None) -> int:
         print(f"fairness-audit: {n} disparities fail the tolerance.", file=sys.stderr)
         return 1
     return 0
+
+
+def _harm_note(result) -> None:
+    """A note on stderr when the label's name sounds like a harm but a
+    positive decision is taken as a benefit (the default)."""
+    from .guess import guess_positive_decision
+
+    spec = result.spec
+    positive = (result.provenance.get("positive_label") or spec.positive)
+    guessed, why = guess_positive_decision(spec.label, positive)
+    if guessed == "harm" and spec.positive_decision == "benefit":
+        print(f"Note: a positive decision is taken as a benefit for the person (the default), "
+              f"but {visible_text(why)}. If it is a harm, add --positive-decision harm.",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -108,6 +108,54 @@ def guess_positive(values) -> str | None:
     return None
 
 
+#: Words in the name of a label (or of its positive value) whose positive
+#: class is something bad for the person: a model that predicts it flags
+#: people for a harm (held in custody, refused a loan, investigated).
+_HARM_WORDS = re.compile(
+    r"recid|reoffend|re_offend|arrest|crime|criminal|violen|fraud|default|delinquen|"
+    r"(^|_)risk|high_risk|(^|_)bad($|_)|suspic|suspect|investigat|charged|convict|evict|"
+    r"terminat|detain|custody|abuse|dropout|drop_out|readmi", re.I)
+#: Words that make the positive class good for the person.
+_BENEFIT_WORDS = re.compile(
+    r"approv|accept|(^|_)admi(t|ssion)|hire|hired|offer|grant|repaid|repay|(^|_)income|"
+    r"promot|(^|_)select|interview|eligib|award|(^|_)good($|_)|success|pass|>", re.I)
+
+
+def guess_positive_decision(label: str | None, positive=None) -> tuple[str, str | None]:
+    """Whether a positive decision is a "benefit" or a "harm" for the
+    person, guessed from the names of the label and of its positive class,
+    and why (None when nothing in the names says "harm": then "benefit",
+    the usual case of a loan, an interview or an offer).
+
+    A label such as ``two_year_recid`` (reoffended within two years),
+    ``is_fraud`` or ``default`` names an outcome that is bad for the person:
+    a model that predicts it flags people for a harm.  The positive class's
+    own name comes first: ``credit_risk`` whose positive class is ``good``
+    is a benefit, ``bad`` a harm."""
+    if positive is None:
+        positive = []
+    elif isinstance(positive, (str, int, float, bool)):
+        positive = [positive]
+    values = [str(v).strip() for v in positive]
+
+    def says(text: str):
+        words = text.strip().replace(" ", "_").replace("-", "_")
+        if _BENEFIT_WORDS.search(words):
+            return "benefit"
+        return "harm" if _HARM_WORDS.search(words) else None
+
+    for v in values:
+        if says(v) == "benefit":
+            return "benefit", None
+        if says(v) == "harm":
+            return "harm", (f"the positive class {v!r} of {label!r} sounds like something "
+                            "bad for the person (a model that predicts it flags people)")
+    if label and says(str(label)) == "harm":
+        return "harm", (f"the true outcome {str(label)!r} sounds like something bad for the "
+                        "person (a model that predicts it flags people)")
+    return "benefit", None
+
+
 def binary_values(s: pd.Series) -> list | None:
     """The two (or one) distinct values of a column, or None."""
     vals = s.dropna().unique()[:3]
