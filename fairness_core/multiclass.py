@@ -561,12 +561,8 @@ def multiclass_audit(cube: MulticlassCube, spec: AuditSpec) -> MulticlassResult:
     for :data:`CLASS_METRICS`; the p-values of every class, model and
     attribute are corrected together.
     """
-    bc, pairs = cube.binary_cube()
+    bc, pairs, groups, unc = _class_groups(cube, spec)
     not_judged = _not_judged(bc, pairs)
-    groups = add_metrics(count_table(bc))
-    unc = Uncertainty(bc.row_cells, bc.cells if bc.weighted else None, bc.attributes, spec,
-                      weight_sq_cells=bc.weight_sq_cells, streams={k: k for k in bc.cells})
-    groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
     per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
     disp = disparities(per_group, spec, not_judged)
     disp = disp[disp["metric"].isin(CLASS_METRICS)].reset_index(drop=True)
@@ -594,6 +590,25 @@ def multiclass_audit(cube: MulticlassCube, spec: AuditSpec) -> MulticlassResult:
     return MulticlassResult(groups=groups, disparities=disp, summary=summ,
                             worst=worst_class(summ), group_summary=group_summary(cube, spec),
                             classes=list(cube.classes), warnings=warnings)
+
+
+def _class_groups(cube: MulticlassCube, spec: AuditSpec):
+    """The one-vs-rest cube, its keys, its group table (integer keys) with
+    intervals, and the bootstrap replicates behind them."""
+    bc, pairs = cube.binary_cube()
+    groups = add_metrics(count_table(bc))
+    unc = Uncertainty(bc.row_cells, bc.cells if bc.weighted else None, bc.attributes, spec,
+                      weight_sq_cells=bc.weight_sq_cells, streams={k: k for k in bc.cells})
+    groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
+    return bc, pairs, groups, unc
+
+
+def class_group_table(cube: MulticlassCube, spec: AuditSpec) -> pd.DataFrame:
+    """The groups table of :func:`multiclass_audit` alone (per model x class
+    x attribute x group: one-vs-rest cells, metrics, intervals), without
+    disparities and tests."""
+    _bc, pairs, groups, _unc = _class_groups(cube, spec)
+    return _with_class(groups, pairs)
 
 
 def _absent_class(disp: pd.DataFrame, per_group: pd.DataFrame, pairs: list):
@@ -713,6 +728,6 @@ def audit_multiclass(df: pd.DataFrame, spec: AuditSpec) -> MulticlassResult:
 
 
 __all__ = ["CLASS_METRICS", "MACRO_METRICS", "MulticlassCube", "MulticlassResult",
-           "audit_multiclass", "class_metrics", "cube_from_engine", "engine_expression",
+           "audit_multiclass", "class_group_table", "class_metrics", "cube_from_engine", "engine_expression",
            "group_summary", "merge_cubes", "multiclass_audit", "multiclass_cube",
            "one_vs_rest", "worst_class"]
