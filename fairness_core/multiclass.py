@@ -52,7 +52,9 @@ macro averages of the one-vs-rest rates (the mean over the classes where a
 rate is defined; the macro true positive rate is scikit-learn's balanced
 accuracy) summarise the model's quality for that group.  A class that no
 person of a group has (no true row of it) gives that group undefined rates
-for it (NaN, never 0), and its gaps for that class are not judged.
+for it (NaN, never 0), and its gaps for that class are not judged.  The
+between-group summaries follow fairlearn: every group where a rate is
+defined takes part, whatever its size.
 """
 from __future__ import annotations
 
