@@ -82,6 +82,9 @@ MACRO_METRICS = ("tpr", "fpr", "fnr", "tnr", "ppv", "npv", "f1")
 SUMMARY_NAMES = tuple(c[:-len("_difference")] for c in SUMMARY_COLUMNS
                       if c.endswith("_difference"))
 
+#: The ``class`` of the per-group records that are about every class at once.
+ALL_CLASSES = "(all classes)"
+
 _N, _W2, _WNULL = "__rows", "__weight_squares", "__weight_missing"
 
 
@@ -679,7 +682,8 @@ def class_metrics(tables: np.ndarray) -> dict[str, np.ndarray]:
 
 def group_summary(cube: MulticlassCube, spec: AuditSpec) -> pd.DataFrame:
     """Per model x attribute x group (and overall): rows, weight, accuracy
-    and macro-averaged rates, with intervals.
+    and macro-averaged rates, with intervals (``class`` is
+    :data:`ALL_CLASSES`).
 
     Intervals: Wilson for the unweighted accuracy (a proportion of rows);
     otherwise bootstrap percentiles from multinomial draws of the whole
@@ -703,7 +707,8 @@ def group_summary(cube: MulticlassCube, spec: AuditSpec) -> pd.DataFrame:
             t = _sum_groups(cube.tables[model].astype(float), inv, g)
             n = _sum_groups(cube.row_tables[model], inv, g).sum(axis=(1, 2))
             vals = class_metrics(t)
-            rec = {"model": model, "attribute": name, "group": list(labels), "n": n,
+            rec = {"model": model, "class": ALL_CLASSES, "attribute": name,
+                   "group": list(labels), "n": n,
                    "weight": t.sum(axis=(1, 2))}
             reps = None
             if draws is not None:
@@ -729,7 +734,7 @@ def audit_multiclass(df: pd.DataFrame, spec: AuditSpec) -> MulticlassResult:
     return multiclass_audit(multiclass_cube(df, spec), spec)
 
 
-__all__ = ["CLASS_METRICS", "MACRO_METRICS", "MulticlassCube", "MulticlassResult",
+__all__ = ["ALL_CLASSES", "CLASS_METRICS", "MACRO_METRICS", "MulticlassCube", "MulticlassResult",
            "audit_multiclass", "class_group_table", "class_metrics", "cube_from_engine", "engine_expression",
            "group_summary", "merge_cubes", "multiclass_audit", "multiclass_cube",
            "one_vs_rest", "worst_class"]

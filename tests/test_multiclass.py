@@ -355,6 +355,8 @@ def test_hand_counts_and_an_absent_class_is_undefined_and_not_judged():
     assert dz["verdict_reason"].str.contains("'z' does not occur in this group").all()
     assert dz["p_value"].isna().all() and dz["p_value_adjusted"].isna().all()
     # group accuracy and macro TPR by hand: A 3/6, classes x 2/3, y 1/3
+    assert (res.group_summary["class"] == "(all classes)").all()
+    assert res.groups["class"].notna().all() and res.disparities["class"].notna().all()
     gs = res.group_summary.set_index(["attribute", "group"])
     assert gs.loc[("g", "A"), "accuracy"] == pytest.approx(0.5)
     assert gs.loc[("g", "A"), "macro_tpr"] == pytest.approx((2 / 3 + 1 / 3) / 2)
