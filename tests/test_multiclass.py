@@ -276,6 +276,22 @@ def test_duckdb_counts_equal_numpy_counts(weighted):
     pd.testing.assert_frame_equal(ra.disparities, rb.disparities)
 
 
+@pytest.mark.engines
+def test_postgres_counts_equal_numpy_counts(postgres_url):
+    """The same Ibis expression in a real PostgreSQL server."""
+    ibis = pytest.importorskip("ibis")
+    df = _example(1500, seed=5)
+    spec = AuditSpec(label="label", predictions=["pred"], sensitive=["sex", "age"],
+                     bins={"age": [25, 45, 65]}, intersectional=True, weight="w")
+    con = ibis.connect(postgres_url)
+    try:
+        t = con.create_table("multiclass_rows", df, overwrite=True)
+        _records_equal(multiclass_cube(df, spec), cube_from_engine(t, spec))
+    finally:
+        con.drop_table("multiclass_rows", force=True)
+        con.disconnect()
+
+
 def dataclasses_replace(spec, **kw):
     import dataclasses
     return dataclasses.replace(spec, **kw)
