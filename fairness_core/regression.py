@@ -7,7 +7,13 @@ group, as every binary metric is a function of TP, FP, TN, FN:
 - the rows ``n``, the weight ``W = sum w`` and ``sum w**2``;
 - weighted power sums of the label ``y``, the prediction ``yhat``, the
   error ``e = yhat - y`` (positive: over-prediction) and ``|e|``
-  (:data:`SUMS`), and three extremes (:data:`EXTREMES`).
+  (:data:`SUMS`), and the label's value where it is constant in the group
+  (``constant_y``, NaN otherwise: R² of such a group).  The label and
+  the prediction are summed about a ``shift`` (by default the label's mean
+  over the table), so that a label far from 0 relative to its spread (a
+  salary of 50,000 +- 10) keeps its precision in the fourth- to sixth-order
+  sums; :func:`reshift` moves sums to another shift exactly (algebra), so
+  tables counted with different shifts still merge.
 
 They are computed once per finest combination of the sensitive columns
 (one ``np.bincount`` per sum, or one SQL ``GROUP BY`` with
@@ -53,8 +59,9 @@ from .tolerance import Tolerance
 OVERALL, ALL = "(overall)", "(all)"
 
 #: Weighted power sums per group, each ``sum(w * f)`` with ``f`` of the label
-#: ``y``, the prediction ``p``, the error ``e = p - y`` and ``a = |e|``.  The
-#: formulas use only ``*`` so that numpy arrays and Ibis columns both work.
+#: ``y`` and the prediction ``p`` (both minus the table's shift), the error
+#: ``e = p - y`` and ``a = |e|``.  The formulas use only ``*`` so that numpy
+#: arrays and Ibis columns both work.
 SUMS = {
     "sum_y": lambda y, p, e, a: y,
     "sum_yhat": lambda y, p, e, a: p,
@@ -80,11 +87,12 @@ SUMS = {
     "sum_y5": lambda y, p, e, a: y * y * y * y * y,
     "sum_y6": lambda y, p, e, a: y * y * y * y * y * y,
 }
-#: Extremes per group (merged by min / max): a constant label (R² of a
-#: group whose label does not vary) and a perfect prediction are exact.
-EXTREMES = {"min_y": "min", "max_y": "max", "max_abs_e": "max"}
-#: The columns of a statistics table, after the group columns.
-STAT_COLUMNS = ("n", "weight", "weight_sq", *SUMS, *EXTREMES)
+#: The columns of a statistics table, after the group columns:
+#: ``constant_y`` is the label's value where it is the same on every row of
+#: the group (else NaN), so that R² of such a group is exact; ``shift`` the
+#: value the label and prediction sums are taken about.
+STAT_COLUMNS = ("n", "weight", "weight_sq", *SUMS, "constant_y", "shift")
+_ADDED = STAT_COLUMNS[:-2]  # merged by addition
 
 #: The metrics per group, in output order.
 METRICS = ("mean_label", "mean_prediction", "mean_error", "mae", "rmse", "r2")
@@ -142,7 +150,8 @@ def _codes(codes) -> tuple[np.ndarray, int]:
     return codes, int(codes.max()) + 1 if len(codes) else 0
 
 
-def combo_stats(y, yhat, codes, n_codes: int | None = None, weights=None) -> pd.DataFrame:
+def combo_stats(y, yhat, codes, n_codes: int | None = None, weights=None,
+                shift: float | None = None) -> pd.DataFrame:
     """The sums of :data:`STAT_COLUMNS` per group code, in one pass each.
 
     Parameters
@@ -156,6 +165,9 @@ def combo_stats(y, yhat, codes, n_codes: int | None = None, weights=None) -> pd.
         The number of codes (default: the largest + 1).
     weights : array of float (n,), optional
         Sample weights (0 or more).
+    shift : float, optional
+        The value label and prediction sums are taken about (default: the
+        mean label of the rows counted).
 
     Returns
     -------
@@ -180,57 +192,69 @@ def combo_stats(y, yhat, codes, n_codes: int | None = None, weights=None) -> pd.
     if not ok.all():
         y, p, codes = y[ok], p[ok], codes[ok]
         w = None if w is None else w[ok]
-    e = p - y
-    a = np.abs(e)
-    out = {"n": np.bincount(codes, minlength=k).astype(np.int64)}
+    if shift is None:
+        shift = float(y.mean()) if len(y) else 0.0
+    out = {c: np.zeros(k) for c in ("weight", "weight_sq", *SUMS)}
+    # in blocks of rows that stay in the processor's cache
+    for start in range(0, len(y), _BLOCK):
+        end = start + _BLOCK
+        _block_sums(out, y[start:end], p[start:end], codes[start:end],
+                    None if w is None else w[start:end], k, shift)
+    out["n"] = np.bincount(codes, minlength=k).astype(np.int64)
     if w is None:
         out["weight"] = out["n"].astype(float)
         out["weight_sq"] = out["weight"]
-    else:
-        out["weight"] = np.bincount(codes, weights=w, minlength=k)
-        out["weight_sq"] = np.bincount(codes, weights=w * w, minlength=k)
-
-    def total(x):
-        return np.bincount(codes, weights=x if w is None else x * w, minlength=k)
-
-    # the products, each made once and reused (a few passes over the rows)
-    y2, p2, e2 = y * y, p * p, e * e
-    out["sum_y"], out["sum_yhat"], out["sum_e"], out["sum_abs_e"] = (
-        total(y), total(p), total(e), total(a))
-    out["sum_y2"], out["sum_yhat2"], out["sum_e2"] = total(y2), total(p2), total(e2)
-    out["sum_y_yhat"] = total(y * p)
-    out["sum_y3"], out["sum_yhat3"] = total(y2 * y), total(p2 * p)
-    out["sum_e3"], out["sum_abs_e3"] = total(e2 * e), total(e2 * a)
-    del p2
-    out["sum_y4"], out["sum_e4"] = total(y2 * y2), total(e2 * e2)
-    out["sum_e2_y"], out["sum_e2_y2"] = total(e2 * y), total(e2 * y2)
-    y3 = y2 * y
-    out["sum_e2_y3"], out["sum_e2_y4"] = total(e2 * y3), total(e2 * (y2 * y2))
-    e4 = e2 * e2
-    out["sum_e4_y"], out["sum_e4_y2"], out["sum_e6"] = total(e4 * y), total(e4 * y2), \
-        total(e4 * e2)
-    del e4
-    out["sum_y5"], out["sum_y6"] = total(y3 * y2), total(y3 * y3)
-    out["min_y"] = _extreme(np.minimum, codes, y, k, np.inf)
-    out["max_y"] = _extreme(np.maximum, codes, y, k, -np.inf)
-    out["max_abs_e"] = _extreme(np.maximum, codes, a, k, -np.inf)
+    y_raw = y
+    # one row's label per code (the last written), and how many rows differ
+    some = np.full(k, np.nan)
+    some[codes] = y_raw
+    differ = np.bincount(codes, weights=y_raw != some[codes], minlength=k)
+    out["constant_y"] = np.where((differ == 0) & (out["n"] > 0), some, np.nan)
+    out["shift"] = np.full(k, shift)
     frame = pd.DataFrame({c: out[c] for c in STAT_COLUMNS})
     frame.index.name = "code"
     return frame
 
 
-def _extreme(ufunc, codes, x, k, start) -> np.ndarray:
-    """Per-code min or max: one sort-free ``ufunc.at`` on the few codes when
-    the rows are few, else per-code reduction after one stable argsort."""
-    out = np.full(k, start)
-    if len(x) <= 1 << 16:
-        ufunc.at(out, codes, x)
-    else:
-        order = np.argsort(codes, kind="stable")
-        sc = codes[order]
-        starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
-        out[sc[starts]] = ufunc.reduceat(x[order], starts)
-    return np.where(np.isinf(out), np.nan, out)
+_BLOCK = 1 << 16
+
+
+def _block_sums(out: dict, y, p, codes, w, k: int, shift: float) -> None:
+    """Add the sums of :data:`SUMS` (and the weights) of a block of rows to
+    ``out``."""
+    def add(name, x):
+        out[name] += np.bincount(codes, weights=x if w is None else x * w, minlength=k)
+
+    if w is not None:
+        out["weight"] += np.bincount(codes, weights=w, minlength=k)
+        out["weight_sq"] += np.bincount(codes, weights=w * w, minlength=k)
+    e = p - y
+    a = np.abs(e)
+    y = y - shift
+    p = p - shift
+    # the products, each made once and reused
+    y2, p2, e2 = y * y, p * p, e * e
+    y3, e4 = y2 * y, e2 * e2
+    for name, x in (("sum_y", y), ("sum_yhat", p), ("sum_e", e), ("sum_abs_e", a),
+                    ("sum_y2", y2), ("sum_yhat2", p2), ("sum_e2", e2), ("sum_y_yhat", y * p),
+                    ("sum_y3", y3), ("sum_yhat3", p2 * p), ("sum_e3", e2 * e),
+                    ("sum_abs_e3", e2 * a), ("sum_y4", y2 * y2), ("sum_e4", e4),
+                    ("sum_e2_y", e2 * y), ("sum_e2_y2", e2 * y2), ("sum_e2_y3", e2 * y3),
+                    ("sum_e2_y4", e2 * (y2 * y2)), ("sum_e4_y", e4 * y),
+                    ("sum_e4_y2", e4 * y2), ("sum_e6", e4 * e2), ("sum_y5", y3 * y2),
+                    ("sum_y6", y3 * y3)):
+        add(name, x)
+
+
+def _constant(values: np.ndarray, inv: np.ndarray, g: int) -> np.ndarray:
+    """Merge ``constant_y`` of the parts of each group: the value when every
+    part has the same, else NaN.  Parts without rows (NaN in ``rows``) are
+    left out by the caller."""
+    nan = np.bincount(inv, weights=np.isnan(values), minlength=g)
+    lo, hi = np.full(g, np.inf), np.full(g, -np.inf)
+    np.fmin.at(lo, inv, values)
+    np.fmax.at(hi, inv, values)
+    return np.where((nan == 0) & (lo == hi), lo, np.nan)
 
 
 def merge_stats(*tables: pd.DataFrame) -> pd.DataFrame:
@@ -239,21 +263,63 @@ def merge_stats(*tables: pd.DataFrame) -> pd.DataFrame:
     the group columns)."""
     if not tables:
         raise ValueError("nothing to merge")
+    shift = _common_shift(pd.concat([t["shift"] for t in tables]))
+    tables = [reshift(t, shift) for t in tables]
     index = tables[0].index
     for t in tables[1:]:
         index = index.union(t.index, sort=False)
     out = {}
-    for c in STAT_COLUMNS:
-        cols = [t[c].reindex(index) for t in tables]
-        block = np.column_stack([col.to_numpy(dtype=float) for col in cols])
-        if c in EXTREMES:
-            how = np.fmin if EXTREMES[c] == "min" else np.fmax
-            out[c] = how.reduce(block, axis=1)
-        else:
-            out[c] = np.nansum(block, axis=1)
+    for c in _ADDED:
+        block = np.column_stack([t[c].reindex(index).to_numpy(dtype=float) for t in tables])
+        out[c] = np.nansum(block, axis=1)
+    # constant labels: parts without rows take no part
+    rows = np.column_stack([t["n"].reindex(index).to_numpy(dtype=float) for t in tables])
+    const = np.column_stack([t["constant_y"].reindex(index).to_numpy(dtype=float)
+                             for t in tables])
+    has = rows > 0
+    inv = np.nonzero(has)[0]
+    out["constant_y"] = _constant(const[has], inv, len(index))
     frame = pd.DataFrame(out, index=index)
     frame["n"] = frame["n"].astype(np.int64)
+    frame["shift"] = shift
     return frame
+
+
+def _common_shift(shifts) -> float:
+    s = np.asarray(shifts, dtype=float)
+    s = s[np.isfinite(s)]
+    return float(s[0]) if len(s) else 0.0
+
+
+#: Sums of powers 0, 1, 2 ... of the shifted label / prediction (power 0:
+#: the weight, or the same sum without the label).
+_LABEL_POWERS = ("weight", "sum_y", "sum_y2", "sum_y3", "sum_y4", "sum_y5", "sum_y6")
+_PREDICTION_POWERS = ("weight", "sum_yhat", "sum_yhat2", "sum_yhat3")
+_E2_LABEL_POWERS = ("sum_e2", "sum_e2_y", "sum_e2_y2", "sum_e2_y3", "sum_e2_y4")
+_E4_LABEL_POWERS = ("sum_e4", "sum_e4_y", "sum_e4_y2")
+
+
+def reshift(stats: pd.DataFrame, shift: float) -> pd.DataFrame:
+    """The same statistics with the label and prediction sums taken about
+    ``shift`` (binomial expansion of ``(y - shift)**k``; the errors do not
+    move)."""
+    from math import comb
+
+    old = stats["shift"].to_numpy(dtype=float)
+    d = np.where(np.isfinite(old), old - shift, 0.0)
+    if not d.any():
+        return stats.assign(shift=float(shift))
+    out = stats.copy()
+    for names in (_LABEL_POWERS, _PREDICTION_POWERS, _E2_LABEL_POWERS, _E4_LABEL_POWERS):
+        cols = [stats[c].to_numpy(dtype=float) for c in names]
+        for k in range(1, len(names)):
+            out[names[k]] = sum(comb(k, j) * d ** (k - j) * cols[j] for j in range(k + 1))
+    out["sum_y_yhat"] = (stats["sum_y_yhat"].to_numpy(dtype=float)
+                         + d * (stats["sum_y"].to_numpy(dtype=float)
+                                + stats["sum_yhat"].to_numpy(dtype=float))
+                         + d * d * stats["weight"].to_numpy(dtype=float))
+    out["shift"] = float(shift)
+    return out
 
 
 def group_codes(df: pd.DataFrame, sensitive) -> tuple[np.ndarray, pd.DataFrame]:
@@ -277,7 +343,14 @@ def group_codes(df: pd.DataFrame, sensitive) -> tuple[np.ndarray, pd.DataFrame]:
         lab = [display(u, strip=False) for u in uniques] + [MISSING_GROUP]
         key = key * len(lab) + np.where(codes < 0, len(lab) - 1, codes)
         labels.append(np.asarray(lab, dtype=object))
-    present, codes = np.unique(key, return_inverse=True)
+    total = int(np.prod([len(lab) for lab in labels], dtype=np.int64))
+    if total <= 1 << 22:  # few possible combinations: no sort
+        present = np.flatnonzero(np.bincount(key, minlength=total))
+        lut = np.full(total, -1, dtype=np.int64)
+        lut[present] = np.arange(len(present))
+        codes = lut[key]
+    else:
+        present, codes = np.unique(key, return_inverse=True)
     parts, rest = [], present
     for lab in reversed(labels):
         parts.append(lab[rest % len(lab)])
@@ -287,7 +360,7 @@ def group_codes(df: pd.DataFrame, sensitive) -> tuple[np.ndarray, pd.DataFrame]:
 
 
 def stats_frame(df: pd.DataFrame, label: str, prediction: str, sensitive, *,
-                weight: str | None = None) -> pd.DataFrame:
+                weight: str | None = None, shift: float | None = None) -> pd.DataFrame:
     """The statistics table of a DataFrame: one row per finest combination of
     the sensitive columns (their group labels first, then
     :data:`STAT_COLUMNS`), the numbers :func:`ibis_stats` gives in SQL."""
@@ -298,7 +371,7 @@ def stats_frame(df: pd.DataFrame, label: str, prediction: str, sensitive, *,
     codes, combos = group_codes(df, sensitive)
     stats = combo_stats(_numeric(df[label], label), _numeric(df[prediction], prediction),
                         codes, len(combos),
-                        None if weight is None else _numeric(df[weight], weight))
+                        None if weight is None else _numeric(df[weight], weight), shift)
     return _with_groups(combos, stats)
 
 
@@ -310,12 +383,14 @@ def _with_groups(combos: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------------------
 # The same sums in SQL
 # ---------------------------------------------------------------------------
-def ibis_stats(table, label: str, prediction: str, sensitive, *, weight: str | None = None):
+def ibis_stats(table, label: str, prediction: str, sensitive, *, weight: str | None = None,
+               shift: float | None = None):
     """An Ibis expression: the statistics table as one GROUP BY on the
     sensitive columns, for any Ibis backend (DuckDB, Spark, PostgreSQL).
 
     Rows with a missing label, prediction or weight are left out, as
-    :func:`combo_stats` does.  Execute it (``.to_pandas()``) and pass the
+    :func:`combo_stats` does; the default ``shift`` is the mean label of
+    the rows kept (one more aggregate, cross-joined).  Execute it (``.to_pandas()``) and pass the
     result to :func:`from_engine` for the group labels.
     """
     sensitive = list(sensitive)
@@ -326,7 +401,14 @@ def ibis_stats(table, label: str, prediction: str, sensitive, *, weight: str | N
         wcol = table[weight].cast("float64")
         keep &= wcol.notnull() & ~wcol.isnan()
     t = table.filter(keep)
-    y, p = t[label].cast("float64"), t[prediction].cast("float64")
+    if shift is None:
+        t = t.cross_join(t.aggregate(shift_=t[label].cast("float64").mean()))
+        c = t["shift_"]
+    else:
+        import ibis
+        c = ibis.literal(float(shift), type="float64")
+    y_raw = t[label].cast("float64")
+    y, p = y_raw - c, t[prediction].cast("float64") - c
     e = p - y
     a = e.abs()
     aggs = {"n": t.count()}
@@ -341,7 +423,8 @@ def ibis_stats(table, label: str, prediction: str, sensitive, *, weight: str | N
         aggs["weight_sq"] = (w * w).sum()
         for name, f in SUMS.items():
             aggs[name] = (w * f(y, p, e, a)).sum()
-    aggs["min_y"], aggs["max_y"], aggs["max_abs_e"] = y.min(), y.max(), a.max()
+    aggs["constant_y"] = (y_raw.min() == y_raw.max()).ifelse(y_raw.min(), None)
+    aggs["shift"] = c.max() if shift is None else c
     return t.group_by(sensitive).agg(**aggs)
 
 
@@ -378,18 +461,12 @@ def attribute_sets(sensitive, intersectional: bool = True) -> list[tuple]:
 
 
 def _aggregate(stats: pd.DataFrame, inv: np.ndarray, g: int) -> dict:
-    out = {}
-    for c in STAT_COLUMNS:
-        x = stats[c].to_numpy(dtype=float)
-        if c in EXTREMES:
-            start = np.inf if EXTREMES[c] == "min" else -np.inf
-            acc = np.full(g, start)
-            ufunc = np.fmin if EXTREMES[c] == "min" else np.fmax
-            ufunc.at(acc, inv, x)
-            out[c] = np.where(np.isinf(acc), np.nan, acc)
-        else:
-            out[c] = np.bincount(inv, weights=x, minlength=g)
+    out = {c: np.bincount(inv, weights=stats[c].to_numpy(dtype=float), minlength=g)
+           for c in _ADDED}
     out["n"] = out["n"].astype(np.int64)
+    has = stats["n"].to_numpy() > 0
+    out["constant_y"] = _constant(stats["constant_y"].to_numpy(dtype=float)[has], inv[has], g)
+    out["shift"] = np.full(g, stats["shift"].iloc[0] if len(stats) else 0.0)
     return out
 
 
@@ -413,6 +490,7 @@ def group_stats(stats: pd.DataFrame, sensitive, attributes=None) -> pd.DataFrame
         ending with ``("(overall)", "(all)")``.
     """
     sensitive = list(sensitive)
+    stats = reshift(stats, _common_shift(stats["shift"]))
     attributes = attribute_sets(sensitive) if attributes is None else \
         [tuple(a) if not isinstance(a, str) else (a,) for a in attributes]
     frames = []
@@ -476,7 +554,7 @@ def estimates(stats) -> dict[str, Estimate]:
     ``mean_squared_error`` (its root) and ``r2_score`` with
     ``sample_weight``; R² of a group whose label is constant is 1 when
     every prediction is exact and 0 otherwise, as scikit-learn's default.
-    Undefined values (no rows or zero weight) are NaN.
+    Undefined values (no rows or zero weight; R² of a single row) are NaN.
     """
     W, W2 = _col(stats, "weight"), _col(stats, "weight_sq")
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -487,16 +565,20 @@ def estimates(stats) -> dict[str, Estimate]:
         def mean(name):
             return np.where(W > 0, _col(stats, name) / W, np.nan)
 
-        def mean_estimate(s1, s2, s3, value=None):
+        def mean_estimate(s1, s2, s3, value=None, shift=0.0):
             m, r2, r3 = mean(s1), mean(s2), mean(s3)
             var = np.maximum(r2 - m * m, 0.0)
             mu3 = r3 - 3 * m * r2 + 2 * m ** 3
             skew = np.where(var > 0, mu3 / var ** 1.5, 0.0)
+            m = m + shift
             return Estimate(m if value is None else value(m), m,
                             np.sqrt(var * bessel / n_eff), df, np.nan_to_num(skew), n_eff)
 
-        out = {"mean_label": mean_estimate("sum_y", "sum_y2", "sum_y3"),
-               "mean_prediction": mean_estimate("sum_yhat", "sum_yhat2", "sum_yhat3"),
+        shift = _col(stats, "shift")
+
+        out = {"mean_label": mean_estimate("sum_y", "sum_y2", "sum_y3", shift=shift),
+               "mean_prediction": mean_estimate("sum_yhat", "sum_yhat2", "sum_yhat3",
+                                                shift=shift),
                "mean_error": mean_estimate("sum_e", "sum_e2", "sum_e3"),
                "mae": mean_estimate("sum_abs_e", "sum_e2", "sum_abs_e3"),
                "rmse": mean_estimate("sum_e2", "sum_e4", "sum_e6", np.sqrt)}
@@ -507,8 +589,8 @@ def estimates(stats) -> dict[str, Estimate]:
         my = mean("sum_y")
         ym = [ones, my] + [mean(f"sum_y{k}") for k in range(2, 7)]
         var_y = _central(ym[:3], my)
-        constant = _col(stats, "min_y") == _col(stats, "max_y")
-        exact = _col(stats, "max_abs_e") == 0
+        constant = ~np.isnan(_col(stats, "constant_y"))
+        exact = mse == 0
         var_y = np.where(constant, 0.0, np.maximum(var_y, 0.0))
         d4, d6 = _central(ym[:5], my), _central(ym, my)
         e2y = [mse, mean("sum_e2_y")] + [mean(f"sum_e2_y{k}") for k in (2, 3, 4)]
@@ -521,7 +603,8 @@ def estimates(stats) -> dict[str, Estimate]:
                  - d6 / var_y ** 3)
         skew = np.nan_to_num(np.where(v_if > 0, m3_if / v_if ** 1.5, 0.0))
         r2 = np.where(var_y > 0, 1 - u, np.where(exact, 1.0, 0.0))
-        r2 = np.where(W > 0, r2, np.nan)
+        # as scikit-learn: undefined with fewer than two rows
+        r2 = np.where((W > 0) & (_col(stats, "n") >= 2), r2, np.nan)
         u = np.where(var_y > 0, u, np.nan)
         out["r2"] = Estimate(r2, u, u * np.sqrt(v_if * bessel / n_eff), df, skew, n_eff)
     return out
