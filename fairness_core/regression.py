@@ -452,10 +452,16 @@ def from_engine(result: pd.DataFrame, sensitive) -> pd.DataFrame:
         out[c] = [MISSING_GROUP if v is None or (isinstance(v, float) and np.isnan(v))
                   or v is pd.NA else display(v, strip=False) for v in col]
     out = out[sensitive + list(STAT_COLUMNS)]
-    merged = merge_stats(*[g.set_index(sensitive)[list(STAT_COLUMNS)]
-                           for _, g in out.groupby(sensitive, sort=False).__iter__()]) \
-        if out.duplicated(sensitive).any() else out.set_index(sensitive)
-    merged = merged.reset_index()
+    keys = list(zip(*(out[c] for c in sensitive)))
+    uniq = list(dict.fromkeys(keys))
+    if len(uniq) == len(keys):
+        return out.reset_index(drop=True).assign(n=out["n"].astype(np.int64))
+    # values that read the same (NULL and "(missing)", 1 and 1.0): one group
+    pos = {k: i for i, k in enumerate(uniq)}
+    inv = np.fromiter((pos[k] for k in keys), dtype=np.intp, count=len(keys))
+    agg = _aggregate(reshift(out, _common_shift(out["shift"])), inv, len(uniq))
+    merged = pd.DataFrame({**{c: [k[j] for k in uniq] for j, c in enumerate(sensitive)},
+                           **agg})
     merged["n"] = merged["n"].astype(np.int64)
     return merged
 

@@ -175,6 +175,17 @@ def test_duckdb_group_by_equals_numpy(weighted):
         np.testing.assert_allclose(a[m], b[m], rtol=1e-9, err_msg=m)
 
 
+def test_engine_rows_that_read_as_one_group_are_merged():
+    df = _table(n=300, seed=2, weighted=False, missing=False)
+    res = stats_frame(df, "y", "yhat", ["sex"])
+    res["sex"] = [None, "(missing)"]  # a NULL and the text "(missing)": one group
+    got = from_engine(res, ["sex"])
+    assert list(got["sex"]) == ["(missing)"] and got["n"].item() == len(df)
+    whole = stats_frame(df.assign(sex="x"), "y", "yhat", ["sex"])
+    for c in STAT_COLUMNS[:-2]:
+        assert got[c].item() == pytest.approx(whole[c].item(), rel=1e-9), c
+
+
 def test_counts_by_hand():
     df = pd.DataFrame({"g": ["a", "a", "b"], "y": [1.0, 3.0, 2.0], "yhat": [2.0, 1.0, 2.0],
                        "w": [1.0, 2.0, 4.0]})
