@@ -58,7 +58,8 @@ from .disparity import FAIL, INSUFFICIENT, PASS, between, named_group
 from .errors import InputError, quote_list
 from .prepare import MISSING_GROUP, _sort_key, codes_and_uniques, display
 from .spec import INTERSECTION_SEP
-from .stats.tests import adjust_p
+from .stats.intervals import hall_interval
+from .stats.tests import adjust_p, welch
 from .tolerance import Tolerance
 
 OVERALL, ALL = "(overall)", "(all)"
@@ -634,30 +635,6 @@ def _t(q, df):
     return st.t.ppf(q, df)
 
 
-def hall_interval(m, se, df, skew, n_eff, confidence: float = 0.95):
-    """A t-interval for a mean with Hall's (1992) skewness correction.
-
-    With ``t = (mean - mu) / se``, Hall's monotone transformation
-    ``g(t) = t + a t**2 + a**2 t**3 / 3 + b`` (``a = skew / (3 sqrt(n))``,
-    ``b = skew / (6 sqrt(n))``) removes the skewness of ``t``; the interval
-    inverts ``g`` at the t quantiles.  ``skew = 0`` gives the t-interval.
-    """
-    m, se, df, skew, n_eff = (np.asarray(x, dtype=float) for x in (m, se, df, skew, n_eff))
-    q = _t(0.5 + confidence / 2, df)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        a = skew / (3 * np.sqrt(n_eff))
-        b = skew / (6 * np.sqrt(n_eff))
-
-        def inverse(z):
-            small = np.abs(a) < 1e-12
-            safe = np.where(small, 1.0, a)
-            return np.where(small, z - b, (np.cbrt(1 + 3 * safe * (z - b)) - 1) / safe)
-
-        lo = m - se * inverse(q)
-        hi = m - se * inverse(-q)
-    return lo, hi
-
-
 def interval(est: Estimate, name: str, confidence: float = 0.95):
     """The interval of metric ``name`` from its :class:`Estimate`: Hall's
     skewness-corrected t-interval on its scale (for R², a t-interval on the
@@ -693,23 +670,6 @@ def group_metrics(groups: pd.DataFrame, confidence: float = 0.95) -> pd.DataFram
 # ---------------------------------------------------------------------------
 # Disparities, tests and the between-group summary
 # ---------------------------------------------------------------------------
-def welch(scale1, se1, df1, scale2, se2, df2):
-    """Welch's t-test of ``scale1 - scale2`` from two standard errors:
-    ``(t statistic, Welch-Satterthwaite degrees of freedom, two-sided p)``,
-    vectorised.  Two exact values (both standard errors 0) give p = 1 when
-    equal and NaN (no test) otherwise."""
-    from scipy import stats as st
-    a = [np.asarray(x, dtype=float) for x in (scale1, se1, df1, scale2, se2, df2)]
-    scale1, se1, df1, scale2, se2, df2 = a
-    with np.errstate(invalid="ignore", divide="ignore"):
-        var = se1 ** 2 + se2 ** 2
-        df = var ** 2 / (se1 ** 4 / df1 + se2 ** 4 / df2)
-        t = (scale1 - scale2) / np.sqrt(var)
-        p = 2 * st.t.sf(np.abs(t), df)
-    p = np.where(var == 0, np.where(scale1 == scale2, 1.0, np.nan), p)
-    return t, df, p
-
-
 def _test_scale(est: Estimate, name: str):
     """The scale of a metric's test, its standard error, and the metric's
     own standard error (delta method) for the difference's interval."""

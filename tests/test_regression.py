@@ -19,8 +19,9 @@ from scipy import stats
 from fairness_core.errors import InputError
 from fairness_core.regression import (METRICS, STAT_COLUMNS, combo_stats,
                                       disparities, from_engine, group_metrics, group_stats,
-                                      hall_interval, ibis_stats, merge_stats,
+                                      ibis_stats, merge_stats,
                                       regression_audit, reshift, stats_frame)
+from fairness_core.stats import hall_interval
 
 TOL = 1e-9
 SENSITIVE = ["sex", "grp"]
