@@ -282,7 +282,10 @@ def _comparison(result, single: list, fig) -> list[str]:
 
     if len(result.spec.models) < 2:
         return []
+    # without a true outcome there is no accuracy: the models' selection rates
+    performance = "accuracy" if result.labelled else "selection_rate"
     return [fig(charts.model_scatter(result.overall, result.summary, attribute=attr,
+                                     performance=performance,
                                      confidence=result.spec.confidence))
             for attr in single]
 
