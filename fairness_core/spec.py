@@ -433,4 +433,8 @@ class AuditSpec:
         if unknown:
             raise InputError(f"The audit configuration has unknown keys {quote_list(unknown)}; "
                              f"known keys are {quote_list(sorted(allowed))}.", field="config")
+        if "label" not in data:  # explicit either way: a column, or null for none
+            raise InputError("The audit configuration does not name the label column; give "
+                             "\"label\": null to audit the decisions alone (no true "
+                             "outcome).", field="config")
         return cls(**data)
