@@ -187,7 +187,7 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     g = state.memo(("guess", loaded.sha256), lambda: guess_roles(df))
     sb.header("2. Columns")
     label_options = [NO_LABEL, *cols]
-    _init("label", _pref(p, "label", g.label or cols[0], label_options), label_options)
+    _init("label", _pref(p, "label", g.label or NO_LABEL, label_options), label_options)
     chosen_label = sb.selectbox(
         "True outcome (label)", label_options, key="label", format_func=short,
         help="The column with what really happened (two values). Choose "
