@@ -130,9 +130,11 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     ``sums``: model, attribute, group, n, weight, sum_score, sum_score_sq,
         sum_weight_sq: the sufficient statistics of each group's mean score
         (see :func:`score_means`).
-    ``distribution``: model, attribute, group, bin, bin_low, bin_high, n,
-        weight: each group's rows in ``N_DIST_BINS`` even bins of the score's
-        range (the last bin includes its upper edge).
+    ``distribution``: model, attribute, group, bin, bin_low, bin_high,
+        weight: each group's rows (sum of weights, with a weight column) in
+        ``N_DIST_BINS`` even bins of the score's range (the last bin includes
+        its upper edge; a score counted in fine bins is placed by its bin's
+        lower edge).
 
     Without a true outcome (``prepared.has_label`` false) nothing that
     compares scores with outcomes is computed: AUC, its bound, the
@@ -180,21 +182,28 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
             np.searchsorted(edges, [threshold])]))
         pick = pick[pick < len(edges)]
         probability = is_probability(lo, hi) and labelled
-        wt1 = np.ones(len(s)) if w is None else w
-        s_w = np.bincount(key, weights=wt1, minlength=k)
-        s_n = np.bincount(key, weights=mult, minlength=k) if mult is not None else \
-            np.bincount(key, minlength=k).astype(float)
-        s_1 = np.bincount(key, weights=wt1 * s, minlength=k)
-        s_2 = np.bincount(key, weights=wt1 * s * s, minlength=k)
-        s_q = np.bincount(key, weights=wsq, minlength=k) if wsq is not None else s_w
+        # mean scores and distributions from the score counts: each bin's
+        # weight times its value (exact when each distinct score is a bin)
+        per_bin = cnt.reshape(k, nb, 2).sum(axis=2)  # bin b holds edges[b - 1]
+        value = np.r_[0.0, edges]
+        s_w = per_bin.sum(axis=1)
+        if exact:
+            s_1, s_2 = per_bin @ value, per_bin @ (value * value)
+        else:  # fine bins: the sums from the scores themselves
+            wt1 = np.ones(len(s)) if w is None else w
+            s_1 = np.bincount(key, weights=wt1 * s, minlength=k)
+            s_2 = np.bincount(key, weights=wt1 * s * s, minlength=k)
+        weighted = prepared.weight is not None
+        s_n = np.bincount(key, weights=mult, minlength=k) if weighted else s_w
+        s_q = np.bincount(key, weights=wsq, minlength=k) if weighted else s_w
         d_edges = np.linspace(lo, hi, N_DIST_BINS + 1) if hi > lo else np.array([lo, lo])
         n_d = len(d_edges) - 1
-        db = np.clip(np.searchsorted(d_edges, s, side="right") - 1, 0, n_d - 1)
-        dk = key.astype(np.int64) * n_d + db
-        d_w = np.bincount(dk, weights=wt1, minlength=k * n_d).reshape(k, n_d)
-        d_n = (np.bincount(dk, weights=mult, minlength=k * n_d) if mult is not None else
-               np.bincount(dk, minlength=k * n_d).astype(float)).reshape(k, n_d)
-        del dk, db
+        # bin 0 is empty; giving it the first edge keeps the bins' order
+        d_of_bin = np.clip(np.searchsorted(d_edges, np.r_[edges[0], edges], side="right") - 1,
+                           0, n_d - 1)
+        starts = np.flatnonzero(np.r_[True, d_of_bin[1:] != d_of_bin[:-1]])
+        d_w = np.zeros((k, n_d))
+        d_w[:, d_of_bin[starts]] = np.add.reduceat(per_bin, starts, axis=1)
         if probability:
             cal_edges = np.linspace(0, 1, n_bins + 1)
             cb = np.searchsorted(cal_edges[1:-1], s, side="left")
@@ -224,13 +233,13 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
                 "n": (onehot @ s_n).round().astype(np.int64), "weight": onehot @ s_w,
                 "sum_score": onehot @ s_1, "sum_score_sq": onehot @ s_2,
                 "sum_weight_sq": onehot @ s_q}))
-            gd_w, gd_n = onehot @ d_w, onehot @ d_n
+            gd_w = onehot @ d_w
             dist_frames.append(pd.DataFrame({
                 "model": model, "attribute": name,
                 "group": np.repeat(np.asarray(labels, dtype=object), n_d),
                 "bin": np.tile(np.arange(n_d), ng),
                 "bin_low": np.tile(d_edges[:-1], ng), "bin_high": np.tile(d_edges[1:], ng),
-                "n": gd_n.ravel().round().astype(np.int64), "weight": gd_w.ravel()}))
+                "weight": gd_w.ravel()}))
             frame = pd.DataFrame({"model": model, "attribute": name, "group": labels,
                                   "auc": auc, "auc_error_bound": bound,
                                   "positives": p, "negatives": q})
@@ -273,7 +282,7 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
         "sums": cat(sum_frames, ["model", "attribute", "group", "n", "weight", "sum_score",
                                  "sum_score_sq", "sum_weight_sq"]),
         "distribution": cat(dist_frames, ["model", "attribute", "group", "bin", "bin_low",
-                                          "bin_high", "n", "weight"]),
+                                          "bin_high", "weight"]),
     }
 
 

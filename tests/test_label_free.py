@@ -162,7 +162,7 @@ def test_score_means_and_the_share_above_the_threshold(df, result):
                                  range=(df["score"].min(), df["score"].max()))
     got = dist[dist["group"] == "F"].sort_values("bin")
     np.testing.assert_allclose(got["bin_low"], edges[:-1], rtol=1e-12)
-    np.testing.assert_array_equal(got["n"].to_numpy(), counts)
+    np.testing.assert_array_equal(got["weight"].to_numpy(), counts)
 
 
 def test_weighted_mean_score_is_the_weighted_mean(df):
