@@ -149,8 +149,7 @@ class AuditResult:
         }
         if not lab:
             out["unavailable"] = self.unavailable
-            out["score_distributions"] = _records(self.scores.get("means", pd.DataFrame()))
-        elif len(self.scores.get("means", [])):
+        if len(self.scores.get("means", [])):  # mean scores per group, score models only
             out["score_distributions"] = _records(self.scores["means"])
         return out
 
