@@ -24,6 +24,8 @@ from ui import name, say
 
 _log = logging.getLogger(__name__)
 NONE = "(none)"
+#: The label picker's choice for an audit of the decisions alone.
+NO_LABEL = "(no true outcome)"
 DECISIONS = {"benefit": "a benefit (a loan, an interview, an offer)",
              "harm": "a harm (flagged as high risk, investigated, refused)"}
 REF_MODES = {"largest": "Largest group", "best": "Best-off group (per metric)",
@@ -191,12 +193,18 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
         st.session_state["columns"] = cols
     g = state.memo(("guess", loaded.sha256), lambda: guess_roles(df))
     sb.header("2. Columns")
-    _init("label", _pref(p, "label", g.label or cols[0], cols), cols)
-    label = sb.selectbox("True outcome (label)", cols, key="label", format_func=short,
-                         help="The column with what really happened (two values).")
+    label_options = [NO_LABEL, *cols]
+    _init("label", _pref(p, "label", g.label or NO_LABEL, label_options), label_options)
+    chosen_label = sb.selectbox(
+        "True outcome (label)", label_options, key="label", format_func=short,
+        help="The column with what really happened (two values). Choose "
+             f"{NO_LABEL} to audit the decisions alone: selection rates, demographic parity "
+             "and score distributions per group.")
+    label = None if chosen_label == NO_LABEL else chosen_label
     slots["label"] = sb.empty()
     pos_options = state.memo(("values", loaded.sha256, label),
-                             lambda: distinct_values(df[label].head(200_000))) or []
+                             lambda: distinct_values(df[label].head(200_000))) or [] \
+        if label is not None else []
     positive = None
     if 0 < len(pos_options) <= 2:
         guess = guess_positive(pos_options)
@@ -291,7 +299,7 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     weight = sb.selectbox("Sample weight (optional)", weight_options, key="weight",
                           format_func=short)
     slots["weight"] = sb.empty()
-    return dict(label=label, positive=positive, positive_decision=positive_decision,
+    return dict(label=chosen_label, positive=positive, positive_decision=positive_decision,
                 predictions=preds, prediction_positive=pred_positive, scores=scores,
                 threshold=threshold, sensitive=sensitive, bins=bins,
                 intersectional=intersectional, weight=None if weight == NONE else weight)
@@ -303,7 +311,8 @@ def _decision_values(loaded: state.Loaded, label: str, preds: list, p: dict, g) 
     sb = st.sidebar
     df = loaded.df
     label_vals = state.memo(("values", loaded.sha256, label),
-                            lambda: distinct_values(df[label].head(200_000))) or []
+                            lambda: distinct_values(df[label].head(200_000))) or [] \
+        if label is not None else []
     label_toks = {canon(v) for v in label_vals}
     saved = p.get("prediction_positive") or {}
     out = {}
@@ -451,7 +460,8 @@ def render(uploads_off: str | None = None) -> Context:
     cols = _column_section(ctx, loaded, slots)
     judge = _judgement_section(ctx, slots)
     values = {**cols, **judge}
-    spec_kw = dict(label=cols["label"], positive=cols["positive"],
+    spec_kw = dict(label=None if cols["label"] == NO_LABEL else cols["label"],
+                   positive=cols["positive"],
                    positive_decision=cols["positive_decision"],
                    prediction_positive=cols["prediction_positive"],
                    predictions=cols["predictions"], scores=cols["scores"],

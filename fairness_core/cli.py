@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spark-master", default="local[*]", metavar="URL",
                    help="Spark master with --engine spark: local[*] (the default), a "
                         "cluster's URL, or Spark Connect sc://host:port")
-    p.add_argument("--label", help="column with the true outcome")
+    p.add_argument("--label", help="column with the true outcome; without it only the "
+                   "decisions are audited (selection rates, demographic parity, score "
+                   "distributions)")
     p.add_argument("--prediction", action="append", default=[], metavar="COL",
                    help="column with a model's predicted outcome (repeat for several models)")
     p.add_argument("--prediction-positive", action="append", default=[],
@@ -217,9 +219,6 @@ def spec_from_args(args):
         spec, data = load_config(text)
         args._config_data = data
         return spec
-    if not args.label:
-        raise InputError("Name the label column with --label (or give --config).",
-                         field="label")
     if not args.sensitive:
         raise InputError("Name at least one sensitive attribute with --sensitive (or give "
                          "--config).", field="sensitive")
@@ -248,12 +247,12 @@ def render_summary(result) -> str:
     import pandas as pd
 
     from .formatting import num, pct
-    from .metrics import REGISTRY, key_metrics
+    from .metrics import REGISTRY, available_metrics, key_metrics
     from .rollup import REFERENCE, group_verdicts, verdict_text
     from .tolerance import Tolerance
 
     spec, prov = result.spec, result.provenance
-    keys = key_metrics(spec.positive_decision)
+    keys = available_metrics(spec.labelled, key_metrics(spec.positive_decision))
     lines = []
     src = prov.get("input") or {}
     names = _names(result)
@@ -262,11 +261,13 @@ def render_summary(result) -> str:
         return visible_text(text, names)
     what = ("a benefit for the person" if spec.positive_decision == "benefit"
             else "a harm for the person")
+    outcome = (f"positive class {short(spec.label)} = {short(prov['positive_label'])!r}"
+               if spec.labelled else "no true outcome: only the decisions are audited")
     lines.append(f"Fairness audit of {short(src.get('name', 'data'))}: "
-                 f"{prov['rows_used']:,} rows used of {prov['rows_read']:,} read; positive "
-                 f"class {short(spec.label)} = {short(prov['positive_label'])!r}; a positive "
-                 f"decision is {what}; tolerance {Tolerance(spec.tolerance).interval()}; "
-                 f"minimum group size {spec.min_group_size}.")
+                 f"{prov['rows_used']:,} rows used of {prov['rows_read']:,} read; {outcome}; "
+                 f"a positive decision is {what}; tolerance "
+                 f"{Tolerance(spec.tolerance).interval()}; minimum group size "
+                 f"{spec.min_group_size}.")
     for model, t in (prov.get("thresholds") or {}).items():
         how = "" if t["how"] == "given" else f" ({say(t['how'])})"
         lines.append(f"Threshold for {short(model)!r}: score >= {t['threshold']:g}{how}.")
@@ -290,20 +291,27 @@ def render_summary(result) -> str:
             ref = verdicts.loc[verdicts["status"] == REFERENCE, "group"]
             ref = ref.iloc[0] if len(ref) else g.loc[g["n"].idxmax(), "group"]
             lines.append("")
+            odds = (f"; equalized odds difference {num(s.equalized_odds_difference)}, ratio "
+                    f"{num(s.equalized_odds_ratio)}" if spec.labelled else "")
             lines.append(f"{short(s.attribute)} (reference {short(ref)!r}): demographic parity "
                          f"difference {num(s.demographic_parity_difference)}, ratio "
-                         f"{num(s.demographic_parity_ratio)}; equalized odds difference "
-                         f"{num(s.equalized_odds_difference)}, ratio "
-                         f"{num(s.equalized_odds_ratio)}; {s.n_fail} fail "
+                         f"{num(s.demographic_parity_ratio)}{odds}; {s.n_fail} fail "
                          f"({s.n_fail_significant} significant), {s.n_insufficient} not "
                          "judged.")
             by_group = g.set_index("group")
+            means = None
+            sm = result.scores.get("means", pd.DataFrame())
+            if model in spec.scores and len(sm):
+                sm = sm[(sm["model"] == model) & (sm["attribute"] == s.attribute)]
+                means = dict(zip(sm["group"], sm["mean_score"]))
             table = []
             for v in verdicts.head(TABLE_ROWS).itertuples(index=False):
                 r = by_group.loc[v.group]
                 row = {"group": short(v.group, GROUP_CELL_CHARS), "n": f"{int(r['n']):,}"}
                 for m in keys:
                     row[REGISTRY[m].short] = pct(r[m])
+                if means is not None:
+                    row["mean score"] = num(means.get(v.group))
                 row["verdict"] = verdict_text(v, fail="FAIL")
                 table.append(row)
             lines.append(pd.DataFrame(table).to_string(index=False))
@@ -359,7 +367,11 @@ def _export_counts(path: str, prepared, result, suppress_below: int) -> None:
                      "data's.")
     Path(path).write_bytes(to_csv_bytes(table))
     pos = prepared.positive_values[0] if prepared.positive_values else "1"
-    cmd = ["fairness-audit", path, "--counts", n_col, "--label", spec.label, "--positive", pos]
+    cmd = ["fairness-audit", path, "--counts", n_col]
+    if spec.labelled:
+        cmd += ["--label", spec.label]
+    if spec.labelled or spec.predictions:
+        cmd += ["--positive", pos]
     for m in spec.predictions:
         cmd += ["--prediction", m]
     for m in spec.scores:
@@ -410,6 +422,10 @@ def main(argv=None) -> int:
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     try:
         spec = spec_from_args(args)
+        if not spec.labelled and not args.quiet:
+            print("fairness-audit: no --label given: auditing the decisions alone (selection "
+                  "rates, demographic parity, score distributions); metrics that need the "
+                  "true outcome are not available.", file=sys.stderr)
         from .audit import run_audit
         engine = choose_engine(args)
         if engine == "memory":

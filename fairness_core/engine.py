@@ -120,7 +120,8 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
         aggs[f"{s}__min"] = x.min()
         aggs[f"{s}__max"] = x.max()
         aggs[f"{s}__distinct"] = x.approx_nunique()
-    others = [spec.label, *spec.predictions,
+    outcome = [spec.label] if spec.labelled else []  # none: the decisions alone
+    others = [*outcome, *spec.predictions,
               *(c for c in spec.sensitive if c not in spec.bins)]
     for c in others:
         aggs[f"{c}__distinct"] = t[c].approx_nunique()
@@ -145,7 +146,7 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
     keys = {}
     for c in spec.sensitive:
         keys[c] = _bin_rep(t[c], spec.bins[c]) if c in spec.bins else t[c]
-    for c in (spec.label, *spec.predictions):
+    for c in (*outcome, *spec.predictions):
         keys[c] = t[c]
     ranges, bins = {}, {}
     n_bins = FINE_BINS
@@ -394,7 +395,10 @@ def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,
     for s, nb in meta["score_bins"].items():
         info.warnings.append(f"The score {s!r} has too many distinct values to count one by "
                              f"one; it was counted in {nb:,} fine bins. Decisions at the "
-                             "threshold are exact; the AUC is within its stated error bound, "
-                             "and curves, calibration and the Brier score are at the bins' "
-                             "resolution.")
+                             "threshold are exact; " + (
+                                 "the AUC is within its stated error bound, and curves, "
+                                 "calibration and the Brier score are at the bins' "
+                                 "resolution." if spec.labelled else
+                                 "mean scores and score distributions are at the bins' "
+                                 "resolution (each score is read as its bin's lower edge)."))
     return prepare_records(records, meta, spec), info

@@ -18,6 +18,8 @@ from .spec import INTERSECTION_SEP
 
 N_CURVE = 201
 N_CAL_BINS = 10
+#: Even bins of a score's range in the per-group score distributions.
+N_DIST_BINS = 20
 FINE_BINS = 1 << 16
 #: A score with at most this many distinct values is counted per value (AUC,
 #: curves and calibration are exact); with more, in FINE_BINS even bins, and
@@ -81,8 +83,11 @@ def is_probability(lo: float, hi: float) -> bool:
 
 def probability_warnings(prepared: Prepared) -> list[str]:
     """A warning per score column outside [0, 1], whose Brier score and
-    calibration :func:`score_analysis` leaves out."""
+    calibration :func:`score_analysis` leaves out (none without a true
+    outcome: neither is computed then)."""
     out = []
+    if not prepared.has_label:
+        return out
     for col, s in prepared.scores.items():
         if not len(s):
             continue
@@ -122,7 +127,24 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     ``calibration``: model, attribute, group, bin, bin_low, bin_high, n,
         weight, mean_score, observed_rate (scores in [0, 1] only; bins as
         scikit-learn's ``calibration_curve(strategy="uniform")``).
+    ``sums``: model, attribute, group, n, weight, sum_score, sum_score_sq,
+        sum_weight_sq: the sufficient statistics of each group's mean score
+        (see :func:`score_means`).
+    ``distribution``: model, attribute, group, bin, bin_low, bin_high,
+        weight: each group's rows (sum of weights, with a weight column) in
+        ``N_DIST_BINS`` even bins of the score's range (the last bin includes
+        its upper edge; a score counted in fine bins is placed by its bin's
+        lower edge).
+
+    Without a true outcome (``prepared.has_label`` false) nothing that
+    compares scores with outcomes is computed: AUC, its bound, the
+    positives and negatives and the Brier score are NaN and there is no
+    calibration; the curves' cells then hold the decisions alone (``fp`` =
+    selected, ``tn`` = not selected).  An engine that cut a score into fine
+    bins gives each row its bin's lower edge, so the mean score is then
+    within one bin width of the true mean.
     """
+    labelled = prepared.has_label
     index = index or GroupIndex.build(prepared)
     spec = prepared.spec
     mapped = [(INTERSECTION_SEP.join(a), *index.marginal(a)[:2])
@@ -133,7 +155,8 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     w = prepared.weight if prepared.weight is not None else mult
     k = index.n_combos
     yb = y.view(np.uint8) if y.dtype == bool else y.astype(np.uint8)
-    auc_frames, curve_frames, cal_frames = [], [], []
+    auc_frames, curve_frames, cal_frames, sum_frames, dist_frames = [], [], [], [], []
+    wsq = prepared.weight_squares
     for model, s in prepared.scores.items():
         lo, hi = prepared.score_ranges[model] if model in prepared.score_bins else \
             (float(s.min()), float(s.max()))
@@ -158,7 +181,29 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
             np.linspace(0, len(edges) - 1, min(n_curve, len(edges))).round().astype(int),
             np.searchsorted(edges, [threshold])]))
         pick = pick[pick < len(edges)]
-        probability = is_probability(lo, hi)
+        probability = is_probability(lo, hi) and labelled
+        # mean scores and distributions from the score counts: each bin's
+        # weight times its value (exact when each distinct score is a bin)
+        per_bin = cnt.reshape(k, nb, 2).sum(axis=2)  # bin b holds edges[b - 1]
+        value = np.r_[0.0, edges]
+        s_w = per_bin.sum(axis=1)
+        if exact:
+            s_1, s_2 = per_bin @ value, per_bin @ (value * value)
+        else:  # fine bins: the sums from the scores themselves
+            wt1 = np.ones(len(s)) if w is None else w
+            s_1 = np.bincount(key, weights=wt1 * s, minlength=k)
+            s_2 = np.bincount(key, weights=wt1 * s * s, minlength=k)
+        weighted = prepared.weight is not None
+        s_n = np.bincount(key, weights=mult, minlength=k) if weighted else s_w
+        s_q = np.bincount(key, weights=wsq, minlength=k) if weighted else s_w
+        d_edges = np.linspace(lo, hi, N_DIST_BINS + 1) if hi > lo else np.array([lo, lo])
+        n_d = len(d_edges) - 1
+        # bin 0 is empty; giving it the first edge keeps the bins' order
+        d_of_bin = np.clip(np.searchsorted(d_edges, np.r_[edges[0], edges], side="right") - 1,
+                           0, n_d - 1)
+        starts = np.flatnonzero(np.r_[True, d_of_bin[1:] != d_of_bin[:-1]])
+        d_w = np.zeros((k, n_d))
+        d_w[:, d_of_bin[starts]] = np.add.reduceat(per_bin, starts, axis=1)
         if probability:
             cal_edges = np.linspace(0, 1, n_bins + 1)
             cb = np.searchsorted(cal_edges[1:-1], s, side="left")
@@ -181,6 +226,20 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
             if exact:  # pairs in one bin are true ties: AUC counts them one half
                 bound = np.where(np.isnan(auc), np.nan, 0.0)
             p, q = pos.sum(axis=1), neg.sum(axis=1)
+            if not labelled:  # no outcome: nothing to rank or count against
+                auc = bound = p = q = np.full(ng, np.nan)
+            sum_frames.append(pd.DataFrame({
+                "model": model, "attribute": name, "group": labels,
+                "n": (onehot @ s_n).round().astype(np.int64), "weight": onehot @ s_w,
+                "sum_score": onehot @ s_1, "sum_score_sq": onehot @ s_2,
+                "sum_weight_sq": onehot @ s_q}))
+            gd_w = onehot @ d_w
+            dist_frames.append(pd.DataFrame({
+                "model": model, "attribute": name,
+                "group": np.repeat(np.asarray(labels, dtype=object), n_d),
+                "bin": np.tile(np.arange(n_d), ng),
+                "bin_low": np.tile(d_edges[:-1], ng), "bin_high": np.tile(d_edges[1:], ng),
+                "weight": gd_w.ravel()}))
             frame = pd.DataFrame({"model": model, "attribute": name, "group": labels,
                                   "auc": auc, "auc_error_bound": bound,
                                   "positives": p, "negatives": q})
@@ -220,4 +279,59 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
         "calibration": cat(cal_frames, ["model", "attribute", "group", "bin", "bin_low",
                                         "bin_high", "n", "weight", "mean_score",
                                         "observed_rate"]),
+        "sums": cat(sum_frames, ["model", "attribute", "group", "n", "weight", "sum_score",
+                                 "sum_score_sq", "sum_weight_sq"]),
+        "distribution": cat(dist_frames, ["model", "attribute", "group", "bin", "bin_low",
+                                          "bin_high", "weight"]),
     }
+
+
+def score_means(sums: pd.DataFrame, groups: pd.DataFrame, confidence: float = 0.95,
+                thresholds: dict | None = None) -> pd.DataFrame:
+    """Each group's mean score with its interval, and the share at or above
+    the threshold (the selection rate).
+
+    Parameters
+    ----------
+    sums : DataFrame
+        ``score_analysis(...)["sums"]``.
+    groups : DataFrame
+        The audit's group table (its ``selection_rate`` and interval).
+    confidence : float
+    thresholds : dict model -> threshold, optional
+
+    Returns
+    -------
+    DataFrame
+        model, attribute, group, n, weight, mean_score, sd_score,
+        mean_ci_low, mean_ci_high, threshold, share_above,
+        share_above_ci_low, share_above_ci_high.  The interval is the normal
+        one, mean +- z * standard error, with the weighted standard error
+        ``sqrt(variance * sum(w^2)) / sum(w)`` (``sd / sqrt(n)`` unweighted).
+    """
+    from .stats.intervals import z_value
+
+    cols = ["model", "attribute", "group", "n", "weight", "mean_score", "sd_score",
+            "mean_ci_low", "mean_ci_high", "threshold", "share_above", "share_above_ci_low",
+            "share_above_ci_high"]
+    if not len(sums):
+        return pd.DataFrame(columns=cols)
+    W = sums["weight"].to_numpy(dtype=float)
+    n = sums["n"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums["sum_score"].to_numpy(dtype=float) / W
+        var = np.maximum(sums["sum_score_sq"].to_numpy(dtype=float) / W - mean ** 2, 0.0)
+        var = np.where(n > 1, var * n / (n - 1), np.nan)  # the sample variance
+        se = np.sqrt(var * sums["sum_weight_sq"].to_numpy(dtype=float)) / W
+    z = z_value(confidence)
+    out = sums[["model", "attribute", "group", "n", "weight"]].copy()
+    out["mean_score"] = np.where(W > 0, mean, np.nan)
+    out["sd_score"] = np.sqrt(var)
+    out["mean_ci_low"], out["mean_ci_high"] = mean - z * se, mean + z * se
+    out["threshold"] = out["model"].map(thresholds or {}).astype(float)
+    rates = groups[["model", "attribute", "group", "selection_rate",
+                    *(c for c in ("selection_rate_ci_low", "selection_rate_ci_high")
+                      if c in groups)]].rename(columns=lambda c: c.replace(
+                          "selection_rate", "share_above"))
+    out = out.merge(rates, on=["model", "attribute", "group"], how="left")
+    return out.reindex(columns=cols)
