@@ -101,8 +101,10 @@ def _check_columns(table, spec: AuditSpec, name: str) -> None:
 
 
 def engine_records(table, spec: AuditSpec, *, name: str = "table",
-                   max_records: int = MAX_RECORDS) -> tuple[pd.DataFrame, dict]:
-    """Aggregate an Ibis table into the audit's records.
+                   max_records: int = MAX_RECORDS, step=None) -> tuple[pd.DataFrame, dict]:
+    """Aggregate an Ibis table into the audit's records, in two queries (a
+    first pass for sizes and score ranges, then the GROUP BY); ``step(k, 2)``
+    is called before the k-th (see :func:`fairness_core.progress.watch`).
 
     Returns
     -------
@@ -134,6 +136,8 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
         aggs[f"{c}__distinct"] = t[c].approx_nunique()
     if spec.weight:
         aggs["__weight_min"] = _finite(t[spec.weight]).min()
+    step = step or (lambda k, n: None)
+    step(1, 2)
     stats = t.aggregate(**aggs).execute().iloc[0]
     if not stats[_N]:
         raise InputError(f"{name!r} has no rows.", field="file")
@@ -183,6 +187,7 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
         agg[spec.weight] = wm.sum()
         agg[_W2] = (w * wm).sum()
     expr = t.group_by([e.name(k) for k, e in keys.items()]).aggregate(**agg)
+    step(2, 2)
     records = expr.to_pyarrow().to_pandas()
     for s, (lo, width, thr) in reps.items():
         records[s] = _score_reps(records[s], lo, width, thr)
@@ -414,8 +419,8 @@ def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,
             watching = _progress.watch(
                 source, progress, engine=name,
                 delay=_progress.DELAY if progress_delay is None else progress_delay)
-        with watching:
-            records, meta = engine_records(t, spec, name=info.name)
+        with watching as step:
+            records, meta = engine_records(t, spec, name=info.name, step=step)
     except InputError:
         raise
     except Exception as exc:

@@ -37,6 +37,8 @@ class Status:
     elapsed: float
     fraction: float | None = None
     done: bool = False
+    #: (query, queries) when the count runs several queries one after another
+    step: tuple | None = None
 
 
 def _duckdb_source(con) -> Callable[[], float | None]:
@@ -85,10 +87,17 @@ def watch(source: Callable[[], float | None] | None, callback: Callable[[Status]
     """Call ``callback`` with the count's :class:`Status` while the block
     runs: first after ``delay`` seconds (at once when ``delay`` is 0), then
     every ``interval``; once more with ``done=True`` when the block ends,
-    if it was called at all.  ``source`` returns the fraction done or None."""
+    if it was called at all.  ``source`` returns the fraction done or None.
+
+    The block receives a function ``step(k, n)`` to call before the k-th of
+    n queries (the engine's fraction is the running query's)."""
     start = time.monotonic()
     stop = threading.Event()
     shown = threading.Event()
+    steps: list = [None]
+
+    def step(k: int, n: int) -> None:
+        steps[0] = (k, n)
 
     def status(done: bool = False) -> Status:
         fraction = None
@@ -100,7 +109,7 @@ def watch(source: Callable[[], float | None] | None, callback: Callable[[Status]
         if fraction is not None:
             fraction = min(max(float(fraction), 0.0), 1.0)
         return Status(engine=engine, elapsed=time.monotonic() - start, fraction=fraction,
-                      done=done)
+                      done=done, step=steps[0])
 
     def show() -> None:
         callback(status())
@@ -118,7 +127,7 @@ def watch(source: Callable[[], float | None] | None, callback: Callable[[Status]
     thread = threading.Thread(target=poll, name="fairness-audit-progress", daemon=True)
     thread.start()
     try:
-        yield
+        yield step
     finally:
         stop.set()
         thread.join()
@@ -127,14 +136,14 @@ def watch(source: Callable[[], float | None] | None, callback: Callable[[Status]
 
 
 def format_status(s: Status, width: int = 20) -> str:
-    """``Counting in duckdb [#########-----------]  45%  12 s``, or without
-    a fraction ``Counting in postgresql ...  12 s``."""
+    """``Counting in duckdb, query 2 of 2 [#########-----------]  45%  12 s``,
+    or without a fraction ``Counting in postgresql ...  12 s``."""
     secs = f"{s.elapsed:,.0f} s"
+    what = f"Counting in {s.engine}" + (f", query {s.step[0]} of {s.step[1]}" if s.step else "")
     if s.fraction is None:
-        return f"Counting in {s.engine} ...  {secs}"
+        return f"{what} ...  {secs}"
     filled = int(round(s.fraction * width))
-    return (f"Counting in {s.engine} [{'#' * filled}{'-' * (width - filled)}] "
-            f"{s.fraction:4.0%}  {secs}")
+    return f"{what} [{'#' * filled}{'-' * (width - filled)}] {s.fraction:4.0%}  {secs}"
 
 
 class TerminalLine:
