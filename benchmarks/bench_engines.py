@@ -32,7 +32,11 @@ What is measured (each figure with the load average, ``uptime``)
         most 3x DuckDB's GROUP BY, peak memory under 2 GB.
     billion (``--billion``)
         The same command on the 1B-row folder: time and peak memory (goal:
-        under 2 GB).
+        under 2 GB).  Generating the ten parts takes about a minute each on
+        an idle 2-core machine (far longer on a busy one);
+        ``--billion-repeat`` makes the folder of ten hard links to the
+        100M-row file instead (the engine still reads and counts 1B rows;
+        every count is ten times the 100M file's).
     spark
         The same audit with ``--engine spark --spark-master local[2]`` on
         10M rows (``--spark-rows``), timed, and its numbers (every group
@@ -114,15 +118,244 @@ def data_file(data_dir: Path, rows: int) -> Path:
     return path
 
 
-def billion_folder(data_dir: Path) -> Path:
+def billion_folder(data_dir: Path, repeat: bool = False) -> Path:
     """A folder of ``BILLION_PARTS`` Parquet parts, 1B rows in all; parts
-    already there are kept."""
-    folder = data_dir / "engines-1b"
-    folder.mkdir(parents=True, exist_ok=True)
+    already there are kept.  With ``repeat``, the parts are hard links to
+    the 100M-row file (the same rows ten times, ``engines-1b-repeat/``)."""
     step = BILLION // BILLION_PARTS
+    folder = data_dir / ("engines-1b-repeat" if repeat else "engines-1b")
+    folder.mkdir(parents=True, exist_ok=True)
     for k in range(BILLION_PARTS):
         part = folder / f"part-{k:02d}.parquet"
+        if repeat and not part.exists():
+            os.link(data_file(data_dir, step), part)
         if not part.exists():
             print(f"generating {part} ...", flush=True)
             print(f"  {_generate(part, k * step, (k + 1) * step):.0f} s", flush=True)
     return folder
+
+
+# --------------------------------------------------------------------------
+# Measuring a process: wall time and peak memory with its children
+# --------------------------------------------------------------------------
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and all its descendants (from /proc)."""
+    total, todo = 0, [pid]
+    page = os.sysconf("SC_PAGE_SIZE")
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/statm") as fh:
+                total += int(fh.read().split()[1]) * page
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def run_measured(cmd: list, env: dict | None = None) -> dict:
+    """Run ``cmd``; its wall time, peak RSS of the process tree (sampled
+    every 50 ms) and the kernel's ru_maxrss (the largest single process)."""
+    peak = [0]
+    out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    done.set()
+    th.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    err.seek(0)
+    return {"seconds": wall, "peak_rss_bytes": peak[0],
+            "ru_maxrss_bytes": usage.ru_maxrss * 1024, "returncode": proc.returncode,
+            "stdout": out.read().decode(errors="replace"),
+            "stderr": err.read().decode(errors="replace")[-3000:], "load_average": uptime()}
+
+
+def cli_command(data: Path, out: Path, engine: str = "duckdb",
+                spark_master: str = "local[2]") -> list:
+    cmd = [sys.executable, "-m", "fairness_core.cli", str(data), "--engine", engine,
+           "--label", "repaid", "--positive", "1", "--prediction", "approved",
+           "--score", "score", "--sensitive", "sex", "--sensitive", "race",
+           "--sensitive", "age_group", "--intersectional", "--json", str(out), "--quiet"]
+    return cmd + (["--spark-master", spark_master] if engine == "spark" else [])
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "FAIRNESS_AUDIT_PROGRESS": "never"}
+
+
+#: DuckDB's own GROUP BY of the audit's cells, timed in a fresh process.
+REFERENCE = r"""
+import json, sys, time, duckdb
+path, n_bins = sys.argv[1], int(sys.argv[2])
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+src = f"read_parquet({path!r})"
+keys = "sex, race, age_group, repaid, approved"
+out = {}
+for name, extra in (("decision_cells", ""),
+                    ("score_bin_cells", f", least(floor(score * {n_bins})::BIGINT, {n_bins - 1})")):
+    t0 = time.perf_counter()
+    rows = con.execute(f"SELECT {keys}{extra}, count(*) FROM {src} GROUP BY ALL").fetchall()
+    out[name] = {"seconds": time.perf_counter() - t0, "cells": len(rows)}
+print(json.dumps(out))
+"""
+
+
+def _source(data: Path) -> str:
+    return str(data / "*.parquet") if data.is_dir() else str(data)
+
+
+def _bins(audit: dict) -> int:
+    """The fine bins the audit counted its score in (from its warnings)."""
+    import re
+
+    for w in audit.get("warnings", []) + (audit["provenance"].get("input") or {}).get(
+            "warnings", []):
+        m = re.search(r"counted in ([\d,]+) fine bins", w)
+        if m:
+            return int(m.group(1).replace(",", ""))
+    return 1 << 16
+
+
+def measure_cli(data: Path, rows: int, work: Path, reference: bool = True) -> dict:
+    out = work / f"audit-{rows}.json"
+    print(f"cli on {data} ({rows:,} rows), load {uptime()} ...", flush=True)
+    run = run_measured(cli_command(data, out), env=_env())
+    if run["returncode"] != 0:
+        raise SystemExit(f"the CLI failed ({run['returncode']}): {run['stderr']}")
+    audit = json.loads(out.read_text())
+    res = {"rows": rows, "data": str(data), "command": " ".join(cli_command(data, out)[1:]),
+           "cli_seconds": run["seconds"], "cli_peak_rss_mb": run["peak_rss_bytes"] / 2**20,
+           "cli_ru_maxrss_mb": run["ru_maxrss_bytes"] / 2**20,
+           "cli_load_average": run["load_average"],
+           "rows_read": audit["provenance"]["rows_read"],
+           "records": (audit["provenance"].get("input") or {}).get("records"),
+           "score_bins": _bins(audit),
+           "memory_goal_met": run["peak_rss_bytes"] < GOAL_MEMORY}
+    print(f"  {run['seconds']:.1f} s, peak {res['cli_peak_rss_mb']:.0f} MB "
+          f"(load {run['load_average']})", flush=True)
+    if reference:
+        ref = run_measured([sys.executable, "-c", REFERENCE, _source(data),
+                            str(res["score_bins"])], env=_env())
+        if ref["returncode"] != 0:
+            raise SystemExit(f"the DuckDB reference failed: {ref['stderr']}")
+        cells = json.loads(ref["stdout"])
+        res.update({
+            "duckdb_decision_cells_seconds": cells["decision_cells"]["seconds"],
+            "duckdb_decision_cells": cells["decision_cells"]["cells"],
+            "duckdb_score_bin_cells_seconds": cells["score_bin_cells"]["seconds"],
+            "duckdb_score_bin_cells": cells["score_bin_cells"]["cells"],
+            "duckdb_group_by_seconds": cells["decision_cells"]["seconds"]
+            + cells["score_bin_cells"]["seconds"],
+            "duckdb_peak_rss_mb": ref["peak_rss_bytes"] / 2**20,
+            "duckdb_load_average": ref["load_average"]})
+        res["cli_over_duckdb"] = res["cli_seconds"] / res["duckdb_score_bin_cells_seconds"]
+        res["cli_over_duckdb_both"] = res["cli_seconds"] / res["duckdb_group_by_seconds"]
+        res["time_goal_met"] = res["cli_over_duckdb"] <= GOAL_RATIO
+        print(f"  DuckDB GROUP BY: decision cells {cells['decision_cells']['seconds']:.1f} s, "
+              f"score-bin cells {cells['score_bin_cells']['seconds']:.1f} s; CLI / score-bin "
+              f"GROUP BY = {res['cli_over_duckdb']:.2f} (load {ref['load_average']})",
+              flush=True)
+    return res
+
+
+def _numbers_equal(a: dict, b: dict, rel: float = 1e-9) -> list:
+    """Where two audits' groups, disparities and summaries differ."""
+    import math
+
+    diffs = []
+    for part in ("groups", "disparities", "summary"):
+        if len(a[part]) != len(b[part]):
+            diffs.append(f"{part}: {len(a[part])} vs {len(b[part])} rows")
+            continue
+        for i, (x, y) in enumerate(zip(a[part], b[part])):
+            for k, u in x.items():
+                v = y.get(k)
+                if isinstance(u, float) and isinstance(v, (int, float)):
+                    if not (math.isclose(u, v, rel_tol=rel, abs_tol=1e-12)
+                            or (math.isnan(u) and math.isnan(v))):
+                        diffs.append(f"{part}[{i}].{k}: {u!r} vs {v!r}")
+                elif u != v:
+                    diffs.append(f"{part}[{i}].{k}: {u!r} vs {v!r}")
+    return diffs
+
+
+def measure_spark(data: Path, rows: int, work: Path) -> dict:
+    print(f"spark local[2] on {data} ({rows:,} rows), load {uptime()} ...", flush=True)
+    s_out, d_out = work / "spark.json", work / "duckdb-for-spark.json"
+    run = run_measured(cli_command(data, s_out, engine="spark"), env=_env())
+    if run["returncode"] != 0:
+        raise SystemExit(f"the Spark CLI failed ({run['returncode']}): {run['stderr']}")
+    duck = run_measured(cli_command(data, d_out), env=_env())
+    if duck["returncode"] != 0:
+        raise SystemExit(f"the DuckDB CLI failed: {duck['stderr']}")
+    a, b = json.loads(s_out.read_text()), json.loads(d_out.read_text())
+    diffs = _numbers_equal(a, b)
+    res = {"rows": rows, "data": str(data), "spark_seconds": run["seconds"],
+           "spark_peak_rss_mb": run["peak_rss_bytes"] / 2**20,
+           "spark_load_average": run["load_average"], "duckdb_seconds": duck["seconds"],
+           "duckdb_load_average": duck["load_average"],
+           "numbers_equal": not diffs, "differences": diffs[:20],
+           "groups_compared": len(a["groups"]), "disparities_compared": len(a["disparities"])}
+    print(f"  spark {run['seconds']:.1f} s (load {run['load_average']}), duckdb "
+          f"{duck['seconds']:.1f} s; numbers equal: {not diffs}", flush=True)
+    if diffs:
+        raise SystemExit("Spark's audit differs from DuckDB's:\n" + "\n".join(diffs[:20]))
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data-dir", type=Path, default=ROOT / "benchmarks" / "data")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "engines.json")
+    ap.add_argument("--rows", type=int, default=100_000_000)
+    ap.add_argument("--spark-rows", type=int, default=10_000_000)
+    ap.add_argument("--billion", action="store_true", help="also the 1B-row folder")
+    ap.add_argument("--billion-repeat", action="store_true",
+                    help="make the 1B-row folder of ten hard links to the 100M-row file "
+                         "(no generation, no extra disk; every count is ten times the 100M "
+                         "file's)")
+    ap.add_argument("--only", choices=["cli", "spark", "billion"], action="append",
+                    help="run only these parts (repeatable)")
+    args = ap.parse_args(argv)
+    parts = args.only or ["cli", "spark"] + (["billion"] if args.billion else [])
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    import duckdb
+
+    results["meta"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
+                       "duckdb": duckdb.__version__, "machine": platform.machine(),
+                       "memory_gb": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+                       / 2**30, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if "cli" in parts:
+            results["cli"] = measure_cli(data_file(args.data_dir, args.rows), args.rows, work)
+        if "spark" in parts:
+            results["spark"] = measure_spark(data_file(args.data_dir, args.spark_rows),
+                                             args.spark_rows, work)
+        if "billion" in parts:
+            results["billion"] = measure_cli(
+                billion_folder(args.data_dir, repeat=args.billion_repeat), BILLION, work,
+                reference=False)
+            results["billion"]["parts_repeat_the_100m_file"] = args.billion_repeat
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

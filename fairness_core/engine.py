@@ -286,7 +286,9 @@ def spark_session(master: str = "local[*]"):
     if master.startswith("sc://"):
         builder = builder.remote(master)
     else:
-        builder = builder.master(master).config("spark.ui.enabled", "false")
+        # no web UI, and no console progress bar (the command line draws its own)
+        builder = builder.master(master).config("spark.ui.enabled", "false") \
+            .config("spark.ui.showConsoleProgress", "false")
     # pandas -> Spark through Arrow: without it nullable integers arrive as NULL
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true") \
         .config("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")

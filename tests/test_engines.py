@@ -203,13 +203,19 @@ def _engine_path(table):
     return lambda spec: prepare_records(*engine_records(table, spec), spec)
 
 
+def _check_agreement(rows, weighted, servers: dict) -> None:
+    """Memory is the reference; DuckDB and each server (name -> a function
+    loading the rows into it) must give its numbers or its refusal."""
+    df, spec = _table(rows, weighted)
+    reference = _outcome(lambda: prepare(df, spec))
+    for engine, load in {"duckdb": ibis.memtable, **servers}.items():
+        _assert_agree(reference, _outcome(lambda: _engine_path(load(df))(spec)), engine)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(*TABLES)
 def test_engine_agrees_with_memory_on_any_table(rows, weighted):
-    df, spec = _table(rows, weighted)
-    reference = _outcome(lambda: prepare(df, spec))
-    _assert_agree(reference, _outcome(lambda: _engine_path(ibis.memtable(df))(spec)),
-                  "duckdb")
+    _check_agreement(rows, weighted, {})
 
 
 def _postgres_table(postgres_url):
@@ -241,11 +247,7 @@ def test_servers_agree_with_memory_and_duckdb_on_any_table(engine, request):
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(*TABLES)
     def agree(rows, weighted):
-        df, spec = _table(rows, weighted)
-        reference = _outcome(lambda: prepare(df, spec))
-        _assert_agree(reference, _outcome(lambda: _engine_path(ibis.memtable(df))(spec)),
-                      "duckdb")
-        _assert_agree(reference, _outcome(lambda: _engine_path(load(df))(spec)), engine)
+        _check_agreement(rows, weighted, {engine: load})
     agree()
 
 
