@@ -270,8 +270,12 @@ def test_postgres_table_audits_like_the_rows(postgres_url, capsys, tmp_path):
         con.create_table("audit_rows", df, overwrite=True)
     finally:
         con.disconnect()
-    prepared, info = prepare_from_engine(postgres_url, spec, table="audit_rows")
+    seen = []  # a database says nothing of its progress: the time elapsed only
+    prepared, info = prepare_from_engine(postgres_url, spec, table="audit_rows",
+                                         progress=seen.append, progress_delay=0)
     assert info.engine == "postgresql" and info.name == "audit_rows"
+    assert seen and seen[-1].done and {s.engine for s in seen} == {"postgresql"}
+    assert all(s.fraction is None for s in seen)
     _same_counts(prepare(df, spec), prepared)
     assert prepared.dropped == prepare(df, spec).dropped
     rc = main([postgres_url, "--table", "audit_rows", "--label", "y", "--positive", "yes",
@@ -289,6 +293,10 @@ def test_spark_table_audits_like_the_rows(spark):
     spec = AuditSpec(**SPECS["decision, score, intersections"])
     spark.createDataFrame(df.astype(object).where(df.notna(), None)) \
         .createOrReplaceTempView("audit_rows")
-    prepared, info = prepare_from_engine("unused", spec, table="audit_rows", engine="spark")
+    seen = []
+    prepared, info = prepare_from_engine("unused", spec, table="audit_rows", engine="spark",
+                                         progress=seen.append, progress_delay=0)
     assert info.format == "spark table"
+    assert seen and seen[-1].done and {s.engine for s in seen} == {"spark"}
+    assert all(s.fraction is None or 0 <= s.fraction <= 1 for s in seen)
     _same_counts(prepare(df, spec), prepared)
