@@ -73,7 +73,8 @@ def _score_key(col, lo: float, width: float, threshold: float, n_bins: int):
 
     x = _finite(col)
     k = ibis.least(((x - lo) / width).floor(), n_bins - 1)
-    return x.isnull().ifelse(None, k * 2 + (x >= threshold).cast("int64"))
+    # (a CASE, not a cast: PostgreSQL casts no boolean to a number)
+    return x.isnull().ifelse(None, k * 2 + (x >= threshold).ifelse(1, 0))
 
 
 def _score_reps(key: pd.Series, lo: float, width: float, threshold: float) -> np.ndarray:
