@@ -4,6 +4,7 @@ Usage::
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_engines.py            # 100M rows + Spark 10M
     PYTHONPATH=. .venv/bin/python benchmarks/bench_engines.py --billion  # also 1B rows
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_engines.py --only billion --billion-repeat
     PYTHONPATH=. .venv/bin/python benchmarks/bench_engines.py --only cli --rows 20000000
     PYTHONPATH=. .venv/bin/python benchmarks/bench_engines.py --data-dir /big/disk --only billion
 

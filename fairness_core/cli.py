@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", choices=["auto", "always", "never"],
                    default=os.environ.get("FAIRNESS_AUDIT_PROGRESS", "auto"),
                    help="a progress line on stderr while an engine counts for more than "
-                        "2 seconds (FAIRNESS_AUDIT_PROGRESS_DELAY seconds): DuckDB and Spark "
+                        "2 seconds (or FAIRNESS_AUDIT_PROGRESS_DELAY): DuckDB and Spark "
                         "show the share done, databases the time elapsed; the line is erased "
                         "when the count ends. auto (the default, or FAIRNESS_AUDIT_PROGRESS): "
                         "only when stderr is a terminal; always: also to a file or pipe; "
