@@ -6,6 +6,7 @@ fail (a CI gate); 2 bad input (one line, no traceback).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -142,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-on-disparity", action="store_true",
                    help="exit with status 1 when any disparity fails the tolerance")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    p.add_argument("--progress", choices=["auto", "always", "never"],
+                   default=os.environ.get("FAIRNESS_AUDIT_PROGRESS", "auto"),
+                   help="a progress line on stderr while an engine counts for more than "
+                        "2 seconds (or FAIRNESS_AUDIT_PROGRESS_DELAY): DuckDB and Spark "
+                        "show the share done, databases the time elapsed; the line is erased "
+                        "when the count ends. auto (the default, or FAIRNESS_AUDIT_PROGRESS): "
+                        "only when stderr is a terminal; always: also to a file or pipe; "
+                        "never. --quiet turns it off")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -391,6 +400,30 @@ def _export_counts(path: str, prepared, result, suppress_below: int) -> None:
           f"{visible_text(shlex.join(cmd))}", file=sys.stderr)
 
 
+def _progress_options(args) -> dict:
+    """The progress line's callback and delay for :func:`prepare_from_engine`
+    (none with --quiet, --progress never, or auto when stderr is not a
+    terminal)."""
+    if args.progress not in ("auto", "always", "never"):  # from the environment
+        raise InputError(f"FAIRNESS_AUDIT_PROGRESS={args.progress!r} is not one of auto, "
+                         "always, never.", field="progress")
+    if args.quiet or args.progress == "never":
+        return {}
+    if args.progress == "auto" and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return {}
+    from .progress import DELAY, TerminalLine
+
+    text = os.environ.get("FAIRNESS_AUDIT_PROGRESS_DELAY", "").strip()
+    try:
+        delay = float(text) if text else DELAY
+        if not math.isfinite(delay):
+            raise ValueError
+    except ValueError:
+        raise InputError(f"FAIRNESS_AUDIT_PROGRESS_DELAY={text!r} is not a number of seconds; "
+                         "set it to e.g. 2 or leave it unset.", field="progress") from None
+    return {"progress": TerminalLine(sys.stderr), "progress_delay": max(delay, 0.0)}
+
+
 def prepare_file(path, spec):
     """Read the file and prepare it: ``(Prepared, TableInfo)``.
 
@@ -434,7 +467,8 @@ def main(argv=None) -> int:
             from .engine import prepare_from_engine
             prepared, info = prepare_from_engine(args.data, spec, table=args.table,
                                                  engine=engine,
-                                                 spark_master=args.spark_master)
+                                                 spark_master=args.spark_master,
+                                                 **_progress_options(args))
         result = run_audit(prepared, info)
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")
