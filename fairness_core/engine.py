@@ -38,6 +38,8 @@ MAX_RECORDS = 2_000_000
 MIN_BINS = 1 << 10
 
 _N, _W2, _WNULL = "__rows", "__weight_squares", "__weight_missing"
+#: The count column of the records an engine returns.
+ROWS = _N
 
 
 def _is_float(col) -> bool:
@@ -369,6 +371,17 @@ def open_table(data, *, table: str | None = None, engine: str = "duckdb",
 def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,
                         engine: str = "duckdb", spark_master: str = "local[*]"):
     """Count in an engine and prepare the records: ``(Prepared, TableInfo)``."""
+    prepared, info, _ = count_in_engine(data, spec, table=table, engine=engine,
+                                        spark_master=spark_master)
+    return prepared, info
+
+
+def count_in_engine(data, spec: AuditSpec, *, table: str | None = None,
+                    engine: str = "duckdb", spark_master: str = "local[*]"):
+    """As :func:`prepare_from_engine`, and the records themselves:
+    ``(Prepared, TableInfo, records)``; the records are a count table
+    whose count column is :data:`ROWS` (for views that read groups' rows,
+    such as missing values per group)."""
     t, info = open_table(data, table=table, engine=engine, spark_master=spark_master)
     try:
         records, meta = engine_records(t, spec, name=info.name)
@@ -386,4 +399,4 @@ def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,
                              "threshold are exact; the AUC is within its stated error bound, "
                              "and curves, calibration and the Brier score are at the bins' "
                              "resolution.")
-    return prepare_records(records, meta, spec), info
+    return prepare_records(records, meta, spec), info, records
