@@ -356,3 +356,37 @@ def test_postgres_source_gives_the_numbers_of_an_upload(rows_audit, postgres_url
     r = result(at)
     assert r.provenance["input"]["engine"] == "postgresql"
     same_groups(r.group_metrics, ref.group_metrics)
+
+
+@pytest.mark.browser
+def test_browser_picks_a_listed_source(app_page, start_app, tmp_path, parquet_source):
+    """In a real browser: the administrator's secrets file lists the source,
+    the picker offers its name, and the Data page works from its counts."""
+    import os
+    import re
+
+    from playwright.sync_api import expect
+    from test_browser import MAIN, SIDEBAR, assert_no_errors, choose, go, open_app, wait_idle
+
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'[sources.decisions]\npath = "{parquet_source}"\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    flags = ("--server.headless", "true", "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+             "--secrets.files", str(secrets))
+    with start_app(env=env, flags=flags) as base:
+        page = app_page
+        open_app(page, base)
+        choose(page, "Predictions table", "decisions (data source)", where=SIDEBAR)
+        expect(page.locator(SIDEBAR).get_by_text(
+            re.compile(r"Rows are not loaded: they are counted where they live"))
+        ).to_be_visible()
+        expect(page.locator(MAIN).get_by_text("Most severe finding")).to_be_visible()
+        wait_idle(page)
+        go(page, "data")
+        expect(page.locator(MAIN).get_by_text(re.compile(r"^Rows are not loaded"))
+               ).to_be_visible()
+        expect(page.locator(MAIN).locator('[data-testid="stMetric"]',
+                                          has_text="People they stand for")
+               ).to_contain_text("6,000")
+        assert_no_errors(page)
