@@ -256,6 +256,10 @@ def test_parquet_source_gives_the_numbers_of_an_upload(rows_audit, parquet_sourc
     same_groups(r.group_metrics, ref.group_metrics)
     assert r.provenance["rows_read"] == len(rows)
     assert r.provenance["input"]["engine"] == "duckdb"
+    # the counting showed its progress, and ended complete
+    statuses = [(s.label, s.state) for s in at.status]
+    assert statuses == [(f"Counted {len(count_table(rows)):,} records for 6,000 rows of "
+                         "decisions.", "complete")], statuses
     # counted once per session: a new tolerance or reference is not a recount
     memo = at.session_state["_memo"]
     assert len([k for k in memo if k[0] == "counted"]) == 1
@@ -263,6 +267,7 @@ def test_parquet_source_gives_the_numbers_of_an_upload(rows_audit, parquet_sourc
     at.slider(key="tolerance").set_value(0.9).run()
     at.radio(key="refmode").set_value("best").run()
     assert_clean(at)
+    assert not at.status  # no counting this time
     assert result(at).spec.tolerance == 0.9
     counted = [v for k, v in at.session_state["_memo"].items() if k[0] == "counted"]
     assert counted == [first]
@@ -390,3 +395,28 @@ def test_browser_picks_a_listed_source(app_page, start_app, tmp_path, parquet_so
                                           has_text="People they stand for")
                ).to_contain_text("6,000")
         assert_no_errors(page)
+
+
+def test_every_page_works_from_a_source_with_scores(tmp_path):
+    """The whole loans sample (scores too) as a source: every page draws
+    from its counts, without an exception or a traceback."""
+    from streamlit.util import calc_hash
+
+    pd.read_csv(LOANS).to_parquet(tmp_path / "loans.parquet")
+    at = new_app(f'[sources.loans]\npath = "{tmp_path / "loans.parquet"}"\n').run()
+    choose(at, "loans")
+    assert_clean(at)
+    r = result(at)
+    assert r.spec.scores == ("model_a_score", "model_b_score")
+    for path in ("groups", "data", "thresholds", "models", "export", "help", "overview"):
+        at._page_hash = calc_hash(path)
+        main = at._tree.children.get(0)
+        if main is not None and hasattr(main, "children"):
+            main.children = {}
+        at.run()
+        assert_clean(at)
+        problems = [e.value for e in at.main.error if e.icon != "🔎"]  # 🔎: a finding
+        assert not problems, (path, problems)
+        assert at.main.title, path
+        if path == "thresholds":
+            assert at.get("plotly_chart"), "no threshold charts"
