@@ -32,6 +32,7 @@ import state  # noqa: E402  (the app's own modules, as the app imports them)
 from fairness_core import InputError  # noqa: E402
 from fairness_core.guess import guess_counts, guess_roles  # noqa: E402
 from fairness_core.sources import get_source, parse_sources  # noqa: E402
+from test_app import assert_clean  # noqa: E402  (no exception, no traceback text)
 
 #: The loans sample without its scores and identifiers: every number of a
 #: decision audit is exact in every engine.
@@ -57,18 +58,6 @@ def new_app(sources_toml: str | None = None) -> AppTest:
     if sources_toml is not None:  # what the administrator writes in secrets.toml
         at.secrets["sources"] = tomllib.loads(sources_toml)["sources"]
     return at
-
-
-def exc_text(at: AppTest) -> str:
-    return "\n".join(f"{e.message}\n{''.join(e.stack_trace)}" for e in at.exception)
-
-
-def assert_clean(at: AppTest):
-    assert not at.exception, exc_text(at)
-    for kind in ("markdown", "caption", "error", "warning", "info", "code"):
-        for el in at.get(kind):
-            body = str(getattr(el, "value", "") or getattr(el, "body", ""))
-            assert "Traceback" not in body and 'File "' not in body, body
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
@@ -420,3 +409,29 @@ def test_every_page_works_from_a_source_with_scores(tmp_path):
         assert at.main.title, path
         if path == "thresholds":
             assert at.get("plotly_chart"), "no threshold charts"
+
+
+def test_cli_audits_a_listed_source_by_name(parquet_source, tmp_path, capsys):
+    import json
+
+    from fairness_core.cli import main
+
+    listing = tmp_path / "sources.toml"
+    listing.write_text(f'[sources.decisions]\npath = "{parquet_source}"\n'
+                       '[sources.broken]\ntable = "x"\n')
+    args = ["--sources", str(listing), "--label", "repaid", "--positive", "yes",
+            "--prediction", "model_a_approved", "--sensitive", "race", "--bootstrap", "0",
+            "--quiet"]
+    out = tmp_path / "audit.json"
+    assert main(["decisions", *args, "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["provenance"]["rows_read"] == 6000
+    want = loans_rows()["race"].value_counts()  # a hand count of the rows
+    got = {g["group"]: g["n"] for g in doc["groups"] if g["attribute"] == "race"}
+    assert got == {k: int(v) for k, v in want.items()}
+    capsys.readouterr()
+    # a path (even of the listed folder) or a malformed entry is refused
+    for data, says in ((str(parquet_source), "no listed data source"),
+                       ("broken", "needs either a path")):
+        assert main([data, *args]) == 2
+        assert says in capsys.readouterr().err
