@@ -86,7 +86,9 @@ def header(ctx, title: str):
     st.title(title)
     r = ctx.result
     prov = r.provenance
-    st.caption(f"{name(ctx.loaded.name)}: {count(prov['rows_used'])} rows audited of "
+    # a count table's or a source's rows stand for people: the counts are people
+    unit = "people" if r.spec.counts or ctx.loaded.source else "rows"
+    st.caption(f"{name(ctx.loaded.name)}: {count(prov['rows_used'])} {unit} audited of "
                f"{count(prov['rows_read'])}; positive class {name(r.spec.label)} = "
                f"{name(repr(prov['positive_label']))}; a positive decision is a "
                f"{r.spec.positive_decision} for the person; tolerance "

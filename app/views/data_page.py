@@ -41,7 +41,7 @@ def data_table(result, attribute: str, missing: dict | None,
                      "Share (%)": round(100 * r.share, 2),
                      "Base rate": pct(r.base_rate),
                      band: interval(r.base_rate_ci_low, r.base_rate_ci_high, "base_rate"),
-                     "Rows with missing values (left out)":
+                     f"{'People' if counted else 'Rows'} with missing values (left out)":
                          pct(missing.get(r.group, 0.0)) if missing is not None else "",
                      "Size": "⚠️ below the minimum: no verdict" if r.n < mgs else "ok"})
     return pd.DataFrame(rows)
