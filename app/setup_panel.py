@@ -208,8 +208,7 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
                 del st.session_state[k]
         st.session_state["columns"] = all_cols
     sb.header("2. Columns")
-    counts = _counts_control(loaded, p)
-    slots["counts"] = sb.empty()
+    count_options, count_guess, counts = _count_choice(loaded, p)
     cols = [c for c in all_cols if c != counts]
     g = state.memo(("guess", loaded.sha256, counts), lambda: guess_roles(df, counts=counts))
     _init("label", _pref(p, "label", g.label or cols[0], cols), cols)
@@ -308,6 +307,8 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     weight = sb.selectbox("Sample weight (optional)", weight_options, key="weight",
                           format_func=short)
     slots["weight"] = sb.empty()
+    _count_control(count_options, count_guess, p)
+    slots["counts"] = sb.empty()
     return dict(label=label, positive=positive, positive_decision=positive_decision,
                 predictions=preds, prediction_positive=pred_positive, scores=scores,
                 threshold=threshold, sensitive=sensitive, bins=bins,
@@ -315,20 +316,30 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
                 counts=counts)
 
 
-def _counts_control(loaded: state.Loaded, p: dict) -> str | None:
+def _count_choice(loaded: state.Loaded, p: dict) -> tuple[list, str | None, str | None]:
     """"Each row stands for": one person, or the number in a count column
     (a table that is already aggregated).  Offered when the table has a
     column of whole numbers of at least 0; set to the count column when
-    :func:`fairness_core.guess.guess_counts` finds a clear one.  An engine's
-    table (a listed source) is counted where it lives: the same choice."""
-    sb = st.sidebar
+    :func:`fairness_core.guess.guess_counts` finds a clear one (a listed
+    source's table too: the engine counts with it).  Returns the options
+    (none: no control), the guess and the choice, read before the other column
+    controls, which leave the count column out; the control itself is
+    drawn after them (:func:`_count_control`)."""
     df = loaded.df
-    options = state.memo(("count_columns", loaded.sha256), lambda: count_columns(df))
+    options, guess = state.memo(("counts", loaded.sha256),
+                                lambda: (count_columns(df), guess_counts(df)))
     if not options:
-        return None
+        return [], None, None
     options = [NONE] + options
-    guess = state.memo(("guess_counts", loaded.sha256), lambda: guess_counts(df)) or NONE
-    _init("counts", _pref(p, "counts", guess, options), options)
+    _init("counts", _pref(p, "counts", guess or NONE, options), options)
+    chosen = st.session_state["counts"]
+    return options, guess, None if chosen == NONE else chosen
+
+
+def _count_control(options: list, guess: str | None, p: dict) -> None:
+    if not options:
+        return
+    sb = st.sidebar
     chosen = sb.selectbox("Each row stands for", options, key="counts",
                           format_func=lambda c: "one person" if c == NONE
                           else f"the number in column {short(c)}",
@@ -339,7 +350,6 @@ def _counts_control(loaded: state.Loaded, p: dict) -> str | None:
     if chosen != NONE and chosen == guess and p.get("counts") in (None, guess):
         sb.caption(f"Guessed from the name {name(chosen)!s} and its whole numbers: a count "
                    "table. Check it.")
-    return None if chosen == NONE else chosen
 
 
 def _decision_values(loaded: state.Loaded, label: str, preds: list, p: dict, g) -> dict:

@@ -262,6 +262,7 @@ def test_parquet_source_gives_the_numbers_of_an_upload(rows_audit, parquet_sourc
     assert counted == [first]
     # the Data page works from the counts, and says the rows are not loaded
     data_page(at)
+    assert not at.status  # the counts are kept
     m = metrics(at)
     assert m["People they stand for"] == "6,000"
     assert m["People audited"] == ref_metrics["Rows audited"]
@@ -404,6 +405,7 @@ def test_every_page_works_from_a_source_with_scores(tmp_path):
             main.children = {}
         at.run()
         assert_clean(at)
+        assert not at.status, (path, "counted again")  # the session keeps the counts
         problems = [e.value for e in at.main.error if e.icon != "🔎"]  # 🔎: a finding
         assert not problems, (path, problems)
         assert at.main.title, path
