@@ -16,8 +16,9 @@ import state
 from fairness_core import AuditSpec, InputError
 from fairness_core.formatting import short
 from fairness_core.guard import Busy
-from fairness_core.guess import (default_bins, distinct_values, guess_decision_values,
-                                 guess_positive, guess_positive_decision, guess_roles,
+from fairness_core.guess import (count_columns, default_bins, distinct_values, guess_counts,
+                                 guess_decision_values, guess_positive,
+                                 guess_positive_decision, guess_roles,
                                  score_range)
 from fairness_core.prepare import canon, resolve_threshold
 from ui import name, say
@@ -103,15 +104,34 @@ def _pref(p: dict, key: str, fallback, options=None, multi: bool = False):
 def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
     sb = st.sidebar
     sb.header("1. Data")
-    sources = list(state.SAMPLES) + [state.UPLOAD]
+    listed, problems = state.listed_sources()
+    sources = list(state.SAMPLES) + [state.SOURCE + n for n in listed] + [state.UPLOAD]
     _init("source", sources[0], sources)
     source = sb.selectbox("Predictions table", sources, key="source",
-                          help="A bundled sample, or your own table with one row per person: "
-                               "the true outcome, the model's decision and/or score, and "
-                               "columns such as sex, race or age group.")
+                          format_func=lambda s: f"{s[len(state.SOURCE):]} (data source)"
+                          if s.startswith(state.SOURCE) else s,
+                          help="A bundled sample, a data source listed by the server's "
+                               "administrator, or your own table with one row per person "
+                               "(or a count table): the true outcome, the model's decision "
+                               "and/or score, and columns such as sex, race or age group.")
     loaded = None
     slots["note"] = sb.empty()
-    if source == state.UPLOAD and ctx.uploads_off:
+    if problems:
+        sb.warning("Some data sources are left out, because their settings are wrong: "
+                   + " ".join(problems.values()) + " Ask the administrator to fix the "
+                   "[sources] list.", icon="⚠️")
+    if source.startswith(state.SOURCE):
+        slots["file"] = sb.empty()
+        try:
+            loaded = state.load_source(source[len(state.SOURCE):])
+        except InputError as err:
+            ctx.errors["file"] = err.message
+        except Exception as err:  # a driver's own failure: never a traceback
+            _log.warning("A data source could not be opened: %s", type(err).__name__)
+            ctx.errors["file"] = (f"The data source {source[len(state.SOURCE):]!r} could not "
+                                  f"be opened (unexpected {type(err).__name__}). Ask the "
+                                  "administrator to check the source list.")
+    elif source == state.UPLOAD and ctx.uploads_off:
         slots["file"] = sb.empty()
         ctx.errors["file"] = ctx.uploads_off
     elif source == state.UPLOAD:
@@ -150,7 +170,12 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
             loaded = state.load_sample(source)
         except InputError as err:  # pragma: no cover - the samples are known good
             ctx.errors["file"] = err.message
-    if loaded is not None:
+    if loaded is not None and loaded.source is not None:
+        ctx.names += [loaded.name, *map(str, loaded.df.columns)]
+        sb.caption(f"{name(loaded.name)}: {len(loaded.df.columns)} columns, "
+                   f"{loaded.info.format}. Rows are not loaded: they are counted where they "
+                   "live, and only the counts come back.")
+    elif loaded is not None:
         ctx.names += [loaded.name, *map(str, loaded.df.columns)]
         n, c = loaded.df.shape
         sb.caption(f"{name(loaded.name)}: {n:,} rows, {c} columns. SHA-256 "
@@ -181,18 +206,20 @@ def _read_upload(up):
 def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     sb = st.sidebar
     df = loaded.df
-    cols = [str(c) for c in df.columns]
+    all_cols = [str(c) for c in df.columns]
     # choices made for a table with these columns; never another file's
-    p = prefs_for(ctx.prefs, cols)
-    if st.session_state.get("columns") != cols:
+    p = prefs_for(ctx.prefs, all_cols)
+    if st.session_state.get("columns") != all_cols:
         # a table with other columns: its controls start from its own choices
         if "columns" in st.session_state:
             for k in [k for k in st.session_state if k in COLUMN_WIDGETS or
                       str(k).startswith(("pp::", "threshold::", "bins::"))]:
                 del st.session_state[k]
-        st.session_state["columns"] = cols
-    g = state.memo(("guess", loaded.sha256), lambda: guess_roles(df))
+        st.session_state["columns"] = all_cols
     sb.header("2. Columns")
+    count_options, count_guess, counts = _count_choice(loaded, p)
+    cols = [c for c in all_cols if c != counts]
+    g = state.memo(("guess", loaded.sha256, counts), lambda: guess_roles(df, counts=counts))
     label_options = [NO_LABEL, *cols]
     _init("label", _pref(p, "label", g.label or NO_LABEL, label_options), label_options)
     chosen_label = sb.selectbox(
@@ -299,10 +326,49 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     weight = sb.selectbox("Sample weight (optional)", weight_options, key="weight",
                           format_func=short)
     slots["weight"] = sb.empty()
+    _count_control(count_options, count_guess, p)
+    slots["counts"] = sb.empty()
     return dict(label=chosen_label, positive=positive, positive_decision=positive_decision,
                 predictions=preds, prediction_positive=pred_positive, scores=scores,
                 threshold=threshold, sensitive=sensitive, bins=bins,
-                intersectional=intersectional, weight=None if weight == NONE else weight)
+                intersectional=intersectional, weight=None if weight == NONE else weight,
+                counts=counts)
+
+
+def _count_choice(loaded: state.Loaded, p: dict) -> tuple[list, str | None, str | None]:
+    """"Each row stands for": one person, or the number in a count column
+    (a table that is already aggregated).  Offered when the table has a
+    column of whole numbers of at least 0; set to the count column when
+    :func:`fairness_core.guess.guess_counts` finds a clear one (a listed
+    source's table too: the engine counts with it).  Returns the options
+    (none: no control), the guess and the choice, read before the other column
+    controls, which leave the count column out; the control itself is
+    drawn after them (:func:`_count_control`)."""
+    df = loaded.df
+    options, guess = state.memo(("counts", loaded.sha256),
+                                lambda: (count_columns(df), guess_counts(df)))
+    if not options:
+        return [], None, None
+    options = [NONE] + options
+    _init("counts", _pref(p, "counts", guess or NONE, options), options)
+    chosen = st.session_state["counts"]
+    return options, guess, None if chosen == NONE else chosen
+
+
+def _count_control(options: list, guess: str | None, p: dict) -> None:
+    if not options:
+        return
+    sb = st.sidebar
+    chosen = sb.selectbox("Each row stands for", options, key="counts",
+                          format_func=lambda c: "one person" if c == NONE
+                          else f"the number in column {short(c)}",
+                          help="A table that is already aggregated (a count table, such as "
+                               "the output of --export-counts) has a column that says how "
+                               "many people each row stands for. Every number is then the "
+                               "same as from the rows themselves.")
+    if chosen != NONE and chosen == guess and p.get("counts") in (None, guess):
+        sb.caption(f"Guessed from the name {name(chosen)!s} and its whole numbers: a count "
+                   "table. Check it.")
 
 
 def _decision_values(loaded: state.Loaded, label: str, preds: list, p: dict, g) -> dict:
@@ -467,7 +533,7 @@ def render(uploads_off: str | None = None) -> Context:
                    predictions=cols["predictions"], scores=cols["scores"],
                    threshold=cols["threshold"], sensitive=cols["sensitive"],
                    intersectional=cols["intersectional"], weight=cols["weight"],
-                   bins=cols["bins"], tolerance=judge["tolerance"],
+                   counts=cols["counts"], bins=cols["bins"], tolerance=judge["tolerance"],
                    min_group_size=judge["min_group_size"],
                    reference_strategy="largest" if judge["reference_strategy"] == "named"
                    else judge["reference_strategy"], alpha=judge["alpha"],
@@ -485,6 +551,13 @@ def render(uploads_off: str | None = None) -> Context:
         ctx.names += list(dict.fromkeys(map(str, result.group_metrics["group"])))
     except InputError as err:
         ctx.errors[state.field_of(err, values)] = err.message
+    except Exception as err:  # a data source's driver failing mid-count: never a traceback
+        if loaded.source is None:
+            raise
+        _log.warning("A data source could not be counted: %s", type(err).__name__)
+        ctx.errors["file"] = (f"The data source {loaded.name!r} could not be counted "
+                              f"(unexpected {type(err).__name__}). Ask the administrator "
+                              "to check it.")
     _remember(ctx, values, [str(c) for c in loaded.df.columns])
     _show_errors(ctx, slots)
     return ctx
@@ -492,11 +565,11 @@ def render(uploads_off: str | None = None) -> Context:
 
 COLUMN_CHOICES = ("label", "positive", "positive_decision", "predictions",
                   "prediction_positive", "scores", "threshold", "sensitive", "bins",
-                  "intersectional", "weight")
+                  "intersectional", "weight", "counts")
 
 
 COLUMN_WIDGETS = ("label", "positive", "positive_set", "positive_decision", "predictions",
-                  "scores", "threshold", "sensitive", "intersectional", "weight")
+                  "scores", "threshold", "sensitive", "intersectional", "weight", "counts")
 
 
 def _signature(columns) -> str:

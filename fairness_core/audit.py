@@ -499,6 +499,17 @@ class Auditor:
         self._cubes: dict = {}
         self._bootstrap: dict = {}
 
+    @classmethod
+    def from_prepared(cls, prepared: Prepared, info: TableInfo | None = None) -> "Auditor":
+        """An auditor of a table prepared elsewhere, such as the count records
+        of an engine (:func:`fairness_core.engine.prepare_from_engine`)."""
+        self = cls.__new__(cls)
+        self.spec, self.info, self.prepared = prepared.spec, info, prepared
+        self.index = GroupIndex.build(prepared)
+        self.scores = score_analysis(prepared, self.index) if prepared.scores else None
+        self._cubes, self._bootstrap = {}, {}
+        return self
+
     def compatible(self, spec: AuditSpec) -> bool:
         """True when ``spec`` counts the same way as this auditor's spec."""
         return all(getattr(spec, f) == getattr(self.spec, f) for f in COUNTING_FIELDS)

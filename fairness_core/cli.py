@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "glob of Parquet files; or a database URL (with --table)")
     p.add_argument("--table", metavar="NAME",
                    help="the table to audit in the database at DATA (or a Spark table)")
+    p.add_argument("--sources", metavar="FILE.toml",
+                   help="a TOML file whose [sources] section lists named data sources (as "
+                        "the dashboard's secrets.toml); DATA is then one of their names")
     p.add_argument("--engine", choices=["auto", "duckdb", "spark", "memory"], default="auto",
                    help="where the rows are counted: DuckDB (out of core), Spark, or in "
                         "memory; auto (the default) uses DuckDB for Parquet, folders, globs, "
@@ -460,8 +463,14 @@ def main(argv=None) -> int:
                   "rates, demographic parity, score distributions); metrics that need the "
                   "true outcome are not available.", file=sys.stderr)
         from .audit import run_audit
-        engine = choose_engine(args)
-        if engine == "memory":
+        engine = None if args.sources else choose_engine(args)
+        if args.sources:
+            from .sources import count_source, get_source, read_sources_file
+            listed, problems = read_sources_file(args.sources)
+            if args.data in problems:
+                raise InputError(problems[args.data], field="source")
+            prepared, info, _ = count_source(get_source(listed, args.data), spec)
+        elif engine == "memory":
             prepared, info = prepare_file(args.data, spec)
         else:
             from .engine import prepare_from_engine

@@ -39,6 +39,8 @@ MAX_RECORDS = 2_000_000
 MIN_BINS = 1 << 10
 
 _N, _W2, _WNULL = "__rows", "__weight_squares", "__weight_missing"
+#: The count column of the records an engine returns.
+ROWS = _N
 
 
 def _is_float(col) -> bool:
@@ -416,6 +418,19 @@ def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,
     ``progress_delay`` seconds, by default ``progress.DELAY``; see
     :func:`fairness_core.progress.watch`).
     """
+    prepared, info, _ = count_in_engine(data, spec, table=table, engine=engine,
+                                        spark_master=spark_master, progress=progress,
+                                        progress_delay=progress_delay)
+    return prepared, info
+
+
+def count_in_engine(data, spec: AuditSpec, *, table: str | None = None,
+                    engine: str = "duckdb", spark_master: str = "local[*]",
+                    progress=None, progress_delay: float | None = None):
+    """As :func:`prepare_from_engine`, and the records themselves:
+    ``(Prepared, TableInfo, records)``; the records are a count table
+    whose count column is :data:`ROWS` (for views that read groups' rows,
+    such as missing values per group)."""
     import threading
 
     from . import progress as _progress
@@ -460,4 +475,4 @@ def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,
                                  "resolution." if spec.labelled else
                                  "mean scores and score distributions are at the bins' "
                                  "resolution (each score is read as its bin's lower edge)."))
-    return prepare_records(records, meta, spec), info
+    return prepare_records(records, meta, spec), info, records

@@ -97,9 +97,11 @@ def header(ctx, title: str):
     st.title(title)
     r = ctx.result
     prov = r.provenance
+    # a count table's or a source's rows stand for people: the counts are people
+    unit = "people" if r.spec.counts or ctx.loaded.source else "rows"
     outcome = (f"positive class {name(r.spec.label)} = {name(repr(prov['positive_label']))}"
                if r.spec.labelled else "no true outcome (the decisions alone)")
-    st.caption(f"{name(ctx.loaded.name)}: {count(prov['rows_used'])} rows audited of "
+    st.caption(f"{name(ctx.loaded.name)}: {count(prov['rows_used'])} {unit} audited of "
                f"{count(prov['rows_read'])}; {outcome}; a positive decision is a "
                f"{r.spec.positive_decision} for the person; tolerance "
                f"{Tolerance(r.spec.tolerance).band()}; minimum group size "
