@@ -106,9 +106,14 @@ def _processes() -> dict:
 
 
 def _descendants() -> dict:
-    """This process's descendants: pid -> state ("Z" is a zombie)."""
+    """The processes reading can leave behind: this process's own children
+    (a child it forked itself) and everything below the fork server, pid ->
+    state ("Z" is a zombie).  Other components' trees (Spark's JVM starts
+    and stops Python workers of its own) are not looked into."""
     procs = _processes()
-    found, todo = {}, [os.getpid()]
+    me, server = os.getpid(), guard._SERVER.pid
+    found = {pid: state for pid, (ppid, state) in procs.items() if ppid == me}
+    todo = [server] if server is not None else []
     while todo:
         parent = todo.pop()
         for pid, (ppid, state) in procs.items():
