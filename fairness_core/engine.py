@@ -29,7 +29,7 @@ import pandas as pd
 
 from .errors import InputError, quote_list
 from .prepare import Prepared, prepare, resolve_threshold
-from .scores import FINE_BINS
+from .scores import FINE_BINS, split_edges
 from .spec import AuditSpec
 
 #: An upper bound on the records one aggregation returns (scores are binned
@@ -65,7 +65,8 @@ def _bin_rep(col, edges):
 
 def _score_rep(col, lo: float, hi: float, threshold: float, n_bins: int):
     """The lower edge of each value's fine bin; bins are even over [lo, hi]
-    with ``threshold`` added as an edge (see :func:`scores.fine_edges`)."""
+    with ``threshold`` (and, for scores in [0, 1], the calibration bins'
+    edges) added as edges (see :func:`scores.fine_edges`)."""
     import ibis
 
     x = _finite(col)
@@ -73,10 +74,16 @@ def _score_rep(col, lo: float, hi: float, threshold: float, n_bins: int):
         return x
     width = (hi - lo) / n_bins
     k = ((x - lo) / width).floor().clip(lower=0, upper=n_bins - 1)
-    even = lo + width * k
-    above = x >= threshold
-    return x.isnull().ifelse(
-        None, above.ifelse(ibis.greatest(even, threshold), ibis.least(even, x)))
+    rep = ibis.least(lo + width * k, x)
+    for e in (threshold, *split_edges(lo, hi)):  # the largest added edge at or below x
+        e = float(e)
+        rep = (x >= e).ifelse(ibis.greatest(rep, e), rep)
+    return x.isnull().ifelse(None, rep)
+
+
+def _score_sums(s: str) -> tuple:
+    """The records' columns of summed scores and summed squared scores."""
+    return f"__score_sum__{s}", f"__score_square_sum__{s}"
 
 
 def _check_columns(table, spec: AuditSpec, name: str) -> None:
@@ -86,7 +93,7 @@ def _check_columns(table, spec: AuditSpec, name: str) -> None:
         raise InputError(f"Column {quote_list(missing)} is not in {name!r}. The columns there "
                          f"are: {quote_list(present, limit=40)}.", field="columns",
                          column=missing[0])
-    for c in (_N, _W2, _WNULL):
+    for c in (_N, _W2, _WNULL, *(c for s in spec.scores for c in _score_sums(s))):
         if c in present:
             raise InputError(f"{name!r} has a column named {c!r}, a name this tool uses for "
                              "its own counts. Rename it.", field="columns", column=c)
@@ -101,7 +108,10 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
     records : DataFrame
         The spec's columns (sensitive, label, decisions, scores, weight)
         and ``__rows``; with a weight, the weight column holds each
-        record's sum of weights and ``__weight_squares`` their squares.
+        record's sum of weights and ``__weight_squares`` their squares.  A
+        score cut into fine bins has its records' (weighted) sums of the
+        scores and of their squares too, so that the Brier score and the
+        calibration stay exact.
     meta : dict
         ``rows`` (rows in the table), ``score_ranges`` and ``score_bins``
         (the scores cut into fine bins, with their number of bins) to pass
@@ -167,12 +177,18 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
         else:
             keys[s] = _finite(t[s]) if _is_float(t[s]) else t[s]
     agg = {_N: mult.sum() if mult is not None else t.count()}
+    wm = mult
     if spec.weight:
         w = _finite(t[spec.weight])
         keys[_WNULL] = w.isnull()
         wm = w * mult if mult is not None else w
         agg[spec.weight] = wm.sum()
         agg[_W2] = (w * wm).sum()
+    for s in bins:  # a binned score's exact sums: Brier score and calibration stay exact
+        x = _finite(t[s])
+        xw = x * wm if wm is not None else x
+        total, squares = _score_sums(s)
+        agg[total], agg[squares] = xw.sum(), (xw * x).sum()
     expr = t.group_by([e.name(k) for k, e in keys.items()]).aggregate(**agg)
     records = expr.to_pyarrow().to_pandas()
     if spec.weight:
@@ -188,7 +204,8 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
 def prepare_records(records: pd.DataFrame, meta: dict, spec: AuditSpec) -> Prepared:
     """The engine's records, validated and encoded like rows."""
     return prepare(records, spec, counts=_N, weight_sq=_W2 if spec.weight else None,
-                   score_ranges=meta["score_ranges"], score_bins=meta["score_bins"])
+                   score_ranges=meta["score_ranges"], score_bins=meta["score_bins"],
+                   score_sums={s: _score_sums(s) for s in meta["score_bins"]})
 
 
 # --------------------------------------------------------------------------
@@ -384,6 +401,6 @@ def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,
         info.warnings.append(f"The score {s!r} has too many distinct values to count one by "
                              f"one; it was counted in {nb:,} fine bins. Decisions at the "
                              "threshold are exact; the AUC is within its stated error bound, "
-                             "and curves, calibration and the Brier score are at the bins' "
-                             "resolution.")
+                             "the curves are at the bins' resolution, and the Brier score and "
+                             "calibration are exact.")
     return prepare_records(records, meta, spec), info
