@@ -254,7 +254,8 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
                                tuple(m for m in cube.cells if m in spec.scores)) if b]
     parts = []
     for models in batches:
-        key = ("part", models, jkey,
+        # the reasons for not judging a model name its threshold
+        key = ("part", models, jkey, tuple((m, not_judged.get(m)) for m in models),
                *(cube.cells[m].tobytes() + cube.row_cells[m].tobytes() for m in models))
         if cache is not None and key in cache:
             part = cache[key]

@@ -74,10 +74,10 @@ def _score_rep(col, lo: float, hi: float, threshold: float, n_bins: int):
         return x
     width = (hi - lo) / n_bins
     k = ((x - lo) / width).floor().clip(lower=0, upper=n_bins - 1)
-    rep = ibis.least(lo + width * k, x)
-    for e in (threshold, *split_edges(lo, hi)):  # the largest added edge at or below x
-        e = float(e)
-        rep = (x >= e).ifelse(ibis.greatest(rep, e), rep)
+    # the largest edge at or below x: of the even ones, and of the added ones
+    added = [(x >= float(e)).ifelse(float(e), -math.inf)
+             for e in (threshold, *split_edges(lo, hi))]
+    rep = ibis.greatest(ibis.least(lo + width * k, x), *added)
     return x.isnull().ifelse(None, rep)
 
 

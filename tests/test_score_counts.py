@@ -82,7 +82,7 @@ _thresholds = st.one_of(st.sampled_from(sorted(_DF["a"].unique())),
                         st.floats(-0.5, 1.5, allow_nan=False))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(ta=_thresholds, tb=st.one_of(st.integers(0, 12), st.floats(0, 12)),
        weighted=st.booleans())
 def test_a_new_threshold_is_a_lookup_that_equals_a_fresh_audit(ta, tb, weighted):
