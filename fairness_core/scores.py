@@ -262,11 +262,11 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
     rows = sq = None
     if prepared.weight is not None:
         counts = np.bincount(code, weights=prepared.weight, minlength=size)
-        rows = np.bincount(code, weights=mult, minlength=size).astype(np.int64)
+        rows = np.bincount(code, weights=mult, minlength=size).astype(np.int64, copy=False)
         sq = np.bincount(code, weights=prepared.weight_squares, minlength=size)
         rows, sq = rows.reshape(k, 2, nb), sq.reshape(k, 2, nb)
     else:
-        counts = np.bincount(code, weights=mult, minlength=size).astype(np.int64)
+        counts = np.bincount(code, weights=mult, minlength=size).astype(np.int64, copy=False)
     del code
     counts = counts.reshape(k, 2, nb)
     calibration = None
@@ -387,8 +387,10 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
             g_cnt = sums[name]
             ng = len(labels)
             neg, pos = g_cnt[:, 0, :], g_cnt[:, 1, :]
-            c_neg, c_pos = np.cumsum(neg, axis=1), np.cumsum(pos, axis=1)
-            q, p = c_neg[:, -1], c_pos[:, -1]
+            c_neg = np.cumsum(neg, axis=1)
+            q, p = neg.sum(axis=1), pos.sum(axis=1)
+            # positives in the bins up to each picked edge: sums of the runs between picks
+            fn = np.cumsum(np.add.reduceat(pos, np.r_[0, pick + 1], axis=1)[:, :-1], axis=1)
             ties = np.einsum("gj,gj->g", pos, neg)
             with np.errstate(invalid="ignore", divide="ignore"):
                 pq = p * q
@@ -402,7 +404,7 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
                                   "auc": auc, "auc_error_bound": bound,
                                   "positives": p, "negatives": q})
             # at or above edges[j]  <=>  bin >= j + 1: the bins up to j are below
-            fn, tn = c_pos[:, pick], c_neg[:, pick]
+            tn = c_neg[:, pick]
             tp, fp = p[:, None] - fn, q[:, None] - tn
             curve_frames.append(pd.DataFrame({
                 "model": model, "attribute": name,
