@@ -15,13 +15,18 @@ import streamlit as st
 import state
 from fairness_core import AuditSpec, InputError
 from fairness_core.formatting import short
-from fairness_core.guess import (default_bins, distinct_values, guess_decision_values,
-                                 guess_positive, guess_roles, score_range)
+from fairness_core.guard import Busy
+from fairness_core.guess import (count_columns, default_bins, distinct_values, guess_counts,
+                                 guess_decision_values, guess_positive,
+                                 guess_positive_decision, guess_roles,
+                                 score_range)
 from fairness_core.prepare import canon, resolve_threshold
 from ui import name, say
 
 _log = logging.getLogger(__name__)
 NONE = "(none)"
+#: The label picker's choice for an audit of the decisions alone.
+NO_LABEL = "(no true outcome)"
 DECISIONS = {"benefit": "a benefit (a loan, an interview, an offer)",
              "harm": "a harm (flagged as high risk, investigated, refused)"}
 REF_MODES = {"largest": "Largest group", "best": "Best-off group (per metric)",
@@ -99,15 +104,34 @@ def _pref(p: dict, key: str, fallback, options=None, multi: bool = False):
 def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
     sb = st.sidebar
     sb.header("1. Data")
-    sources = list(state.SAMPLES) + [state.UPLOAD]
+    listed, problems = state.listed_sources()
+    sources = list(state.SAMPLES) + [state.SOURCE + n for n in listed] + [state.UPLOAD]
     _init("source", sources[0], sources)
     source = sb.selectbox("Predictions table", sources, key="source",
-                          help="A bundled sample, or your own table with one row per person: "
-                               "the true outcome, the model's decision and/or score, and "
-                               "columns such as sex, race or age group.")
+                          format_func=lambda s: f"{s[len(state.SOURCE):]} (data source)"
+                          if s.startswith(state.SOURCE) else s,
+                          help="A bundled sample, a data source listed by the server's "
+                               "administrator, or your own table with one row per person "
+                               "(or a count table): the true outcome, the model's decision "
+                               "and/or score, and columns such as sex, race or age group.")
     loaded = None
     slots["note"] = sb.empty()
-    if source == state.UPLOAD and ctx.uploads_off:
+    if problems:
+        sb.warning("Some data sources are left out, because their settings are wrong: "
+                   + " ".join(problems.values()) + " Ask the administrator to fix the "
+                   "[sources] list.", icon="⚠️")
+    if source.startswith(state.SOURCE):
+        slots["file"] = sb.empty()
+        try:
+            loaded = state.load_source(source[len(state.SOURCE):])
+        except InputError as err:
+            ctx.errors["file"] = err.message
+        except Exception as err:  # a driver's own failure: never a traceback
+            _log.warning("A data source could not be opened: %s", type(err).__name__)
+            ctx.errors["file"] = (f"The data source {source[len(state.SOURCE):]!r} could not "
+                                  f"be opened (unexpected {type(err).__name__}). Ask the "
+                                  "administrator to check the source list.")
+    elif source == state.UPLOAD and ctx.uploads_off:
         slots["file"] = sb.empty()
         ctx.errors["file"] = ctx.uploads_off
     elif source == state.UPLOAD:
@@ -120,8 +144,11 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
         if up is not None:
             ctx.names.append(up.name)
             # hash and parse once per uploaded file (a failure too), not on every rerun
-            got = state.memo(("upload", getattr(up, "file_id", None), up.name, up.size),
-                             lambda: _read_upload(up))
+            try:
+                got = state.memo(("upload", getattr(up, "file_id", None), up.name, up.size),
+                                 lambda: _read_upload(up))
+            except Busy as err:  # not the file's answer: the next rerun tries again
+                got = err.message
             if isinstance(got, state.Loaded):
                 loaded = got
                 st.session_state["last_loaded"] = loaded
@@ -143,7 +170,12 @@ def _data_section(ctx: Context, slots: dict) -> state.Loaded | None:
             loaded = state.load_sample(source)
         except InputError as err:  # pragma: no cover - the samples are known good
             ctx.errors["file"] = err.message
-    if loaded is not None:
+    if loaded is not None and loaded.source is not None:
+        ctx.names += [loaded.name, *map(str, loaded.df.columns)]
+        sb.caption(f"{name(loaded.name)}: {len(loaded.df.columns)} columns, "
+                   f"{loaded.info.format}. Rows are not loaded: they are counted where they "
+                   "live, and only the counts come back.")
+    elif loaded is not None:
         ctx.names += [loaded.name, *map(str, loaded.df.columns)]
         n, c = loaded.df.shape
         sb.caption(f"{name(loaded.name)}: {n:,} rows, {c} columns. SHA-256 "
@@ -157,6 +189,8 @@ def _read_upload(up):
     traceback)."""
     try:
         return state.load_bytes(up.getvalue(), up.name, sample=False)
+    except Busy:
+        raise
     except InputError as err:
         return err.message
     except MemoryError:
@@ -172,24 +206,32 @@ def _read_upload(up):
 def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     sb = st.sidebar
     df = loaded.df
-    cols = [str(c) for c in df.columns]
+    all_cols = [str(c) for c in df.columns]
     # choices made for a table with these columns; never another file's
-    p = prefs_for(ctx.prefs, cols)
-    if st.session_state.get("columns") != cols:
+    p = prefs_for(ctx.prefs, all_cols)
+    if st.session_state.get("columns") != all_cols:
         # a table with other columns: its controls start from its own choices
         if "columns" in st.session_state:
             for k in [k for k in st.session_state if k in COLUMN_WIDGETS or
                       str(k).startswith(("pp::", "threshold::", "bins::"))]:
                 del st.session_state[k]
-        st.session_state["columns"] = cols
-    g = state.memo(("guess", loaded.sha256), lambda: guess_roles(df))
+        st.session_state["columns"] = all_cols
     sb.header("2. Columns")
-    _init("label", _pref(p, "label", g.label or cols[0], cols), cols)
-    label = sb.selectbox("True outcome (label)", cols, key="label", format_func=short,
-                         help="The column with what really happened (two values).")
+    count_options, count_guess, counts = _count_choice(loaded, p)
+    cols = [c for c in all_cols if c != counts]
+    g = state.memo(("guess", loaded.sha256, counts), lambda: guess_roles(df, counts=counts))
+    label_options = [NO_LABEL, *cols]
+    _init("label", _pref(p, "label", g.label or NO_LABEL, label_options), label_options)
+    chosen_label = sb.selectbox(
+        "True outcome (label)", label_options, key="label", format_func=short,
+        help="The column with what really happened (two values). Choose "
+             f"{NO_LABEL} to audit the decisions alone: selection rates, demographic parity "
+             "and score distributions per group.")
+    label = None if chosen_label == NO_LABEL else chosen_label
     slots["label"] = sb.empty()
     pos_options = state.memo(("values", loaded.sha256, label),
-                             lambda: distinct_values(df[label].head(200_000))) or []
+                             lambda: distinct_values(df[label].head(200_000))) or [] \
+        if label is not None else []
     positive = None
     if 0 < len(pos_options) <= 2:
         guess = guess_positive(pos_options)
@@ -212,7 +254,8 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
                                        "ones that make the positive class.") or None
     slots["positive"] = sb.empty()
     decision_options = list(DECISIONS)
-    _init("positive_decision", _pref(p, "positive_decision", "benefit", decision_options),
+    guessed, why = guess_positive_decision(label, positive)
+    _init("positive_decision", _pref(p, "positive_decision", guessed, decision_options),
           decision_options)
     positive_decision = sb.radio(
         "For the person it is given to, a positive decision is", decision_options,
@@ -221,6 +264,9 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
              "benefit, missed qualified people (false negative and false omission rates); "
              "for a harm, wrongly flagged people (false positive and false discovery "
              "rates).")
+    if why and positive_decision == guessed:
+        sb.caption(ctx.say(f"A harm, guessed because {why}. Change it if a positive "
+                           "decision is good for the person."))
     others = [c for c in cols if c != label]
     _init("predictions", _pref(p, "predictions", g.predictions, others, multi=True),
           others, multi=True)
@@ -280,10 +326,49 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     weight = sb.selectbox("Sample weight (optional)", weight_options, key="weight",
                           format_func=short)
     slots["weight"] = sb.empty()
-    return dict(label=label, positive=positive, positive_decision=positive_decision,
+    _count_control(count_options, count_guess, p)
+    slots["counts"] = sb.empty()
+    return dict(label=chosen_label, positive=positive, positive_decision=positive_decision,
                 predictions=preds, prediction_positive=pred_positive, scores=scores,
                 threshold=threshold, sensitive=sensitive, bins=bins,
-                intersectional=intersectional, weight=None if weight == NONE else weight)
+                intersectional=intersectional, weight=None if weight == NONE else weight,
+                counts=counts)
+
+
+def _count_choice(loaded: state.Loaded, p: dict) -> tuple[list, str | None, str | None]:
+    """"Each row stands for": one person, or the number in a count column
+    (a table that is already aggregated).  Offered when the table has a
+    column of whole numbers of at least 0; set to the count column when
+    :func:`fairness_core.guess.guess_counts` finds a clear one (a listed
+    source's table too: the engine counts with it).  Returns the options
+    (none: no control), the guess and the choice, read before the other column
+    controls, which leave the count column out; the control itself is
+    drawn after them (:func:`_count_control`)."""
+    df = loaded.df
+    options, guess = state.memo(("counts", loaded.sha256),
+                                lambda: (count_columns(df), guess_counts(df)))
+    if not options:
+        return [], None, None
+    options = [NONE] + options
+    _init("counts", _pref(p, "counts", guess or NONE, options), options)
+    chosen = st.session_state["counts"]
+    return options, guess, None if chosen == NONE else chosen
+
+
+def _count_control(options: list, guess: str | None, p: dict) -> None:
+    if not options:
+        return
+    sb = st.sidebar
+    chosen = sb.selectbox("Each row stands for", options, key="counts",
+                          format_func=lambda c: "one person" if c == NONE
+                          else f"the number in column {short(c)}",
+                          help="A table that is already aggregated (a count table, such as "
+                               "the output of --export-counts) has a column that says how "
+                               "many people each row stands for. Every number is then the "
+                               "same as from the rows themselves.")
+    if chosen != NONE and chosen == guess and p.get("counts") in (None, guess):
+        sb.caption(f"Guessed from the name {name(chosen)!s} and its whole numbers: a count "
+                   "table. Check it.")
 
 
 def _decision_values(loaded: state.Loaded, label: str, preds: list, p: dict, g) -> dict:
@@ -292,7 +377,8 @@ def _decision_values(loaded: state.Loaded, label: str, preds: list, p: dict, g) 
     sb = st.sidebar
     df = loaded.df
     label_vals = state.memo(("values", loaded.sha256, label),
-                            lambda: distinct_values(df[label].head(200_000))) or []
+                            lambda: distinct_values(df[label].head(200_000))) or [] \
+        if label is not None else []
     label_toks = {canon(v) for v in label_vals}
     saved = p.get("prediction_positive") or {}
     out = {}
@@ -440,13 +526,14 @@ def render(uploads_off: str | None = None) -> Context:
     cols = _column_section(ctx, loaded, slots)
     judge = _judgement_section(ctx, slots)
     values = {**cols, **judge}
-    spec_kw = dict(label=cols["label"], positive=cols["positive"],
+    spec_kw = dict(label=None if cols["label"] == NO_LABEL else cols["label"],
+                   positive=cols["positive"],
                    positive_decision=cols["positive_decision"],
                    prediction_positive=cols["prediction_positive"],
                    predictions=cols["predictions"], scores=cols["scores"],
                    threshold=cols["threshold"], sensitive=cols["sensitive"],
                    intersectional=cols["intersectional"], weight=cols["weight"],
-                   bins=cols["bins"], tolerance=judge["tolerance"],
+                   counts=cols["counts"], bins=cols["bins"], tolerance=judge["tolerance"],
                    min_group_size=judge["min_group_size"],
                    reference_strategy="largest" if judge["reference_strategy"] == "named"
                    else judge["reference_strategy"], alpha=judge["alpha"],
@@ -464,6 +551,13 @@ def render(uploads_off: str | None = None) -> Context:
         ctx.names += list(dict.fromkeys(map(str, result.group_metrics["group"])))
     except InputError as err:
         ctx.errors[state.field_of(err, values)] = err.message
+    except Exception as err:  # a data source's driver failing mid-count: never a traceback
+        if loaded.source is None:
+            raise
+        _log.warning("A data source could not be counted: %s", type(err).__name__)
+        ctx.errors["file"] = (f"The data source {loaded.name!r} could not be counted "
+                              f"(unexpected {type(err).__name__}). Ask the administrator "
+                              "to check it.")
     _remember(ctx, values, [str(c) for c in loaded.df.columns])
     _show_errors(ctx, slots)
     return ctx
@@ -471,11 +565,11 @@ def render(uploads_off: str | None = None) -> Context:
 
 COLUMN_CHOICES = ("label", "positive", "positive_decision", "predictions",
                   "prediction_positive", "scores", "threshold", "sensitive", "bins",
-                  "intersectional", "weight")
+                  "intersectional", "weight", "counts")
 
 
 COLUMN_WIDGETS = ("label", "positive", "positive_set", "positive_decision", "predictions",
-                  "scores", "threshold", "sensitive", "intersectional", "weight")
+                  "scores", "threshold", "sensitive", "intersectional", "weight", "counts")
 
 
 def _signature(columns) -> str:

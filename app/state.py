@@ -20,9 +20,11 @@ import streamlit as st
 
 from fairness_core import AuditSpec, InputError
 from fairness_core.audit import COUNTING_FIELDS, Auditor
-from fairness_core.guard import read_guarded
+from fairness_core.engine import ROWS
+from fairness_core.guard import Busy, SharedBudget
 from fairness_core.io import read_table
 from fairness_core.limits import limits
+from fairness_core.sources import count_source, get_source, open_source, parse_sources, profile
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = {
@@ -43,7 +45,7 @@ URL_KEYS = {"label": "label", "positive": "positive", "model": "predictions",
             "show": "model_shown", "metric": "metric", "view": "attribute_shown",
             "alpha": "alpha", "corr": "correction", "bins": "bins",
             "decision": "positive_decision", "dpos": "prediction_positive",
-            "cols": "columns_id"}
+            "cols": "columns_id", "counts": "counts"}
 LIST_KEYS = {"predictions", "scores", "sensitive"}
 JSON_KEYS = {"reference", "bins", "prediction_positive"}
 
@@ -59,6 +61,9 @@ class Loaded:
     sample: bool
     #: (label, modification time, size) of a bundled sample; None for an upload
     sample_key: tuple | None = None
+    #: the name of an administrator-listed source: ``df`` is then a small
+    #: profile of its columns (for the guesses), never its rows
+    source: str | None = None
 
 
 def prefs() -> dict:
@@ -156,13 +161,27 @@ def forget(sha256: str) -> None:
             del cache[key]
 
 
+_BUDGETS: dict = {}
+_BUDGETS_LOCK = threading.Lock()
+
+
+def shared_budget(total: int) -> SharedBudget:
+    """The server's one pool of memory for its sessions' files (per limit)."""
+    with _BUDGETS_LOCK:
+        if total not in _BUDGETS:
+            _BUDGETS[total] = SharedBudget(total)
+        return _BUDGETS[total]
+
+
 def load_bytes(data: bytes, name: str, sample: bool) -> Loaded:
     """Parse a file (raises InputError with a clear message).
 
     The parse runs in a child process capped at the memory limit
     (:func:`fairness_core.guard.read_guarded`): a file that needs more
     memory is an InputError for this session, and the server and the
-    other sessions carry on.  The outcome, a table or an InputError, is
+    other sessions carry on.  Every session's reads and tables draw on one
+    pool of that size (:class:`fairness_core.guard.SharedBudget`), so
+    many sessions together stay within it too.  The outcome, a table or an InputError, is
     kept in this session's memo, so that a file is parsed once and not
     again on every rerun.
     """
@@ -171,7 +190,9 @@ def load_bytes(data: bytes, name: str, sample: bool) -> Loaded:
 
     def read():
         try:
-            return read_guarded(data, name, budget=budget)
+            return shared_budget(budget).read(data, name)
+        except Busy:
+            raise  # the server is busy: not this file's answer, try again later
         except InputError as err:
             return err
 
@@ -221,9 +242,109 @@ def counting_key(spec: AuditSpec) -> str:
     return json.dumps({k: d[k] for k in COUNTING_FIELDS}, sort_keys=True, default=str)
 
 
+# --------------------------------------------------------------------------
+# Sources listed by the administrator (the [sources] section of secrets.toml)
+# --------------------------------------------------------------------------
+SOURCE = "source::"
+
+
+def listed_sources() -> tuple[dict, dict]:
+    """The administrator's sources and the problems of malformed entries
+    (see :func:`fairness_core.sources.parse_sources`).  They come from the
+    ``[sources]`` section of ``st.secrets`` (``app/.streamlit/secrets.toml``
+    on the server), never from the browser."""
+    try:
+        config = st.secrets.get("sources") if "sources" in st.secrets else None
+    except Exception:  # no secrets file, or one that is not valid TOML
+        config = None
+    if config is not None and hasattr(config, "to_dict"):
+        config = config.to_dict()
+    return parse_sources(config)
+
+
+def load_source(name: str) -> Loaded:
+    """A listed source, opened by its name (a name not in the list is an
+    InputError): its schema and a small profile of values for the guesses."""
+    source = get_source(listed_sources()[0], name)
+
+    def read():
+        t, info = open_source(source)
+        return Loaded(name=name, sha256=f"source:{source.key()}", df=profile(t), info=info,
+                      sample=False, source=name)
+
+    return memo(("source", name, source.key()), read)
+
+
+@dataclass
+class Counted:
+    """The counts of a listed source under one way of counting."""
+
+    auditor: Auditor
+    records: object
+    thresholds: str
+
+
+def _count_source(loaded: Loaded, spec: AuditSpec) -> Counted:
+    source = get_source(listed_sources()[0], loaded.source)
+    box = st.empty()
+    with box.status(f"Counting {loaded.name} where it lives ({source.kind})...",
+                    expanded=False) as status:
+        try:
+            prepared, info, records = count_source(source, spec)
+        except InputError:
+            box.empty()  # the message is shown once, in the sidebar
+            raise
+        status.update(label=f"Counted {info.records:,} records for {prepared.n_rows_read:,} "
+                            f"rows of {loaded.name}.", state="complete")
+    return Counted(Auditor.from_prepared(prepared, info), records, _thresholds(spec))
+
+
+def _thresholds(spec: AuditSpec) -> str:
+    return json.dumps(spec.threshold, sort_keys=True, default=str)
+
+
+def counted(loaded: Loaded, spec: AuditSpec) -> Counted:
+    """A source's counts for the counting fields of ``spec``, once per
+    session: a new threshold, tolerance or reference does not count again
+    (unless a score was counted in fine bins at the old threshold)."""
+    key = ("counted", loaded.sha256, counting_key(spec))
+    got = memo(key, lambda: _count_source(loaded, spec))
+    if got.auditor.prepared.score_bins and got.thresholds != _thresholds(spec):
+        got = memo(key + (_thresholds(spec),), lambda: _count_source(loaded, spec))
+    return got
+
+
+def counted_table(loaded: Loaded, spec: AuditSpec):
+    """The table behind the counts and its count column: the rows (None),
+    a count table (its count column) or a source's records."""
+    if loaded.source is not None:
+        return counted(loaded, spec).records, ROWS
+    return loaded.df, spec.counts
+
+
+def describe_table(loaded: Loaded, spec: AuditSpec, provenance: dict) -> str:
+    """What the audited table is, honestly: rows, a count table, or counts
+    made where the data lives."""
+    people = provenance["rows_read"]
+    if loaded.source is not None:
+        info = counted(loaded, spec).auditor.info
+        return (f"Rows are not loaded: {info.engine} counted the {people:,} rows of the "
+                f"source {loaded.name!r} where they live and sent back {info.records:,} "
+                "count records (one per combination of groups, outcome and decisions). "
+                "Every number on these pages comes from those counts.")
+    if spec.counts:
+        return (f"{loaded.name!r} is a count table: its {len(loaded.df):,} rows stand for "
+                f"{people:,} people (the column {spec.counts!r} says how many each row "
+                "stands for). Every number is the same as from those people's rows.")
+    return f"Each of the {len(loaded.df):,} rows of {loaded.name!r} is one person."
+
+
 def run_audit(loaded: Loaded, spec: AuditSpec):
     """The audit for a spec, recomputed from cached counts when only the
     judgement (threshold, reference, tolerance, ...) changed."""
+    if loaded.source is not None:
+        auditor = counted(loaded, spec).auditor
+        return memo(("result", loaded.sha256, spec.to_json()), lambda: auditor.run(spec))
     if loaded.sample_key is not None:  # a bundled sample: shared by every session
         return memo(("result", loaded.sha256, spec.to_json()),
                     lambda: _shared_result(*loaded.sample_key, spec.to_json(), spec))

@@ -20,9 +20,11 @@ from .disparity import disparities, summary
 from .findings import findings
 from .errors import InputError
 from .io import TableInfo, check_duplicates, read_table
-from .metrics import REGISTRY, add_metrics, undefined_reasons
+from .metrics import (NO_OUTCOME, OUTCOME_SCORE_METRICS, REGISTRY, add_metrics,
+                      blank_outcome_metrics, needs_outcome, undefined_reason,
+                      undefined_reasons_table)
 from .prepare import Prepared, prepare, resolve_threshold, score_decision_words
-from .scores import count_scores, probability_warnings, score_analysis
+from .scores import count_scores, probability_warnings, score_analysis, score_means
 from .stats import Uncertainty, finish_tests
 from .spec import AuditSpec
 
@@ -60,7 +62,10 @@ class AuditResult:
     summary : DataFrame
         fairlearn's between-group summaries per model x attribute.
     scores : dict of DataFrames
-        ``auc``, ``curves``, ``calibration`` (empty without score columns).
+        ``auc``, ``curves``, ``calibration``, ``sums``, ``distribution`` and
+        ``means`` (per-group mean score with its interval and the share at or
+        above the threshold; see :func:`fairness_core.scores.score_means`);
+        empty without score columns.
     """
 
     spec: AuditSpec
@@ -91,31 +96,89 @@ class AuditResult:
     def failed(self) -> bool:
         return bool((self.disparities["verdict"] == "fail").any())
 
+    @property
+    def labelled(self) -> bool:
+        """True when the audit has a true outcome (see :attr:`unavailable`)."""
+        return self.spec.labelled
+
+    @property
+    def unavailable(self) -> dict:
+        """``{metric or summary: reason}`` for every number this audit does
+        not report at all: without a true outcome, every metric that needs
+        one (and the summaries built on them), each with
+        :data:`~fairness_core.metrics.NO_OUTCOME`; empty with a label."""
+        if self.labelled:
+            return {}
+        from .disparity import SUMMARIES
+        names = [m for m in REGISTRY if needs_outcome(m)]
+        if self.spec.scores:
+            names += list(OUTCOME_SCORE_METRICS) + ["calibration"]
+        names += [s for s, (ms, _) in SUMMARIES.items() if any(needs_outcome(m) for m in ms)]
+        return {n: NO_OUTCOME for n in names}
+
+    def decision_counts(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` with its cells as published: the four confusion cells
+        with a true outcome; without one, only ``selected`` (the rows, or
+        weight, given the positive decision), as no row has a known outcome."""
+        if self.labelled:
+            return frame
+        out = frame.drop(columns=[c for c in ("tn", "fp", "fn", "tp") if c in frame])
+        if "fp" in frame:
+            at = list(out.columns).index("weight") + 1 if "weight" in out else len(out.columns)
+            out.insert(at, "selected", frame["fp"].to_numpy())
+        return out
+
     def to_dict(self) -> dict:
-        """The JSON contract (undefined numbers are ``None``)."""
-        return {
+        """The JSON contract (undefined numbers are ``None``; without a true
+        outcome, ``unavailable`` names every metric not reported and why,
+        and each group's ``undefined`` says the same)."""
+        lab = self.labelled
+        out = {
             "spec": self.spec.to_dict(),
             "provenance": self.provenance,
-            "overall": _records(self.overall.drop(columns=["attribute", "group"]),
-                                with_reasons=True),
-            "groups": _records(self.group_metrics, with_reasons=True),
+            "overall": _records(self.decision_counts(
+                self.overall.drop(columns=["attribute", "group"])), with_reasons=True,
+                labelled=lab),
+            "groups": _records(self.decision_counts(self.group_metrics), with_reasons=True,
+                               labelled=lab),
             "disparities": _records(self.disparities),
             "summary": _records(self.summary),
             "findings": [_clean(f) for f in self.findings],
             "metrics": {name: m.to_dict() for name, m in REGISTRY.items()},
             "warnings": list(self.warnings),
         }
+        if not lab:
+            out["unavailable"] = self.unavailable
+        if len(self.scores.get("means", [])):  # mean scores per group, score models only
+            out["score_distributions"] = _records(self.scores["means"])
+        return out
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        """The JSON contract as text: indented, with each record of a list
+        of records (groups, disparities, ...) on one line, which keeps a
+        large audit quick to write (Python's fast encoder writes each line)
+        and easy to diff; ``indent=None`` for one line."""
+        d = self.to_dict()
+        if indent is None:
+            return json.dumps(d, allow_nan=False)
+        pad = " " * indent
+        parts = []
+        for key, value in d.items():
+            if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+                text = ("[\n" + pad * 2 + (",\n" + pad * 2).join(
+                    json.dumps(r, allow_nan=False) for r in value) + "\n" + pad + "]")
+            else:
+                text = json.dumps(value, indent=indent, allow_nan=False).replace("\n", "\n" + pad)
+            parts.append(pad + json.dumps(key) + ": " + text)
+        return "{\n" + ",\n".join(parts) + "\n}"
 
     @functools.cached_property
     def long(self) -> pd.DataFrame:
         """The per-group metrics as one tidy table (see :meth:`long_table`)."""
-        return self.long_table(self.groups)
+        return self.long_table(self.groups, self.labelled)
 
     @staticmethod
-    def long_table(groups: pd.DataFrame) -> pd.DataFrame:
+    def long_table(groups: pd.DataFrame, labelled: bool = True) -> pd.DataFrame:
         """Reshape a wide per-group table to one row per model x attribute x
         group x registry metric.
 
@@ -145,7 +208,7 @@ class AuditResult:
             return np.repeat(groups[c].to_numpy(), len(names))
 
         value = stacked("")
-        reasons = np.tile(np.array([REGISTRY[m].undefined_reason() for m in names],
+        reasons = np.tile(np.array([undefined_reason(m, labelled) for m in names],
                                    dtype=object), k)
         return pd.DataFrame({
             "model": repeated("model"), "attribute": repeated("attribute"),
@@ -161,7 +224,7 @@ class AuditResult:
         for m in REGISTRY:
             cols += [m] + [f"{m}_ci_{s}" for s in ("low", "high") if f"{m}_ci_{s}" in self.groups]
         extra = [c for c in ("auc", "auc_error_bound", "brier") if c in self.groups]
-        return self.groups[cols + extra]
+        return self.decision_counts(self.groups[cols + extra])
 
 
 def _clean(v):
@@ -179,13 +242,33 @@ def _clean(v):
     return v
 
 
-def _records(df: pd.DataFrame, with_reasons: bool = False) -> list[dict]:
-    recs = []
-    for row in df.to_dict(orient="records"):
-        rec = _clean(row)
-        if with_reasons:
-            rec["undefined"] = undefined_reasons(row)
-        recs.append(rec)
+def _json_values(s: pd.Series) -> list:
+    """A column's values as JSON values (Python numbers; NaN and infinities
+    None), column-wise: much quicker than cleaning value by value."""
+    if pd.api.types.is_float_dtype(s.dtype):
+        a = s.to_numpy(dtype=float, na_value=np.nan)
+        out = a.tolist()
+        for i in np.flatnonzero(~np.isfinite(a)).tolist():
+            out[i] = None
+        return out
+    if (pd.api.types.is_integer_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype)) \
+            and not s.hasnans:
+        return s.tolist()
+    if isinstance(s.dtype, pd.StringDtype):
+        return s.astype(object).where(s.notna(), None).tolist()
+    return [_clean(v) for v in s.tolist()]
+
+
+def _records(df: pd.DataFrame, with_reasons: bool = False, labelled: bool = True
+             ) -> list[dict]:
+    """The rows of ``df`` as JSON records; ``with_reasons``: each with
+    ``undefined``, the reason for each of its undefined metrics."""
+    cols = [str(c) for c in df.columns]
+    values = [_json_values(df.iloc[:, j]) for j in range(df.shape[1])]
+    recs = [dict(zip(cols, row)) for row in zip(*values)] if cols else [{} for _ in range(len(df))]
+    if with_reasons:
+        for rec, reasons in zip(recs, undefined_reasons_table(df, labelled)):
+            rec["undefined"] = reasons
     return recs
 
 
@@ -207,7 +290,7 @@ def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
         row_cells={m: cube.row_cells[m] for m in models},
         weight_sq_cells=None if cube.weight_sq_cells is None else
         {m: cube.weight_sq_cells[m] for m in models})
-    groups = add_metrics(count_table(sub))
+    groups = add_metrics(count_table(sub), spec.labelled)
     if scores is not None and len(scores["auc"]):
         auc = scores["auc"]
         auc = auc[auc["model"].isin(models)][["model", "attribute", "group", "auc",
@@ -218,6 +301,8 @@ def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
                       spec, weight_sq_cells=sub.weight_sq_cells, cache=cache,
                       streams=streams)
     groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
+    if not spec.labelled:  # no number for what needs the true outcome, anywhere
+        groups = blank_outcome_metrics(groups)
     per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
     disp = disparities(per_group, spec, not_judged)
     disp = pd.concat([disp, unc.disparity_stats(disp, per_group)], axis=1)
@@ -278,8 +363,10 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
     summ["n_fail_significant"] = [int(sig.get((m, a), 0))
                                   for m, a in zip(summ["model"], summ["attribute"])]
     summ["n_fail_not_significant"] = summ["n_fail"] - summ["n_fail_significant"]
-    sc = scores or {"auc": pd.DataFrame(), "curves": pd.DataFrame(),
-                    "calibration": pd.DataFrame()}
+    sc = dict(scores) if scores else {"auc": pd.DataFrame(), "curves": pd.DataFrame(),
+                                      "calibration": pd.DataFrame()}
+    sc["means"] = score_means(sc.get("sums", pd.DataFrame()), groups, spec.confidence,
+                              prepared.thresholds)
     described = parts[0][3] if parts else {}
     warnings = [f"Model {m!r}: {reason}. None of its gaps is judged." for m, reason in
                 not_judged.items()]

@@ -356,10 +356,11 @@ def intersection_heatmap(groups: pd.DataFrame, *, model: str, attr_a: str, attr_
 
 
 # ---------------------------------------------------------------------------
-def curve_metrics(curves: pd.DataFrame) -> pd.DataFrame:
-    """Add every registry metric to a threshold-curve table."""
+def curve_metrics(curves: pd.DataFrame, labelled: bool = True) -> pd.DataFrame:
+    """Add every registry metric to a threshold-curve table (without a true
+    outcome, the metrics that need one are NaN)."""
     from .metrics import metric_values
-    vals = metric_values(curves[list(CELLS)].to_numpy(dtype=float))
+    vals = metric_values(curves[list(CELLS)].to_numpy(dtype=float), labelled)
     return curves.assign(**vals)
 
 
@@ -404,10 +405,12 @@ def roc_chart(curves: pd.DataFrame, operating: pd.DataFrame, *, model: str, attr
 
 
 def threshold_chart(curves: pd.DataFrame, *, model: str, attribute: str, metric: str,
-                    threshold: float, order=None) -> go.Figure:
-    """One metric against the threshold, one line per group."""
+                    threshold: float, order=None, labelled: bool = True) -> go.Figure:
+    """One metric against the threshold, one line per group (without a true
+    outcome only the selection rate has values)."""
     m = REGISTRY[metric]
-    c = curve_metrics(curves[(curves["model"] == model) & (curves["attribute"] == attribute)])
+    c = curve_metrics(curves[(curves["model"] == model) & (curves["attribute"] == attribute)],
+                      labelled)
     order = list(order) if order is not None else list(dict.fromkeys(c["group"]))
     colors = group_colors(order)
     scale = 100 if m.percent else 1
@@ -426,6 +429,43 @@ def threshold_chart(curves: pd.DataFrame, *, model: str, attribute: str, metric:
     return _layout(fig, f"{esc(m.label)} against the threshold",
                    subtitle=f"Model {esc(model)}, one line per group of {esc(attribute)}.",
                    height=540)
+
+
+def score_distribution_chart(distribution: pd.DataFrame, *, model: str, attribute: str,
+                             threshold: float | None = None, order=None,
+                             means: pd.DataFrame | None = None) -> go.Figure:
+    """Each group's share of rows per score bin (one line per group), the
+    threshold, and each group's mean score in the legend."""
+    d = distribution[(distribution["model"] == model)
+                     & (distribution["attribute"] == attribute)]
+    order = list(order) if order is not None else list(dict.fromkeys(d["group"]))
+    colors = group_colors(order)
+    mean = {}
+    if means is not None and len(means):
+        mm = means[(means["model"] == model) & (means["attribute"] == attribute)]
+        mean = dict(zip(mm["group"], mm["mean_score"]))
+    fig = go.Figure()
+    for grp in order:
+        g = d[d["group"] == grp].sort_values("bin")
+        total = g["weight"].sum()
+        if not len(g) or not total > 0:
+            continue
+        mid = (g["bin_low"].to_numpy() + g["bin_high"].to_numpy()) / 2
+        name = esc(grp) + (f" (mean {fmt.num(mean[grp])})" if grp in mean and
+                           not math.isnan(mean[grp]) else "")
+        fig.add_scatter(x=mid, y=100 * g["weight"].to_numpy() / total, mode="lines+markers",
+                        name=name, line=dict(color=colors[grp], width=2.5, shape="hvh"),
+                        hovertemplate=esc(grp) + ": %{y:.1f}% of the group near score "
+                                      "%{x:.3g}<extra></extra>")
+    if threshold is not None:
+        fig.add_vline(x=threshold, line=dict(color="#000000", dash="dash"),
+                      annotation_text=f"threshold {threshold:g}",
+                      annotation_position="top right")
+    fig.update_xaxes(title_text="score")
+    fig.update_yaxes(title_text="share of the group (%)", rangemode="tozero")
+    return _layout(fig, f"Score distribution per group of {esc(attribute)}",
+                   subtitle=f"Model {esc(model)}; the share at or above the threshold is "
+                            "each group's selection rate.", height=480)
 
 
 def calibration_chart(calibration: pd.DataFrame, *, model: str, attribute: str,

@@ -6,6 +6,7 @@ fail (a CI gate); 2 bad input (one line, no traceback).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -53,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "glob of Parquet files; or a database URL (with --table)")
     p.add_argument("--table", metavar="NAME",
                    help="the table to audit in the database at DATA (or a Spark table)")
+    p.add_argument("--sources", metavar="FILE.toml",
+                   help="a TOML file whose [sources] section lists named data sources (as "
+                        "the dashboard's secrets.toml); DATA is then one of their names")
     p.add_argument("--engine", choices=["auto", "duckdb", "spark", "memory"], default="auto",
                    help="where the rows are counted: DuckDB (out of core), Spark, or in "
                         "memory; auto (the default) uses DuckDB for Parquet, folders, globs, "
@@ -61,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spark-master", default="local[*]", metavar="URL",
                    help="Spark master with --engine spark: local[*] (the default), a "
                         "cluster's URL, or Spark Connect sc://host:port")
-    p.add_argument("--label", help="column with the true outcome")
+    p.add_argument("--label", help="column with the true outcome; without it only the "
+                   "decisions are audited (selection rates, demographic parity, score "
+                   "distributions)")
     p.add_argument("--prediction", action="append", default=[], metavar="COL",
                    help="column with a model's predicted outcome (repeat for several models)")
     p.add_argument("--prediction-positive", action="append", default=[],
@@ -80,10 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--positive", metavar="VALUE[,VALUE]",
                    help="the label value(s) of the positive class, what the true and false "
                         "positive rates count (guessed for 0/1, true/false, yes/no)")
-    p.add_argument("--positive-decision", choices=["benefit", "harm"], default="benefit",
+    p.add_argument("--positive-decision", choices=["benefit", "harm"], default=None,
                    help="is a positive decision a benefit for the person (a loan, an "
                         "interview; the default) or a harm (flagged as high risk, "
-                        "investigated)? It decides who a gap disadvantages")
+                        "investigated)? It decides who a gap disadvantages. Without it, a "
+                        "label whose name sounds like a harm (two_year_recid, is_fraud, "
+                        "default) gets a note")
     p.add_argument("--weight", metavar="COL", help="column of sample weights")
     p.add_argument("--counts", metavar="COL",
                    help="the data is a count table: each row stands for COL rows (with "
@@ -138,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-on-disparity", action="store_true",
                    help="exit with status 1 when any disparity fails the tolerance")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    p.add_argument("--progress", choices=["auto", "always", "never"],
+                   default=os.environ.get("FAIRNESS_AUDIT_PROGRESS", "auto"),
+                   help="a progress line on stderr while an engine counts for more than "
+                        "2 seconds (or FAIRNESS_AUDIT_PROGRESS_DELAY): DuckDB and Spark "
+                        "show the share done, databases the time elapsed; the line is erased "
+                        "when the count ends. auto (the default, or FAIRNESS_AUDIT_PROGRESS): "
+                        "only when stderr is a terminal; always: also to a file or pipe; "
+                        "never. --quiet turns it off")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -215,9 +231,6 @@ def spec_from_args(args):
         spec, data = load_config(text)
         args._config_data = data
         return spec
-    if not args.label:
-        raise InputError("Name the label column with --label (or give --config).",
-                         field="label")
     if not args.sensitive:
         raise InputError("Name at least one sensitive attribute with --sensitive (or give "
                          "--config).", field="sensitive")
@@ -230,7 +243,7 @@ def spec_from_args(args):
     return AuditSpec(label=args.label, predictions=args.prediction, scores=args.score,
                      threshold=_thresholds(args.threshold), sensitive=args.sensitive,
                      intersectional=args.intersectional, positive=args.positive,
-                     positive_decision=args.positive_decision,
+                     positive_decision=args.positive_decision or "benefit",
                      prediction_positive=pred_pos, weight=args.weight,
                      counts=args.counts,
                      reference=_pairs(args.reference, "reference", "sex=Male"),
@@ -246,12 +259,12 @@ def render_summary(result) -> str:
     import pandas as pd
 
     from .formatting import num, pct
-    from .metrics import REGISTRY, key_metrics
+    from .metrics import REGISTRY, available_metrics, key_metrics
     from .rollup import REFERENCE, group_verdicts, verdict_text
     from .tolerance import Tolerance
 
     spec, prov = result.spec, result.provenance
-    keys = key_metrics(spec.positive_decision)
+    keys = available_metrics(spec.labelled, key_metrics(spec.positive_decision))
     lines = []
     src = prov.get("input") or {}
     names = _names(result)
@@ -260,11 +273,13 @@ def render_summary(result) -> str:
         return visible_text(text, names)
     what = ("a benefit for the person" if spec.positive_decision == "benefit"
             else "a harm for the person")
+    outcome = (f"positive class {short(spec.label)} = {short(prov['positive_label'])!r}"
+               if spec.labelled else "no true outcome: only the decisions are audited")
     lines.append(f"Fairness audit of {short(src.get('name', 'data'))}: "
-                 f"{prov['rows_used']:,} rows used of {prov['rows_read']:,} read; positive "
-                 f"class {short(spec.label)} = {short(prov['positive_label'])!r}; a positive "
-                 f"decision is {what}; tolerance {Tolerance(spec.tolerance).interval()}; "
-                 f"minimum group size {spec.min_group_size}.")
+                 f"{prov['rows_used']:,} rows used of {prov['rows_read']:,} read; {outcome}; "
+                 f"a positive decision is {what}; tolerance "
+                 f"{Tolerance(spec.tolerance).interval()}; minimum group size "
+                 f"{spec.min_group_size}.")
     for model, t in (prov.get("thresholds") or {}).items():
         how = "" if t["how"] == "given" else f" ({say(t['how'])})"
         lines.append(f"Threshold for {short(model)!r}: score >= {t['threshold']:g}{how}.")
@@ -288,20 +303,27 @@ def render_summary(result) -> str:
             ref = verdicts.loc[verdicts["status"] == REFERENCE, "group"]
             ref = ref.iloc[0] if len(ref) else g.loc[g["n"].idxmax(), "group"]
             lines.append("")
+            odds = (f"; equalized odds difference {num(s.equalized_odds_difference)}, ratio "
+                    f"{num(s.equalized_odds_ratio)}" if spec.labelled else "")
             lines.append(f"{short(s.attribute)} (reference {short(ref)!r}): demographic parity "
                          f"difference {num(s.demographic_parity_difference)}, ratio "
-                         f"{num(s.demographic_parity_ratio)}; equalized odds difference "
-                         f"{num(s.equalized_odds_difference)}, ratio "
-                         f"{num(s.equalized_odds_ratio)}; {s.n_fail} fail "
+                         f"{num(s.demographic_parity_ratio)}{odds}; {s.n_fail} fail "
                          f"({s.n_fail_significant} significant), {s.n_insufficient} not "
                          "judged.")
             by_group = g.set_index("group")
+            means = None
+            sm = result.scores.get("means", pd.DataFrame())
+            if model in spec.scores and len(sm):
+                sm = sm[(sm["model"] == model) & (sm["attribute"] == s.attribute)]
+                means = dict(zip(sm["group"], sm["mean_score"]))
             table = []
             for v in verdicts.head(TABLE_ROWS).itertuples(index=False):
                 r = by_group.loc[v.group]
                 row = {"group": short(v.group, GROUP_CELL_CHARS), "n": f"{int(r['n']):,}"}
                 for m in keys:
                     row[REGISTRY[m].short] = pct(r[m])
+                if means is not None:
+                    row["mean score"] = num(means.get(v.group))
                 row["verdict"] = verdict_text(v, fail="FAIL")
                 table.append(row)
             lines.append(pd.DataFrame(table).to_string(index=False))
@@ -357,7 +379,11 @@ def _export_counts(path: str, prepared, result, suppress_below: int) -> None:
                      "data's.")
     Path(path).write_bytes(to_csv_bytes(table))
     pos = prepared.positive_values[0] if prepared.positive_values else "1"
-    cmd = ["fairness-audit", path, "--counts", n_col, "--label", spec.label, "--positive", pos]
+    cmd = ["fairness-audit", path, "--counts", n_col]
+    if spec.labelled:
+        cmd += ["--label", spec.label]
+    if spec.labelled or spec.predictions:
+        cmd += ["--positive", pos]
     for m in spec.predictions:
         cmd += ["--prediction", m]
     for m in spec.scores:
@@ -375,6 +401,30 @@ def _export_counts(path: str, prepared, result, suppress_below: int) -> None:
     print(f"Count table written to {visible_text(path)} ({len(table):,} lines for "
           f"{int(table[n_col].sum()):,} rows). Audit it again with: "
           f"{visible_text(shlex.join(cmd))}", file=sys.stderr)
+
+
+def _progress_options(args) -> dict:
+    """The progress line's callback and delay for :func:`prepare_from_engine`
+    (none with --quiet, --progress never, or auto when stderr is not a
+    terminal)."""
+    if args.progress not in ("auto", "always", "never"):  # from the environment
+        raise InputError(f"FAIRNESS_AUDIT_PROGRESS={args.progress!r} is not one of auto, "
+                         "always, never.", field="progress")
+    if args.quiet or args.progress == "never":
+        return {}
+    if args.progress == "auto" and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return {}
+    from .progress import DELAY, TerminalLine
+
+    text = os.environ.get("FAIRNESS_AUDIT_PROGRESS_DELAY", "").strip()
+    try:
+        delay = float(text) if text else DELAY
+        if not math.isfinite(delay):
+            raise ValueError
+    except ValueError:
+        raise InputError(f"FAIRNESS_AUDIT_PROGRESS_DELAY={text!r} is not a number of seconds; "
+                         "set it to e.g. 2 or leave it unset.", field="progress") from None
+    return {"progress": TerminalLine(sys.stderr), "progress_delay": max(delay, 0.0)}
 
 
 def prepare_file(path, spec):
@@ -408,15 +458,26 @@ def main(argv=None) -> int:
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     try:
         spec = spec_from_args(args)
+        if not spec.labelled and not args.quiet:
+            print("fairness-audit: no --label given: auditing the decisions alone (selection "
+                  "rates, demographic parity, score distributions); metrics that need the "
+                  "true outcome are not available.", file=sys.stderr)
         from .audit import run_audit
-        engine = choose_engine(args)
-        if engine == "memory":
+        engine = None if args.sources else choose_engine(args)
+        if args.sources:
+            from .sources import count_source, get_source, read_sources_file
+            listed, problems = read_sources_file(args.sources)
+            if args.data in problems:
+                raise InputError(problems[args.data], field="source")
+            prepared, info, _ = count_source(get_source(listed, args.data), spec)
+        elif engine == "memory":
             prepared, info = prepare_file(args.data, spec)
         else:
             from .engine import prepare_from_engine
             prepared, info = prepare_from_engine(args.data, spec, table=args.table,
                                                  engine=engine,
-                                                 spark_master=args.spark_master)
+                                                 spark_master=args.spark_master,
+                                                 **_progress_options(args))
         result = run_audit(prepared, info)
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")
@@ -467,6 +528,8 @@ def main(argv=None) -> int:
         print(f"fairness-audit: internal error ({type(exc).__name__}: {short(exc, 300)}). Please "
               "report it; set FAIRNESS_AUDIT_DEBUG=1 for details.", file=sys.stderr)
         return 3
+    if args.positive_decision is None and not args.config and not args.quiet:
+        _harm_note(result)
     if args.quiet:
         for w in result.warnings:
             print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
@@ -477,6 +540,20 @@ def main(argv=None) -> int:
         print(f"fairness-audit: {n} disparities fail the tolerance.", file=sys.stderr)
         return 1
     return 0
+
+
+def _harm_note(result) -> None:
+    """A note on stderr when the label's name sounds like a harm but a
+    positive decision is taken as a benefit (the default)."""
+    from .guess import guess_positive_decision
+
+    spec = result.spec
+    positive = (result.provenance.get("positive_label") or spec.positive)
+    guessed, why = guess_positive_decision(spec.label, positive)
+    if guessed == "harm" and spec.positive_decision == "benefit":
+        print(f"Note: a positive decision is taken as a benefit for the person (the default), "
+              f"but {visible_text(why)}. If it is a harm, add --positive-decision harm.",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -273,6 +273,10 @@ def count_records(prepared: Prepared, index: GroupIndex | None = None,
     edge, with the audit's threshold as an edge, so every decision at the
     threshold is kept; the AUC then carries its error bound).
 
+    Without a true outcome (no label) the table has no outcome column: per
+    combination of groups, decisions and scores, the rows (and weights),
+    from which each group's selected rows follow.
+
     Returns
     -------
     (table, count column name, notes)
@@ -287,7 +291,9 @@ def count_records(prepared: Prepared, index: GroupIndex | None = None,
     parts: dict = {}
     for j, col in enumerate(index.columns):
         parts[col] = index.combos[index.key, j]
-    parts[spec.label] = prepared.y.astype(np.int8)
+    outcome = [spec.label] if spec.labelled else []  # none: the decisions alone
+    if spec.labelled:
+        parts[spec.label] = prepared.y.astype(np.int8)
     for model in spec.predictions:
         parts[model] = prepared.predictions[model].astype(np.int8)
     for model in spec.scores:
@@ -318,6 +324,6 @@ def count_records(prepared: Prepared, index: GroupIndex | None = None,
         levels[levels == MISSING_GROUP] = None  # an empty cell: read back as missing
         out[col] = levels[out[col].to_numpy()]
     yes_no = np.array([neg, pos], dtype=object)
-    for col in (spec.label, *spec.predictions):
+    for col in (*outcome, *spec.predictions):
         out[col] = yes_no[out[col].to_numpy()]
     return out, name, notes

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, quote_list
-from .metrics import DISPARITY_METRICS, REGISTRY
+from .metrics import DISPARITY_METRICS, REGISTRY, available_metrics
 from .spec import AuditSpec
 from .tolerance import Tolerance
 
@@ -64,7 +64,8 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec, not_judged: dict | None =
     its verdicts are ``insufficient`` with that reason.
     """
     _check_named_references(groups, spec)
-    metrics = list(DISPARITY_METRICS)
+    # without a true outcome only the decision metrics are compared
+    metrics = available_metrics(spec.labelled, DISPARITY_METRICS)
     n_m = len(metrics)
     grp = groups["group"].to_numpy(dtype=object)
     n_all = groups["n"].to_numpy()

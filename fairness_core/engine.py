@@ -22,6 +22,7 @@ other columns have so many combinations that the records would exceed
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -38,6 +39,8 @@ MAX_RECORDS = 2_000_000
 MIN_BINS = 1 << 10
 
 _N, _W2, _WNULL = "__rows", "__weight_squares", "__weight_missing"
+#: The count column of the records an engine returns.
+ROWS = _N
 
 
 def _is_float(col) -> bool:
@@ -63,22 +66,43 @@ def _bin_rep(col, edges):
     return x.isnull().ifelse(None, case)
 
 
-def _score_rep(col, lo: float, hi: float, threshold: float, n_bins: int):
-    """The lower edge of each value's fine bin; bins are even over [lo, hi]
-    with ``threshold`` (and, for scores in [0, 1], the calibration bins'
-    edges) added as edges (see :func:`scores.fine_edges`)."""
+def _added_edges(lo: float, hi: float, threshold: float) -> np.ndarray:
+    """The edges added to a score's even fine bins, in order: the threshold
+    and, for scores in [0, 1], the calibration bins' edges (see
+    :func:`scores.fine_edges` and :func:`scores.split_edges`)."""
+    return np.unique(np.r_[threshold, split_edges(lo, hi)])
+
+
+def _score_key(col, lo: float, width: float, added: np.ndarray, n_bins: int):
+    """A whole number per value: the index of its fine bin (even bins of
+    ``width`` from ``lo``) times ``len(added) + 1``, plus the number of the
+    ``added`` edges at or below it; NULL when missing.  Integers group
+    faster than the bins' edges would, and :func:`_score_reps` turns them
+    into those edges afterwards."""
     import ibis
 
     x = _finite(col)
-    if not hi > lo:
-        return x
-    width = (hi - lo) / n_bins
-    k = ((x - lo) / width).floor().clip(lower=0, upper=n_bins - 1)
-    # the largest edge at or below x: of the even ones, and of the added ones
-    added = [(x >= float(e)).ifelse(float(e), -math.inf)
-             for e in (threshold, *split_edges(lo, hi))]
-    rep = ibis.greatest(ibis.least(lo + width * k, x), *added)
-    return x.isnull().ifelse(None, rep)
+    k = ibis.least(((x - lo) / width).floor(), n_bins - 1)
+    # (a CASE per added edge, not a cast: PostgreSQL casts no boolean to a number)
+    key = k * (len(added) + 1)
+    for e in added:
+        key = key + (x >= float(e)).ifelse(1, 0)
+    return x.isnull().ifelse(None, key)
+
+
+def _score_reps(key: pd.Series, lo: float, width: float, added: np.ndarray) -> np.ndarray:
+    """The score each :func:`_score_key` stands for: the lower edge of its
+    fine bin, kept between the added edges around it (the threshold is an
+    edge, see :func:`scores.fine_edges`), so every decision and every
+    calibration bin stays exact."""
+    key = pd.to_numeric(key).to_numpy(dtype=float, na_value=np.nan)
+    m = len(added) + 1
+    k, j = np.floor(key / m), np.mod(key, m)
+    even = lo + width * k
+    ji = np.nan_to_num(j, nan=0).astype(np.intp)
+    below = np.r_[-np.inf, added][ji]  # the largest added edge at or below the score
+    above = np.r_[np.nextafter(added, -np.inf), np.inf][ji]  # just under the next one
+    return np.minimum(np.maximum(even, below), above)
 
 
 def _score_sums(s: str) -> tuple:
@@ -100,8 +124,10 @@ def _check_columns(table, spec: AuditSpec, name: str) -> None:
 
 
 def engine_records(table, spec: AuditSpec, *, name: str = "table",
-                   max_records: int = MAX_RECORDS) -> tuple[pd.DataFrame, dict]:
-    """Aggregate an Ibis table into the audit's records.
+                   max_records: int = MAX_RECORDS, step=None) -> tuple[pd.DataFrame, dict]:
+    """Aggregate an Ibis table into the audit's records, in two queries (a
+    first pass for sizes and score ranges, then the GROUP BY); ``step(k, 2)``
+    is called before the k-th (see :func:`fairness_core.progress.watch`).
 
     Returns
     -------
@@ -130,12 +156,15 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
         aggs[f"{s}__min"] = x.min()
         aggs[f"{s}__max"] = x.max()
         aggs[f"{s}__distinct"] = x.approx_nunique()
-    others = [spec.label, *spec.predictions,
+    outcome = [spec.label] if spec.labelled else []  # none: the decisions alone
+    others = [*outcome, *spec.predictions,
               *(c for c in spec.sensitive if c not in spec.bins)]
     for c in others:
         aggs[f"{c}__distinct"] = t[c].approx_nunique()
     if spec.weight:
         aggs["__weight_min"] = _finite(t[spec.weight]).min()
+    step = step or (lambda k, n: None)
+    step(1, 2)
     stats = t.aggregate(**aggs).execute().iloc[0]
     if not stats[_N]:
         raise InputError(f"{name!r} has no rows.", field="file")
@@ -155,9 +184,9 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
     keys = {}
     for c in spec.sensitive:
         keys[c] = _bin_rep(t[c], spec.bins[c]) if c in spec.bins else t[c]
-    for c in (spec.label, *spec.predictions):
+    for c in (*outcome, *spec.predictions):
         keys[c] = t[c]
-    ranges, bins = {}, {}
+    ranges, bins, reps = {}, {}, {}
     n_bins = FINE_BINS
     if spec.scores:  # the records must stay few: scores share the room left
         room = max_records / max(combos, 1.0)
@@ -170,10 +199,12 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
             continue
         lo, hi = float(lo), float(hi)
         ranges[s] = (lo, hi)
-        if s in binned:
+        if s in binned and hi > lo:
             thr = resolve_threshold(spec.threshold_for(s), lo, hi)[0]
-            keys[s] = _score_rep(t[s], lo, hi, thr, n_bins)
-            bins[s] = n_bins
+            width = (hi - lo) / n_bins
+            added = _added_edges(lo, hi, thr)
+            keys[s] = _score_key(t[s], lo, width, added, n_bins)
+            bins[s], reps[s] = n_bins, (lo, width, added)
         else:
             keys[s] = _finite(t[s]) if _is_float(t[s]) else t[s]
     agg = {_N: mult.sum() if mult is not None else t.count()}
@@ -190,7 +221,10 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
         total, squares = _score_sums(s)
         agg[total], agg[squares] = xw.sum(), (xw * x).sum()
     expr = t.group_by([e.name(k) for k, e in keys.items()]).aggregate(**agg)
+    step(2, 2)
     records = expr.to_pyarrow().to_pandas()
+    for s, (lo, width, added) in reps.items():
+        records[s] = _score_reps(records[s], lo, width, added)
     if spec.weight:
         gone = records.pop(_WNULL).astype(bool).to_numpy()
         records.loc[gone, spec.weight] = np.nan
@@ -287,7 +321,9 @@ def spark_session(master: str = "local[*]"):
     if master.startswith("sc://"):
         builder = builder.remote(master)
     else:
-        builder = builder.master(master).config("spark.ui.enabled", "false")
+        # no web UI, and no console progress bar (the command line draws its own)
+        builder = builder.master(master).config("spark.ui.enabled", "false") \
+            .config("spark.ui.showConsoleProgress", "false")
     # pandas -> Spark through Arrow: without it nullable integers arrive as NULL
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true") \
         .config("spark.sql.execution.arrow.pyspark.fallback.enabled", "false")
@@ -312,6 +348,14 @@ def open_table(data, *, table: str | None = None, engine: str = "duckdb",
     -------
     (table, info) where info is a :class:`fairness_core.io.TableInfo`.
     """
+    t, info, files = _open(data, table=table, engine=engine, spark_master=spark_master)
+    if files:
+        info.sha256 = _hash_files(files)
+    return t, info
+
+
+def _open(data, *, table, engine, spark_master):
+    """:func:`open_table` without the files' hash: ``(table, info, files)``."""
     from .io import TableInfo
 
     try:
@@ -327,7 +371,7 @@ def open_table(data, *, table: str | None = None, engine: str = "duckdb",
         t = ibis.memtable(data)
         return t, TableInfo(name="(data frame)", format="dataframe", sha256=None,
                             size_bytes=int(data.memory_usage(deep=False).sum()),
-                            columns=[str(c) for c in data.columns])
+                            columns=[str(c) for c in data.columns]), []
     data = str(data)
     if is_url(data):
         if not table:
@@ -343,7 +387,7 @@ def open_table(data, *, table: str | None = None, engine: str = "duckdb",
                              "running.", field="table") from None
         kind = data.split("://", 1)[0]
         return t, TableInfo(name=table, format=f"{kind} table", sha256=None, size_bytes=0,
-                            columns=list(t.columns))
+                            columns=list(t.columns)), []
     if engine == "spark":
         con = ibis.pyspark.connect(spark_session(spark_master))
         if table:
@@ -353,25 +397,37 @@ def open_table(data, *, table: str | None = None, engine: str = "duckdb",
                 raise InputError(f"Spark has no table {table!r} ({str(exc)[:150]}).",
                                  field="table") from None
             return t, TableInfo(name=table, format="spark table", sha256=None, size_bytes=0,
-                                columns=list(t.columns))
+                                columns=list(t.columns)), []
     else:
         from .limits import limits
         # DuckDB keeps to the memory limit and streams (spilling to its temporary
         # folder when a GROUP BY outgrows it)
-        con = ibis.duckdb.connect(memory_limit=f"{max(limits().memory >> 20, 256)}MB")
+        con = ibis.duckdb.connect(memory_limit=f"{max(limits().memory >> 20, 256)}MB",
+                                  preserve_insertion_order=False)
     files, fmt = _files(data)
     import os
+    warnings = []
     try:
         if fmt == "parquet":
             t = con.read_parquet(files if len(files) > 1 else files[0])
-        elif engine == "duckdb":
-            t = con.read_csv(files, **({"delim": "\t"} if fmt == "tsv" else {}),
-                             auto_type_candidates=_CSV_TYPES,
-                             nullstr=["", "NA", "N/A", "NULL", "NaN", "nan", "null", "None",
-                                      "#N/A", "n/a"])
-        else:
-            t = con.read_csv(files if len(files) > 1 else files[0], header=True,
-                             inferSchema=True, sep="\t" if fmt == "tsv" else ",")
+        else:  # the delimiter and header as the in-memory reader sees them
+            from .io import text_layout
+
+            with open(files[0], "rb") as fh:
+                delim, names, why = text_layout(fh.read(1 << 16), fmt)
+            if why:
+                warnings.append(f"{os.path.basename(files[0])!r}: {why}")
+            if engine == "duckdb":
+                t = con.read_csv(files, delim=delim, header=names is None,
+                                 **({"names": names} if names else {}),
+                                 auto_type_candidates=_CSV_TYPES,
+                                 nullstr=["", "NA", "N/A", "NULL", "NaN", "nan", "null", "None",
+                                          "#N/A", "n/a"])
+            else:
+                t = con.read_csv(files if len(files) > 1 else files[0], header=names is None,
+                                 inferSchema=True, sep=delim)
+                if names:
+                    t = t.rename(dict(zip(names, t.columns)))
     except Exception as exc:
         raise InputError(f"{data!r} could not be read as {fmt.upper()} "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).",
@@ -379,28 +435,76 @@ def open_table(data, *, table: str | None = None, engine: str = "duckdb",
     size = sum(os.path.getsize(f) for f in files)
     name = data if len(files) > 1 else os.path.basename(files[0])
     return t, TableInfo(name=name, format=fmt if len(files) == 1 else f"{fmt} ({len(files):,} "
-                        "files)", sha256=_hash_files(files), size_bytes=size,
-                        columns=list(t.columns))
+                        "files)", sha256=None, size_bytes=size,
+                        columns=list(t.columns), warnings=warnings), files
 
 
 def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,
-                        engine: str = "duckdb", spark_master: str = "local[*]"):
-    """Count in an engine and prepare the records: ``(Prepared, TableInfo)``."""
-    t, info = open_table(data, table=table, engine=engine, spark_master=spark_master)
+                        engine: str = "duckdb", spark_master: str = "local[*]",
+                        progress=None, progress_delay: float | None = None):
+    """Count in an engine and prepare the records: ``(Prepared, TableInfo)``.
+
+    ``progress``, when given, is called with a
+    :class:`fairness_core.progress.Status` while the engine counts (after
+    ``progress_delay`` seconds, by default ``progress.DELAY``; see
+    :func:`fairness_core.progress.watch`).
+    """
+    prepared, info, _ = count_in_engine(data, spec, table=table, engine=engine,
+                                        spark_master=spark_master, progress=progress,
+                                        progress_delay=progress_delay)
+    return prepared, info
+
+
+def count_in_engine(data, spec: AuditSpec, *, table: str | None = None,
+                    engine: str = "duckdb", spark_master: str = "local[*]",
+                    progress=None, progress_delay: float | None = None):
+    """As :func:`prepare_from_engine`, and the records themselves:
+    ``(Prepared, TableInfo, records)``; the records are a count table
+    whose count column is :data:`ROWS` (for views that read groups' rows,
+    such as missing values per group)."""
+    import threading
+
+    from . import progress as _progress
+
+    t, info, files = _open(data, table=table, engine=engine, spark_master=spark_master)
+    sha: list = []  # the files' SHA-256, read while the engine counts
+    hashing = threading.Thread(target=lambda: sha.append(_hash_files(files)), daemon=True,
+                               name="fairness-audit-sha256")
+    if files:
+        hashing.start()
     try:
-        records, meta = engine_records(t, spec, name=info.name)
+        if progress is None:
+            watching = contextlib.nullcontext()
+        else:
+            name, source = _progress.engine_source(t.get_backend())
+            watching = _progress.watch(
+                source, progress, engine=name,
+                delay=_progress.DELAY if progress_delay is None else progress_delay)
+        with watching as step:
+            records, meta = engine_records(t, spec, name=info.name, step=step)
     except InputError:
         raise
     except Exception as exc:
         raise InputError(f"The {engine} engine could not count {info.name!r} "
                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).",
                          field="file") from None
+    if files:
+        hashing.join()
+        if not sha:
+            raise InputError(f"{info.name!r} could not be read to the end to compute its "
+                             "SHA-256; check that the files are still there and readable.",
+                             field="file")
+        info.sha256 = sha[0]
     info.engine = engine if not is_url(str(data)) else str(data).split("://", 1)[0]
     info.records = meta["records"]
     for s, nb in meta["score_bins"].items():
         info.warnings.append(f"The score {s!r} has too many distinct values to count one by "
                              f"one; it was counted in {nb:,} fine bins. Decisions at the "
-                             "threshold are exact; the AUC is within its stated error bound, "
-                             "the curves are at the bins' resolution, and the Brier score and "
-                             "calibration are exact.")
-    return prepare_records(records, meta, spec), info
+                             "threshold are exact; " + (
+                                 "the AUC is within its stated error bound, the curves are "
+                                 "at the bins' resolution, and the Brier score and "
+                                 "calibration are exact." if spec.labelled else
+                                 "mean scores are exact, and score distributions are at the "
+                                 "bins' resolution (each score is read as its bin's lower "
+                                 "edge)."))
+    return prepare_records(records, meta, spec), info, records

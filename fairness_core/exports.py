@@ -132,6 +132,13 @@ def export_notes(result, suppress_below: int = 0) -> list[str]:
     notes = [f"Fairness audit of {src.get('name', 'data')} (SHA-256 {src.get('sha256')}), "
              f"created {prov['created_utc']} with {prov['tool']} {prov['tool_version']}.",
              "Undefined numbers (a rate whose denominator is 0) are empty cells."]
+    unavailable = getattr(result, "unavailable", {})
+    if unavailable:
+        from .metrics import NO_OUTCOME
+        notes.append(f"No true outcome was given: only the decisions are audited. These "
+                     f"metrics and summaries are {NO_OUTCOME} and their cells are empty: "
+                     f"{', '.join(unavailable)}. The count column 'selected' holds the rows "
+                     "(or weight) given the positive decision.")
     if suppress_below and suppress_below > 1:
         notes.append(f"The metrics of groups with fewer than {suppress_below} rows are "
                      "suppressed for privacy.")

@@ -28,7 +28,7 @@ import pandas as pd
 
 from .disparity import FAIL, INSUFFICIENT, PASS
 from .formatting import about, num, p_value
-from .metrics import REGISTRY, key_metrics, tier
+from .metrics import NO_OUTCOME, REGISTRY, available_metrics, key_metrics, tier
 from .tolerance import Tolerance
 
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2, "info": 3}
@@ -183,16 +183,26 @@ def findings(disp: pd.DataFrame, spec, words: dict | None = None,
                                               spec.correction, spec.confidence)
             rec["text"] = _prefixed(rec["statement"], r.model, many_models)
             out.append(rec)
-    out.extend(_info_findings(disp, decision, many_models, set(not_judged or {})))
+    labelled = getattr(spec, "labelled", True)
+    out.extend(_info_findings(disp, decision, many_models, set(not_judged or {}), labelled))
+    if not labelled:
+        statement = ("No true outcome was given, so only the decisions are audited: who is "
+                     "given the positive decision, and how often, in each group (demographic "
+                     "parity). Error rates, precision, accuracy, equalized odds, equal "
+                     f"opportunity, AUC and calibration are {NO_OUTCOME}; a model can give "
+                     "groups equal rates and still be wrong more often for one of them.")
+        out.append({"severity": "info", "kind": "no_outcome", "model": None,
+                    "attribute": None, "group": None, "metric": None,
+                    "statement": statement, "text": statement})
     out.sort(key=lambda f: SEVERITY_ORDER[f["severity"]])
     return out
 
 
 def _info_findings(disp: pd.DataFrame, decision: str, many_models: bool,
-                   skip: set) -> list[dict]:
+                   skip: set, labelled: bool = True) -> list[dict]:
     """What passed on every key metric, and what could not be judged, per
     model x attribute (naming only the metrics that really were not judged)."""
-    keys = key_metrics(decision)
+    keys = available_metrics(labelled, key_metrics(decision))
     key = disp[disp["metric"].isin(keys) & ~disp["model"].isin(skip)]
     cols = {c: key[c].to_numpy(dtype=object) for c in ("verdict", "verdict_reason", "group",
                                                          "metric")}

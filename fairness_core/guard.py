@@ -74,9 +74,18 @@ _MEMORY_WORDS = ("out of memory", "memoryerror", "unable to allocate", "cannot a
 _PID = struct.Struct("q")
 
 
+class OverBudget(InputError):
+    """Reading a file needed more memory than its budget."""
+
+
+class Busy(InputError):
+    """The server's memory for files is in use by other sessions: a moment
+    later the same file may read (not kept as the file's answer)."""
+
+
 def over_budget(name: str, budget: int) -> InputError:
     """The error for a file whose reading needs more than ``budget`` bytes."""
-    return InputError(
+    return OverBudget(
         f"Reading {name!r} needs more memory than the limit of {_fmt_bytes(budget)} for "
         "reading one file, so it was stopped. Use a smaller file (fewer rows, only the "
         "columns the audit needs, or CSV or Parquet instead of Excel), or, if the machine "
@@ -175,6 +184,90 @@ def read_guarded(data, name: str | None = None, columns=None, fmt: str | None = 
     _, what, trace = reply
     raise RuntimeError(f"Reading {shown!r} failed in the reading process: {what}") \
         from ChildTraceback(trace)
+
+
+class SharedBudget:
+    """The memory a server shares among its sessions' files.
+
+    Each session's read runs under its own cap (:func:`read_guarded`), and a
+    table once read stays in the session's memory.  With many sessions, the
+    caps and the tables could together exceed the machine even though each
+    is within the limit.  A SharedBudget draws every read's cap and every
+    held table from one pool of ``total`` bytes (the memory limit), so their
+    sum never exceeds it:
+
+    * a read first reserves what a file of its size usually needs
+      (``per_byte`` times its bytes, at least ``minimum``, at most the
+      limit); a file that needs more is read again with the whole limit,
+      once the pool has it;
+    * a table read is held (:meth:`hold`, twice its size in memory, for the
+      work the audit does on it) until the session lets go of it (the
+      object is garbage-collected);
+    * a read that cannot get its reservation waits up to ``wait`` seconds,
+      then fails with :class:`Busy`, a message that says to try again.
+    """
+
+    def __init__(self, total: int, *, per_byte: int = 20, minimum: int = 512 << 20,
+                 wait: float = 60.0):
+        self.total = int(total)
+        self.per_byte = per_byte
+        self.minimum = minimum
+        self.wait = wait
+        self._used = 0
+        self._cond = threading.Condition()
+
+    @property
+    def used(self) -> int:
+        """Bytes reserved by reads under way and held by tables."""
+        with self._cond:
+            return self._used
+
+    def _take(self, want: int, name: str) -> int:
+        deadline = time.monotonic() + self.wait
+        with self._cond:
+            while self.total - self._used < want:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise Busy(
+                        f"{name!r} was not read: the dashboard's other sessions are using "
+                        f"{_fmt_bytes(self._used)} of the {_fmt_bytes(self.total)} it may use "
+                        "for files. Try again in a minute (closing other dashboard tabs frees "
+                        f"their tables); whoever runs the dashboard can raise the limit with "
+                        f"the environment variable {PREFIX}MEMORY.", field="file")
+                self._cond.wait(left)
+            self._used += want
+            return want
+
+    def release(self, nbytes: int) -> None:
+        with self._cond:
+            self._used = max(0, self._used - nbytes)
+            self._cond.notify_all()
+
+    def hold(self, obj, nbytes: int) -> None:
+        """Count ``nbytes`` against the pool for as long as ``obj`` lives."""
+        import weakref
+
+        nbytes = int(nbytes)
+        with self._cond:
+            self._used += nbytes
+        weakref.finalize(obj, self.release, nbytes)
+
+    def read(self, data: bytes, name: str):
+        """:func:`read_guarded` of an upload with a reservation from the pool;
+        the table it returns is held (see the class)."""
+        first = min(self.total, max(self.minimum, self.per_byte * len(data)))
+        for budget in dict.fromkeys((first, self.total)):
+            granted = self._take(budget, name)
+            try:
+                df, info = read_guarded(data, name, budget=granted)
+                break
+            except OverBudget:
+                if budget == self.total:
+                    raise
+            finally:
+                self.release(granted)
+        self.hold(df, 2 * int(df.memory_usage(deep=True).sum()))
+        return df, info
 
 
 class ChildTraceback(Exception):

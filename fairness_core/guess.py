@@ -40,6 +40,11 @@ _SENSITIVE = ["sex", "gender", "race", "ethnicity", "age_group", "age", "religio
               "nationality", "native_country", "country", "disability", "marital_status",
               "marital", "language", "region", "relationship", "education"]
 _ID_WORDS = re.compile(r"(^|_)(id|uuid|key|index|name|email|phone)($|_)", re.I)
+#: Count-table columns: the whole name, its first word or its last word.
+_COUNT_NAMES = {"n", "count", "counts", "cnt", "rows", "n_rows", "freq", "frequency",
+                "number", "total", "num", "people", "persons", "records", "size"}
+_COUNT_FIRST = {"n", "count", "num", "number", "nb"}
+_COUNT_LAST = {"n", "count", "counts", "cnt", "rows", "freq", "frequency", "total", "number"}
 
 
 @dataclass
@@ -52,10 +57,48 @@ class Guess:
     candidates_sensitive: list = field(default_factory=list)
     numeric_sensitive: list = field(default_factory=list)
     weight: str | None = None
+    #: the count column of a count table (each row stands for its number of rows)
+    counts: str | None = None
     #: columns with the label's values (decision candidates), best first
     decision_candidates: list = field(default_factory=list)
     #: text decision column -> the guessed values of its positive decision
     decision_values: dict = field(default_factory=dict)
+
+
+def count_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that could say how many rows each row stands for: numbers
+    (not true/false) that are whole and at least 0 wherever given."""
+    out = []
+    for c in df.columns:
+        s = df[c]
+        if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        x = pd.to_numeric(s, errors="coerce").dropna().to_numpy(dtype=float)
+        if len(x) and np.isfinite(x).all() and (x >= 0).all() and (x == np.floor(x)).all():
+            out.append(str(c))
+    return out
+
+
+def _count_named(c: str) -> bool:
+    low = c.strip().lower()
+    if re.search(r"weight|wt$|score|prob|id$", low):
+        return False
+    words = [w for w in re.split(r"[\s_\-.]+", low) if w]
+    return bool(words) and (low in _COUNT_NAMES or words[0] in _COUNT_FIRST
+                            or words[-1] in _COUNT_LAST)
+
+
+def guess_counts(df: pd.DataFrame) -> str | None:
+    """The count column of a table that is already aggregated, when it is
+    clear: the only whole-number column of at least 0, with some value above
+    1, named like a count (n, count, rows, freq, frequency, number, total,
+    n_people, row_count ...).  A weight column is never taken for one (its
+    name says weight, and weights need not be whole).  None otherwise: each
+    row then stands for one person."""
+    head = df.head(200_000)
+    named = [c for c in count_columns(head) if _count_named(c)
+             and pd.to_numeric(head[c], errors="coerce").max() > 1]
+    return named[0] if len(named) == 1 else None
 
 
 def _label_rank(c: str) -> int | None:
@@ -108,6 +151,54 @@ def guess_positive(values) -> str | None:
     return None
 
 
+#: Words in the name of a label (or of its positive value) whose positive
+#: class is something bad for the person: a model that predicts it flags
+#: people for a harm (held in custody, refused a loan, investigated).
+_HARM_WORDS = re.compile(
+    r"recid|reoffend|re_offend|arrest|crime|criminal|violen|fraud|default|delinquen|"
+    r"(^|_)risk|high_risk|(^|_)bad($|_)|suspic|suspect|investigat|charged|convict|evict|"
+    r"terminat|detain|custody|abuse|dropout|drop_out|readmi", re.I)
+#: Words that make the positive class good for the person.
+_BENEFIT_WORDS = re.compile(
+    r"approv|accept|(^|_)admi(t|ssion)|hire|hired|offer|grant|repaid|repay|(^|_)income|"
+    r"promot|(^|_)select|interview|eligib|award|(^|_)good($|_)|success|pass|>", re.I)
+
+
+def guess_positive_decision(label: str | None, positive=None) -> tuple[str, str | None]:
+    """Whether a positive decision is a "benefit" or a "harm" for the
+    person, guessed from the names of the label and of its positive class,
+    and why (None when nothing in the names says "harm": then "benefit",
+    the usual case of a loan, an interview or an offer).
+
+    A label such as ``two_year_recid`` (reoffended within two years),
+    ``is_fraud`` or ``default`` names an outcome that is bad for the person:
+    a model that predicts it flags people for a harm.  The positive class's
+    own name comes first: ``credit_risk`` whose positive class is ``good``
+    is a benefit, ``bad`` a harm."""
+    if positive is None:
+        positive = []
+    elif isinstance(positive, (str, int, float, bool)):
+        positive = [positive]
+    values = [str(v).strip() for v in positive]
+
+    def says(text: str):
+        words = text.strip().replace(" ", "_").replace("-", "_")
+        if _BENEFIT_WORDS.search(words):
+            return "benefit"
+        return "harm" if _HARM_WORDS.search(words) else None
+
+    for v in values:
+        if says(v) == "benefit":
+            return "benefit", None
+        if says(v) == "harm":
+            return "harm", (f"the positive class {v!r} of {label!r} sounds like something "
+                            "bad for the person (a model that predicts it flags people)")
+    if label and says(str(label)) == "harm":
+        return "harm", (f"the true outcome {str(label)!r} sounds like something bad for the "
+                        "person (a model that predicts it flags people)")
+    return "benefit", None
+
+
 def binary_values(s: pd.Series) -> list | None:
     """The two (or one) distinct values of a column, or None."""
     vals = s.dropna().unique()[:3]
@@ -158,9 +249,14 @@ def _is_copy(c: str, cols: list, head: pd.DataFrame) -> bool:
     return bool(m) and m.group(1) in cols and head[c].equals(head[m.group(1)])
 
 
-def guess_roles(df: pd.DataFrame, max_groups: int = 50, max_models: int = 2) -> Guess:
+def guess_roles(df: pd.DataFrame, max_groups: int = 50, max_models: int = 2,
+                counts: str | None = "guess") -> Guess:
+    """Guess every column's role.  ``counts``: the count column of a count
+    table ("guess": see :func:`guess_counts`; None: each row is one person);
+    it takes no other role."""
     g = Guess()
-    cols = [str(c) for c in df.columns]
+    g.counts = guess_counts(df) if counts == "guess" else counts
+    cols = [str(c) for c in df.columns if str(c) != g.counts]
     head = df.head(200_000)
     binary = {c: binary_values(head[c]) for c in cols}
     binary = {c: v for c, v in binary.items() if v is not None}

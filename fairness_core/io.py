@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 import os
 import struct
 import zipfile
@@ -294,7 +295,14 @@ def _sniff_delimiter(sample: str, fmt: str) -> str:
         first = lines[0] if lines else ""
         counts = {d: first.count(d) for d in ",;\t|"}
         best = max(counts, key=counts.get)
-        return best if counts[best] else ","
+        if counts[best]:
+            return best
+        # values separated by single spaces, the same number on every line
+        # (the UCI machine-learning repository's .data files)
+        spaces = {ln.strip().count(" ") for ln in lines}
+        if len(spaces) == 1 and spaces != {0} and not any("  " in ln.strip() for ln in lines):
+            return " "
+        return ","
 
 
 def _missing_columns(name: str, present: list, wanted) -> None:
@@ -349,8 +357,75 @@ def _header_record(sample: str, delim: str, whole: bool) -> tuple[list, bool, in
     return header, complete, min(following, 2)
 
 
+def _is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except (ValueError, OverflowError):
+        return False
+
+
+def first_row_is_data(header: list, sample: str, delim: str) -> str | None:
+    """Why the first record of a text table looks like data rather than
+    column names, or None when it reads as a header.
+
+    It is data when at least two of its cells, and at least a fifth of
+    them, are numbers (column names rarely are), and its other cells recur
+    as values of their own columns further down (``State-gov`` in a
+    column of employers), or there are no other cells.  A header with a
+    few year-like names (``id,2019,2020,score``) stays a header: its other
+    names are not values of their columns."""
+    names = [str(h).strip() for h in header]
+    numeric = [h for h in names if h and _is_number(h)]
+    if len(names) < 2 or len(numeric) < 2 or 5 * len(numeric) < len(names):
+        return None
+    rows = []
+    records = csv.reader(io.StringIO(sample.lstrip("\ufeff"), newline=None), delimiter=delim)
+    try:
+        seen_header = False
+        for row in records:
+            if not any(cell.strip() for cell in row):
+                continue
+            if not seen_header:
+                seen_header = True
+                continue
+            if len(row) == len(names):
+                rows.append([cell.strip() for cell in row])
+            if len(rows) >= 500:
+                break
+    except csv.Error:
+        pass
+    text = [i for i, h in enumerate(names) if h and not _is_number(h)]
+    recur = [names[i] for i in text if any(r[i] == names[i] for r in rows)]
+    if text and not recur:
+        return None
+    shown = ", ".join(repr(v) for v in (numeric[:2] + recur[:2]))
+    return (f"The first row looks like data, not column names (it holds {shown}), so "
+            f"the columns are named column_1 to column_{len(names)}. If the file does have "
+            "a row of column names, make it the first line.")
+
+
+def text_layout(head: bytes, fmt: str) -> tuple[str, list | None, str | None]:
+    """The delimiter of a text table from the start of its file, and, when
+    its first row is data (:func:`first_row_is_data`), the column names to
+    use and why (else None, None): the layout the in-memory reader uses,
+    for an engine reading the same file."""
+    sample, _ = _decode_sample(head, whole=False)
+    delim = _sniff_delimiter(sample, fmt)
+    try:
+        header, _, _ = _header_record(sample, delim, whole=False)
+    except csv.Error:
+        return delim, None, None
+    why = first_row_is_data(header, sample, delim)
+    return delim, (headerless_names(len(header)) if why else None), why
+
+
+def headerless_names(n: int) -> list:
+    """The names of the columns of a table without a header row."""
+    return [f"column_{i}" for i in range(1, n + 1)]
+
+
 def _read_text(data: bytes, name: str, fmt: str, columns
-               ) -> tuple[pd.DataFrame, str, str, dict]:
+               ) -> tuple[pd.DataFrame, str, str, dict, list]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -381,6 +456,12 @@ def _read_text(data: bytes, name: str, fmt: str, columns
         elif encoding == "utf-16":
             head = head[:len(head) - len(head) % 2]
         sample = head.decode(py_enc, errors="replace")
+    notes = []
+    no_header = first_row_is_data(raw_header, sample, delim)
+    if no_header:
+        notes.append(f"{_q(name)}: {no_header}")
+        raw_header = headerless_names(len(raw_header))
+        body_rows += 1
     header = [h.strip() for h in raw_header]
     unique = dedupe_names(header)
     dups = _duplicates(header, unique)
@@ -403,7 +484,8 @@ def _read_text(data: bytes, name: str, fmt: str, columns
 
     def via_arrow(enc: str) -> pd.DataFrame:
         read = pacsv.ReadOptions(encoding="utf8" if enc.startswith("utf-8") else enc,
-                                 block_size=1 << 24)
+                                 block_size=1 << 24,
+                                 column_names=raw_header if no_header else None)
         parse = pacsv.ParseOptions(delimiter=delim, newlines_in_values=multiline_header)
         conv = pacsv.ConvertOptions(include_columns=include,
                                     null_values=NULL_VALUES, strings_can_be_null=True,
@@ -424,7 +506,8 @@ def _read_text(data: bytes, name: str, fmt: str, columns
         # index_col=False: a trailing delimiter on data rows must not shift columns.
         df = pd.read_csv(io.BytesIO(data), sep=delim, encoding=enc, engine="c",
                          na_values=NULL_VALUES, keep_default_na=False, low_memory=False,
-                         index_col=False)
+                         index_col=False, **({"header": None, "names": raw_header}
+                                             if no_header else {}))
         df.columns = named(df.columns)
         return df[want] if want else df
 
@@ -444,7 +527,7 @@ def _read_text(data: bytes, name: str, fmt: str, columns
     for enc in encodings():
         for reader in (via_arrow, via_pandas):
             try:
-                return reader(enc), enc, delim, dups
+                return reader(enc), enc, delim, dups, notes
             except InputError:
                 raise
             except _NotUtf8:
@@ -814,8 +897,9 @@ def read_table(source, *, name: str | None = None, columns=None, fmt: str | None
     pool.shutdown(wait=False)
     encoding = delimiter = None
     dups: dict = {}
+    notes: list = []
     if fmt in ("csv", "tsv"):
-        df, encoding, delimiter, dups = _read_text(data, name, fmt, columns)
+        df, encoding, delimiter, dups, notes = _read_text(data, name, fmt, columns)
     elif fmt == "parquet":
         df = _read_parquet(data, name, columns)
     else:
@@ -825,7 +909,7 @@ def read_table(source, *, name: str | None = None, columns=None, fmt: str | None
     info = TableInfo(name=name, format=fmt, sha256=digest.result(),
                      size_bytes=len(data), columns=[str(c) for c in df.columns],
                      encoding=encoding, delimiter=delimiter, duplicates=dups,
-                     warnings=[_duplicate_warning(dups)] if dups else [])
+                     warnings=notes + ([_duplicate_warning(dups)] if dups else []))
     check_duplicates(df, info, columns)
     if columns and dups:  # the copies were read only for that check
         df = df[list(dict.fromkeys(columns))]

@@ -263,6 +263,40 @@ def tier(metric: str, decision: str = "benefit") -> int:
 #: Metrics that get disparities and verdicts (base rate describes the data).
 DISPARITY_METRICS = [m for m in REGISTRY if REGISTRY[m].judged]
 
+#: Why a metric that needs the true outcome has no value in an audit without one.
+NO_OUTCOME = "not available without a true outcome"
+#: The metrics of the decisions alone: the only ones an audit without a true
+#: outcome (no label column) reports.  Every other registry metric, and
+#: every score metric that compares scores with outcomes (AUC, Brier,
+#: calibration), is then absent (NaN) with :data:`NO_OUTCOME` as reason.
+DECISION_METRICS = ("selection_rate",)
+#: Score-based numbers that need the true outcome.
+OUTCOME_SCORE_METRICS = ("auc", "auc_error_bound", "brier")
+
+
+def needs_outcome(name: str) -> bool:
+    """True for a metric that compares decisions or scores with the true outcome."""
+    return name not in DECISION_METRICS
+
+
+def available_metrics(labelled: bool = True, metrics=None) -> list[str]:
+    """The metrics among ``metrics`` (default: the registry) an audit can
+    report: all of them with a true outcome, the decision metrics without."""
+    names = list(REGISTRY if metrics is None else metrics)
+    return names if labelled else [m for m in names if not needs_outcome(m)]
+
+
+def blank_outcome_metrics(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every column of an outcome metric (its value and its
+    ``_ci_low`` / ``_ci_high``) set to NaN: an audit without a true outcome
+    never shows a number for them."""
+    names = [m for m in (*REGISTRY, *OUTCOME_SCORE_METRICS) if needs_outcome(m)]
+    cols = [c for c in frame.columns
+            if c in names or any(c == f"{m}_ci_{s}" for m in names for s in ("low", "high"))]
+    if not cols:
+        return frame
+    return frame.assign(**{c: np.nan for c in cols})
+
 
 def _coefficients():
     names = [n for n in REGISTRY if n != "balanced_accuracy"]
@@ -274,10 +308,11 @@ def _coefficients():
 _NAMES, _NUM, _DEN = _coefficients()
 
 
-def metric_values(cells: np.ndarray) -> dict[str, np.ndarray]:
+def metric_values(cells: np.ndarray, labelled: bool = True) -> dict[str, np.ndarray]:
     """All registry metrics for an array of count vectors (``..., 4``).
 
-    Undefined values (0/0) are NaN.  Works on any leading shape, so the
+    Undefined values (0/0) are NaN; without a true outcome (``labelled``
+    false) every metric that needs one is NaN too.  Works on any leading shape, so the
     same function serves one table, a threshold sweep or a bootstrap: two
     small matrix products give every numerator and denominator.
     """
@@ -289,13 +324,17 @@ def metric_values(cells: np.ndarray) -> dict[str, np.ndarray]:
     tpr, tnr = out["tpr"], out["tnr"]
     out["balanced_accuracy"] = np.where(
         np.isnan(tpr), tnr, np.where(np.isnan(tnr), tpr, (tpr + tnr) / 2))
+    if not labelled:
+        blank = np.full(cells.shape[:-1], np.nan)
+        return {name: out[name] if not needs_outcome(name) else blank for name in REGISTRY}
     return {name: out[name] for name in REGISTRY}
 
 
-def add_metrics(counts: pd.DataFrame) -> pd.DataFrame:
-    """Append a column per registry metric and ``share`` to a count table."""
+def add_metrics(counts: pd.DataFrame, labelled: bool = True) -> pd.DataFrame:
+    """Append a column per registry metric and ``share`` to a count table
+    (the outcome metrics are NaN when not ``labelled``)."""
     cells = counts[list(CELLS)].to_numpy(dtype=float)
-    vals = metric_values(cells)
+    vals = metric_values(cells, labelled)
     extra = {}
     if "share" not in counts:
         total = counts.groupby(["model", "attribute"], sort=False)["weight"].transform("sum")
@@ -303,11 +342,22 @@ def add_metrics(counts: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([counts, pd.DataFrame({**extra, **vals}, index=counts.index)], axis=1)
 
 
-def undefined_reasons(row) -> dict:
-    """``{metric: reason}`` for the metrics that are undefined in a row."""
-    reasons = {}
-    for name, m in REGISTRY.items():
-        v = row[name]
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            reasons[name] = m.undefined_reason()
-    return reasons
+def undefined_reason(name: str, labelled: bool = True) -> str:
+    """Why a metric has no value: :data:`NO_OUTCOME` for an outcome metric
+    of an audit without a true outcome, else why its denominator is 0."""
+    if not labelled and needs_outcome(name):
+        return NO_OUTCOME
+    return REGISTRY[name].undefined_reason()
+
+
+def undefined_reasons_table(df, labelled: bool = True) -> list[dict]:
+    """Per row of a per-group table: ``{metric: reason}`` for the metrics
+    that are undefined (NaN) in that row (and, without a true outcome, for
+    the outcome score metrics in the table)."""
+    undefined = [(name, undefined_reason(name, labelled), df[name].isna().to_numpy())
+                 for name in REGISTRY]
+    if not labelled:
+        always = np.ones(len(df), dtype=bool)
+        undefined += [(name, NO_OUTCOME, always) for name in OUTCOME_SCORE_METRICS
+                      if name in df]
+    return [{name: why for name, why, nan in undefined if nan[i]} for i in range(len(df))]

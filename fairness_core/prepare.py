@@ -135,6 +135,12 @@ class Prepared:
     score_sums: dict = field(default_factory=dict)
 
     @property
+    def has_label(self) -> bool:
+        """True when the audit has a true outcome; without one ``y`` is all
+        False (every row an actual negative) and only the decisions count."""
+        return self.spec.labelled
+
+    @property
     def n_rows(self) -> int:
         if self.multiplicity is not None:
             return int(self.multiplicity.sum())
@@ -320,18 +326,21 @@ def _choose_positive(spec: AuditSpec, values: dict) -> list:
     """The tokens of the label values that are the positive class."""
     tokens = set(values)
     given = spec.positive
+    where = (f"the label column {spec.label!r}" if spec.labelled else
+             f"the decision column {quote_list(spec.predictions)}")
+    what = "is the positive class" if spec.labelled else "means the positive decision"
     if given is not None and str(given).strip() != "" and given != ():
         toks = value_set(given, values)
         if toks is None and len(tokens) < 2 and not isinstance(given, tuple):
             return [canon(given)]  # one class present: the other may be named
         if toks is None:
             shown = quote_values(given if isinstance(given, tuple) else [given])
-            raise InputError(f"The positive value {shown} is not a value of the label column "
-                             f"{spec.label!r}. Its values are "
+            raise InputError(f"The positive value {shown} is not a value of {where}. "
+                             f"Its values are "
                              f"{quote_list(values.values())}.", field="positive",
                              value=given)
         if len(toks) == len(tokens) and len(tokens) > 1:
-            raise InputError(f"Every value of the label column {spec.label!r} is chosen as "
+            raise InputError(f"Every value of {where} is chosen as "
                              "positive, so nothing is negative. Choose only the values that "
                              "count as the positive class.", field="positive", value=given)
         return toks
@@ -339,14 +348,14 @@ def _choose_positive(spec: AuditSpec, values: dict) -> list:
         if tokens and tokens <= known:
             return [pos]
     if len(tokens) > 2:
-        raise InputError(f"The label column {spec.label!r} has {len(tokens)} values: "
+        raise InputError(f"{where[0].upper() + where[1:]} has {len(tokens)} values: "
                          f"{quote_list(values.values())}. Choose the values that count as "
                          "the positive class (in the command line: --positive V1,V2).",
-                         field="positive", column=spec.label)
-    raise InputError(f"Which value of {spec.label!r} is the positive class? Its values are "
+                         field="positive", column=spec.label or spec.predictions[0])
+    raise InputError(f"Which value of {where} {what}? Its values are "
                      f"{quote_list(values.values())}; choose one as the positive value "
                      "(--positive in the command line).", field="positive",
-                     column=spec.label)
+                     column=spec.label or spec.predictions[0])
 
 
 def _numeric(series: pd.Series, col: str, role: str, field_: str) -> np.ndarray:
@@ -514,9 +523,10 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
     n_read = len(df) if mult is None else int(mult.sum())
 
     # --- label -----------------------------------------------------------
-    label_col = _BinaryColumn(df[spec.label])
-    label_values = label_col.values()
-    if not label_values:
+    labelled = spec.labelled
+    label_col = _BinaryColumn(df[spec.label]) if labelled else None
+    label_values = label_col.values() if labelled else {}
+    if labelled and not label_values:
         raise InputError(f"The label column {spec.label!r} is entirely empty. Choose the "
                          "column that holds the true outcomes.", field="label",
                          column=spec.label)
@@ -546,6 +556,12 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
             continue
         extra = [values[t] for t in values if t not in label_values]
         allowed_extra = len(label_values) + len(extra) <= 2 and len(label_values) < 2
+        if extra and not allowed_extra and not labelled:
+            raise InputError(f"The decision column {col!r} has values "
+                             f"{quote_list(values.values())}, more than the two of a yes/no "
+                             f"decision. Say which of them mean the positive decision (in "
+                             f"the command line: --prediction-positive {col}=V1,V2).",
+                             field="prediction_positive", column=col, value=extra[0])
         if extra and not allowed_extra:
             raise InputError(f"The prediction column {col!r} has values "
                              f"{quote_list(extra)} that are not values of the label "
@@ -558,23 +574,32 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
             all_values.setdefault(t, v)
         pred_parts[col] = pcol
     if len(all_values) > 2 and len(label_values) <= 2:
-        raise InputError(f"The label and predictions together have more than two values: "
-                         f"{quote_list(all_values.values())}.", field="predictions")
-    pos_toks = _choose_positive(spec, all_values)
+        what = "The label and predictions together" if labelled else "The decision columns"
+        raise InputError(f"{what} have more than two values: "
+                         f"{quote_list(all_values.values())}. Say which values of each "
+                         "decision column mean the positive decision (in the command line: "
+                         "--prediction-positive COLUMN=V1,V2).", field="predictions")
+    if labelled or all_values:
+        pos_toks = _choose_positive(spec, all_values)
+    else:  # score models only and no outcome: no value is named anywhere
+        pos_toks = []
     positive_values = [all_values.get(t, str(spec.positive)) for t in pos_toks]
     negative_values = [v for t, v in all_values.items() if t not in pos_toks]
-    positive_label = " or ".join(positive_values)
-    negative_label = " or ".join(negative_values) if negative_values else None
+    positive_label = " or ".join(positive_values) if labelled else None
+    negative_label = " or ".join(negative_values) if negative_values and labelled else None
     words = {"outcome_pos": quote_values(positive_values),
              "outcome_neg": quote_values(negative_values) if negative_values
              else "the negative outcome"}
 
-    keep = np.ones(len(df), dtype=bool) if label_col.missing is None else ~label_col.missing
+    keep = np.ones(len(df), dtype=bool) if label_col is None or label_col.missing is None \
+        else ~label_col.missing
     dropped = {}
     n_missing = n_read - rows(keep)
     if n_missing:
         dropped[f"missing label ({spec.label})"] = n_missing
-    y = label_col.is_positive(pos_toks)
+    # without a true outcome every row counts as an actual negative: the
+    # cells then hold the decisions alone (fp = selected, tn = not selected)
+    y = label_col.is_positive(pos_toks) if labelled else np.zeros(len(df), dtype=bool)
     preds, decisions = {}, {}
     for col, pcol in pred_parts.items():
         if pcol.missing is not None:

@@ -27,7 +27,7 @@ from . import formatting as fmt
 from .counts import CELLS
 from .errors import ExportUnavailable
 from .exports import suppress_small
-from .metrics import REGISTRY, key_metrics
+from .metrics import NO_OUTCOME, REGISTRY, available_metrics, key_metrics, needs_outcome
 from .rollup import group_verdicts, verdict_text
 from .tolerance import Tolerance
 
@@ -104,7 +104,7 @@ def _group_table(result, model: str, attribute: str, suppress_below: int) -> pd.
     """One row per group: rows, share, the key metrics of the audit's kind
     of decision with their intervals (from :attr:`AuditResult.long`) and
     the verdict."""
-    keys = key_metrics(result.spec.positive_decision)
+    keys = _keys(result)
     g = result.group_metrics
     g = g[(g["model"] == model) & (g["attribute"] == attribute)]
     lt = result.long
@@ -127,7 +127,16 @@ def _group_table(result, model: str, attribute: str, suppress_below: int) -> pd.
     return pd.DataFrame(rows)
 
 
-def _summary_table(summ: pd.DataFrame) -> pd.DataFrame:
+def _keys(result) -> list[str]:
+    """The key metrics of the audit's kind of decision that it can report
+    (without a true outcome: the selection rate alone)."""
+    return available_metrics(result.labelled, key_metrics(result.spec.positive_decision))
+
+
+def _summary_table(summ: pd.DataFrame, labelled: bool = True) -> pd.DataFrame:
+    if not labelled:  # the summaries built on error rates need the true outcome
+        return _summary_table(summ).drop(columns=["EO difference", "EO ratio",
+                                                  "EOpp difference"])
     return pd.DataFrame({
         "Model": summ["model"], "Attribute": summ["attribute"], "Groups": summ["n_groups"],
         "DP difference": [fmt.with_interval(v, lo, hi) for v, lo, hi in zip(
@@ -148,13 +157,16 @@ def _summary(result) -> dict:
     sev = pd.Series([f["severity"] for f in result.findings if f["kind"] == "fail"]
                     ).value_counts()
     decision = result.spec.positive_decision
-    first = " and ".join(REGISTRY[m].label.lower() for m in key_metrics(decision)[1:3])
+    first = " and ".join(REGISTRY[m].label.lower() for m in key_metrics(decision)[1:3]) \
+        if result.labelled else "selection rates"
     return {"n_fail": len(fails), "high": int(sev.get("high", 0)),
             "medium": int(sev.get("medium", 0)), "low": int(sev.get("low", 0)),
             "decision": DECISION_WORDS[decision], "first": first,
             "not_judged": [_finding(f) for f in result.findings if f["kind"] == "not_judged"],
             "top": [_finding(f) for f in fails[:5]],
-            "table": _table(_summary_table(result.summary))}
+            "no_outcome": None if result.labelled else next(
+                f["text"] for f in result.findings if f["kind"] == "no_outcome"),
+            "table": _table(_summary_table(result.summary, result.labelled))}
 
 
 def _dropped(prov: dict) -> str:
@@ -183,7 +195,8 @@ def _methodology(result) -> dict:
     spec = result.spec
     stats = result.provenance.get("statistics", {})
     mt = pd.DataFrame([{"Metric": m.label, "Meaning": m.meaning, "When it matters":
-                        m.matters_when} for m in REGISTRY.values()])
+                        m.matters_when} for m in REGISTRY.values()
+                       if result.labelled or not needs_outcome(m.name)])
     return {"strategy": spec.reference_strategy,
             "reference": json.dumps(spec.reference) if spec.reference else "none named",
             "min_group_size": spec.min_group_size, "n_bootstrap": fmt.count(spec.n_bootstrap),
@@ -207,12 +220,12 @@ def _attributes(result, single: list, suppress_below: int, fig) -> list[dict]:
                       confidence=spec.confidence)
             # demographic parity, and the error that matters most for the
             # audit's kind of decision (FNR for a benefit, FPR for a harm)
-            shown = key_metrics(spec.positive_decision)[:2]
+            shown = _keys(result)[:2]
             drawn = [fig(charts.group_metric_chart(result.long, result.disparities,
                                                    metric=metric, **kw))
                      for metric in shown]
             drawn.append(fig(charts.disparity_chart(result.disparities,
-                                                    metric=shown[1], **kw)))
+                                                    metric=shown[-1], **kw)))
             parts.append({"model": model, "charts": drawn, "table": _table(
                 _group_table(result, model, attr, suppress_below), numeric=("Rows",))})
         out.append({"name": attr, "models": parts})
@@ -243,8 +256,18 @@ def _thresholds(result, single: list, fig) -> list[str]:
         return []
     out = []
     for model in spec.scores:
+        threshold = result.provenance["thresholds"][model]["threshold"]
         for attr in single:
             order = result.group_order(attr)
+            if len(sc.get("distribution", [])):
+                out.append(fig(charts.score_distribution_chart(
+                    sc["distribution"], model=model, attribute=attr, threshold=threshold,
+                    order=order, means=sc.get("means"))))
+            if not result.labelled:  # no ROC, calibration: the decisions alone
+                out.append(fig(charts.threshold_chart(
+                    sc["curves"], model=model, attribute=attr, metric="selection_rate",
+                    threshold=threshold, order=order, labelled=False)))
+                continue
             out.append(fig(charts.roc_chart(sc["curves"], result.groups, model=model,
                                             attribute=attr, order=order, auc=sc["auc"])))
             if len(sc["calibration"]) and (sc["calibration"]["model"] == model).any():
@@ -259,7 +282,10 @@ def _comparison(result, single: list, fig) -> list[str]:
 
     if len(result.spec.models) < 2:
         return []
+    # without a true outcome there is no accuracy: the models' selection rates
+    performance = "accuracy" if result.labelled else "selection_rate"
     return [fig(charts.model_scatter(result.overall, result.summary, attribute=attr,
+                                     performance=performance,
                                      confidence=result.spec.confidence))
             for attr in single]
 
@@ -285,12 +311,14 @@ def _limitations(result) -> list[str]:
 def _appendix_groups(result, suppress_below: int) -> dict:
     """Every group metric (small groups suppressed when asked)."""
     gt = suppress_small(result.group_table(), suppress_below, ("n",))
-    cols = ["model", "attribute", "group", "n", *CELLS, *REGISTRY]
+    cells = list(CELLS) if result.labelled else ["selected"]
+    metrics = available_metrics(result.labelled)  # no empty column for what is unavailable
+    cols = ["model", "attribute", "group", "n", *cells, *metrics]
     cols += [c for c in ("suppressed",) if c in gt]
     gt = gt[cols].copy()
-    for m in REGISTRY:
+    for m in metrics:
         gt[m] = ["" if v is None else fmt.num(v) for v in gt[m]]
-    return _table(gt, numeric=("n", *CELLS, *REGISTRY))
+    return _table(gt, numeric=("n", *cells, *metrics))
 
 
 def _appendix_disparities(result, suppress_below: int) -> dict:
@@ -332,7 +360,10 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
     meta = [("Author", author or "(not given)"), ("Scope", scope or "(not given)"),
             ("Dataset", dataset), ("Models", ", ".join(spec.models)),
             ("Sensitive attributes", ", ".join(spec.attribute_names())),
-            ("Positive class", f"{spec.label} = {prov.get('positive_label')}"),
+            ("Positive class", f"{spec.label} = {prov.get('positive_label')}")
+            if spec.labelled else ("True outcome", f"none given: only the decisions are "
+                                                   f"audited; the other metrics are "
+                                                   f"{NO_OUTCOME}"),
             ("A positive decision is", DECISION_WORDS[spec.positive_decision])]
     for model, words in (prov.get("decisions") or {}).items():
         meta.append((f"Positive decision of {model}", words["positive"]))
@@ -351,6 +382,8 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
         "attributes": _attributes(result, single, suppress_below, fig),
         "intersections": _intersections(result, fig),
         "thresholds": _thresholds(result, single, fig),
+        "thresholds_title": "Thresholds and calibration" if result.labelled else
+        "Score distributions and thresholds",
         "comparison": _comparison(result, single, fig),
         "limitations": _limitations(result),
         "appendix_groups": _appendix_groups(result, suppress_below),

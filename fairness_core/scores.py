@@ -20,6 +20,8 @@ from .spec import INTERSECTION_SEP
 
 N_CURVE = 201
 N_CAL_BINS = 10
+#: Even bins of a score's range in the per-group score distributions.
+N_DIST_BINS = 20
 FINE_BINS = 1 << 16
 #: A score with at most this many distinct values is counted per value (AUC,
 #: curves and calibration are exact); with more, in FINE_BINS even bins, and
@@ -93,8 +95,11 @@ def is_probability(lo: float, hi: float) -> bool:
 
 def probability_warnings(prepared: Prepared) -> list[str]:
     """A warning per score column outside [0, 1], whose Brier score and
-    calibration :func:`score_analysis` leaves out."""
+    calibration :func:`score_analysis` leaves out (none without a true
+    outcome: neither is computed then)."""
     out = []
+    if not prepared.has_label:
+        return out
     for col, s in prepared.scores.items():
         if not len(s):
             continue
@@ -131,7 +136,11 @@ class ScoreCounts:
     weight_sq : ndarray (k, 2, n_bins) of summed squared weights, or None
     calibration : tuple of two (k, 2, N_CAL_BINS) arrays, or None
         Per combination, label and calibration bin: the (weighted) sum of
-        the scores and of their squares; None for scores outside [0, 1].
+        the scores and of their squares; None for scores outside [0, 1]
+        and without a true outcome.
+    moments : tuple of two (k,) arrays, or None
+        Per combination: the (weighted) sum of the scores and of their
+        squares (the groups' mean scores).
     """
 
     edges: np.ndarray
@@ -142,6 +151,7 @@ class ScoreCounts:
     rows: np.ndarray | None = None
     weight_sq: np.ndarray | None = None
     calibration: tuple | None = None
+    moments: tuple | None = None
     _cumulative: tuple | None = None
 
     @property
@@ -254,7 +264,8 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
     yb = prepared.y.view(np.uint8) if prepared.y.dtype == bool else prepared.y
     code = index.key.astype(np.int64) * 2
     code += yb
-    pair = code.copy() if is_probability(lo, hi) else None  # (combination, label)
+    # (combination, label) of each row, for calibration
+    pair = code.copy() if is_probability(lo, hi) and prepared.has_label else None
     code *= nb
     code += b
     size = k * 2 * nb
@@ -269,7 +280,15 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
         counts = np.bincount(code, weights=mult, minlength=size).astype(np.int64, copy=False)
     del code
     counts = counts.reshape(k, 2, nb)
-    calibration = None
+    calibration = moments = None
+    if not exact:
+        sums = prepared.score_sums.get(model)
+        if sums is None:
+            w = prepared.weight if prepared.weight is not None else mult
+            ws = s if w is None else s * w
+            ws2 = ws * s
+        else:  # an engine summed each record's scores and their squares
+            ws, ws2 = sums
     if pair is not None:
         cal_inner = calibration_edges(n_cal_bins)[1:-1]
         # each fine bin lies inside one calibration bin: the one of its lower edge
@@ -280,20 +299,20 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
             calibration = (_sum_ranges(w * v, cal_of_bin, n_cal_bins),
                            _sum_ranges(w * (v * v), cal_of_bin, n_cal_bins))
         else:
-            sums = prepared.score_sums.get(model)
-            if sums is None:
-                w = prepared.weight if prepared.weight is not None else mult
-                ws = s if w is None else s * w
-                ws2 = ws * s
-            else:  # an engine summed each record's scores and their squares
-                ws, ws2 = sums
             pair *= n_cal_bins
             pair += cal_of_bin[b]
             m = k * 2 * n_cal_bins
             calibration = tuple(np.bincount(pair, weights=x, minlength=m)
                                 .reshape(k, 2, n_cal_bins) for x in (ws, ws2))
+        moments = tuple(c.sum(axis=(1, 2)) for c in calibration)
+    elif exact:
+        v = np.r_[0.0, edges]
+        w = counts.sum(axis=1).astype(np.float64)
+        moments = (w @ v, w @ (v * v))
+    else:
+        moments = tuple(np.bincount(index.key, weights=x, minlength=k) for x in (ws, ws2))
     return ScoreCounts(edges=edges, exact=exact, lo=lo, hi=hi, counts=counts, rows=rows,
-                       weight_sq=sq, calibration=calibration)
+                       weight_sq=sq, calibration=calibration, moments=moments)
 
 
 def _attribute_sums(index: GroupIndex, attributes: list, combos: np.ndarray) -> dict:
@@ -348,7 +367,24 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     ``calibration``: model, attribute, group, bin, bin_low, bin_high, n,
         weight, mean_score, observed_rate (scores in [0, 1] only; bins as
         scikit-learn's ``calibration_curve(strategy="uniform")``).
+    ``sums``: model, attribute, group, n, weight, sum_score, sum_score_sq,
+        sum_weight_sq: the sufficient statistics of each group's mean score
+        (see :func:`score_means`).
+    ``distribution``: model, attribute, group, bin, bin_low, bin_high,
+        weight: each group's rows (sum of weights, with a weight column) in
+        ``N_DIST_BINS`` even bins of the score's range (the last bin includes
+        its upper edge; a score counted in fine bins is placed by its bin's
+        lower edge).
+
+    Without a true outcome (``prepared.has_label`` false) nothing that
+    compares scores with outcomes is computed: AUC, its bound, the
+    positives and negatives and the Brier score are NaN and there is no
+    calibration; the curves' cells then hold the decisions alone (``fp`` =
+    selected, ``tn`` = not selected).  The mean scores are exact, from the
+    scores themselves (or, for a score an engine cut into fine bins, from
+    its records' sums of the scores and of their squares).
     """
+    labelled = prepared.has_label
     index = index or GroupIndex.build(prepared)
     spec = prepared.spec
     attributes = []
@@ -361,7 +397,7 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
         counts = {m: count_scores(prepared, index, m, max_exact_values, n_bins)
                   for m in prepared.scores}
     cal_edges = calibration_edges(n_bins)
-    auc_frames, curve_frames, cal_frames = [], [], []
+    auc_frames, curve_frames, cal_frames, sum_frames, dist_frames = [], [], [], [], []
     for model, sc in counts.items():
         threshold = prepared.thresholds.get(model, 0.5)
         edges = sc.edges
@@ -383,6 +419,27 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
             cal_n = cal_w if row_bin is None else _sum_ranges(row_bin, cal_of_bin, n_bins)
             cal_sums = _attribute_sums(index, plan, np.concatenate(
                 [cal_w, cal_n, *sc.calibration], axis=1))
+        # mean scores and distributions from the score counts
+        w_bin = per_bin.sum(axis=1)  # (k, n_bins): bin b holds edges[b - 1]
+        s_w = w_bin.sum(axis=1)
+        if sc.counts is not None:
+            sq_bin = sc.weight_sq
+            s_q = None if sq_bin is None else sq_bin.sum(axis=(1, 2))
+        else:
+            s_q = None if cum[2] is None else cum[2][:, :, -1].sum(axis=1)
+        s_n = s_w if row_bin is None else row_bin.sum(axis=(1, 2))
+        s_q = s_w if s_q is None else s_q
+        d_edges = np.linspace(sc.lo, sc.hi, N_DIST_BINS + 1) if sc.hi > sc.lo \
+            else np.array([sc.lo, sc.lo])
+        n_d = len(d_edges) - 1
+        # bin 0 is empty; giving it the first edge keeps the bins' order
+        d_of_bin = np.clip(np.searchsorted(d_edges, np.r_[edges[0], edges], side="right") - 1,
+                           0, n_d - 1)
+        starts = np.flatnonzero(np.r_[True, d_of_bin[1:] != d_of_bin[:-1]])
+        d_w = np.zeros((len(w_bin), n_d))
+        d_w[:, d_of_bin[starts]] = np.add.reduceat(w_bin, starts, axis=1)
+        moment_sums = _attribute_sums(index, plan, np.column_stack(
+            [s_n, s_w, *sc.moments, s_q, d_w]))
         for name, _, _, labels in attributes:
             g_cnt = sums[name]
             ng = len(labels)
@@ -400,9 +457,24 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
                 bound = np.where(pq > 0, 0.5 * ties / pq, np.nan)
             if sc.exact:  # pairs in one bin are true ties: AUC counts them one half
                 bound = np.where(np.isnan(auc), np.nan, 0.0)
+            if labelled:
+                shown_p, shown_q = p, q
+            else:  # no outcome: nothing to rank or count against
+                auc = bound = shown_p = shown_q = np.full(ng, np.nan)
+            ms = moment_sums[name]
+            sum_frames.append(pd.DataFrame({
+                "model": model, "attribute": name, "group": labels,
+                "n": ms[:, 0].round().astype(np.int64), "weight": ms[:, 1],
+                "sum_score": ms[:, 2], "sum_score_sq": ms[:, 3], "sum_weight_sq": ms[:, 4]}))
+            dist_frames.append(pd.DataFrame({
+                "model": model, "attribute": name,
+                "group": np.repeat(np.asarray(labels, dtype=object), n_d),
+                "bin": np.tile(np.arange(n_d), ng),
+                "bin_low": np.tile(d_edges[:-1], ng), "bin_high": np.tile(d_edges[1:], ng),
+                "weight": ms[:, 5:].ravel()}))
             frame = pd.DataFrame({"model": model, "attribute": name, "group": labels,
                                   "auc": auc, "auc_error_bound": bound,
-                                  "positives": p, "negatives": q})
+                                  "positives": shown_p, "negatives": shown_q})
             # at or above edges[j]  <=>  bin >= j + 1: the bins up to j are below
             tn = c_neg[:, pick]
             tp, fp = p[:, None] - fn, q[:, None] - tn
@@ -441,4 +513,59 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
         "calibration": cat(cal_frames, ["model", "attribute", "group", "bin", "bin_low",
                                         "bin_high", "n", "weight", "mean_score",
                                         "observed_rate"]),
+        "sums": cat(sum_frames, ["model", "attribute", "group", "n", "weight", "sum_score",
+                                 "sum_score_sq", "sum_weight_sq"]),
+        "distribution": cat(dist_frames, ["model", "attribute", "group", "bin", "bin_low",
+                                          "bin_high", "weight"]),
     }
+
+
+def score_means(sums: pd.DataFrame, groups: pd.DataFrame, confidence: float = 0.95,
+                thresholds: dict | None = None) -> pd.DataFrame:
+    """Each group's mean score with its interval, and the share at or above
+    the threshold (the selection rate).
+
+    Parameters
+    ----------
+    sums : DataFrame
+        ``score_analysis(...)["sums"]``.
+    groups : DataFrame
+        The audit's group table (its ``selection_rate`` and interval).
+    confidence : float
+    thresholds : dict model -> threshold, optional
+
+    Returns
+    -------
+    DataFrame
+        model, attribute, group, n, weight, mean_score, sd_score,
+        mean_ci_low, mean_ci_high, threshold, share_above,
+        share_above_ci_low, share_above_ci_high.  The interval is the normal
+        one, mean +- z * standard error, with the weighted standard error
+        ``sqrt(variance * sum(w^2)) / sum(w)`` (``sd / sqrt(n)`` unweighted).
+    """
+    from .stats.intervals import z_value
+
+    cols = ["model", "attribute", "group", "n", "weight", "mean_score", "sd_score",
+            "mean_ci_low", "mean_ci_high", "threshold", "share_above", "share_above_ci_low",
+            "share_above_ci_high"]
+    if not len(sums):
+        return pd.DataFrame(columns=cols)
+    W = sums["weight"].to_numpy(dtype=float)
+    n = sums["n"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums["sum_score"].to_numpy(dtype=float) / W
+        var = np.maximum(sums["sum_score_sq"].to_numpy(dtype=float) / W - mean ** 2, 0.0)
+        var = np.where(n > 1, var * n / (n - 1), np.nan)  # the sample variance
+        se = np.sqrt(var * sums["sum_weight_sq"].to_numpy(dtype=float)) / W
+    z = z_value(confidence)
+    out = sums[["model", "attribute", "group", "n", "weight"]].copy()
+    out["mean_score"] = np.where(W > 0, mean, np.nan)
+    out["sd_score"] = np.sqrt(var)
+    out["mean_ci_low"], out["mean_ci_high"] = mean - z * se, mean + z * se
+    out["threshold"] = out["model"].map(thresholds or {}).astype(float)
+    rates = groups[["model", "attribute", "group", "selection_rate",
+                    *(c for c in ("selection_rate_ci_low", "selection_rate_ci_high")
+                      if c in groups)]].rename(columns=lambda c: c.replace(
+                          "selection_rate", "share_above"))
+    out = out.merge(rates, on=["model", "attribute", "group"], how="left")
+    return out.reindex(columns=cols)

@@ -79,8 +79,11 @@ class AuditSpec:
 
     Parameters
     ----------
-    label : str
-        Column holding the true outcome (two values).
+    label : str or None
+        Column holding the true outcome (two values).  None (or empty) audits
+        the decisions alone: selection rates, demographic parity and score
+        distributions; every metric that needs the true outcome is then
+        reported as not available.
     predictions : sequence of str
         Columns holding each model's predicted outcome; one model per column,
         named by the column.
@@ -151,7 +154,7 @@ class AuditSpec:
         The power for the "rows needed" estimates.
     """
 
-    label: str
+    label: str | None = None
     sensitive: tuple = ()
     predictions: tuple = ()
     scores: tuple = ()
@@ -191,9 +194,8 @@ class AuditSpec:
     # ------------------------------------------------------------------
     def validate(self) -> None:
         """Check the choices that do not need the data."""
-        if not self.label:
-            raise InputError("Choose the column that holds the true outcome (the label).",
-                             field="label")
+        if self.label is not None and not str(self.label).strip():
+            object.__setattr__(self, "label", None)
         if not self.predictions and not self.scores:
             raise InputError("Choose at least one prediction column or score column: "
                              "there is no model to audit.", field="predictions")
@@ -211,7 +213,7 @@ class AuditSpec:
                              field="sensitive")
         for role, cols in (("prediction", self.predictions), ("score", self.scores),
                            ("sensitive attribute", self.sensitive)):
-            if self.label in cols:
+            if self.label is not None and self.label in cols:
                 raise InputError(f"The label column {self.label!r} is also chosen as a "
                                  f"{role}; choose a different column.", field="label",
                                  column=self.label)
@@ -379,6 +381,11 @@ class AuditSpec:
 
     # ------------------------------------------------------------------
     @property
+    def labelled(self) -> bool:
+        """True when the audit has a true outcome (a label column)."""
+        return self.label is not None
+
+    @property
     def models(self) -> tuple:
         return tuple(self.predictions) + tuple(self.scores)
 
@@ -395,7 +402,8 @@ class AuditSpec:
 
     def columns(self) -> list[str]:
         """The columns an audit reads, each once, in a stable order."""
-        cols = [self.label, *self.predictions, *self.scores, *self.sensitive]
+        cols = [*([self.label] if self.labelled else []), *self.predictions, *self.scores,
+                *self.sensitive]
         if self.weight:
             cols.append(self.weight)
         if self.counts:
@@ -425,7 +433,8 @@ class AuditSpec:
         if unknown:
             raise InputError(f"The audit configuration has unknown keys {quote_list(unknown)}; "
                              f"known keys are {quote_list(sorted(allowed))}.", field="config")
-        if "label" not in data:
-            raise InputError("The audit configuration does not name the label column.",
-                             field="config")
+        if "label" not in data:  # explicit either way: a column, or null for none
+            raise InputError("The audit configuration does not name the label column; give "
+                             "\"label\": null to audit the decisions alone (no true "
+                             "outcome).", field="config")
         return cls(**data)

@@ -1,6 +1,8 @@
-"""Counting where the data lives: DuckDB (and, where their servers run,
-Spark and PostgreSQL) give the same count table as reading the rows into
-memory, including missing values, weights, text labels and intersections.
+"""Counting where the data lives: DuckDB, a real PostgreSQL server and a
+local Spark session give the same count table and the same audit numbers
+as reading the rows into memory, including missing values, weights, text
+labels, intersections and a score (property-based: hypothesis generates the
+tables; the servers' tests are marked ``engines``).
 
 The reference is the in-memory path, itself checked against fairlearn and
 hand counts elsewhere; the record totals here are also checked against
@@ -19,7 +21,8 @@ from fairness_core import AuditSpec, audit
 from fairness_core.audit import run_audit
 from fairness_core.cli import main
 from fairness_core.counts import count_table
-from fairness_core.engine import engine_records, prepare_from_engine, prepare_records
+from fairness_core.engine import (engine_records, open_table, prepare_from_engine,
+                                  prepare_records)
 from fairness_core.prepare import prepare
 
 ibis = pytest.importorskip("ibis", reason="the engines extra is part of the test set-up")
@@ -142,35 +145,110 @@ def test_engine_errors_are_one_line(tmp_path, capsys):
 
 
 _values = st.sampled_from(["a", "b", "c", None])
+#: Random tables: a group with missing values, text labels and decisions
+#: ("1"/"0", some missing), a score with ties and gaps, weights (some
+#: missing); and whether the audit is weighted.
+TABLES = (st.lists(st.tuples(_values, st.sampled_from(["1", "0", None]),
+                             st.sampled_from(["1", "0", None]),
+                             st.one_of(st.none(), st.sampled_from([0.1, 0.5, 0.9, 0.5])),
+                             st.sampled_from([1.0, 2.5, None])),
+                   min_size=1, max_size=60),
+          st.booleans())
+
+
+def _table(rows, weighted) -> tuple[pd.DataFrame, AuditSpec]:
+    df = pd.DataFrame(rows, columns=["g", "y", "p", "s", "w"])
+    df["h"] = np.where(np.arange(len(df)) % 2 == 0, "even", "odd")
+    for c in ("s", "w"):
+        df[c] = df[c].astype("float64")
+    spec = AuditSpec(label="y", positive="1", predictions=["p"], scores=["s"],
+                     sensitive=["g", "h"], intersectional=True, n_bootstrap=0,
+                     weight="w" if weighted else None)
+    return df, spec
+
+
+def _arrow(df: pd.DataFrame):
+    """The table with its types stated (a column of only missing values is
+    still text or a number, as a database column would be)."""
+    import pyarrow as pa
+
+    schema = pa.schema([(c, pa.float64() if pd.api.types.is_numeric_dtype(df[c])
+                         else pa.string()) for c in df.columns])
+    return pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+
+
+def _outcome(make_prepared) -> dict | tuple:
+    """Counts and audit numbers of one path, or how it refused the table."""
+    try:
+        prepared = make_prepared()
+        result = run_audit(prepared)
+    except Exception as exc:  # every path must refuse the same tables, the same way
+        return (type(exc).__name__, str(exc))
+    return {"counts": count_table(prepared), "groups": result.groups,
+            "disparities": result.disparities, "summary": result.summary,
+            "auc": result.scores["auc"]}
+
+
+def _assert_agree(reference, got, engine: str) -> None:
+    if isinstance(reference, tuple):
+        assert got == reference, engine
+        return
+    assert not isinstance(got, tuple), (engine, got)
+    for part, frame in reference.items():
+        pd.testing.assert_frame_equal(frame, got[part], check_dtype=False, rtol=1e-9,
+                                      obj=f"{engine} {part}")
+
+
+def _engine_path(table):
+    return lambda spec: prepare_records(*engine_records(table, spec), spec)
+
+
+def _check_agreement(rows, weighted, servers: dict) -> None:
+    """Memory is the reference; DuckDB and each server (name -> a function
+    loading the rows into it) must give its numbers or its refusal."""
+    df, spec = _table(rows, weighted)
+    reference = _outcome(lambda: prepare(df, spec))
+    for engine, load in {"duckdb": ibis.memtable, **servers}.items():
+        _assert_agree(reference, _outcome(lambda: _engine_path(load(df))(spec)), engine)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(_values, st.sampled_from(["1", "0", None]),
-                          st.sampled_from(["1", "0", None]),
-                          st.one_of(st.none(), st.sampled_from([0.1, 0.5, 0.9, 0.5])),
-                          st.sampled_from([1.0, 2.5, None])),
-                min_size=1, max_size=60),
-       st.booleans())
+@given(*TABLES)
 def test_engine_agrees_with_memory_on_any_table(rows, weighted):
-    df = pd.DataFrame(rows, columns=["g", "y", "p", "s", "w"])
-    df["h"] = np.where(np.arange(len(df)) % 2 == 0, "even", "odd")
-    spec_kw = dict(label="y", positive="1", predictions=["p"], scores=["s"],
-                   sensitive=["g", "h"], intersectional=True, n_bootstrap=0,
-                   weight="w" if weighted else None)
-    spec = AuditSpec(**spec_kw)
-    outcome = {}
-    for name, make in (("memory", lambda: prepare(df, spec)),
-                       ("duckdb", lambda: prepare_records(
-                           *engine_records(ibis.memtable(df), spec), spec))):
-        try:
-            outcome[name] = count_table(make())
-        except Exception as exc:  # both must refuse the same tables, the same way
-            outcome[name] = (type(exc).__name__, str(exc))
-    if isinstance(outcome["memory"], tuple):
-        assert outcome["duckdb"] == outcome["memory"]
-    else:
-        pd.testing.assert_frame_equal(outcome["memory"], outcome["duckdb"],
-                                      check_dtype=False, rtol=1e-12)
+    _check_agreement(rows, weighted, {})
+
+
+def _postgres_table(postgres_url):
+    con = ibis.connect(postgres_url)
+
+    def load(df):
+        con.create_table("hypothesis_rows", _arrow(df), overwrite=True)
+        return con.table("hypothesis_rows")
+    return load
+
+
+def _spark_table(spark):
+    def load(df):
+        spark.createDataFrame(_arrow(df)).createOrReplaceTempView("hypothesis_rows")
+        return open_table("unused", table="hypothesis_rows", engine="spark")[0]
+    return load
+
+
+@pytest.mark.engines
+@pytest.mark.parametrize("engine", ["postgresql", "spark"])
+def test_servers_agree_with_memory_and_duckdb_on_any_table(engine, request):
+    """The same random tables give the same counts and audit numbers in
+    memory, in DuckDB and in a real PostgreSQL server or Spark session."""
+    load = (_postgres_table(request.getfixturevalue("postgres_url")) if engine == "postgresql"
+            else _spark_table(request.getfixturevalue("spark")))
+
+    # a few examples: each one loads a table into the server and runs two queries there
+    @settings(max_examples=15 if engine == "postgresql" else 10, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(*TABLES)
+    def agree(rows, weighted):
+        _check_agreement(rows, weighted, {engine: load})
+    agree()
 
 
 def test_audit_of_a_data_frame_is_unchanged_by_the_engine():
@@ -192,8 +270,12 @@ def test_postgres_table_audits_like_the_rows(postgres_url, capsys, tmp_path):
         con.create_table("audit_rows", df, overwrite=True)
     finally:
         con.disconnect()
-    prepared, info = prepare_from_engine(postgres_url, spec, table="audit_rows")
+    seen = []  # a database says nothing of its progress: the time elapsed only
+    prepared, info = prepare_from_engine(postgres_url, spec, table="audit_rows",
+                                         progress=seen.append, progress_delay=0)
     assert info.engine == "postgresql" and info.name == "audit_rows"
+    assert seen and seen[-1].done and {s.engine for s in seen} == {"postgresql"}
+    assert all(s.fraction is None for s in seen)
     _same_counts(prepare(df, spec), prepared)
     assert prepared.dropped == prepare(df, spec).dropped
     rc = main([postgres_url, "--table", "audit_rows", "--label", "y", "--positive", "yes",
@@ -211,6 +293,28 @@ def test_spark_table_audits_like_the_rows(spark):
     spec = AuditSpec(**SPECS["decision, score, intersections"])
     spark.createDataFrame(df.astype(object).where(df.notna(), None)) \
         .createOrReplaceTempView("audit_rows")
-    prepared, info = prepare_from_engine("unused", spec, table="audit_rows", engine="spark")
+    seen = []
+    prepared, info = prepare_from_engine("unused", spec, table="audit_rows", engine="spark",
+                                         progress=seen.append, progress_delay=0)
     assert info.format == "spark table"
+    assert seen and seen[-1].done and {s.engine for s in seen} == {"spark"}
+    assert all(s.fraction is None or 0 <= s.fraction <= 1 for s in seen)
     _same_counts(prepare(df, spec), prepared)
+
+
+@pytest.mark.engines
+@pytest.mark.parametrize("engine", ["postgresql", "spark"])
+def test_scores_binned_in_a_server_equal_duckdbs(engine, request):
+    """Many distinct scores are cut into the same fine bins by every engine:
+    the same records, hence the same counts and AUC bound as in memory."""
+    df = _frame(20000, 10)
+    spec = AuditSpec(**SPECS["decision, score, intersections"])
+    load = (_postgres_table(request.getfixturevalue("postgres_url")) if engine == "postgresql"
+            else _spark_table(request.getfixturevalue("spark")))
+    duck, duck_meta = engine_records(ibis.memtable(df), spec, max_records=20000)
+    got, meta = engine_records(load(df), spec, max_records=20000)
+    assert meta["score_bins"] == duck_meta["score_bins"] and meta["score_bins"]["s"] >= 1024
+    keys = [c for c in duck.columns if c != "__rows"]
+    order = lambda r: r.sort_values(keys, na_position="first").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(order(duck), order(got[duck.columns]), check_dtype=False)
+    _same_counts(prepare(df, spec), prepare_records(got, meta, spec))

@@ -357,3 +357,108 @@ def test_app_upload_over_the_budget(monkeypatch, long_strings_csv, no_child_left
     at.selectbox(key="source").set_value(list(t.state.SAMPLES)[0]).run()
     t.assert_clean(at)
     assert t.ctx(at).result is not None and "file" not in t.ctx(at).errors
+
+
+# --------------------------------------------------------------------------
+# (f) many sessions: one pool for every read's cap and every table held
+# --------------------------------------------------------------------------
+class _Token:
+    """Something to hold memory for (freed when the object is)."""
+
+
+def _read_in_thread(pool, data, name):
+    import threading
+
+    out = {}
+
+    def run():
+        try:
+            out["table"] = pool.read(data, name)
+        except Exception as err:  # noqa: BLE001 - the test looks at it
+            out["error"] = err
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
+def test_a_read_waits_for_memory_other_sessions_hold(loans_bytes, no_child_left):
+    pool = guard.SharedBudget(1 << 30, minimum=256 << 20, wait=60)
+    other = _Token()
+    pool.hold(other, 900 << 20)  # another session's table: 124 MB left
+    t, out = _read_in_thread(pool, loans_bytes, "loans.csv")
+    t.join(1.0)
+    assert t.is_alive(), "the read did not wait for its 256 MB"
+    del other
+    gc.collect()  # that session ends: its table is freed
+    t.join(60)
+    assert not t.is_alive() and "error" not in out, out
+    df, info = out["table"]
+    _same((df, info), read_table(loans_bytes, name="loans.csv"))
+    # the table now held: twice its size in memory, until it is freed
+    assert pool.used == 2 * int(df.memory_usage(deep=True).sum())
+    del df, out
+    gc.collect()
+    assert pool.used == 0
+
+
+def test_a_busy_server_says_try_again(loans_bytes, no_child_left):
+    pool = guard.SharedBudget(1 << 30, minimum=256 << 20, wait=0.5)
+    other = _Token()
+    pool.hold(other, 1 << 30)
+    with pytest.raises(guard.Busy) as err:
+        pool.read(loans_bytes, "loans.csv")
+    msg = err.value.message
+    assert err.value.field == "file"
+    assert "'loans.csv' was not read" in msg and "Try again in a minute" in msg, msg
+    assert "1.0 GB of the 1.0 GB" in msg and "FAIRNESS_AUDIT_MEMORY" in msg, msg
+    assert pool.used == 1 << 30  # nothing reserved was left behind
+    del other
+    gc.collect()
+    df, _ = pool.read(loans_bytes, "loans.csv")  # a moment later it reads
+    assert len(df) == len(read_table(loans_bytes, name="loans.csv")[0])
+
+
+def test_a_file_over_its_first_reservation_is_read_with_the_whole_limit(
+        monkeypatch, long_strings_csv, no_child_left):
+    budgets = []
+    real = guard.read_guarded
+
+    def recording(data, name=None, **kw):
+        budgets.append(kw["budget"])
+        return real(data, name, **kw)
+
+    monkeypatch.setattr(guard, "read_guarded", recording)
+    # the first reservation (64 MB) is too small for this file (about 280 MB)
+    pool = guard.SharedBudget(1 << 30, per_byte=1, minimum=64 << 20)
+    df, info = pool.read(long_strings_csv, "big.csv")
+    assert budgets == [64 << 20, 1 << 30]
+    assert len(df) == 240_000 and info.size_bytes == len(long_strings_csv)
+    # and over the whole limit, the message names the limit, not the reservation
+    small = guard.SharedBudget(150 << 20, per_byte=1, minimum=64 << 20)
+    with pytest.raises(guard.OverBudget) as err:
+        small.read(long_strings_csv, "big.csv")
+    assert "limit of 150.0 MB" in err.value.message, err.value.message
+    assert small.used == 0
+
+
+def test_the_dashboards_sessions_share_one_pool(monkeypatch, loans_bytes, no_child_left):
+    import test_app as t
+
+    monkeypatch.setenv("FAIRNESS_AUDIT_MEMORY", "1G")
+    pool = t.state.shared_budget(1 << 30)
+    assert t.state.shared_budget(1 << 30) is pool
+    before = pool.used
+    other = _Token()
+    pool.hold(other, (1 << 30) - before)  # other sessions hold it all
+    monkeypatch.setattr(pool, "wait", 0.2)
+    at = t.run_default()
+    t.upload(at, "loans.csv", loans_bytes)
+    t.assert_clean(at)
+    msg = t.ctx(at).errors.get("file", "")
+    assert "Try again in a minute" in msg, msg
+    del other
+    gc.collect()
+    at.run()  # any rerun: the busy answer was not kept as the file's answer
+    t.assert_clean(at)
+    assert "file" not in t.ctx(at).errors and t.ctx(at).loaded.name == "loans.csv"

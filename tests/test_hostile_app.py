@@ -28,6 +28,7 @@ for _p in (str(ROOT), str(APP_DIR)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from fairness_core import guard  # noqa: E402
 import safety  # noqa: E402  (the app's own modules, as the app imports them)
 import state  # noqa: E402
 
@@ -555,7 +556,7 @@ def test_upload_failing_unexpectedly_shows_a_message_and_reads_the_file_once(
         raise error
 
     at = run(new_app())
-    monkeypatch.setattr(state, "read_guarded", read_guarded)
+    monkeypatch.setattr(guard, "read_guarded", read_guarded)
     upload(at, "bad.csv", b"y,pred\n1,2\n")
     _assert_message_under_uploader(at, words)
     run(at)  # any rerun (a click elsewhere)

@@ -384,3 +384,27 @@ def test_quoted_header_with_line_break_with_columns():
     df, _ = read_table(data, name="t.csv", columns=["p", "g"])
     assert df["p"].tolist() == [0, 1]
     assert [str(v) for v in df["g"]] == ["A", "B"]
+
+
+def test_a_header_with_year_names_stays_a_header():
+    data = b"id,2019,2020,score\n1,5,6,0.5\n2,7,8,0.25\n3,9,10,0.75\n"
+    df, info = read_table(data, name="wide.csv")
+    assert list(df.columns) == ["id", "2019", "2020", "score"] and len(df) == 3
+    assert not info.warnings
+
+
+def test_a_first_row_of_data_is_a_row_and_the_columns_are_numbered():
+    data = b"0.5,1,a\n0.25,0,b\n0.75,1,a\n"
+    df, info = read_table(data, name="bare.csv")
+    want = pd.read_csv(io.BytesIO(data), header=None)
+    assert list(df.columns) == ["column_1", "column_2", "column_3"]
+    assert df.shape == want.shape == (3, 3)
+    assert df["column_1"].tolist() == want[0].tolist()
+    assert any("column_1 to column_3" in w for w in info.warnings), info.warnings
+
+
+def test_a_header_whose_names_are_not_values_stays_a_header_even_with_numbers():
+    # two numeric names, but "sex" and "label" never occur as values below them
+    data = b"sex,1,2,label\nf,3,4,yes\nm,5,6,no\n"
+    df, info = read_table(data, name="odd.csv")
+    assert list(df.columns) == ["sex", "1", "2", "label"] and len(df) == 2

@@ -16,7 +16,8 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 HEAVY = ["streamlit", "plotly", "playwright", "kaleido", "jinja2", "scipy"]
 # distribution -> the module it installs
 MODULES = {"numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "scipy": "scipy",
-           "openpyxl": "openpyxl", "charset-normalizer": "charset_normalizer",
+           "openpyxl": "openpyxl", "xlsxwriter": "xlsxwriter",
+           "charset-normalizer": "charset_normalizer",
            "streamlit": "streamlit", "plotly": "plotly", "jinja2": "jinja2",
            "playwright": "playwright", "kaleido": "kaleido", "pytest": "pytest",
            "hypothesis": "hypothesis", "pytest-playwright": "pytest_playwright",

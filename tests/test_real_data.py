@@ -441,3 +441,99 @@ def test_report_reads_a_harm_and_says_when_a_model_is_not_judged(real_data):
     assert "No gap of this model is judged" in summary  # decile_score at 0.5: everyone
     assert "Verdict (selected, FPR, FDR, FNR, TPR, accuracy)" in doc
     assert "disadvantages people with race = &#39;African-American&#39;" in summary
+
+
+# --------------------------------------------------------------------------
+# Files without a header row (the UCI repository's .data files)
+# --------------------------------------------------------------------------
+def test_uci_files_without_a_header_row_are_read_whole_with_a_note(real_data, tmp_path):
+    adult_raw = pd.read_csv(real_data["adult_data"], header=None)
+    df, info = read_table(real_data["adult_data"])
+    assert df.shape == adult_raw.shape == (32561, 15)  # the first person is a row too
+    assert list(df.columns) == [f"column_{i}" for i in range(1, 16)]
+    assert (df.astype(str).to_numpy() == adult_raw.astype(str).to_numpy()).all()
+    assert any("column_1 to column_15" in w and "'39'" in w for w in info.warnings), \
+        info.warnings
+    # German credit: values separated by single spaces, no header
+    german_raw = pd.read_csv(real_data["german"], sep=" ", header=None)
+    gdf, ginfo = read_table(real_data["german"])
+    assert ginfo.delimiter == " " and gdf.shape == german_raw.shape == (1000, 21)
+    assert gdf["column_21"].value_counts().to_dict() == \
+        german_raw[20].value_counts().to_dict() == {1: 700, 2: 300}
+    # an audit of the raw German file by its column numbers equals fairlearn
+    gdf["approved"] = np.where(gdf["column_5"] < 4000, "yes", "no")
+    spec = AuditSpec(label="column_21", positive="1", predictions=("approved",),
+                     prediction_positive={"approved": ["yes"]}, sensitive=("column_9",))
+    res = audit(gdf, spec)
+    g = res.groups[(res.groups["attribute"] == "column_9")].set_index("group")
+    mf = flm.MetricFrame(metrics=flm.true_positive_rate,
+                         y_true=(german_raw[20] == 1).astype(int),
+                         y_pred=(german_raw[4] < 4000).astype(int),
+                         sensitive_features=german_raw[8].rename("sex"))
+    for group, tpr in mf.by_group.items():
+        assert g.loc[group, "tpr"] == pytest.approx(tpr, abs=1e-12)
+
+
+def test_the_duckdb_engine_reads_a_headerless_file_the_same_way(real_data, tmp_path):
+    pytest.importorskip("duckdb")
+    from fairness_core.engine import open_table
+
+    path = tmp_path / "german.csv"
+    path.write_bytes(real_data["german"].read_bytes())
+    t, info = open_table(str(path), engine="duckdb")
+    got = t.execute()
+    want, _ = read_table(path)
+    assert list(got.columns) == list(want.columns) and got.shape == want.shape
+    assert (got.astype(str).to_numpy() == want.astype(str).to_numpy()).all()
+    assert any("column_1 to column_21" in w for w in info.warnings)
+
+
+def test_dashboard_guesses_a_harm_from_the_label_and_says_so(real_data):
+    """COMPAS's label two_year_recid (reoffended) names something bad for
+    the person: the dashboard takes a positive decision as a harm, says it
+    guessed, and its findings then blame the higher false positive rate, as
+    ProPublica did; the user can still turn it back to a benefit."""
+    from test_app import ctx, run_default, upload
+
+    at = run_default()
+    assert ctx(at).result.spec.positive_decision == "benefit"  # the loan sample: repaid
+    upload(at, "compas-scores-two-years.csv", real_data["compas"].read_bytes())
+    c = ctx(at)
+    assert c.result.spec.label == "two_year_recid"
+    assert c.result.spec.positive_decision == "harm"
+    captions = [x.value.replace("\\", "") for x in at.sidebar.caption]  # Markdown escapes
+    assert any("A harm, guessed because the true outcome 'two_year_recid'" in t
+               for t in captions), captions
+    at.radio(key="positive_decision").set_value("benefit").run()
+    assert ctx(at).result.spec.positive_decision == "benefit"
+    assert not any("A harm, guessed" in x.value for x in at.sidebar.caption)
+
+
+@pytest.mark.parametrize("label, positive, expected", [
+    ("two_year_recid", "1", "harm"), ("is_fraud", "1", "harm"), ("default", "1", "harm"),
+    ("loan_status", "Charged Off", "harm"), ("credit_risk", "bad", "harm"),
+    ("credit_risk", "good", "benefit"), ("repaid", "yes", "benefit"),
+    ("income", ">50K", "benefit"), ("hired", "1", "benefit"), ("y", "1", "benefit"),
+    ("readmitted", "1", "harm"), ("admitted", "1", "benefit")])
+def test_the_guess_of_what_a_positive_decision_is(label, positive, expected):
+    from fairness_core.guess import guess_positive_decision
+
+    got, why = guess_positive_decision(label, positive)
+    assert got == expected
+    assert (why is None) == (expected == "benefit")
+
+
+def test_cli_notes_a_label_that_sounds_like_a_harm(real_data, capsys):
+    base = [str(real_data["compas"]), "--label", "two_year_recid", "--prediction",
+            "score_text", "--prediction-positive", "score_text=Medium,High", "--sensitive",
+            "race", "--bootstrap", "0"]
+    assert main(base) == 0
+    err = capsys.readouterr().err
+    assert "Note: a positive decision is taken as a benefit" in err
+    assert "'two_year_recid' sounds like something bad" in err
+    assert "--positive-decision harm" in err
+    assert main(base + ["--positive-decision", "harm"]) == 0
+    assert "Note: a positive decision" not in capsys.readouterr().err
+    assert main(["sample_data/loans.csv", "--label", "repaid", "--prediction",
+                 "model_a_approved", "--sensitive", "sex", "--bootstrap", "0"]) == 0
+    assert "Note: a positive decision" not in capsys.readouterr().err

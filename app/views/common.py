@@ -6,7 +6,7 @@ import streamlit as st
 
 import state
 from fairness_core.formatting import count, level, short
-from fairness_core.metrics import DISPARITY_METRICS, REGISTRY
+from fairness_core.metrics import DISPARITY_METRICS, NO_OUTCOME, REGISTRY, available_metrics
 from fairness_core.tolerance import Tolerance
 from ui import name
 
@@ -75,20 +75,34 @@ def pick_attribute(ctx, where=st, include_intersections=True):
 
 
 def pick_metric(ctx, where=st, options=None):
-    opts = list(options or DISPARITY_METRICS)
+    opts = list(options or available_metrics(ctx.result.spec.labelled, DISPARITY_METRICS))
     return _pick("Metric", opts, "metric", "metric_pick", ctx, where=where,
                  fmt=lambda m: f"{REGISTRY[m].label} ({REGISTRY[m].short})",
                  help="Each metric answers a different fairness question: see its meaning "
                       "below, and the Help page for how to choose.")
 
 
+def needs_outcome_note(ctx, what: str) -> bool:
+    """Say why a view is empty in an audit without a true outcome; True when
+    it is (the caller then draws nothing)."""
+    if ctx.result.spec.labelled:
+        return False
+    st.info(f"{what} {NO_OUTCOME}: choose the column of true outcomes as the label in the "
+            "sidebar to see it. Without one, the audit compares who is given the positive "
+            "decision (selection rates, demographic parity).", icon="ℹ️")
+    return True
+
+
 def header(ctx, title: str):
     st.title(title)
     r = ctx.result
     prov = r.provenance
-    st.caption(f"{name(ctx.loaded.name)}: {count(prov['rows_used'])} rows audited of "
-               f"{count(prov['rows_read'])}; positive class {name(r.spec.label)} = "
-               f"{name(repr(prov['positive_label']))}; a positive decision is a "
+    # a count table's or a source's rows stand for people: the counts are people
+    unit = "people" if r.spec.counts or ctx.loaded.source else "rows"
+    outcome = (f"positive class {name(r.spec.label)} = {name(repr(prov['positive_label']))}"
+               if r.spec.labelled else "no true outcome (the decisions alone)")
+    st.caption(f"{name(ctx.loaded.name)}: {count(prov['rows_used'])} {unit} audited of "
+               f"{count(prov['rows_read'])}; {outcome}; a positive decision is a "
                f"{r.spec.positive_decision} for the person; tolerance "
                f"{Tolerance(r.spec.tolerance).band()}; minimum group size "
                f"{r.spec.min_group_size}; {level(r.spec.confidence)} intervals from "

@@ -8,6 +8,7 @@ import logging
 import streamlit as st
 
 from fairness_core import InputError, charts, exports
+from fairness_core.metrics import NO_OUTCOME
 from ui import md, name as shown_name
 from views.common import context, pick_attribute, pick_metric, pick_model
 
@@ -69,6 +70,8 @@ def chart_figure(result, kind: str, model: str, attribute: str, metric: str):
     if kind == "representation":
         return charts.representation_chart(r.groups, attribute=attribute, model=model,
                                            min_group_size=spec.min_group_size)
+    if kind in ("roc", "calibration") and not spec.labelled:
+        return None  # both compare scores with the true outcome
     if kind == "roc" and model in spec.scores:
         return charts.roc_chart(sc["curves"], r.groups, model=model, attribute=attribute,
                                 auc=sc["auc"])
@@ -94,6 +97,9 @@ def _apply_config():
               "tolerance", "min_group_size", "alpha", "correction", "n_bootstrap", "seed"):
         p[k] = d[k]
         st.session_state.pop(k, None)
+    if d["label"] is None:  # a configuration of the decisions alone
+        from setup_panel import NO_LABEL
+        p["label"] = NO_LABEL
     p["positive"] = d["positive"]
     p["positive_decision"] = d["positive_decision"]
     p["prediction_positive"] = d["prediction_positive"]
@@ -199,7 +205,10 @@ def render():
     with c4:
         metric = pick_metric(ctx)
     fig = chart_figure(r, kind, model, attribute, metric)
-    if fig is None:
+    if fig is None and kind in ("roc", "calibration") and not r.spec.labelled:
+        st.info(f"This chart compares scores with the true outcome: it is "
+                f"{NO_OUTCOME}. Choose the label in the sidebar to draw it.")
+    elif fig is None:
         st.info("This chart needs a score model: choose one of "
                 f"{', '.join(map(shown_name, r.spec.scores)) or 'none (add a score column)'}.")
     else:

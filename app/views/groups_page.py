@@ -9,7 +9,7 @@ from fairness_core.formatting import count, interval, level, num, p_value, short
 from fairness_core.metrics import REGISTRY
 from fairness_core.spec import INTERSECTION_SEP
 from ui import VERDICT_ICON, chart, metric_help, name, shown
-from views.common import context, pick_attribute, pick_metric, pick_model
+from views.common import context, needs_outcome_note, pick_attribute, pick_metric, pick_model
 
 
 def group_table(result, model: str, attribute: str, metric: str) -> pd.DataFrame:
@@ -42,7 +42,8 @@ def group_table(result, model: str, attribute: str, metric: str) -> pd.DataFrame
             "Rows needed": "" if dd is None or pd.isna(dd["rows_needed"]) else
             count(dd["rows_needed"]),
             "Why": "" if dd is None else dd["verdict_reason"],
-            "TP": r.tp, "FP": r.fp, "TN": r.tn, "FN": r.fn,
+            **({"TP": r.tp, "FP": r.fp, "TN": r.tn, "FN": r.fn} if result.spec.labelled
+               else {"Selected": r.fp}),  # without an outcome: the decisions alone
         })
     return pd.DataFrame(rows)
 
@@ -81,10 +82,11 @@ def render():
                  width="stretch")
 
     st.subheader("Confusion matrix per group")
-    chart(charts.confusion_chart(r.groups, model=model, attribute=attribute,
-                                 positive=r.provenance["positive_label"],
-                                 negative=r.provenance["negative_label"] or "other",
-                                 order=order), key="confusion_chart")
+    if not needs_outcome_note(ctx, "The confusion matrix is"):
+        chart(charts.confusion_chart(r.groups, model=model, attribute=attribute,
+                                     positive=r.provenance["positive_label"],
+                                     negative=r.provenance["negative_label"] or "other",
+                                     order=order), key="confusion_chart")
 
     inter = [a for a in r.spec.attribute_names() if a.count(INTERSECTION_SEP) == 1]
     st.subheader("Intersections")

@@ -51,12 +51,24 @@ def render():
         "women and men, using a table of the model's decisions and the true outcomes. For "
         "each group it counts true and false positives and negatives; every rate below is "
         "built from those four counts, exactly as fairlearn and scikit-learn define them.")
+    st.markdown(
+        "**Without a true outcome.** When no outcome is known yet, choose *(no true outcome)* "
+        "as the label: the audit then compares the decisions alone, that is how often each "
+        "group is given the positive decision (selection rate, demographic parity), with "
+        "intervals and tests, and, for score columns, each group's score distribution. "
+        "Error rates, precision, accuracy, equalized odds, AUC and calibration need the true "
+        "outcome and are then not shown at all.")
     st.subheader("Which metric should I look at?")
     decision = spec.get("positive_decision") or "benefit"
     keys = key_metrics(decision)
-    st.info(f"A positive decision is a **{decision}** for the person {where} "
-            f"(the sidebar's choice). Look first at: "
-            + ", ".join(REGISTRY[m].label.lower() for m in keys) + ".")
+    if audited and spec.get("label") is None:
+        st.info(f"A positive decision is a **{decision}** for the person {where}. There is "
+                "no true outcome in this audit, so the selection rate (demographic parity) "
+                "is the one metric it can show.")
+    else:
+        st.info(f"A positive decision is a **{decision}** for the person {where} "
+                f"(the sidebar's choice). Look first at: "
+                + ", ".join(REGISTRY[m].label.lower() for m in keys) + ".")
     if "help_choice" not in st.session_state:
         st.session_state["help_choice"] = list(CHOICES)[SITUATION[decision]]
     situation = st.radio("Which describes your model's decision best?", list(CHOICES),

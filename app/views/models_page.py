@@ -6,6 +6,7 @@ import streamlit as st
 
 from fairness_core import charts
 from fairness_core.formatting import num, pct
+from fairness_core.metrics import NO_OUTCOME
 from ui import chart, shown
 from views.common import context, pick_attribute, pick_model
 
@@ -22,6 +23,13 @@ def comparison_table(result, attribute: str) -> pd.DataFrame:
     rows = []
     for m in result.spec.models:
         r, q = o.loc[m], s.loc[m]
+        if not result.spec.labelled:  # the decisions alone: no accuracy, no error rates
+            rows.append({"Model": m, "Selection rate": pct(r["selection_rate"]),
+                         "DP difference": num(q["demographic_parity_difference"]),
+                         "DP ratio": num(q["demographic_parity_ratio"]),
+                         "Failing disparities": int(q["n_fail"]),
+                         "of which significant": int(q["n_fail_significant"])})
+            continue
         rows.append({
             "Model": m, "Accuracy": pct(r["accuracy"]), "Balanced accuracy":
             pct(r["balanced_accuracy"]), "Selection rate": pct(r["selection_rate"]),
@@ -43,14 +51,21 @@ def render():
     c1, c2, c3 = st.columns(3)
     with c1:
         attribute = pick_attribute(ctx)
+    options = list(DISPARITY) if r.spec.labelled else [
+        d for d in DISPARITY if d.startswith("demographic_parity")]
     with c2:
-        disparity = st.selectbox("Disparity measure", list(DISPARITY), format_func=DISPARITY.get,
+        disparity = st.selectbox("Disparity measure", options, format_func=DISPARITY.get,
                                  key="model_disparity")
     with c3:
         pick_model(ctx)
         st.caption("The model chosen here is the one the other pages show.")
+    if not r.spec.labelled:
+        st.caption(f"Accuracy and error rates are {NO_OUTCOME}: the chart sets each model's "
+                   "overall selection rate against its disparity.")
     chart(charts.model_scatter(r.overall, r.summary, attribute=attribute,
-                               disparity=disparity, confidence=r.spec.confidence),
+                               disparity=disparity, confidence=r.spec.confidence,
+                               performance="accuracy" if r.spec.labelled else
+                               "selection_rate"),
           key="model_scatter")
     st.dataframe(shown(comparison_table(r, attribute), "Model"), hide_index=True,
                  width="stretch")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from fairness_core.formatting import level, with_interval
 from fairness_core import rollup
-from fairness_core.metrics import REGISTRY, key_metrics
+from fairness_core.metrics import REGISTRY, available_metrics, key_metrics
 from ui import SEVERITY_ICON, shown, table
 from views.common import context, pick_model
 
@@ -21,7 +21,7 @@ def verdict_matrix(result, model: str) -> pd.DataFrame:
     """The core's verdict roll-up, laid out with icons and words: one row
     per attribute, one column per key metric of the audit's kind of
     decision (benefit or harm)."""
-    keys = key_metrics(result.spec.positive_decision)
+    keys = available_metrics(result.spec.labelled, key_metrics(result.spec.positive_decision))
     vm = rollup.verdict_matrix(result.disparities, model, result.spec.attribute_names(), keys)
     out = pd.DataFrame({"Attribute": vm["attribute"], "Reference": vm["reference"]})
     for m in keys:
@@ -37,9 +37,10 @@ SUMMARIES = {"demographic_parity": "Demographic parity", "equalized_odds": "Equa
 def summary_table(result, model: str) -> pd.DataFrame:
     s = result.summary[result.summary["model"] == model]
     rows = []
+    names = SUMMARIES if result.spec.labelled else {"demographic_parity": "Demographic parity"}
     for r in s.itertuples(index=False):
         row = {"Attribute": r.attribute, "Groups": r.n_groups}
-        for name, label in SUMMARIES.items():
+        for name, label in names.items():
             for kind in ("difference", "ratio"):
                 col = f"{name}_{kind}"
                 row[f"{label} {kind}"] = with_interval(
@@ -62,6 +63,9 @@ def render():
         return
     r = ctx.result
     model = pick_model(ctx)
+    for f in r.findings:
+        if f["kind"] == "no_outcome":
+            st.info(f["statement"], icon="ℹ️")
     mine = [f for f in r.findings if f.get("model") == model]
     worst = next((f for f in mine if f["kind"] in ("not_judged", "fail")), None)
     if worst is not None:
@@ -76,7 +80,8 @@ def render():
                "band around the reference group? ❌ fail counts the groups outside the band and "
                "how many of those gaps are statistically significant after correction; "
                "⚪ not judged means too few rows or an undefined rate. "
-               f"{ORDER[r.spec.positive_decision]}")
+               + (ORDER[r.spec.positive_decision] if r.spec.labelled else
+                  "Without a true outcome only the selection rate is compared."))
     table(shown(verdict_matrix(r, model), "Attribute", "Reference"))
 
     st.subheader("Headline summaries (fairlearn definitions)")

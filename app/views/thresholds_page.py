@@ -1,11 +1,30 @@
-"""Thresholds: ROC, metrics against the threshold, calibration, per group."""
+"""Thresholds: score distributions, ROC, metrics against the threshold,
+calibration, per group (without a true outcome: score distributions and the
+selection rate against the threshold)."""
 from __future__ import annotations
 
 import streamlit as st
 
 from fairness_core import charts
-from ui import chart, metric_help
+from fairness_core.formatting import count, interval, num, pct
+from fairness_core.metrics import NO_OUTCOME
+from ui import chart, metric_help, shown, table
 from views.common import context, header, pick_attribute, pick_metric, pick_model
+
+
+def score_table(result, model: str, attribute: str):
+    """Each group's mean score (with its interval) and share at or above the
+    threshold (its selection rate), as shown."""
+    import pandas as pd
+
+    m = result.scores.get("means", pd.DataFrame())
+    m = m[(m["model"] == model) & (m["attribute"] == attribute)] if len(m) else m
+    return pd.DataFrame({
+        "Group": m["group"], "Rows": [count(n) for n in m["n"]],
+        "Mean score": [num(v) for v in m["mean_score"]],
+        "Interval of the mean": [interval(lo, hi) for lo, hi in
+                                 zip(m["mean_ci_low"], m["mean_ci_high"])],
+        "Share at or above the threshold": [pct(v) for v in m["share_above"]]})
 
 
 def _sync_threshold(target: str):
@@ -39,6 +58,20 @@ def render():
     st.slider("Score threshold (the same as in the sidebar; every page follows it)", lo, hi,
               key="threshold_page", step=step, on_change=_sync_threshold, args=(target,))
     order = r.group_order(attribute)
+    st.subheader("Score distribution per group")
+    chart(charts.score_distribution_chart(sc["distribution"], model=model, attribute=attribute,
+                                          threshold=threshold, order=order,
+                                          means=sc.get("means")), key="score_distribution")
+    table(shown(score_table(r, model, attribute), "Group"))
+    if not r.spec.labelled:
+        st.caption(f"The ROC curves, the error rates against the threshold and calibration "
+                   f"compare scores with the true outcome: they are {NO_OUTCOME}. The "
+                   "selection rate against the threshold shows how a threshold moves each "
+                   "group's share of positive decisions.")
+        chart(charts.threshold_chart(sc["curves"], model=model, attribute=attribute,
+                                     metric="selection_rate", threshold=threshold, order=order,
+                                     labelled=False), key="metric_threshold")
+        return
     left, right = st.columns(2)
     with left:
         chart(charts.roc_chart(sc["curves"], r.groups, model=model, attribute=attribute,

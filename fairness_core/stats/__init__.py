@@ -28,12 +28,12 @@ scipy is imported by the functions that need it, not by this package.
 from __future__ import annotations
 
 from .bootstrap import Uncertainty, aggregate, bootstrap_cells, quantiles
-from .intervals import wilson_interval, z_value
+from .intervals import hall_interval, wilson_interval, z_value
 from .power import rows_for_power, rows_needed
 from .tests import (FINISHED_COLUMNS, MIN_EXPECTED, Proportions, adjust_p, disparity_tests,
-                    finish_tests, fisher_p, min_expected, two_proportion_p, wald_p)
+                    finish_tests, fisher_p, min_expected, two_proportion_p, wald_p, welch)
 
 __all__ = ["FINISHED_COLUMNS", "MIN_EXPECTED", "Proportions", "Uncertainty", "adjust_p",
            "aggregate", "bootstrap_cells", "disparity_tests", "finish_tests", "fisher_p",
-           "min_expected", "quantiles", "rows_for_power", "rows_needed", "two_proportion_p",
-           "wald_p", "wilson_interval", "z_value"]
+           "hall_interval", "min_expected", "quantiles", "rows_for_power", "rows_needed",
+           "two_proportion_p", "wald_p", "welch", "wilson_interval", "z_value"]

@@ -102,7 +102,8 @@ _WORK_PER_GROUP = 8 * (4 + 3 * len(REGISTRY) + 4)
 _CHUNK_BYTES = 64 << 20
 
 
-def replicate_metrics(draws: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
+def replicate_metrics(draws: np.ndarray, inv: np.ndarray, n_groups: int,
+                      labelled: bool = True) -> np.ndarray:
     """Every registry metric of every replicate and group, ``(n_boot,
     metrics, groups)``, from ``(n_boot, k, 4)`` replicate counts per
     combination; computed a slice of replicates at a time so that the
@@ -111,7 +112,7 @@ def replicate_metrics(draws: np.ndarray, inv: np.ndarray, n_groups: int) -> np.n
     out = np.empty((n_boot, len(REGISTRY), n_groups))
     step = max(1, _CHUNK_BYTES // (_WORK_PER_GROUP * max(n_groups, draws.shape[1], 1)))
     for b in range(0, n_boot, step):
-        vals = metric_values(aggregate(draws[b:b + step], inv, n_groups))
+        vals = metric_values(aggregate(draws[b:b + step], inv, n_groups), labelled)
         for j, m in enumerate(REGISTRY):
             out[b:b + step, j] = vals[m]
     return out
@@ -182,8 +183,8 @@ class Uncertainty:
             i = streams.get(model, i) if streams else i
             wc = weighted_cells[model] if self.weighted else None
             sq = weight_sq_cells[model] if self.weighted and weight_sq_cells else None
-            key = (model, i, B, spec.seed, tuple(names), rc.tobytes(),
-                   None if wc is None else wc.tobytes(), None if sq is None else sq.tobytes())
+            key = (model, i, B, spec.seed, getattr(spec, "labelled", True), tuple(names),
+                   rc.tobytes(), None if wc is None else wc.tobytes(), None if sq is None else sq.tobytes())
             if cache is not None and key in cache:
                 values = cache[key]
             else:
@@ -191,7 +192,8 @@ class Uncertainty:
                 # other models (and survive a change of another model's threshold)
                 rng = np.random.default_rng([spec.seed, i])
                 draws = bootstrap_cells(rc, B, rng, wc, sq)
-                values = {name: replicate_metrics(draws, inv, len(labels))
+                values = {name: replicate_metrics(draws, inv, len(labels),
+                                                  getattr(spec, "labelled", True))
                           for name, inv, labels in attributes}
                 del draws
                 if cache is not None:
@@ -230,6 +232,8 @@ class Uncertainty:
         for j, (name, m) in enumerate(REGISTRY.items()):
             if m.is_rate and not self.weighted:
                 lo, hi = wilson_interval(cells @ m.num_vector, cells @ m.den_vector, conf)
+                defined = groups[name].notna().to_numpy()
+                lo, hi = np.where(defined, lo, np.nan), np.where(defined, hi, np.nan)
                 methods[name] = "wilson"
             else:
                 lo, hi = lo_all[:, j], hi_all[:, j]

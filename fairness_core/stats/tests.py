@@ -1,7 +1,8 @@
 """Tests of the disparities: a pooled two-proportion z-test or Fisher's
 exact test for proportions, a Wald test with the bootstrap standard error
-for everything else, and the correction of all the p-values of an audit
-together (Benjamini-Hochberg or Holm)."""
+for everything else, Welch's t-test of two means from their standard
+errors (the regression audit), and the correction of all the p-values of
+an audit together (Benjamini-Hochberg or Holm)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,6 +52,23 @@ def wald_p(diff, se) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         p = 2 * st.norm.sf(np.abs(diff) / se)
     return np.where(se == 0, np.where(diff == 0, 1.0, np.nan), p)
+
+
+def welch(scale1, se1, df1, scale2, se2, df2):
+    """Welch's t-test of ``scale1 - scale2`` from two standard errors:
+    ``(t statistic, Welch-Satterthwaite degrees of freedom, two-sided p)``,
+    vectorised.  Two exact values (both standard errors 0) give p = 1 when
+    equal and NaN (no test) otherwise."""
+    from scipy import stats as st
+    a = [np.asarray(x, dtype=float) for x in (scale1, se1, df1, scale2, se2, df2)]
+    scale1, se1, df1, scale2, se2, df2 = a
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = se1 ** 2 + se2 ** 2
+        df = var ** 2 / (se1 ** 4 / df1 + se2 ** 4 / df2)
+        t = (scale1 - scale2) / np.sqrt(var)
+        p = 2 * st.t.sf(np.abs(t), df)
+    p = np.where(var == 0, np.where(scale1 == scale2, 1.0, np.nan), p)
+    return t, df, p
 
 
 def fisher_p(x1, n1, x2, n2) -> np.ndarray:
