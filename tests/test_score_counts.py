@@ -184,3 +184,30 @@ def test_engine_binned_scores_have_an_exact_brier_score_and_calibration(tmp_path
                                                rtol=1e-9)
                 n = np.bincount(bins, minlength=10)
                 np.testing.assert_array_equal(c["n"], n[n > 0])
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_engine_binned_scores_without_a_label_have_exact_mean_scores(weighted):
+    """Label-free: an engine's fine-binned score keeps exact mean scores (from
+    its records' sums) and the same score distributions as the rows; nothing
+    that needs the outcome is computed."""
+    from fairness_core.engine import prepare_from_engine
+
+    df = _frame(80_000, 5, decimals=None)  # more distinct scores than counted one by one
+    spec = AuditSpec(label=None, scores=["a"], sensitive=["sex", "race"],
+                     weight="w" if weighted else None, n_bootstrap=0)
+    prepared, info = prepare_from_engine(df, spec)
+    assert prepared.score_bins.get("a") and len(prepared.y) < len(df)
+    got, want = run_audit(prepared, info), audit(df, spec)
+    means = got.scores["means"]
+    for attr in ("sex", "race"):
+        w = df["w"] if weighted else pd.Series(1.0, index=df.index)
+        hand = (df.assign(ws=w * df["a"], w1=w).groupby(attr)[["ws", "w1"]].sum()
+                .pipe(lambda t: t["ws"] / t["w1"]))
+        m = means[means["attribute"] == attr].set_index("group")["mean_score"]
+        np.testing.assert_allclose(m.loc[hand.index], hand, rtol=1e-12)
+    pd.testing.assert_frame_equal(got.scores["means"], want.scores["means"],
+                                  check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(got.scores["distribution"], want.scores["distribution"])
+    assert got.scores["auc"]["auc"].isna().all() and got.scores["auc"]["brier"].isna().all()
+    assert not len(got.scores["calibration"])
