@@ -23,8 +23,8 @@ from .io import TableInfo, check_duplicates, read_table
 from .metrics import (NO_OUTCOME, OUTCOME_SCORE_METRICS, REGISTRY, add_metrics,
                       blank_outcome_metrics, needs_outcome, undefined_reason,
                       undefined_reasons_table)
-from .prepare import Prepared, prepare, with_thresholds
-from .scores import probability_warnings, score_analysis, score_means
+from .prepare import Prepared, prepare, resolve_threshold, score_decision_words
+from .scores import count_scores, probability_warnings, score_analysis, score_means
 from .stats import Uncertainty, finish_tests
 from .spec import AuditSpec
 
@@ -339,7 +339,8 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
                                tuple(m for m in cube.cells if m in spec.scores)) if b]
     parts = []
     for models in batches:
-        key = ("part", models, jkey,
+        # the reasons for not judging a model name its threshold
+        key = ("part", models, jkey, tuple((m, not_judged.get(m)) for m in models),
                *(cube.cells[m].tobytes() + cube.row_cells[m].tobytes() for m in models))
         if cache is not None and key in cache:
             part = cache[key]
@@ -476,10 +477,18 @@ COUNTING_FIELDS = ("label", "sensitive", "predictions", "scores", "positive",
 class Auditor:
     """Count once, audit many times.
 
-    Keeps the prepared table, its group index and the score analysis, so
-    that a new threshold, reference group, tolerance, minimum size, alpha
-    or bootstrap setting re-audits from counts without touching the rows
-    again (a new threshold costs one comparison per score row).
+    Keeps the prepared table, its group index, its count cube and, per score
+    model, the counts of positives and negatives per group combination and
+    distinct score (or fine score bin), so that a new threshold, reference
+    group, tolerance, minimum size, alpha or bootstrap setting re-audits
+    from counts without touching the rows again: a score model's cells at a
+    new threshold are read off running sums of its score counts.
+
+    A threshold that falls inside a fine bin (a score with more distinct
+    values than are counted one by one) cannot be read off the counts: the
+    auditor then counts that model's decisions from the rows it holds, or,
+    holding an engine's records (:meth:`from_prepared`), moves the threshold
+    to the nearest bin edge and says so in a warning.
 
     Parameters
     ----------
@@ -489,39 +498,86 @@ class Auditor:
     """
 
     def __init__(self, df: pd.DataFrame, spec: AuditSpec, info: TableInfo | None = None):
-        self.spec = spec
-        self.info = info
         check_duplicates(df, info, spec.columns())
-        self.prepared = prepare(df, spec)
-        self.index = GroupIndex.build(self.prepared)
-        self.scores = score_analysis(self.prepared, self.index) if self.prepared.scores \
-            else None
-        self._cubes: dict = {}
-        self._bootstrap: dict = {}
+        self._start(prepare(df, spec), info)
 
     @classmethod
     def from_prepared(cls, prepared: Prepared, info: TableInfo | None = None) -> "Auditor":
-        """An auditor of a table prepared elsewhere, such as the count records
-        of an engine (:func:`fairness_core.engine.prepare_from_engine`)."""
+        """An auditor of an already prepared table, such as an engine's records
+        (:func:`fairness_core.engine.prepare_from_engine`)."""
         self = cls.__new__(cls)
+        self._start(prepared, info)
+        return self
+
+    def _start(self, prepared: Prepared, info: TableInfo | None) -> None:
         self.spec, self.info, self.prepared = prepared.spec, info, prepared
         self.index = GroupIndex.build(prepared)
-        self.scores = score_analysis(prepared, self.index) if prepared.scores else None
-        self._cubes, self._bootstrap = {}, {}
-        return self
+        #: score model -> its ScoreCounts (running sums once a threshold moves)
+        self.score_counts = {m: count_scores(prepared, self.index, m)
+                             for m in prepared.scores}
+        self.scores = score_analysis(prepared, self.index, counts=self.score_counts) \
+            if prepared.scores else None
+        self.cube = count_cube(prepared, self.index)
+        self._cubes: dict = {}
+        self._bootstrap: dict = {}
 
     def compatible(self, spec: AuditSpec) -> bool:
         """True when ``spec`` counts the same way as this auditor's spec."""
         return all(getattr(spec, f) == getattr(self.spec, f) for f in COUNTING_FIELDS)
 
+    def _cube_at(self, thresholds: dict) -> tuple[CountCube, dict, list]:
+        """The count cube with the score models decided at ``thresholds``,
+        from the score counts; returns (cube, thresholds used, warnings)."""
+        base = self.cube
+        cells, row_cells = dict(base.cells), dict(base.row_cells)
+        sq = None if base.weight_sq_cells is None else dict(base.weight_sq_cells)
+        used, warnings = dict(thresholds), []
+        for model, thr in thresholds.items():
+            if thr == self.prepared.thresholds[model]:
+                continue
+            sc = self.score_counts[model]
+            first = sc.first_positive_bin(thr)
+            if first is None and model in self.prepared.score_bins:  # records, no rows
+                used[model] = sc.nearest_edge(thr)
+                first = sc.first_positive_bin(used[model])
+                warnings.append(f"The score {model!r} was counted in fine bins, and the "
+                                f"threshold {thr:g} falls inside one of them; the audit uses "
+                                f"the nearest bin edge, {used[model]:.6g}, instead. Audit the "
+                                "rows themselves for this exact threshold.")
+            if first is not None:
+                c, r, q = sc.cells_at(first)
+            else:  # inside a fine bin, and the rows are here: count this model's decisions
+                p = dataclasses.replace(self.prepared, predictions={
+                    model: self.prepared.scores[model] >= thr})
+                one = count_cube(p, self.index)
+                c, r = one.cells[model], one.row_cells[model]
+                q = None if one.weight_sq_cells is None else one.weight_sq_cells[model]
+            cells[model], row_cells[model] = c, r
+            if sq is not None:
+                sq[model] = q
+        cube = dataclasses.replace(base, cells=cells, row_cells=row_cells, weight_sq_cells=sq)
+        return cube, used, warnings
+
     def _at_threshold(self, spec: AuditSpec) -> tuple[Prepared, CountCube]:
-        p = with_thresholds(self.prepared, spec)
-        key = tuple(sorted(p.thresholds.items()))
+        base = self.prepared
+        thresholds, notes = {}, {}
+        for col in base.scores:
+            lo, hi = base.score_ranges[col]
+            thresholds[col], notes[col] = resolve_threshold(spec.threshold_for(col), lo, hi)
+        key = tuple(sorted(thresholds.items()))
         if key not in self._cubes:
             if len(self._cubes) > 8:
                 self._cubes.clear()
-            self._cubes[key] = (p, count_cube(p, self.index))
-        return self._cubes[key]
+            self._cubes[key] = self._cube_at(thresholds)
+        cube, used, warnings = self._cubes[key]
+        decisions = dict(base.decisions)
+        for col, thr in used.items():
+            decisions[col] = score_decision_words(thr)
+            if thr != thresholds[col]:
+                notes[col] += f"; moved to the nearest fine-bin edge, {thr:.6g}"
+        p = dataclasses.replace(base, spec=spec, decisions=decisions, thresholds=used,
+                                threshold_notes=notes, warnings=list(base.warnings) + warnings)
+        return p, cube
 
     def run(self, spec: AuditSpec | None = None) -> AuditResult:
         spec = spec or self.spec
@@ -530,6 +586,5 @@ class Auditor:
                              "positive values or bins); start a new audit of the table.",
                              field="spec")
         p, cube = self._at_threshold(spec)
-        p = dataclasses.replace(p, spec=spec)
         return audit_from_counts(cube, spec, prepared=p, info=self.info, scores=self.scores,
                                  cache=self._bootstrap)

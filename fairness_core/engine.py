@@ -30,7 +30,7 @@ import pandas as pd
 
 from .errors import InputError, quote_list
 from .prepare import Prepared, prepare, resolve_threshold
-from .scores import FINE_BINS
+from .scores import FINE_BINS, split_edges
 from .spec import AuditSpec
 
 #: An upper bound on the records one aggregation returns (scores are binned
@@ -66,28 +66,48 @@ def _bin_rep(col, edges):
     return x.isnull().ifelse(None, case)
 
 
-def _score_key(col, lo: float, width: float, threshold: float, n_bins: int):
-    """A whole number per value: twice the index of its fine bin (even bins
-    of ``width`` from ``lo``) plus one at or above ``threshold``; NULL when
-    missing.  Integers group faster than the bins' edges would, and
-    :func:`_score_reps` turns them into those edges afterwards."""
+def _added_edges(lo: float, hi: float, threshold: float) -> np.ndarray:
+    """The edges added to a score's even fine bins, in order: the threshold
+    and, for scores in [0, 1], the calibration bins' edges (see
+    :func:`scores.fine_edges` and :func:`scores.split_edges`)."""
+    return np.unique(np.r_[threshold, split_edges(lo, hi)])
+
+
+def _score_key(col, lo: float, width: float, added: np.ndarray, n_bins: int):
+    """A whole number per value: the index of its fine bin (even bins of
+    ``width`` from ``lo``) times ``len(added) + 1``, plus the number of the
+    ``added`` edges at or below it; NULL when missing.  Integers group
+    faster than the bins' edges would, and :func:`_score_reps` turns them
+    into those edges afterwards."""
     import ibis
 
     x = _finite(col)
     k = ibis.least(((x - lo) / width).floor(), n_bins - 1)
-    # (a CASE, not a cast: PostgreSQL casts no boolean to a number)
-    return x.isnull().ifelse(None, k * 2 + (x >= threshold).ifelse(1, 0))
+    # (a CASE per added edge, not a cast: PostgreSQL casts no boolean to a number)
+    key = k * (len(added) + 1)
+    for e in added:
+        key = key + (x >= float(e)).ifelse(1, 0)
+    return x.isnull().ifelse(None, key)
 
 
-def _score_reps(key: pd.Series, lo: float, width: float, threshold: float) -> np.ndarray:
+def _score_reps(key: pd.Series, lo: float, width: float, added: np.ndarray) -> np.ndarray:
     """The score each :func:`_score_key` stands for: the lower edge of its
-    fine bin, kept on its side of the threshold (the threshold is an edge,
-    see :func:`scores.fine_edges`), so every decision stays exact."""
+    fine bin, kept between the added edges around it (the threshold is an
+    edge, see :func:`scores.fine_edges`), so every decision and every
+    calibration bin stays exact."""
     key = pd.to_numeric(key).to_numpy(dtype=float, na_value=np.nan)
-    k, above = np.floor(key / 2), np.mod(key, 2) == 1
+    m = len(added) + 1
+    k, j = np.floor(key / m), np.mod(key, m)
     even = lo + width * k
-    below_edge = np.nextafter(threshold, -np.inf)
-    return np.where(above, np.maximum(even, threshold), np.minimum(even, below_edge))
+    ji = np.nan_to_num(j, nan=0).astype(np.intp)
+    below = np.r_[-np.inf, added][ji]  # the largest added edge at or below the score
+    above = np.r_[np.nextafter(added, -np.inf), np.inf][ji]  # just under the next one
+    return np.minimum(np.maximum(even, below), above)
+
+
+def _score_sums(s: str) -> tuple:
+    """The records' columns of summed scores and summed squared scores."""
+    return f"__score_sum__{s}", f"__score_square_sum__{s}"
 
 
 def _check_columns(table, spec: AuditSpec, name: str) -> None:
@@ -97,7 +117,7 @@ def _check_columns(table, spec: AuditSpec, name: str) -> None:
         raise InputError(f"Column {quote_list(missing)} is not in {name!r}. The columns there "
                          f"are: {quote_list(present, limit=40)}.", field="columns",
                          column=missing[0])
-    for c in (_N, _W2, _WNULL):
+    for c in (_N, _W2, _WNULL, *(c for s in spec.scores for c in _score_sums(s))):
         if c in present:
             raise InputError(f"{name!r} has a column named {c!r}, a name this tool uses for "
                              "its own counts. Rename it.", field="columns", column=c)
@@ -114,7 +134,10 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
     records : DataFrame
         The spec's columns (sensitive, label, decisions, scores, weight)
         and ``__rows``; with a weight, the weight column holds each
-        record's sum of weights and ``__weight_squares`` their squares.
+        record's sum of weights and ``__weight_squares`` their squares.  A
+        score cut into fine bins has its records' (weighted) sums of the
+        scores and of their squares too, so that the Brier score and the
+        calibration stay exact.
     meta : dict
         ``rows`` (rows in the table), ``score_ranges`` and ``score_bins``
         (the scores cut into fine bins, with their number of bins) to pass
@@ -179,22 +202,29 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
         if s in binned and hi > lo:
             thr = resolve_threshold(spec.threshold_for(s), lo, hi)[0]
             width = (hi - lo) / n_bins
-            keys[s] = _score_key(t[s], lo, width, thr, n_bins)
-            bins[s], reps[s] = n_bins, (lo, width, thr)
+            added = _added_edges(lo, hi, thr)
+            keys[s] = _score_key(t[s], lo, width, added, n_bins)
+            bins[s], reps[s] = n_bins, (lo, width, added)
         else:
             keys[s] = _finite(t[s]) if _is_float(t[s]) else t[s]
     agg = {_N: mult.sum() if mult is not None else t.count()}
+    wm = mult
     if spec.weight:
         w = _finite(t[spec.weight])
         keys[_WNULL] = w.isnull()
         wm = w * mult if mult is not None else w
         agg[spec.weight] = wm.sum()
         agg[_W2] = (w * wm).sum()
+    for s in bins:  # a binned score's exact sums: Brier score and calibration stay exact
+        x = _finite(t[s])
+        xw = x * wm if wm is not None else x
+        total, squares = _score_sums(s)
+        agg[total], agg[squares] = xw.sum(), (xw * x).sum()
     expr = t.group_by([e.name(k) for k, e in keys.items()]).aggregate(**agg)
     step(2, 2)
     records = expr.to_pyarrow().to_pandas()
-    for s, (lo, width, thr) in reps.items():
-        records[s] = _score_reps(records[s], lo, width, thr)
+    for s, (lo, width, added) in reps.items():
+        records[s] = _score_reps(records[s], lo, width, added)
     if spec.weight:
         gone = records.pop(_WNULL).astype(bool).to_numpy()
         records.loc[gone, spec.weight] = np.nan
@@ -208,7 +238,8 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
 def prepare_records(records: pd.DataFrame, meta: dict, spec: AuditSpec) -> Prepared:
     """The engine's records, validated and encoded like rows."""
     return prepare(records, spec, counts=_N, weight_sq=_W2 if spec.weight else None,
-                   score_ranges=meta["score_ranges"], score_bins=meta["score_bins"])
+                   score_ranges=meta["score_ranges"], score_bins=meta["score_bins"],
+                   score_sums={s: _score_sums(s) for s in meta["score_bins"]})
 
 
 # --------------------------------------------------------------------------
@@ -470,9 +501,10 @@ def count_in_engine(data, spec: AuditSpec, *, table: str | None = None,
         info.warnings.append(f"The score {s!r} has too many distinct values to count one by "
                              f"one; it was counted in {nb:,} fine bins. Decisions at the "
                              "threshold are exact; " + (
-                                 "the AUC is within its stated error bound, and curves, "
-                                 "calibration and the Brier score are at the bins' "
-                                 "resolution." if spec.labelled else
-                                 "mean scores and score distributions are at the bins' "
-                                 "resolution (each score is read as its bin's lower edge)."))
+                                 "the AUC is within its stated error bound, the curves are "
+                                 "at the bins' resolution, and the Brier score and "
+                                 "calibration are exact." if spec.labelled else
+                                 "mean scores are exact, and score distributions are at the "
+                                 "bins' resolution (each score is read as its bin's lower "
+                                 "edge)."))
     return prepare_records(records, meta, spec), info, records

@@ -130,6 +130,9 @@ class Prepared:
     weight_sq: np.ndarray | None = None
     #: score model -> number of fine bins its values were cut into by an engine
     score_bins: dict = field(default_factory=dict)
+    #: score model -> (sum of the scores, sum of their squares) per record, weighted,
+    #: for a score an engine cut into bins
+    score_sums: dict = field(default_factory=dict)
 
     @property
     def has_label(self) -> bool:
@@ -487,7 +490,7 @@ def _fmt_edge(x: float) -> str:
 
 def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
             weight_sq: str | None = None, score_ranges: dict | None = None,
-            score_bins: dict | None = None) -> Prepared:
+            score_bins: dict | None = None, score_sums: dict | None = None) -> Prepared:
     """Validate ``df`` against ``spec`` and encode it.
 
     Rows with a missing label, prediction, score or weight are dropped and
@@ -498,8 +501,10 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
     per record (instead of ``spec.counts``); ``weight_sq`` names the column
     of summed squared weights, and the weight column then holds each
     record's summed weights; ``score_ranges`` gives each score's range over
-    the rows, and ``score_bins`` the number of fine bins a score was cut
-    into (its values are then the bins' lower edges).
+    the rows, ``score_bins`` the number of fine bins a score was cut
+    into (its values are then the bins' lower edges), and ``score_sums``
+    the two columns of each such score's summed (weighted) values and
+    squared values per record.
     """
     present = [str(c) for c in df.columns]
     missing = [c for c in spec.columns() if c not in present]
@@ -662,6 +667,8 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
         if note:
             notes[col] = note
 
+    sums = {m: tuple(_numeric(df[c], c, "score sum", "scores") for c in cols)
+            for m, cols in (score_sums or {}).items()}
     if mult is not None:
         keep &= mult > 0  # records that stand for no row
     n_keep = rows(keep)
@@ -677,6 +684,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
         scores = {m: s[keep] for m, s in scores.items()}
         weight = weight[keep] if weight is not None else None
         codes = {c: k[keep] for c, k in codes.items()}
+        sums = {m: (a[keep], b[keep]) for m, (a, b) in sums.items()}
     if weight is not None and not (weight > 0).any():
         raise InputError(f"All weights in {spec.weight!r} are zero.", field="weight",
                          column=spec.weight)
@@ -695,7 +703,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
                     negative_values=negative_values, words=words, decisions=decisions,
                     thresholds=thresholds, threshold_notes=threshold_notes,
                     score_ranges=ranges, multiplicity=mult, weight_sq=weight_sq,
-                    score_bins=dict(score_bins or {}))
+                    score_bins=dict(score_bins or {}), score_sums=sums)
 
 
 def _multiplicity(df: pd.DataFrame, col: str | None) -> np.ndarray | None:
@@ -723,25 +731,3 @@ def _multiplicity(df: pd.DataFrame, col: str | None) -> np.ndarray | None:
 
 def _describe(dropped: dict) -> str:
     return "; ".join(f"{n:,} with {why}" for why, n in dropped.items()) or "none"
-
-
-
-def with_thresholds(prepared: Prepared, spec: AuditSpec) -> Prepared:
-    """The same prepared table with the score models decided at the
-    thresholds of ``spec`` (one comparison per score row; nothing else is
-    recomputed)."""
-    import dataclasses
-
-    if not prepared.scores:
-        return dataclasses.replace(prepared, spec=spec)
-    preds, decisions = dict(prepared.predictions), dict(prepared.decisions)
-    thresholds, notes = {}, {}
-    for col, s in prepared.scores.items():
-        lo, hi = prepared.score_ranges[col]
-        thr, note = resolve_threshold(spec.threshold_for(col), lo, hi)
-        thresholds[col], notes[col] = thr, note
-        if thr != prepared.thresholds.get(col):
-            preds[col] = s >= thr
-        decisions[col] = score_decision_words(thr)
-    return dataclasses.replace(prepared, spec=spec, predictions=preds, decisions=decisions,
-                               thresholds=thresholds, threshold_notes=notes)
