@@ -123,6 +123,21 @@ def _check_columns(table, spec: AuditSpec, name: str) -> None:
                              "its own counts. Rename it.", field="columns", column=c)
 
 
+def weight_sums(t, spec: AuditSpec, mult, keys: dict, agg: dict):
+    """Add the weight's aggregations to a GROUP BY: a key for missing
+    weights, the sums of the weights and of their squares (each row standing
+    for ``mult`` rows).  Returns each row's total weight (None: unweighted,
+    ``mult`` or 1 per row)."""
+    if not spec.weight:
+        return mult
+    w = _finite(t[spec.weight])
+    keys[_WNULL] = w.isnull()
+    wm = w * mult if mult is not None else w
+    agg[spec.weight] = wm.sum()
+    agg[_W2] = (w * wm).sum()
+    return wm
+
+
 def engine_records(table, spec: AuditSpec, *, name: str = "table",
                    max_records: int = MAX_RECORDS, step=None) -> tuple[pd.DataFrame, dict]:
     """Aggregate an Ibis table into the audit's records, in two queries (a
@@ -208,13 +223,7 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
         else:
             keys[s] = _finite(t[s]) if _is_float(t[s]) else t[s]
     agg = {_N: mult.sum() if mult is not None else t.count()}
-    wm = mult
-    if spec.weight:
-        w = _finite(t[spec.weight])
-        keys[_WNULL] = w.isnull()
-        wm = w * mult if mult is not None else w
-        agg[spec.weight] = wm.sum()
-        agg[_W2] = (w * wm).sum()
+    wm = weight_sums(t, spec, mult, keys, agg)
     for s in bins:  # a binned score's exact sums: Brier score and calibration stay exact
         x = _finite(t[s])
         xw = x * wm if wm is not None else x

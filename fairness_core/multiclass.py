@@ -69,7 +69,8 @@ from .disparity import INSUFFICIENT, SUMMARY_COLUMNS, disparities, summary
 from .errors import InputError, quote_list
 from .metrics import add_metrics, metric_values
 from .prepare import (MAX_LABEL_VALUES, MISSING_GROUP, _encode_sensitive, _multiplicity,
-                      _numeric, _sort_key, canon, codes_and_uniques, display)
+                      _numeric, _sort_key, canon, codes_and_uniques, display,
+                      sample_weights)
 from .spec import INTERSECTION_SEP, AuditSpec
 from .stats import Uncertainty, finish_tests, quantiles, wilson_interval
 from .stats.bootstrap import aggregate, bootstrap_cells
@@ -85,6 +86,7 @@ SUMMARY_NAMES = tuple(c[:-len("_difference")] for c in SUMMARY_COLUMNS
 #: The ``class`` of the per-group records that are about every class at once.
 ALL_CLASSES = "(all classes)"
 
+#: the engine's aggregate names (fairness_core.engine), so the same records read back
 _N, _W2, _WNULL = "__rows", "__weight_squares", "__weight_missing"
 
 
@@ -327,15 +329,7 @@ def multiclass_cube(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = N
             keep &= ~bad
     weight = wsq = None
     if spec.weight:
-        w = _numeric(df[spec.weight], spec.weight, "weight", "weight")
-        if (w < 0).any():
-            raise InputError(f"The weight column {spec.weight!r} has negative values; sample "
-                             "weights must be zero or more.", field="weight",
-                             column=spec.weight)
-        bad = ~np.isfinite(w)
-        if bad.any():
-            dropped[f"missing weight ({spec.weight})"] = rows(bad)
-            keep &= ~bad
+        w = sample_weights(df, spec, rows, dropped, keep)
         if weight_sq is not None:
             weight, wsq = w, _numeric(df[weight_sq], spec.weight, "weight", "weight")
         elif mult is not None:
@@ -461,7 +455,7 @@ def engine_expression(table, spec: AuditSpec):
     label and every prediction, with ``__rows`` (rows) and, with a weight,
     the weight column (sum of weights) and ``__weight_squares``.  It runs
     unchanged on DuckDB, Spark and SQL databases."""
-    from .engine import _bin_rep, _finite
+    from .engine import _bin_rep, weight_sums
 
     _check_spec(spec, list(table.columns))
     t = table
@@ -471,12 +465,7 @@ def engine_expression(table, spec: AuditSpec):
     for c in (spec.label, *spec.predictions):
         keys[c] = t[c]
     agg = {_N: mult.sum() if mult is not None else t.count()}
-    if spec.weight:
-        w = _finite(t[spec.weight])
-        keys[_WNULL] = w.isnull()
-        wm = w * mult if mult is not None else w
-        agg[spec.weight] = wm.sum()
-        agg[_W2] = (w * wm).sum()
+    weight_sums(t, spec, mult, keys, agg)
     return t.group_by([e.name(k) for k, e in keys.items()]).aggregate(**agg)
 
 

@@ -638,16 +638,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
     weight = None
     wsq_col, weight_sq = weight_sq, None
     if spec.weight:
-        w = _numeric(df[spec.weight], spec.weight, "weight", "weight")
-        if (w < 0).any():
-            raise InputError(f"The weight column {spec.weight!r} has negative values; sample "
-                             "weights must be zero or more.", field="weight",
-                             column=spec.weight)
-        bad = ~np.isfinite(w)
-        if bad.any():
-            dropped[f"missing weight ({spec.weight})"] = rows(bad)
-            keep &= ~bad
-        weight = w
+        weight = w = sample_weights(df, spec, rows, dropped, keep)
         if wsq_col is not None:  # the engine summed the weights and their squares
             weight_sq = _numeric(df[wsq_col], spec.weight, "weight", "weight")
         elif mult is not None:  # each record's rows share its weight
@@ -727,6 +718,22 @@ def _multiplicity(df: pd.DataFrame, col: str | None) -> np.ndarray | None:
         raise InputError(f"The count column {col!r} has a count of {m.max():g}, too large to "
                          "count exactly (at most 2^53).", field="counts", column=col)
     return m.astype(np.int64)
+
+
+def sample_weights(df: pd.DataFrame, spec: AuditSpec, rows, dropped: dict,
+                   keep: np.ndarray) -> np.ndarray:
+    """The weight column as floats: negative weights are refused; a row with
+    a missing weight is marked in ``keep`` (False) and counted in
+    ``dropped`` (``rows(mask)`` says how many rows a mask stands for)."""
+    w = _numeric(df[spec.weight], spec.weight, "weight", "weight")
+    if (w < 0).any():
+        raise InputError(f"The weight column {spec.weight!r} has negative values; sample "
+                         "weights must be zero or more.", field="weight", column=spec.weight)
+    bad = ~np.isfinite(w)
+    if bad.any():
+        dropped[f"missing weight ({spec.weight})"] = rows(bad)
+        keep &= ~bad
+    return w
 
 
 def _describe(dropped: dict) -> str:
