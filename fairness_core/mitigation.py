@@ -288,8 +288,9 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
     rate = {(i, m): groups[i].rates(m) for i in judged for m in metrics}
 
     def window(i, lows, highs):
-        lo_idx = np.zeros(len(lows), dtype=np.intp)
-        hi_idx = np.full(len(lows), len(groups[i].bins), dtype=np.intp)
+        n_cand = len(lows[0])
+        lo_idx = np.zeros(n_cand, dtype=np.intp)
+        hi_idx = np.full(n_cand, len(groups[i].bins), dtype=np.intp)
         for m, lo, hi in zip(metrics, lows, highs):
             r = rate[(i, m)]
             if np.isnan(r).all():  # undefined (no positives, or no negatives): no verdict
