@@ -76,6 +76,8 @@ class AuditResult:
     scores: dict
     findings: list
     warnings: list = field(default_factory=list)
+    #: a mitigation preview's JSON (:meth:`fairness_core.mitigation.Mitigation.to_dict`), if any
+    mitigation: dict | None = None
 
     @property
     def group_metrics(self) -> pd.DataFrame:
@@ -151,6 +153,8 @@ class AuditResult:
             out["unavailable"] = self.unavailable
         if len(self.scores.get("means", [])):  # mean scores per group, score models only
             out["score_distributions"] = _records(self.scores["means"])
+        if self.mitigation is not None:
+            out["mitigation"] = self.mitigation
         return out
 
     def to_json(self, indent: int | None = 2) -> str:

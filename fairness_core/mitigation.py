@@ -786,3 +786,63 @@ def mitigate_prepared(prepared, **kwargs) -> Mitigation:
     kwargs.setdefault("thresholds", dict(prepared.thresholds))
     return mitigate({model: count_scores(prepared, index, model)}, index, prepared.spec,
                     **kwargs)
+
+
+def check_choices(spec, *, attribute: str | None, constraint: str, objective: str = "accuracy",
+                  model: str | None = None) -> None:
+    """Validate a preview's choices against a spec before any row is read
+    (an :class:`InputError` naming what to fix)."""
+    if constraint not in CONSTRAINTS:
+        raise InputError(f"Unknown constraint {constraint!r}. Choose one of "
+                         f"{quote_list(list(CONSTRAINTS))}.", field="mitigate", value=constraint)
+    if objective not in OBJECTIVES:
+        raise InputError(f"Unknown objective {objective!r}. Choose one of "
+                         f"{quote_list(list(OBJECTIVES))}.", field="mitigate_objective",
+                         value=objective)
+    if not spec.scores:
+        raise InputError("A mitigation preview needs a score column (per-group thresholds "
+                         "are set on scores). Add one with --score.", field="scores")
+    if not spec.labelled:
+        raise InputError("A mitigation preview needs the true outcome (--label): accuracy, "
+                         "true and false positive rates compare decisions with outcomes.",
+                         field="label")
+    if not attribute:
+        raise InputError("Name the attribute whose groups get their own thresholds with "
+                         f"--mitigate-attribute (one of {quote_list(spec.attribute_names())}).",
+                         field="mitigate_attribute")
+    if attribute not in spec.attribute_names():
+        raise InputError(f"{attribute!r} is not an audited attribute. Choose one of "
+                         f"{quote_list(spec.attribute_names())}.", field="mitigate_attribute",
+                         value=attribute)
+    if model is not None and model not in spec.scores:
+        raise InputError(f"{model!r} is not a score column of this audit. Choose one of "
+                         f"{quote_list(list(spec.scores))}.", field="mitigate_model",
+                         value=model)
+
+
+def mitigation_text(m: Mitigation) -> str:
+    """The preview as a few lines for a terminal: the rules, a before/after
+    table of the constrained rates and the objective, the summary and the
+    caveat."""
+    from .formatting import pct
+
+    metrics = list(CONSTRAINTS[m.constraint])
+    lines = [f"=== Mitigation preview: {CONSTRAINT_WORDS[m.constraint]}, {m.attribute}, "
+             f"model {m.model!r}, objective {m.objective} ==="]
+    before, after = m.before.set_index("group"), m.after.set_index("group")
+    rows = []
+    for g, rule in m.rules.items():
+        row = {"group": g, "n": f"{int(before.loc[g, 'n']):,}", "rule": rule.describe()}
+        for x in metrics:
+            short = REGISTRY[x].short
+            row[f"{short} before"] = pct(before.loc[g, x])
+            row[f"{short} after"] = (f"{pct(after.loc[g, x])} [{pct(after.loc[g, x + '_ci_low'])}"
+                                     f", {pct(after.loc[g, x + '_ci_high'])}]")
+        rows.append(row)
+    lines.append(pd.DataFrame(rows).to_string(index=False))
+    lines.append(f"{REGISTRY[m.objective].label}: {m.objective_before:.2%} today, "
+                 f"{m.objective_after:.2%} after ({-m.cost * 100:+.2f} percentage points).")
+    lines.append(m.summary)
+    lines.extend(m.notes)
+    lines.append(f"Caveat: {m.caveat}")
+    return "\n".join(lines)
