@@ -537,6 +537,36 @@ def model_scatter(overall: pd.DataFrame, summary: pd.DataFrame, *, attribute: st
                             f"across the groups of {esc(attribute)}.")
 
 
+def tradeoff_chart(tradeoff: pd.DataFrame, *, objective: str, attribute: str,
+                   constraint_words: str) -> go.Figure:
+    """A mitigation preview's trade-off: the objective reached against the
+    worst ratio between groups, one point per tolerance level, with today's
+    operating point and the chosen one marked (``tradeoff`` as
+    :attr:`fairness_core.mitigation.Mitigation.tradeoff`)."""
+    t = pd.DataFrame(tradeoff)
+    curve = t[t["point"].fillna("") == ""].sort_values("worst_ratio")
+    label = REGISTRY[objective].label
+    fig = go.Figure()
+    fig.add_scatter(x=curve["worst_ratio"], y=curve["objective"] * 100, mode="lines+markers",
+                    name="best thresholds at each tolerance", line=dict(color=PALETTE[0]),
+                    customdata=curve["tolerance"],
+                    hovertemplate="tolerance %{customdata:.2f}: worst ratio %{x:.3f}, "
+                                  + esc(label.lower()) + " %{y:.2f}%<extra></extra>")
+    marks = {"today": ("today (one threshold)", "#444444", "x"),
+             "chosen": ("chosen (per-group thresholds)", "#D62728", "star")}
+    for key, (name, color, symbol) in marks.items():
+        p = t[t["point"] == key]
+        if len(p):
+            fig.add_scatter(x=p["worst_ratio"], y=p["objective"] * 100, mode="markers",
+                            name=name, marker=dict(size=16, color=color, symbol=symbol),
+                            hovertemplate=name + ": worst ratio %{x:.3f}, "
+                            + esc(label.lower()) + " %{y:.2f}%<extra></extra>")
+    fig.update_xaxes(title_text="worst ratio between groups (1 = equal)")
+    fig.update_yaxes(title_text=f"{label.lower()} (%)")
+    return _layout(fig, f"What closing the gap costs: {label.lower()} against the worst ratio",
+                   subtitle=f"{esc(constraint_words)}, groups of {esc(attribute)}.")
+
+
 # ---------------------------------------------------------------------------
 # Static export
 # ---------------------------------------------------------------------------

@@ -846,3 +846,29 @@ def mitigation_text(m: Mitigation) -> str:
     lines.extend(m.notes)
     lines.append(f"Caveat: {m.caveat}")
     return "\n".join(lines)
+
+
+def before_after_table(d: dict) -> pd.DataFrame:
+    """The before/after table of a preview's JSON (:meth:`Mitigation.to_dict`),
+    as text cells: per group its rows, its rule, and each constrained rate
+    and accuracy before and after with their intervals."""
+    from .formatting import pct
+
+    metrics = list(CONSTRAINTS[d["constraint"]]) + ["accuracy"]
+    before = {r["group"]: r for r in d["before"]}
+    after = {r["group"]: r for r in d["after"]}
+
+    def cell(r, x):
+        v, lo, hi = r.get(x), r.get(f"{x}_ci_low"), r.get(f"{x}_ci_high")
+        if v is None:
+            return "-"
+        return pct(v) + (f" [{pct(lo)}, {pct(hi)}]" if lo is not None and hi is not None
+                         else "")
+    rows = []
+    for g in before:
+        row = {"Group": g, "Rows": f"{int(before[g]['n']):,}", "Rule": d["rules"][g]}
+        for x in metrics:
+            row[f"{REGISTRY[x].short} today"] = cell(before[g], x)
+            row[f"{REGISTRY[x].short} after"] = cell(after[g], x)
+        rows.append(row)
+    return pd.DataFrame(rows)
