@@ -354,6 +354,21 @@ def run_audit(loaded: Loaded, spec: AuditSpec):
     return memo(("result", loaded.sha256, spec.to_json()), lambda: auditor.run(spec))
 
 
+def with_auditor(loaded: Loaded, spec: AuditSpec, fn):
+    """``fn(auditor)`` with the auditor that counted this table for ``spec``
+    (the same one :func:`run_audit` uses: nothing is counted again), under
+    the shared lock for a bundled sample."""
+    if loaded.source is not None:
+        return fn(counted(loaded, spec).auditor)
+    if loaded.sample_key is not None:
+        auditor, lock = _shared_auditor(*loaded.sample_key, counting_key(spec), spec)
+        with lock:
+            return fn(auditor)
+    auditor = memo(("auditor", loaded.sha256, counting_key(spec)),
+                   lambda: Auditor(loaded.df, spec, loaded.info))
+    return fn(auditor)
+
+
 def field_of(err: InputError, spec_values: dict) -> str:
     """Which control an InputError belongs to."""
     if err.field == "columns" and err.column:

@@ -324,3 +324,123 @@ def test_json_contract(loans):
     for r in lottery:
         assert abs(sum(p["probability"] for p in r["mix"]) - 1) < 1e-9
     assert "unlawful" in d["caveat"]
+
+
+# --------------------------------------------------------------------------
+# the dashboard page, the CLI and the report
+# --------------------------------------------------------------------------
+def _app_page(constraint: str, attribute: str = "race"):
+    import re
+    import sys
+
+    from streamlit.testing.v1 import AppTest
+    from streamlit.util import calc_hash
+
+    app_dir = ROOT / "app"
+    for p in (str(ROOT), str(app_dir)):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    at = AppTest.from_file(str(app_dir / "main.py"), default_timeout=90).run()
+    assert not at.exception
+    want = calc_hash("mitigation")
+    assert want in at._registered_pages, "the Mitigation page is registered with a score model"
+    at._page_hash = want
+    at._tree.children.get(0).children = {}
+    at.run()
+    assert not at.exception
+    at.selectbox(key="score_model_pick").set_value("model_a_score").run()
+    at.selectbox(key="attribute_pick").set_value(attribute).run()
+    at.selectbox(key="mitigation_constraint").set_value(constraint).run()
+    assert not at.exception, [e.message for e in at.exception]
+
+    def unescape(text):
+        return re.sub(r"\\(.)", r"\1", str(text))
+    table = at.main.table[0].value
+    table = table.rename(columns=unescape).map(lambda v: unescape(v) if isinstance(v, str)
+                                               else v)
+    return at, table
+
+
+def test_dashboard_page_shows_rules_that_match_the_rows():
+    at, table = _app_page("demographic_parity")
+    df = pd.read_csv(LOANS)
+    assert any("unlawful" in w.value for w in at.main.warning), "the caveat is visible"
+    t = table.set_index("Group")
+    for group, row in t.iterrows():
+        rule = row["Rule"]
+        assert rule.startswith("score >= "), rule
+        thr = float(rule.removeprefix("score >= "))
+        rows = df[df["race"] == group]
+        # the rule is shown to 4 significant digits: it is the lowest score selected
+        sel = rows["model_a_score"] >= thr - 5e-5 * max(1, abs(thr))
+        assert row["selected after"].split(" ")[0] == f"{100 * sel.mean():.1f}%"
+        today = rows["model_a_score"] >= 0.5
+        assert row["selected today"].split(" ")[0] == f"{100 * today.mean():.1f}%"
+    figs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    names = {tr.get("name") for f in figs for tr in f["data"]}
+    assert {"today (one threshold)", "chosen (per-group thresholds)"} <= names
+    metrics = {m.label: m.value for m in at.main.metric}
+    assert any(v.endswith("%") for v in metrics.values())
+
+
+def test_dashboard_page_equalized_odds_is_randomised():
+    at, table = _app_page("equalized_odds")
+    assert at.checkbox(key="mitigation_randomised_True").value
+    assert at.checkbox(key="mitigation_randomised_True").disabled
+    assert table["Rule"].str.contains("%").any()
+
+
+def _cli(args, tmp_path):
+    from fairness_core.cli import main
+    return main([str(LOANS), "--label", "repaid", "--positive", "yes", "--score",
+                 "model_a_score", "--sensitive", "sex", "--sensitive", "race",
+                 "--bootstrap", "200", "--quiet", *args])
+
+
+def test_cli_json_and_report(tmp_path, capsys):
+    out, rep = tmp_path / "a.json", tmp_path / "a.html"
+    assert _cli(["--mitigate", "equal_opportunity", "--mitigate-attribute", "sex",
+                 "--mitigate-objective", "balanced_accuracy", "--json", str(out),
+                 "--report", str(rep)], tmp_path) == 0
+    d = json.loads(out.read_text())["mitigation"]
+    assert {"constraint", "attribute", "objective", "model", "thresholds", "before", "after",
+            "objective_before", "objective_after", "tradeoff", "summary", "caveat"} <= set(d)
+    assert (d["constraint"], d["attribute"], d["objective"], d["model"]) == \
+        ("equal_opportunity", "sex", "balanced_accuracy", "model_a_score")
+    from fairness_core.prepare import MISSING_GROUP
+    df = pd.read_csv(LOANS)
+    df["sex"] = df["sex"].fillna(MISSING_GROUP)  # the audit's group of missing values
+    y = df["repaid"] == "yes"
+    sel = np.zeros(len(df), dtype=bool)
+    for group, t in d["thresholds"].items():
+        rows = (df["sex"] == group).to_numpy()
+        sel[rows] = df.loc[rows, "model_a_score"].to_numpy() >= t
+    assert d["objective_after"] == pytest.approx(balanced_accuracy_score(y, sel), abs=1e-12)
+    html = rep.read_text()
+    assert "Mitigation preview" in html and "unlawful" in html
+    assert "What closing the gap costs" in html
+    for group, rule in d["rules"].items():
+        assert rule.replace(">", "&gt;") in html
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--mitigate", "equalized_odds", "--mitigate-attribute", "age"], "not an audited"),
+    (["--mitigate", "equalized_odds"], "--mitigate-attribute"),
+    (["--mitigate", "parity", "--mitigate-attribute", "sex"], "invalid choice"),
+    (["--mitigate", "demographic_parity", "--mitigate-attribute", "sex",
+      "--mitigate-model", "nope"], "not a score column"),
+])
+def test_cli_bad_choices_exit_2(args, message, tmp_path, capsys):
+    assert _cli(args, tmp_path) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_without_a_score_exits_2(capsys):
+    from fairness_core.cli import main
+    code = main([str(LOANS), "--label", "repaid", "--positive", "yes", "--prediction",
+                 "model_a_approved", "--prediction-positive", "model_a_approved=yes",
+                 "--sensitive", "sex", "--mitigate", "demographic_parity",
+                 "--mitigate-attribute", "sex", "--quiet"])
+    assert code == 2
+    assert "needs a score column" in capsys.readouterr().err
