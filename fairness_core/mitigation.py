@@ -82,7 +82,7 @@ OBJECTIVES = {"accuracy": "accuracy_score", "balanced_accuracy": "balanced_accur
 SHOWN = ("selection_rate", "tpr", "fpr", "ppv", "accuracy")
 #: Tolerance levels of the trade-off curve: from this ratio up to 1.
 TRADEOFF_FROM = 0.5
-N_TRADEOFF = 26
+N_TRADEOFF = 21
 CAVEAT = ("Group-specific thresholds use the sensitive attribute at the moment of the decision. "
           "In some settings that is unlawful (for example in US employment law, which forbids "
           "adjusting scores or cut-offs by race, sex or other protected characteristics). "
@@ -206,32 +206,36 @@ class _RangeMax:
 
     def __init__(self, values: np.ndarray):
         v = np.asarray(values, dtype=float)
-        self.val, self.arg = [v], [np.arange(len(v))]
+        n = len(v)
+        levels = max(1, int(n).bit_length())
+        self.val = np.full((levels, n), -np.inf)
+        self.arg = np.zeros((levels, n), dtype=np.intp)
+        self.val[0], self.arg[0] = v, np.arange(n)
         k = 1
-        while 2 * k <= len(v):
-            a, b = self.val[-1][:-k], self.val[-1][k:]
-            ia, ib = self.arg[-1][:-k], self.arg[-1][k:]
+        for lvl in range(1, levels):
+            if 2 * k > n:
+                break
+            a, b = self.val[lvl - 1, :n - k], self.val[lvl - 1, k:]
             take = b > a
-            self.val.append(np.where(take, b, a))
-            self.arg.append(np.where(take, ib, ia))
+            self.val[lvl, :n - k] = np.where(take, b, a)
+            self.arg[lvl, :n - k] = np.where(take, self.arg[lvl - 1, k:],
+                                             self.arg[lvl - 1, :n - k])
             k *= 2
 
     def query(self, lo: np.ndarray, hi: np.ndarray):
-        lo, hi = np.asarray(lo), np.asarray(hi)
+        lo, hi = np.asarray(lo, dtype=np.intp), np.asarray(hi, dtype=np.intp)
         length = hi - lo
         ok = length > 0
         lvl = np.zeros(len(lo), dtype=np.intp)
-        lvl[ok] = np.floor(np.log2(length[ok])).astype(np.intp)
-        best = np.full(len(lo), -np.inf)
-        arg = np.full(len(lo), -1)
-        for level in np.unique(lvl[ok]):
-            sel = ok & (lvl == level)
-            span = 1 << int(level)
-            a_i, b_i = lo[sel], hi[sel] - span
-            va, vb = self.val[level][a_i], self.val[level][b_i]
-            take = vb > va
-            best[sel] = np.where(take, vb, va)
-            arg[sel] = np.where(take, self.arg[level][b_i], self.arg[level][a_i])
+        # floor(log2(length)) exactly, from the bit length
+        lvl[ok] = np.frexp(length[ok].astype(float))[1] - 1
+        span = np.left_shift(1, lvl)
+        a_i = np.where(ok, lo, 0)
+        b_i = np.where(ok, hi - span, 0)
+        va, vb = self.val[lvl, a_i], self.val[lvl, b_i]
+        take = vb > va
+        best = np.where(ok, np.where(take, vb, va), -np.inf)
+        arg = np.where(ok, np.where(take, self.arg[lvl, b_i], self.arg[lvl, a_i]), -1)
         return best, arg
 
 
@@ -279,23 +283,30 @@ def _bounds(ref_rate, tol: float, mode: str):
     return ref_rate, ref_rate / (tol - _EPS) * (1 + _EPS)
 
 
-def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, mode):
+def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, mode,
+                          cache: dict):
     """The best single threshold per judged group (see the module docstring).
-    Returns ({group index: point index}, objective gain) or None."""
-    gains = {i: a * groups[i].tp - b * groups[i].fp for i in judged}
-    tables = {i: _RangeMax(gains[i]) for i in judged}
-    # a group's rates fall as its point index (its threshold) rises: reversed, they rise
-    rate = {(i, m): groups[i].rates(m) for i in judged for m in metrics}
+    Returns ({group index: point index}, objective gain) or None.  ``cache``
+    keeps each group's range-maximum table between tolerances."""
+    for i in judged:
+        if ("table", i) not in cache:
+            gain = a * groups[i].tp - b * groups[i].fp
+            cache[("gain", i)], cache[("table", i)] = gain, _RangeMax(gain)
+            for m in metrics:
+                # a group's rates fall as its threshold rises: reversed, they rise
+                cache[("rising", i, m)] = np.ascontiguousarray(groups[i].rates(m)[::-1])
+    gains = {i: cache[("gain", i)] for i in judged}
+    tables = {i: cache[("table", i)] for i in judged}
+    rate = {(i, m): cache[("rising", i, m)][::-1] for i in judged for m in metrics}
 
     def window(i, lows, highs):
         n_cand = len(lows[0])
         lo_idx = np.zeros(n_cand, dtype=np.intp)
         hi_idx = np.full(n_cand, len(groups[i].bins), dtype=np.intp)
         for m, lo, hi in zip(metrics, lows, highs):
-            r = rate[(i, m)]
-            if np.isnan(r).all():  # undefined (no positives, or no negatives): no verdict
+            rr = cache[("rising", i, m)]
+            if np.isnan(rr[0]):  # undefined (no positives, or no negatives): no verdict
                 continue
-            rr = r[::-1]
             n = len(rr)
             # indices in reversed order with lo <= rate <= hi, mapped back
             left = np.searchsorted(rr, lo, side="left")
@@ -332,38 +343,35 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
 
 
 def _hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Indices of the convex hull's corners of points (Andrew's monotone chain)."""
+    """Indices of the convex hull's corners of points (qhull; a segment or a
+    point when they are collinear)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    pts = np.stack([x, y], axis=1)
+    if len(pts) >= 3:
+        try:
+            return np.sort(ConvexHull(pts).vertices)
+        except QhullError:  # collinear points: the two ends hold every point
+            pass
     order = np.lexsort((y, x))
-    pts = np.stack([x[order], y[order]], axis=1)
-    if len(pts) <= 2:
-        return order
-
-    def chain(seq):
-        out = []
-        for p in seq:
-            while len(out) >= 2:
-                o, q = pts[out[-2]], pts[out[-1]]
-                if (q[0] - o[0]) * (pts[p][1] - o[1]) - (q[1] - o[1]) * (pts[p][0] - o[0]) > 0:
-                    break
-                out.pop()
-            out.append(p)
-        return out
-    idx = range(len(pts))
-    lower, upper = chain(idx), chain(reversed(idx))
-    return order[np.unique(lower[:-1] + upper[:-1])]
+    return np.unique(order[[0, -1]])
 
 
-def _search_randomised(groups, judged, fixed_gain, a, b, metrics, tol, ref, mode):
+def _search_randomised(groups, judged, fixed_gain, a, b, metrics, tol, ref, mode,
+                       cache: dict):
     """The best lottery over thresholds per judged group: a linear programme
     over each group's hull corners.  Returns ({group index: [(point index,
-    probability)]}, objective gain) or None."""
+    probability)]}, objective gain) or None.  ``cache`` keeps each group's
+    hull between tolerances."""
     from scipy.optimize import linprog
 
     corners = {}
     for i in judged:
-        g = groups[i]
-        scale = (max(g.neg, 1e-300), max(g.pos, 1e-300))
-        corners[i] = _hull(g.fp / scale[0], g.tp / scale[1])
+        if ("hull", i) not in cache:
+            g = groups[i]
+            scale = (max(g.neg, 1e-300), max(g.pos, 1e-300))
+            cache[("hull", i)] = _hull(g.fp / scale[0], g.tp / scale[1])
+        corners[i] = cache[("hull", i)]
     order = list(judged)
     offset, n_var = {}, 0
     for i in order:
@@ -598,7 +606,8 @@ def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str
         randomised = True
     cum = sc.cumulative()
     g_cum = np.zeros((G, 2, cum[0].shape[2]))
-    np.add.at(g_cum, inv, cum[0])
+    for j, g in enumerate(inv):
+        g_cum[g] += cum[0][j]
     row_src = cum[1] if cum[1] is not None else cum[0]
     g_rows = np.bincount(inv, weights=row_src[:, :, -1].sum(axis=1), minlength=G)
     groups = _group_points(g_cum, g_rows, labels)
@@ -635,6 +644,8 @@ def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str
     else:
         a, b = 0.5 / total_pos, 0.5 / total_neg
 
+    cache: dict = {}
+
     def solve(t):
         fixed = [i for i in range(G) if i not in judged]
         fixed_gain = sum(a * (groups[i].pos - g_cum[i, 1, today_bin])
@@ -642,14 +653,15 @@ def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str
         if len(judged) < 2:
             return None
         if randomised:
-            found = _search_randomised(groups, judged, fixed_gain, a, b, metrics, t, ref, mode)
+            found = _search_randomised(groups, judged, fixed_gain, a, b, metrics, t, ref, mode,
+                                       cache)
             if found is None:
                 return None
             pick, gain = found
             mixes = {i: [(int(groups[i].bins[k]), p) for k, p in pick[i]] for i in judged}
         else:
             found = _search_deterministic(groups, judged, fixed_gain, a, b, metrics, t, ref,
-                                          mode)
+                                          mode, cache)
             if found is None:
                 return None
             pick, gain = found
