@@ -158,6 +158,8 @@ class Mitigation:
     after: pd.DataFrame
     objective_before: float
     objective_after: float
+    #: the objective of the best per-group thresholds without the constraint
+    objective_unconstrained: float
     tradeoff: pd.DataFrame
     summary: str
     notes: list
@@ -182,6 +184,8 @@ class Mitigation:
             "before": records(self.before), "after": records(self.after),
             "objective_before": _num(self.objective_before),
             "objective_after": _num(self.objective_after), "cost": _num(self.cost),
+            "objective_unconstrained": _num(self.objective_unconstrained),
+            "cost_of_constraint": _num(self.objective_unconstrained - self.objective_after),
             "tradeoff": records(self.tradeoff), "summary": self.summary,
             "notes": list(self.notes), "intervals": self.intervals, "caveat": self.caveat,
         }
@@ -675,6 +679,11 @@ def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str
     before, method, c_before = _table(sc, inv, labels, today, model, attribute, spec, weighted,
                                       False)
     obj_before = _objective_value(c_before, objective)
+    # per-group thresholds without the constraint: each group's own best
+    free = {i: [(int(groups[i].bins[int(np.argmax(a * groups[i].tp - b * groups[i].fp))]), 1.0)]
+            for i in judged}
+    free.update({i: [(today_bin, 1.0)] for i in range(G) if i not in judged})
+    obj_free = _objective_value(_cells_for(sc, inv, free)[0], objective)
     solved = solve(tol)
     feasible = solved is not None
     if feasible:
@@ -731,7 +740,8 @@ def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str
                    tolerance=tol, randomised=randomised, reference=ref_label if mode ==
                    "reference" else None, feasible=feasible, degenerate=degenerate,
                    rules=rules, today_threshold=thr, before=before, after=after,
-                   objective_before=obj_before, objective_after=obj_after, tradeoff=curve,
+                   objective_before=obj_before, objective_after=obj_after,
+                   objective_unconstrained=obj_free, tradeoff=curve,
                    summary="", notes=notes, intervals=intervals)
     m.summary = _summary(m, metrics, wr_b, wr_a, len(judged))
     return m
@@ -749,7 +759,7 @@ def _summary(m: Mitigation, metrics, wr_before, wr_after, n_judged) -> str:
                 f"{band.band()} times the reference's.")
     where = (f"the reference group ({m.reference})" if m.reference is not None
              else "the highest group")
-    kind = "randomised thresholds (lotteries between two or three cut-offs)" if m.randomised \
+    kind = "randomised thresholds (lotteries between a few cut-offs)" if m.randomised \
         else "one threshold per group"
     lead = (f"With {kind}, the {names} of every {m.attribute} group can be brought within "
             f"{band.band()} times {where}'s (today the worst ratio is {wr_before:.2f}; after, "
@@ -763,9 +773,18 @@ def _summary(m: Mitigation, metrics, wr_before, wr_after, n_judged) -> str:
     else:
         price = (f" The {obj} rises from {m.objective_before:.1%} to {m.objective_after:.1%}: "
                  "today's single threshold is not the best one for this objective.")
+    free = m.objective_unconstrained - m.objective_after
+    if m.objective_unconstrained > m.objective_before + 5e-5:
+        price += (f" Part of that is a better cut-off, not the constraint: per-group thresholds "
+                  f"without any constraint would reach {m.objective_unconstrained:.1%}, so the "
+                  f"constraint itself costs {free * 100:.1f} percentage points.")
     tail = ""
+    if wr_after < wr_before - 5e-3:
+        tail += (f" These thresholds use the room the band leaves: the worst ratio after "
+                 f"({wr_after:.2f}) is further from 1 than today's, though inside the band; a "
+                 "stricter tolerance narrows it (see the trade-off).")
     if m.degenerate:
-        tail = (" Only by selecting everyone or no one, which the audit does not count as a "
+        tail += (" Only by selecting everyone or no one, which the audit does not count as a "
                 "decision: in practice no thresholds meet the constraint.")
     return lead + price + tail
 
@@ -853,7 +872,9 @@ def mitigation_text(m: Mitigation) -> str:
         rows.append(row)
     lines.append(pd.DataFrame(rows).to_string(index=False))
     lines.append(f"{REGISTRY[m.objective].label}: {m.objective_before:.2%} today, "
-                 f"{m.objective_after:.2%} after ({-m.cost * 100:+.2f} percentage points).")
+                 f"{m.objective_after:.2%} after ({-m.cost * 100:+.2f} percentage points); "
+                 f"{m.objective_unconstrained:.2%} with per-group thresholds and no "
+                 "constraint.")
     lines.append(m.summary)
     lines.extend(m.notes)
     lines.append(f"Caveat: {m.caveat}")

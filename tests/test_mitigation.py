@@ -154,7 +154,7 @@ def _brute_force(df, constraint, objective, tol, strategy="largest", min_size=1)
         for g, t in zip(groups, combo):
             sel[masks[g]] = df["s"].to_numpy()[masks[g]] >= t
         ok = True
-        for metric in CONSTRAINTS[constraint]:
+        for metric in CONSTRAINTS.get(constraint, ()):
             rates = {}
             for g in judged:
                 m = masks[g]
@@ -204,6 +204,9 @@ def test_single_thresholds_are_optimal_against_brute_force(seed, constraint, obj
     want = _brute_force(df, constraint, objective, tol, strategy)
     assert m.feasible
     assert m.objective_after == pytest.approx(want, abs=1e-12)
+    # without the constraint, per-group thresholds: the best combination, by brute force
+    free = _brute_force(df, None, objective, tol, strategy)
+    assert m.objective_unconstrained == pytest.approx(free, abs=1e-12)
     # a lottery can only do as well or better
     r = mitigate_auditor(Auditor(df, spec), attribute="g", constraint=constraint,
                          objective=objective, randomised=True, tradeoff=False)
