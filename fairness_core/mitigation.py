@@ -654,8 +654,8 @@ def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str
         fixed = [i for i in range(G) if i not in judged]
         fixed_gain = sum(a * (groups[i].pos - g_cum[i, 1, today_bin])
                          - b * (groups[i].neg - g_cum[i, 0, today_bin]) for i in fixed)
-        if len(judged) < 2:
-            return None
+        if len(judged) < 2:  # no gap is judged: nothing to change
+            return {i: [(today_bin, 1.0)] for i in range(G)}, None
         if randomised:
             found = _search_randomised(groups, judged, fixed_gain, a, b, metrics, t, ref, mode,
                                        cache)

@@ -447,3 +447,14 @@ def test_cli_without_a_score_exits_2(capsys):
                  "--mitigate-attribute", "sex", "--quiet"])
     assert code == 2
     assert "needs a score column" in capsys.readouterr().err
+
+
+def test_nothing_to_close_when_no_gap_is_judged():
+    # every group but one is below the minimum size: the audit judges no gap
+    df = _frame(300, 7)
+    spec = _spec(min_group_size=200)
+    m = mitigate_auditor(Auditor(df, spec), attribute="g", constraint="demographic_parity")
+    assert m.summary.startswith("Nothing to close")
+    assert all(r.thresholds == [0.5] or r.describe() == "score >= 0.5" for r in m.rules.values())
+    pd.testing.assert_frame_equal(m.after, m.before)
+    assert m.objective_after == m.objective_before
