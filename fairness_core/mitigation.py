@@ -777,7 +777,8 @@ def _summary(m: Mitigation, metrics, wr_before, wr_after, n_judged) -> str:
     if m.objective_unconstrained > m.objective_before + 5e-5:
         price += (f" Part of that is a better cut-off, not the constraint: per-group thresholds "
                   f"without any constraint would reach {m.objective_unconstrained:.1%}, so the "
-                  f"constraint itself costs {free * 100:.1f} percentage points.")
+                  + (f"constraint itself costs {free * 100:.1f} percentage points."
+                     if free >= 5e-4 else "constraint itself costs nothing here."))
     tail = ""
     if wr_after < wr_before - 5e-3:
         tail += (f" These thresholds use the room the band leaves: the worst ratio after "

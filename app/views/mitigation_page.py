@@ -21,10 +21,13 @@ def preview(ctx, model: str, attribute: str, constraint: str, objective: str,
     threshold = r.provenance["thresholds"][model]["threshold"]
     key = ("mitigation", ctx.loaded.sha256, r.spec.to_json(), model, attribute, constraint,
            objective, randomised, threshold)
-    return state.memo(key, lambda: state.with_auditor(ctx.loaded, r.spec, lambda a: mitigate_auditor(
-        a, spec=r.spec, model=model, attribute=attribute, constraint=constraint,
-        objective=objective, randomised=True if randomised else None,
-        thresholds={model: threshold})))
+
+    def run(auditor):
+        return mitigate_auditor(auditor, spec=r.spec, model=model, attribute=attribute,
+                                constraint=constraint, objective=objective,
+                                randomised=True if randomised else None,
+                                thresholds={model: threshold})
+    return state.memo(key, lambda: state.with_auditor(ctx.loaded, r.spec, run))
 
 
 def render():
@@ -55,7 +58,7 @@ def render():
                                  format_func=lambda o: REGISTRY[o].label + " (all rows)")
     eo = constraint == "equalized_odds"
     randomised = st.checkbox(
-        "Allow randomised thresholds (a lottery between two or three cut-offs per group)",
+        "Allow randomised thresholds (a lottery between a few cut-offs per group)",
         value=eo, disabled=eo, key=f"mitigation_randomised_{eo}",
         help="Equalized odds needs them: one threshold per group rarely gives equal true and "
              "false positive rates at once. For the other constraints they can do a little "
