@@ -458,3 +458,36 @@ def test_nothing_to_close_when_no_gap_is_judged():
     assert all(r.thresholds == [0.5] or r.describe() == "score >= 0.5" for r in m.rules.values())
     pd.testing.assert_frame_equal(m.after, m.before)
     assert m.objective_after == m.objective_before
+
+
+@pytest.mark.parametrize("constraint", ["equalized_odds", "demographic_parity"])
+def test_weighted_lottery_after_equals_expected_weighted_counts(constraint):
+    df = _frame(2000, 11, n_values=30, weights=True)
+    spec = _spec(weight="w", min_group_size=1)
+    m = mitigate_auditor(Auditor(df, spec), attribute="g", constraint=constraint,
+                         randomised=True, tradeoff=False)
+    d = m.to_dict()
+    hand = _hand_cells(df, "s", 1, "g", d["thresholds"], weight="w")
+    after = pd.DataFrame(d["after"]).set_index("group")
+    for c in ("tn", "fp", "fn", "tp"):
+        np.testing.assert_allclose(after[c].to_numpy(dtype=float),
+                                   hand.loc[after.index, c].to_numpy(), atol=1e-9)
+    h = hand.loc[after.index]
+    np.testing.assert_allclose(after["tpr"], h.tp / (h.tp + h.fn), atol=1e-9)
+    # weighted intervals come from the bootstrap and hold the value
+    assert (after["tpr_ci_low"] <= after["tpr"] + 1e-12).all()
+    assert (after["tpr_ci_high"] >= after["tpr"] - 1e-12).all()
+
+
+def test_cli_randomised_flag(tmp_path):
+    out = tmp_path / "r.json"
+    assert _cli(["--mitigate", "demographic_parity", "--mitigate-attribute", "race",
+                 "--mitigate-randomised", "--json", str(out)], tmp_path) == 0
+    d = json.loads(out.read_text())["mitigation"]
+    assert d["randomised"] is True
+    # a lottery does at least as well as the best single thresholds
+    assert _cli(["--mitigate", "demographic_parity", "--mitigate-attribute", "race",
+                 "--json", str(out)], tmp_path) == 0
+    single = json.loads(out.read_text())["mitigation"]
+    assert single["randomised"] is False
+    assert d["objective_after"] >= single["objective_after"] - 1e-12
