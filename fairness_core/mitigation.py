@@ -537,10 +537,6 @@ def _worst(cells: np.ndarray, inv: np.ndarray, n_groups: int, metrics, ref: int,
 def attribute_groups(index, spec, attribute: str):
     """(combination -> group, group labels) of an audited attribute."""
     names = {INTERSECTION_SEP.join(a): a for a in spec.attribute_sets()}
-    if attribute not in names:
-        raise InputError(f"{attribute!r} is not an audited attribute. Choose one of "
-                         f"{quote_list(list(names))}.", field="mitigate_attribute",
-                         value=attribute)
     inv, labels = index.marginal(names[attribute])[:2]
     return inv, labels
 
@@ -575,20 +571,10 @@ def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str
     tradeoff : bool
         Also compute the trade-off curve over tolerances from 0.5 to 1.
     """
+    check_choices(spec, attribute=attribute, constraint=constraint, objective=objective)
     if not score_counts:
         raise InputError("A mitigation preview needs a score column (per-group thresholds "
                          "are set on scores). Add one with --score.", field="scores")
-    if constraint not in CONSTRAINTS:
-        raise InputError(f"Unknown constraint {constraint!r}. Choose one of "
-                         f"{quote_list(list(CONSTRAINTS))}.", field="mitigate", value=constraint)
-    if objective not in OBJECTIVES:
-        raise InputError(f"Unknown objective {objective!r}. Choose one of "
-                         f"{quote_list(list(OBJECTIVES))}.", field="mitigate_objective",
-                         value=objective)
-    if not spec.labelled:
-        raise InputError("A mitigation preview needs the true outcome (--label): accuracy, "
-                         "true and false positive rates compare decisions with outcomes.",
-                         field="label")
     model = model or next(iter(score_counts))
     if model not in score_counts:
         raise InputError(f"{model!r} is not a score column of this audit. Choose one of "
