@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-config", metavar="OUT.json",
                    help="save this audit's settings (with the data's SHA-256) to load again")
     p.add_argument("--json", metavar="OUT.json", help="write the full audit as JSON")
+    p.add_argument("--compare", metavar="BASELINE.json",
+                   help="compare with an earlier audit (the JSON its --json wrote): the change "
+                        "of every group's rates and of every gap, with intervals and tests")
     p.add_argument("--xlsx", metavar="OUT.xlsx",
                    help="write the group, disparity and summary tables as an Excel workbook")
     p.add_argument("--report", metavar="OUT.html",
@@ -484,6 +487,9 @@ def main(argv=None) -> int:
         warn = exports.check_data(getattr(args, "_config_data", None), sha)
         if warn:
             result.warnings.insert(0, warn)
+        if args.compare:
+            from .compare import compare_audits
+            result.comparison = compare_audits(args.compare, result)
         if args.json:
             _write(args.json, lambda p: Path(p).write_text(result.to_json(), encoding="utf-8"),
                    "json")
@@ -535,6 +541,10 @@ def main(argv=None) -> int:
             print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
     else:
         print(render_summary(result))
+        if result.comparison is not None:
+            from .compare import render_comparison
+            print()
+            print(render_comparison(result.comparison, _names(result)))
     if args.fail_on_disparity and result.failed:
         n = int((result.disparities["verdict"] == "fail").sum())
         print(f"fairness-audit: {n} disparities fail the tolerance.", file=sys.stderr)
