@@ -588,12 +588,15 @@ def _gap_changes(b, c, mapping, labelled, confidence, n_boot, rng):
     dc = c.disparities[c.disparities["metric"].isin(metrics)]
     m = db.merge(dc, left_on=["_cur", "attribute", "metric", "group"],
                  right_on=["model", "attribute", "metric", "group"], suffixes=("_b", ""))
+    # a gap is compared only against the same reference in both audits
+    rb = db.groupby(["_cur", "attribute", "metric"], sort=False)["reference"].first()
+    rc = dc.groupby(["model", "attribute", "metric"], sort=False)["reference"].first()
+    both = rb.index.intersection(rc.index)
+    differ = [k for k in both if rb[k] != rc[k]]
+    refs = list(dict.fromkeys((k[1], rb[k], rc[k]) for k in differ))
+    m = m[m["reference_b"] == m["reference"]].reset_index(drop=True)
     if not len(m):
-        return pd.DataFrame(columns=GAP_COLUMNS), []
-    same_ref = m["reference_b"] == m["reference"]
-    refs = list(dict.fromkeys(zip(m.loc[~same_ref, "attribute"],
-                                  m.loc[~same_ref, "reference_b"], m.loc[~same_ref, "reference"])))
-    m = m[same_ref].reset_index(drop=True)
+        return pd.DataFrame(columns=GAP_COLUMNS), refs
 
     def cells_of(snap, models, groups, attributes):
         where = {k: i for i, k in enumerate(zip(snap.groups["model"], snap.groups["attribute"],
