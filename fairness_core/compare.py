@@ -83,6 +83,16 @@ GAP_COLUMNS = ["model", "attribute", "group", "reference", "metric", "before", "
                "change", "change_ci_low", "change_ci_high", "p_value", "p_value_adjusted",
                "significant", "test", "before_difference", "after_difference",
                "verdict_before", "verdict_after", "trend"]
+#: The method in a few sentences, for reports and exports.
+METHOD = ("The two audits are compared as independent samples, from the counts each "
+          "published. The change of a group's rate has Newcombe's score interval and the "
+          "two-proportion z-test (Fisher's exact test when a count is small); balanced "
+          "accuracy and F1 have a Wald test with a bootstrap standard error. The change of a "
+          "gap is the ratio of its two ratios to the reference (e.g. 1.9x then, 1.2x now: "
+          "0.63), tested on the log scale with the delta method; a gap is compared only "
+          "against the same reference group in both audits. With sample weights each group "
+          "counts its rows, not its weight total. All p-values of the comparison are "
+          "corrected together.")
 #: Bootstrap replicates for the standard errors of balanced accuracy and F1.
 N_BOOT = 1000
 _KEY = ["model", "attribute", "group"]
@@ -526,7 +536,7 @@ def compare_audits(baseline, current, *, models: dict | None = None,
     changes, gaps = changes[CHANGE_COLUMNS], gaps[GAP_COLUMNS]
     settings = {"alpha": alpha, "correction": correction, "confidence": confidence,
                 "n_tests": int((~np.isnan(p)).sum()), "bootstrap": n_boot, "seed": seed,
-                "method": __doc__.split("\n\n")[1].replace("\n", " ")}
+                "method": METHOD}
     base = {"name": b.name, "created_utc": b.created,
             "rows_used": b.provenance.get("rows_used"),
             "input": (b.provenance.get("input") or {}).get("name")
@@ -1016,3 +1026,25 @@ def render_comparison(comp: Comparison, names=()) -> str:
     if len(comp.findings) > 10:
         lines.append(f"- ... {len(comp.findings) - 10} more in the JSON output (--json).")
     return "\n".join(lines)
+
+
+def report_section(comp: Comparison) -> dict:
+    """What the report's "Comparison with an earlier audit" section shows, as
+    plain strings and tables (the report escapes every value): the baseline,
+    the method, the findings and every gap of a key metric."""
+    b, s = comp.baseline, comp.settings
+    corr = CORRECTION_NAMES.get(s["correction"], s["correction"])
+    pairs = [("Earlier audit", b["name"]), ("Its data", b.get("input") or "(not recorded)"),
+             ("Made", b.get("created_utc") or "(not recorded)"),
+             ("Its rows", f"{b['rows_used']:,}" if b.get("rows_used") is not None
+              else "(not recorded)"),
+             ("Models compared", ", ".join(f"{k} -> {v}" if k != v else k
+                                           for k, v in b["models"].items())),
+             ("Changes tested", f"{s['n_tests']:,}, {corr} correction at alpha "
+                                f"{s['alpha']:g}")]
+    table = change_table(comp, significant_only=False)
+    gaps = table[table["what"].str.contains(" gap vs ")] if len(table) else table
+    return {"baseline": pairs, "method": s["method"], "warnings": list(comp.warnings),
+            "findings": [{"severity": f["severity"], "text": f["text"]}
+                         for f in comp.findings],
+            "gaps": gaps, "significant": change_table(comp)}

@@ -391,3 +391,18 @@ def test_cli_round_trip_over_two_periods(tmp_path, capsys):
                  "--prediction", "approved", "--sensitive", "region", "--bootstrap", "0",
                  "--compare", str(tmp_path / "r.json"), "--quiet"]) == 2
     assert "Nothing in r.json matches this audit" in capsys.readouterr().err
+
+
+def test_report_has_the_comparison_section(two_periods):
+    from fairness_core.report import html_report
+    _, _, a1, a2 = two_periods
+    a2.comparison = compare_audits(a1, a2)
+    try:
+        doc = html_report(a2)
+    finally:
+        a2.comparison = None
+    assert "Comparison with an earlier audit" in doc
+    first = compare_audits(a1, a2).findings[0]["text"]
+    from markupsafe import escape
+    assert str(escape(first)) in doc
+    assert "Comparison with an earlier audit" not in html_report(a1)
