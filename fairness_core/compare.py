@@ -378,6 +378,15 @@ class Comparison:
         c = self.changes[self.changes["significant"]].assign(kind="metric")
         return pd.concat([g, c], ignore_index=True)
 
+    def tidy(self) -> pd.DataFrame:
+        """Every change in one table: the gaps (``kind`` "gap", with their
+        reference) then the group metrics (``kind`` "group metric")."""
+        gaps = self.gaps.assign(kind="gap")
+        changes = self.changes.assign(kind="group metric", reference=None)
+        cols = ["kind", *CHANGE_COLUMNS[:3], "reference", *CHANGE_COLUMNS[3:]]
+        return pd.concat([gaps.reindex(columns=cols), changes.reindex(columns=cols)],
+                         ignore_index=True)
+
     def to_dict(self) -> dict:
         from .audit import _records
         return {"baseline": self.baseline, "settings": self.settings,
@@ -1048,3 +1057,34 @@ def report_section(comp: Comparison) -> dict:
             "findings": [{"severity": f["severity"], "text": f["text"]}
                          for f in comp.findings],
             "gaps": gaps, "significant": change_table(comp)}
+
+
+def paired_table(paired: pd.DataFrame, attribute: str | None = None,
+                 confidence: float = 0.95) -> pd.DataFrame:
+    """A readable table of :func:`paired_comparison` (one attribute's groups
+    when ``attribute`` is given): each rate for both models, the difference
+    with its interval, the rows where only one model's decision counts, and
+    the adjusted p-value."""
+    from .formatting import pct, short
+    d = paired if attribute is None else paired[paired["attribute"] == attribute]
+    if not len(d):
+        return pd.DataFrame()
+    a, b = d["model_a"].iloc[0], d["model_b"].iloc[0]
+    lv = level(confidence)
+
+    def pts(v):
+        return "undefined" if pd.isna(v) else f"{100 * v:+.1f} pts"
+
+    return pd.DataFrame({
+        "group": [short(g, 40) for g in d["group"]],
+        "metric": [REGISTRY[m].short for m in d["metric"]],
+        "rows": [f"{int(round(n)):,}" for n in d["n"]],
+        short(a, 30): [pct(v) for v in d["value_a"]],
+        short(b, 30): [pct(v) for v in d["value_b"]],
+        "difference": [pts(v) for v in d["difference"]],
+        f"{lv} CI": [f"{pts(lo)} to {pts(hi)}" if not pd.isna(lo) else "no interval"
+                     for lo, hi in zip(d["difference_ci_low"], d["difference_ci_high"])],
+        "rows where they disagree": [f"{int(round(x)):,} / {int(round(y)):,}"
+                                     for x, y in zip(d["discordant_a"], d["discordant_b"])],
+        "adj. p": [p_value(p) for p in d["p_value_adjusted"]],
+        "significant": ["yes" if s else "" for s in d["significant"]]})

@@ -406,3 +406,74 @@ def test_report_has_the_comparison_section(two_periods):
     from markupsafe import escape
     assert str(escape(first)) in doc
     assert "Comparison with an earlier audit" not in html_report(a1)
+
+
+# --------------------------------------------------------------------------
+# the dashboard (AppTest)
+# --------------------------------------------------------------------------
+def _app():
+    from tests.test_app import new_app
+    at = new_app().run()
+    assert not at.exception
+    return at
+
+
+def test_compare_page_shows_the_changes_of_an_uploaded_baseline():
+    from tests.test_app import assert_clean, ctx, page, unescape
+    at = _app()
+    result = ctx(at).result
+    loans = pd.read_csv(ROOT / "sample_data" / "loans.csv")
+    earlier = loans.iloc[::2].copy()  # every other row, and a planted change
+    earlier.loc[earlier["race"] == "Black", "model_a_approved"] = "yes"
+    base = audit(earlier, result.spec)
+    at = page(at, "compare")
+    assert "Compare with an earlier audit" in [t.value for t in at.main.title]
+    at.file_uploader(key="compare_upload").set_value(
+        ("earlier.json", base.to_json().encode("utf-8"), "application/json")).run()
+    assert_clean(at)
+    want = compare_audits(json.loads(base.to_json()), result)
+    shown = [unescape(m.value) for m in at.main.markdown]
+    assert any(want.findings[0]["text"] in s for s in shown)
+    assert len(at.get("plotly_chart")) == 1
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    model, attribute = ctx(at).prefs.get("model_shown") or result.spec.models[0], \
+        ctx(at).prefs.get("attribute_shown") or result.spec.attribute_names()[0]
+    metric = at.selectbox(key="compare_metric").value
+    rows = want.changes[(want.changes["model"] == model)
+                        & (want.changes["attribute"] == attribute)
+                        & (want.changes["metric"] == metric)]
+    after = next(t for t in fig["data"] if t.get("name") == "this audit")
+    scale = 100 if metric != "f1" else 1
+    assert sorted(np.round(np.array(after["x"], dtype=float), 6)) == pytest.approx(
+        sorted(np.round(rows["after"].to_numpy() * scale, 6)))
+    # the table of significant changes, then every change
+    table = at.main.dataframe[0].value
+    n_sig = int(want.gaps["significant"].sum() + want.changes["significant"].sum())
+    assert n_sig > 0 and len(table) == n_sig
+    assert "Black" in set(table["group"])
+    at.toggle(key="compare_only_sig").set_value(False).run()
+    assert len(at.main.dataframe[0].value) == len(want.gaps) + len(want.changes)
+    # not an audit: a message, no traceback
+    at.file_uploader(key="compare_upload").set_value(
+        ("notes.json", b'{"hello": 1}', "application/json")).run()
+    assert_clean(at)
+    assert any("is not an audit's JSON" in unescape(e.value) for e in at.main.error)
+
+
+def test_models_page_compares_two_models_on_the_same_rows():
+    from tests.test_app import assert_clean, page
+    at = page(_app(), "models")
+    assert_clean(at)
+    a, b = at.selectbox(key="paired_a").value, at.selectbox(key="paired_b").value
+    assert a != b
+    attribute = at.selectbox(key="attribute_pick").value
+    table = at.main.dataframe[-1].value
+    loans = pd.read_csv(ROOT / "sample_data" / "loans.csv")
+    assert a == "model_a_approved" and b == "model_b_approved" and attribute == "sex"
+    pos = loans[(loans["sex"] == "Female") & (loans["repaid"] == "yes")]
+    diff = (pos[a] == "yes").mean() - (pos[b] == "yes").mean()
+    row = table[(table["group"] == "Female") & (table["metric"] == "TPR")].iloc[0]
+    assert row["difference"] == f"{100 * diff:+.1f} pts"
+    only_a = ((pos[a] == "yes") & (pos[b] == "no")).sum()
+    only_b = ((pos[a] == "no") & (pos[b] == "yes")).sum()
+    assert row["rows where they disagree"] == f"{only_a:,} / {only_b:,}"
