@@ -711,6 +711,12 @@ def _sig_phrase(padj, significant, n_tests, correction) -> str:
     return f"{word} after {corr} correction for {n_tests:,} tests, {p}"
 
 
+def _metric_name(metric: str) -> str:
+    """``"FPR"``, ``"selection rate"``: the short name when it is an acronym."""
+    met = REGISTRY[metric]
+    return met.short if met.short.isupper() else met.label.lower()
+
+
 def _x(r) -> str:
     return f"{num(r, 2)}x"
 
@@ -741,7 +747,7 @@ def comparison_findings(comp: Comparison, tolerance: float = 0.8, decision: str 
         ci = (f"ratio of the ratios {num(r.change, 2)}, {lv} CI {num(r.change_ci_low, 2)} "
               f"to {num(r.change_ci_high, 2)}")
         sig = _sig_phrase(r.p_value_adjusted, r.significant, n_tests, corr)
-        name = met.short if met.short.isupper() else met.label.lower()
+        name = _metric_name(r.metric)
         if r.significant:
             head = (f"The {name} gap for {who} (against {r.reference!r}) {r.trend} from "
                     f"{_x(r.before)} to {_x(r.after)}")
@@ -762,8 +768,10 @@ def comparison_findings(comp: Comparison, tolerance: float = 0.8, decision: str 
         side = direction(r.metric, r.after_difference, 0.0, decision)
         if side:
             loser = who if side == "group" else ref
-            text += (f" The gap now disadvantages people with {loser}." if met.side == "decision"
-                     else f" The model is now wrong more often for people with {loser}.")
+            now = " now" if r.significant else ""
+            text += (f" The gap{now} disadvantages people with {loser}."
+                     if met.side == "decision" else
+                     f" The model is{now} wrong more often for people with {loser}.")
         inside = bool(band.contains(r.after))
         was_inside = bool(band.contains(r.before))
         text += (" It now passes the tolerance band." if inside and not was_inside else
@@ -987,7 +995,7 @@ def change_table(comp: Comparison, significant_only: bool = True) -> pd.DataFram
     gaps = comp.gaps[comp.gaps["significant"]] if significant_only else comp.gaps
     for r in gaps.itertuples(index=False):
         rows.append({"model": short(r.model, 30), "attribute": short(r.attribute, 30),
-                     "group": short(r.group, 30), "what": f"{REGISTRY[r.metric].short} gap "
+                     "group": short(r.group, 30), "what": f"{_metric_name(r.metric)} gap "
                      f"vs {short(r.reference, 20)!r}",
                      "before": _x(r.before), "after": _x(r.after),
                      "change": f"x{num(r.change, 2)}",
@@ -998,7 +1006,7 @@ def change_table(comp: Comparison, significant_only: bool = True) -> pd.DataFram
         met = REGISTRY[r.metric]
         f = (lambda v: f"{100 * v:+.1f} pts") if met.percent else (lambda v: f"{v:+.3f}")
         rows.append({"model": short(r.model, 30), "attribute": short(r.attribute, 30),
-                     "group": short(r.group, 30), "what": met.short,
+                     "group": short(r.group, 30), "what": _metric_name(r.metric),
                      "before": met.format(r.before), "after": met.format(r.after),
                      "change": f(r.change) if not pd.isna(r.change) else "undefined",
                      f"{lv} CI": (f"{f(r.change_ci_low)} to {f(r.change_ci_high)}"
