@@ -514,7 +514,7 @@ def compare_audits(baseline, current, *, models: dict | None = None,
             more = len(unmatched[key]) - len(shown)
             warnings.append(f"Groups only in {where}, not compared: {', '.join(shown)}"
                             + (f" and {more} more." if more > 0 else "."))
-    both = merged[merged["_merge"] == "both"]
+    both = merged[merged["_merge"] == "both"].sort_values("_j")  # this audit's order
     if not len(both):
         raise InputError(f"Nothing in {b.name} matches this audit: the baseline has the models "
                          f"{quote_list(b.models)} and the attributes "
@@ -564,20 +564,21 @@ def _metric_changes(b, c, bi, ci, labelled, confidence, decision, n_boot, rng):
     metrics = available_metrics(labelled)
     e1, e2 = b.effective()[bi], c.effective()[ci]
     exact = not (b.weighted or c.weighted)
-    parts = []
     derived = [m for m in metrics if not REGISTRY[m].is_rate]
     se1 = bootstrap_se(e1, derived, n_boot, rng) if derived else {}
     se2 = bootstrap_se(e2, derived, n_boot, rng) if derived else {}
     v1, v2 = metric_values(e1), metric_values(e2)
-    keys = c.groups.iloc[ci][_KEY].reset_index(drop=True)
-    n1 = b.groups["n"].to_numpy()[bi]
-    n2 = c.groups["n"].to_numpy()[ci]
-    for m in metrics:
+    k, n_m = len(ci), len(metrics)
+    cols = {c_: np.empty((k, n_m)) for c_ in ("before", "after", "change", "change_ci_low",
+                                              "change_ci_high", "p_value")}
+    test = np.empty((k, n_m), dtype=object)
+    side = np.empty((k, n_m), dtype=object)
+    for j, m in enumerate(metrics):
         met = REGISTRY[m]
         if met.is_rate:
             x1, d1 = e1 @ met.num_vector, e1 @ met.den_vector
             x2, d2 = e2 @ met.num_vector, e2 @ met.den_vector
-            change, lo, hi, p, test = rate_change(x1, d1, x2, d2, confidence, exact)
+            change, lo, hi, p, t = rate_change(x1, d1, x2, d2, confidence, exact)
         else:
             change = v2[m] - v1[m]
             se = np.sqrt(se1[m] ** 2 + se2[m] ** 2)
@@ -585,18 +586,24 @@ def _metric_changes(b, c, bi, ci, labelled, confidence, decision, n_boot, rng):
             lo, hi = change - z * se, change + z * se
             p = wald_p(change, se)
             p = np.where(np.isnan(change), np.nan, p)
-            test = np.where(np.isnan(p), "", BOOT_WALD).astype(object)
+            t = np.where(np.isnan(p), "", BOOT_WALD).astype(object)
         sign = met.direction(decision)
         with np.errstate(invalid="ignore"):
-            side = np.where(np.isnan(change) | (change == 0) | (sign is None), None,
-                            np.where(np.sign(change) * (sign or 0) > 0, "better", "worse"))
-        parts.append(keys.assign(metric=m, before=v1[m], after=v2[m], change=change,
-                                 change_ci_low=lo, change_ci_high=hi, p_value=p,
-                                 test=test, n_before=n1, n_after=n2, for_group=side))
-    out = pd.concat(parts, ignore_index=True)
-    order = {m: i for i, m in enumerate(metrics)}
-    out["_o"] = out["metric"].map(order)
-    return out.sort_values(["model", "attribute", "_o"], kind="stable").drop(columns="_o")
+            side[:, j] = np.where(np.isnan(change) | (change == 0) | (sign is None), None,
+                                  np.where(np.sign(change) * (sign or 0) > 0, "better",
+                                           "worse"))
+        for c_, v in (("before", v1[m]), ("after", v2[m]), ("change", change),
+                      ("change_ci_low", lo), ("change_ci_high", hi), ("p_value", p)):
+            cols[c_][:, j] = v
+        test[:, j] = t
+    # one row per group and metric: each group's metrics in registry order
+    keys = {c_: np.repeat(c.groups[c_].to_numpy(dtype=object)[ci], n_m) for c_ in _KEY}
+    return pd.DataFrame({
+        **keys, "metric": np.tile(np.array(metrics, dtype=object), k),
+        **{c_: v.ravel() for c_, v in cols.items()}, "test": test.ravel(),
+        "n_before": np.repeat(b.groups["n"].to_numpy()[bi], n_m).astype(np.int64),
+        "n_after": np.repeat(c.groups["n"].to_numpy()[ci], n_m).astype(np.int64),
+        "for_group": side.ravel()})
 
 
 def _gap_changes(b, c, mapping, labelled, confidence, n_boot, rng):
