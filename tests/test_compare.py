@@ -477,3 +477,57 @@ def test_models_page_compares_two_models_on_the_same_rows():
     only_a = ((pos[a] == "yes") & (pos[b] == "no")).sum()
     only_b = ((pos[a] == "no") & (pos[b] == "yes")).sum()
     assert row["rows where they disagree"] == f"{only_a:,} / {only_b:,}"
+
+
+def test_a_different_threshold_or_positive_class_is_a_warning_and_holm_is_holms():
+    loans = pd.read_csv(ROOT / "sample_data" / "loans.csv")
+    base = dict(label="repaid", scores=["model_a_score"], sensitive=["sex"], n_bootstrap=0)
+    a1 = audit(loans.iloc[:3000], AuditSpec(**base, positive="yes", threshold=0.5))
+    a2 = audit(loans.iloc[3000:], AuditSpec(**base, positive="no", threshold=0.6,
+                                            correction="holm"))
+    comp = compare_audits(a1.to_json(), a2)
+    joined = " ".join(comp.warnings)
+    assert "positive class: 'yes' in the baseline, 'no' now" in joined
+    assert "cut at 0.5 in the baseline and at 0.6 now" in joined
+    # Holm's step-down, written out
+    p = np.concatenate([comp.changes["p_value"], comp.gaps["p_value"]])
+    adj = np.concatenate([comp.changes["p_value_adjusted"], comp.gaps["p_value_adjusted"]])
+    ok = ~np.isnan(p)
+    q = p[ok]
+    order = np.argsort(q)
+    m = len(q)
+    want = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * q[i]))
+        want[i] = running
+    assert adj[ok] == pytest.approx(want)
+    assert comp.settings["correction"] == "holm"
+
+
+def test_one_model_each_under_other_names_is_compared_with_a_warning(two_periods):
+    d1, d2, a1, _ = two_periods
+    spec = AuditSpec(**{**SPEC, "predictions": ["new_model"]})
+    a2 = audit(d2.rename(columns={"approved": "new_model"}), spec)
+    comp = compare_audits(a1, a2)
+    assert any("only model 'approved' is compared with this audit's only model 'new_model'"
+               in w for w in comp.warnings)
+    assert set(comp.changes["model"]) == {"new_model"}
+
+
+def test_hostile_names_from_the_baseline_are_shown_visibly(tmp_path, capsys):
+    d1, d2 = period(1), period(2)
+    evil = "Black\u202e<b>x</b>"
+    d1 = d1.assign(race=d1["race"].replace("Asian", evil))
+    common = ["--label", "repaid", "--positive", "yes", "--prediction", "approved",
+              "--sensitive", "race", "--bootstrap", "0"]
+    d1.to_csv(tmp_path / "a.csv", index=False)
+    d2.to_csv(tmp_path / "b.csv", index=False)
+    assert main([str(tmp_path / "a.csv"), *common, "--json", str(tmp_path / "a.json"),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main([str(tmp_path / "b.csv"), *common, "--compare", str(tmp_path / "a.json")]) == 0
+    out = capsys.readouterr().out
+    assert "\u202e" not in out  # the raw override never reaches the terminal
+    line = next(x for x in out.splitlines() if "Groups only in the baseline" in x)
+    assert "<U+202E>" in line or "\\u202e" in line
