@@ -539,6 +539,8 @@ def main(argv=None) -> int:
     if args.quiet:
         for w in result.warnings:
             print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
+        for w in (result.comparison.warnings if result.comparison is not None else ()):
+            print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
     else:
         print(render_summary(result))
         if result.comparison is not None:

@@ -669,9 +669,12 @@ def _gap_changes(b, c, mapping, labelled, confidence, n_boot, rng):
         lo, hi = np.exp(log_change - z * se), np.exp(log_change + z * se)
     a1 = np.abs(np.log(np.where(r1 > 0, r1, np.nan)))
     a2 = np.abs(np.log(np.where(r2 > 0, r2, np.nan)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        flipped = np.sign(np.log(r1)) * np.sign(np.log(r2)) < 0
     trend = np.where(np.isnan(a1) | np.isnan(a2), None,
-                     np.where(np.isclose(a1, a2), "unchanged",
-                              np.where(a2 < a1, "narrowed", "widened")))
+                     np.where(flipped, "reversed",
+                              np.where(np.isclose(a1, a2), "unchanged",
+                                       np.where(a2 < a1, "narrowed", "widened"))))
     out = pd.DataFrame({
         "model": m["model"], "attribute": m["attribute"], "group": m["group"],
         "reference": m["reference"], "metric": metric, "before": r1, "after": r2,
@@ -785,8 +788,8 @@ def comparison_findings(comp: Comparison, tolerance: float = 0.8, decision: str 
                  " It now fails the tolerance band." if not inside and was_inside else
                  " It still fails the tolerance band." if not inside else "")
         if r.significant:
-            sev = "better" if r.trend == "narrowed" else "worse" if r.trend == "widened" \
-                else "info"
+            sev = ("better" if r.trend == "narrowed" else "worse" if r.trend == "widened"
+                   else ("better" if inside else "worse") if r.trend == "reversed" else "info")
         else:
             sev = "info"
         out.append({"severity": sev, "kind": "gap_change", "model": r.model,

@@ -531,3 +531,24 @@ def test_hostile_names_from_the_baseline_are_shown_visibly(tmp_path, capsys):
     assert "\u202e" not in out  # the raw override never reaches the terminal
     line = next(x for x in out.splitlines() if "Groups only in the baseline" in x)
     assert "<U+202E>" in line or "\\u202e" in line
+
+
+def test_a_gap_that_changes_side_is_reversed():
+    rng = np.random.default_rng(8)
+
+    def table(p_women, p_men, n=3000):
+        sex = rng.choice(["Female", "Male"], n)
+        repaid = rng.random(n) < 0.6
+        approved = rng.random(n) < np.where(sex == "Female", p_women, p_men)
+        yes_no = np.array(["no", "yes"], dtype=object)
+        return pd.DataFrame({"sex": sex, "repaid": yes_no[repaid.astype(int)],
+                             "approved": yes_no[approved.astype(int)]})
+
+    spec = AuditSpec(**{**SPEC, "sensitive": ["sex"], "reference": {"sex": "Male"}})
+    comp = compare_audits(audit(table(0.35, 0.5), spec), audit(table(0.6, 0.45), spec))
+    row = comp.gaps.set_index(["group", "metric"]).loc[("Female", "selection_rate")]
+    assert row["before"] < 0.8 and row["after"] > 1.25
+    assert row["trend"] == "reversed" and row["significant"]
+    f = next(f for f in comp.findings if f["kind"] == "gap_change"
+             and f["metric"] == "selection_rate")
+    assert "reversed from 0.7" in f["text"] and f["severity"] == "worse"
