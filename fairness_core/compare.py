@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -331,7 +332,8 @@ def bootstrap_se(cells: np.ndarray, metrics, n_boot: int, rng: np.random.Generat
                 with np.errstate(divide="ignore", invalid="ignore"):
                     v = np.where(v > 0, np.log(v), np.nan)
             defined = (~np.isnan(v)).sum(axis=0)
-            with np.errstate(invalid="ignore"):
+            with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a group with no defined value
                 sd = np.nanstd(v, axis=0, ddof=1) if n_boot > 1 else np.full(v.shape[1], np.nan)
             out[m][s:s + step] = np.where(defined >= max(2, n_boot / 2), sd, np.nan)
     return out

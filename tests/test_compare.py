@@ -552,3 +552,18 @@ def test_a_gap_that_changes_side_is_reversed():
     f = next(f for f in comp.findings if f["kind"] == "gap_change"
              and f["metric"] == "selection_rate")
     assert "reversed from 0.7" in f["text"] and f["severity"] == "worse"
+
+
+def test_paired_counts_of_a_count_table_equal_those_of_its_rows():
+    from fairness_core.counts import count_records
+    df = _two_models()
+    spec = AuditSpec(label="y", positive=1, predictions=["m1", "m2"], sensitive=["g"])
+    p = prepare(df, spec)
+    table, n_col, _ = count_records(p)
+    assert len(table) < len(df)
+    pc = prepare(table, AuditSpec(label="y", positive="1", predictions=["m1", "m2"],
+                                  sensitive=["g"], counts=n_col))
+    rows = paired_comparison(p, None, "m1", "m2")
+    counted = paired_comparison(pc, None, "m1", "m2")
+    cols = ["n", "value_a", "value_b", "discordant_a", "discordant_b", "p_value"]
+    assert counted[cols].to_numpy(dtype=float) == pytest.approx(rows[cols].to_numpy(dtype=float))
