@@ -1104,7 +1104,7 @@ def paired_table(paired: pd.DataFrame, attribute: str | None = None,
         "difference": [pts(v) for v in d["difference"]],
         f"{lv} CI": [f"{pts(lo)} to {pts(hi)}" if not pd.isna(lo) else "no interval"
                      for lo, hi in zip(d["difference_ci_low"], d["difference_ci_high"])],
-        "rows where they disagree": [f"{int(round(x)):,} / {int(round(y)):,}"
+        "rows: only first / only second": [f"{int(round(x)):,} / {int(round(y)):,}"
                                      for x, y in zip(d["discordant_a"], d["discordant_b"])],
         "adj. p": [p_value(p) for p in d["p_value_adjusted"]],
         "significant": ["yes" if s else "" for s in d["significant"]]})

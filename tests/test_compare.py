@@ -476,7 +476,7 @@ def test_models_page_compares_two_models_on_the_same_rows():
     assert row["difference"] == f"{100 * diff:+.1f} pts"
     only_a = ((pos[a] == "yes") & (pos[b] == "no")).sum()
     only_b = ((pos[a] == "no") & (pos[b] == "yes")).sum()
-    assert row["rows where they disagree"] == f"{only_a:,} / {only_b:,}"
+    assert row["rows: only first / only second"] == f"{only_a:,} / {only_b:,}"
 
 
 def test_a_different_threshold_or_positive_class_is_a_warning_and_holm_is_holms():

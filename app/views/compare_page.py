@@ -69,7 +69,7 @@ def render():
     s = comp.settings
     st.caption(f"Earlier audit: {ctx.say(snap.name)}"
                + (f", made {ctx.say(snap.created)}" if snap.created else "")
-               + f". {s['n_tests']:,} changes tested; {ctx.say(s['method'])}")
+               + f". {s['n_tests']:,} changes tested. {ctx.say(s['method'])}")
 
     st.subheader("Findings")
     for f in comp.findings[:12]:
