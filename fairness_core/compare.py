@@ -34,7 +34,10 @@ group), never the rows:
 With sample weights, each group's cells are taken as *effective* counts:
 scaled to the group's rows (``cells * n / weight``), so that a weighted
 rate is tested with the group's number of rows rather than its weight
-total.  Every p-value of one comparison is then corrected together with the
+total.  The spread of the weights within a group is not known from an
+audit's JSON (it holds no sum of squared weights), so with very unequal
+weights these intervals are narrower than the audit's own bootstrap
+intervals.  Every p-value of one comparison is then corrected together with the
 current audit's correction (Benjamini-Hochberg or Holm,
 :func:`fairness_core.stats.adjust_p`) and compared with its alpha.
 
