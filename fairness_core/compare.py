@@ -41,7 +41,8 @@ intervals.  Every p-value of one comparison is then corrected together with the
 current audit's correction (Benjamini-Hochberg or Holm,
 :func:`fairness_core.stats.adjust_p`) and compared with its alpha.
 
-The paired comparison (two models on the same rows, :func:`paired_counts`,
+The paired comparison (two models on the same rows,
+:func:`fairness_core.counts.paired_counts`,
 :func:`paired_comparison`) is a McNemar-type test: it needs, per group and
 true outcome, the joint 2x2 counts of the two models' decisions, which one
 extra pass over the rows (a bincount, so mergeable) gives.
@@ -57,7 +58,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .counts import CELLS, OVERALL
+from .counts import CELLS, OVERALL, paired_counts
 from .errors import InputError, quote_list
 from .findings import CORRECTION_NAMES, direction
 from .formatting import level, num, p_value
@@ -852,28 +853,6 @@ PAIRED_COLUMNS = ["model_a", "model_b", "attribute", "group", "metric", "n", "va
                   "value_b", "difference", "difference_ci_low", "difference_ci_high",
                   "discordant_a", "discordant_b", "p_value", "p_value_adjusted",
                   "significant", "test"]
-
-
-def paired_counts(prepared, index, model_a: str, model_b: str, decisions: dict | None = None,
-                  weighted: bool = True) -> np.ndarray:
-    """The joint counts of two models' decisions, per finest group
-    combination and true outcome: ``(k, 2, 2, 2)`` indexed ``[combination,
-    outcome, decision of a, decision of b]``, weighted by the sample weight
-    (when ``weighted`` and the audit has one) and by a count table's row
-    counts.  One bincount over the rows; the counts of two parts of a table
-    add up to the counts of the table.
-
-    ``decisions`` overrides a model's decisions (model -> boolean array), e.g.
-    a score model at another threshold.
-    """
-    k = index.n_combos
-    da = (decisions or {}).get(model_a, prepared.predictions[model_a])
-    db = (decisions or {}).get(model_b, prepared.predictions[model_b])
-    w = prepared.weight if weighted and prepared.weight is not None else prepared.row_counts
-    code = index.key.astype(np.int64) * 8 + prepared.y.astype(np.int64) * 4 \
-        + np.asarray(da, dtype=np.int64) * 2 + np.asarray(db, dtype=np.int64)
-    cnt = np.bincount(code, weights=w, minlength=8 * k)
-    return cnt.reshape(k, 2, 2, 2)
 
 
 def _pair_events(joint: np.ndarray, metric: str):

@@ -17,8 +17,8 @@ from scipy import stats as st
 from fairness_core import AuditSpec, InputError, audit
 from fairness_core.cli import main
 from fairness_core.compare import (compare_audits, log_ratio_se, mcnemar, newcombe_interval,
-                                   paired_comparison, paired_counts, rate_change, read_audit)
-from fairness_core.counts import GroupIndex
+                                   paired_comparison, rate_change, read_audit)
+from fairness_core.counts import GroupIndex, paired_counts
 from fairness_core.prepare import prepare
 
 ROOT = Path(__file__).resolve().parent.parent
