@@ -16,8 +16,8 @@ import streamlit as st
 
 import safety
 import setup_panel
-from views import (data_page, export_page, groups_page, help_page, mitigation_page, models_page,
-                   overview_page, thresholds_page)
+from views import (compare_page, data_page, export_page, groups_page, help_page, mitigation_page,
+                   models_page, overview_page, thresholds_page)
 
 st.set_page_config(page_title="Fairness audit", page_icon="⚖️", layout="wide",
                    initial_sidebar_state="expanded")
@@ -36,6 +36,7 @@ if ctx.result is not None and ctx.result.spec.scores:
                          url_path="mitigation"))
 if ctx.result is not None and len(ctx.result.spec.models) > 1:
     pages.append(st.Page(models_page.render, title="Models", icon="⚖️", url_path="models"))
+pages.append(st.Page(compare_page.render, title="Compare", icon="🔁", url_path="compare"))
 pages.append(st.Page(export_page.render, title="Export", icon="📄", url_path="export"))
 pages.append(st.Page(help_page.render, title="Help", icon="❓", url_path="help"))
 st.navigation(pages, position="top").run()

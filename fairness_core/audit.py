@@ -78,6 +78,8 @@ class AuditResult:
     warnings: list = field(default_factory=list)
     #: a mitigation preview's JSON (:meth:`fairness_core.mitigation.Mitigation.to_dict`), if any
     mitigation: dict | None = None
+    #: the change from an earlier audit (:class:`fairness_core.compare.Comparison`), if any
+    comparison: object = None
 
     @property
     def group_metrics(self) -> pd.DataFrame:
@@ -155,6 +157,8 @@ class AuditResult:
             out["score_distributions"] = _records(self.scores["means"])
         if self.mitigation is not None:
             out["mitigation"] = self.mitigation
+        if self.comparison is not None:  # the change from an earlier audit
+            out["comparison"] = self.comparison.to_dict()
         return out
 
     def to_json(self, indent: int | None = 2) -> str:

@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-config", metavar="OUT.json",
                    help="save this audit's settings (with the data's SHA-256) to load again")
     p.add_argument("--json", metavar="OUT.json", help="write the full audit as JSON")
+    p.add_argument("--compare", metavar="BASELINE.json",
+                   help="compare with an earlier audit (the JSON its --json wrote): the change "
+                        "of every group's rates and of every gap, with intervals and tests")
     p.add_argument("--xlsx", metavar="OUT.xlsx",
                    help="write the group, disparity and summary tables as an Excel workbook")
     p.add_argument("--report", metavar="OUT.html",
@@ -505,6 +508,9 @@ def main(argv=None) -> int:
         warn = exports.check_data(getattr(args, "_config_data", None), sha)
         if warn:
             result.warnings.insert(0, warn)
+        if args.compare:
+            from .compare import compare_audits
+            result.comparison = compare_audits(args.compare, result)
         if args.json:
             _write(args.json, lambda p: Path(p).write_text(result.to_json(), encoding="utf-8"),
                    "json")
@@ -554,11 +560,17 @@ def main(argv=None) -> int:
     if args.quiet:
         for w in result.warnings:
             print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
+        for w in (result.comparison.warnings if result.comparison is not None else ()):
+            print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
     else:
         print(render_summary(result))
         if mitigation is not None:
             names = _names(result)
             print("\n" + "\n".join(visible_text(line, names) for line in mitigation.split("\n")))
+        if result.comparison is not None:
+            from .compare import render_comparison
+            print()
+            print(render_comparison(result.comparison, _names(result)))
     if args.fail_on_disparity and result.failed:
         n = int((result.disparities["verdict"] == "fail").sum())
         print(f"fairness-audit: {n} disparities fail the tolerance.", file=sys.stderr)

@@ -33,7 +33,7 @@ from .tolerance import Tolerance
 
 #: The numbered sections, in order; absent ones take no number.
 SECTIONS = ("summary", "provenance", "methodology", "findings", "attributes", "intersections",
-            "thresholds", "models", "mitigation", "limitations")
+            "thresholds", "models", "mitigation", "earlier", "limitations")
 #: How a positive decision reads in the report.
 DECISION_WORDS = {"benefit": "a benefit for the person who gets it",
                   "harm": "a harm for the person who gets it"}
@@ -313,6 +313,16 @@ def _mitigation(result, fig) -> dict | None:
     return {"caveat": d["caveat"], "summary": d["summary"], "facts": _pairs(facts),
             "table": _table(before_after_table(d)), "chart": chart,
             "notes": list(d["notes"]) + [d["intervals"]]}
+def _earlier(result) -> dict | None:
+    """The comparison with an earlier audit, when there is one."""
+    comp = getattr(result, "comparison", None)
+    if comp is None:
+        return None
+    from .compare import report_section
+    sec = report_section(comp)
+    sec["gaps"] = _table(sec["gaps"], ("before", "after", "change", "adj. p"))
+    sec["significant"] = _table(sec["significant"], ("before", "after", "change", "adj. p"))
+    return sec
 
 
 def _limitations(result) -> list[str]:
@@ -411,12 +421,14 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
         "Score distributions and thresholds",
         "comparison": _comparison(result, single, fig),
         "mitigation": _mitigation(result, fig),
+        "earlier": _earlier(result),
         "limitations": _limitations(result),
         "appendix_groups": _appendix_groups(result, suppress_below),
         "appendix_disparities": _appendix_disparities(result, suppress_below),
     }
     optional = {"intersections": context["intersections"], "thresholds": context["thresholds"],
-                "models": context["comparison"], "mitigation": context["mitigation"]}
+                "models": context["comparison"], "mitigation": context["mitigation"],
+                "earlier": context["earlier"]}
     context["n"] = section_numbers(s for s in SECTIONS if optional.get(s, True))
     return render(context)
 
