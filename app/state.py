@@ -342,6 +342,14 @@ def describe_table(loaded: Loaded, spec: AuditSpec, provenance: dict) -> str:
 def run_audit(loaded: Loaded, spec: AuditSpec):
     """The audit for a spec, recomputed from cached counts when only the
     judgement (threshold, reference, tolerance, ...) changed."""
+    if spec.task != "binary":
+        if loaded.source is not None:
+            raise InputError("A data source is audited as yes/no decisions: choose "
+                             "\"yes/no decisions\" and the label's positive values.",
+                             field="task")
+        from fairness_core.audit import audit_frame
+        return memo(("result", loaded.sha256, spec.to_json()),
+                    lambda: audit_frame(loaded.df, loaded.info, spec=spec))
     if loaded.source is not None:
         auditor = counted(loaded, spec).auditor
         return memo(("result", loaded.sha256, spec.to_json()), lambda: auditor.run(spec))

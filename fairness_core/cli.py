@@ -500,6 +500,7 @@ def main(argv=None) -> int:
                   "rates, demographic parity, score distributions); metrics that need the "
                   "true outcome are not available.", file=sys.stderr)
         from .audit import run_audit
+        result = None
         engine = None if args.sources else choose_engine(args)
         if args.sources:
             from .sources import count_source, get_source, read_sources_file
@@ -513,8 +514,11 @@ def main(argv=None) -> int:
             df, info = read_file(args.data, spec)
             spec = resolve_task(args, spec, lambda: (
                 df[spec.label] if spec.labelled else None, [df[c] for c in spec.predictions]))
-            _check_task(spec)
-            prepared = prepare(df, spec)
+            if spec.task != "binary":
+                from .audit import audit_frame
+                result = audit_frame(df, info, spec=spec)
+            else:
+                prepared = prepare(df, spec)
         else:
             from .engine import prepare_from_engine, task_sample
             spec = resolve_task(args, spec, lambda: task_sample(
@@ -525,7 +529,8 @@ def main(argv=None) -> int:
                                                  engine=engine,
                                                  spark_master=args.spark_master,
                                                  **_progress_options(args))
-        result = run_audit(prepared, info)
+        if result is None:
+            result = run_audit(prepared, info)
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")
         warn = exports.check_data(getattr(args, "_config_data", None), sha)
