@@ -461,7 +461,11 @@ def prepare_source(data, spec: AuditSpec, *, name: str | None = None
 def audit_frame(df: pd.DataFrame, info: TableInfo | None = None, *, spec: AuditSpec):
     """The audit of a table already read, for the spec's task (see
     :mod:`fairness_core.tasks`): an :class:`AuditResult` for yes/no
-    decisions."""
+    decisions, a :class:`~fairness_core.multiclass_result.MulticlassAuditResult`
+    for several classes."""
+    if spec.task == "multiclass":
+        from .multiclass_result import audit_multiclass_frame
+        return audit_multiclass_frame(df, info, spec=spec)
     if spec.task != "binary":
         raise InputError(f"A {spec.task} audit is not available yet; audit yes/no decisions "
                          "(choose the label's positive values).", field="task")

@@ -355,7 +355,8 @@ def _names(result) -> list:
     spec, prov = result.spec, result.provenance
     return [(prov.get("input") or {}).get("name"), *spec.columns(), *spec.attribute_names(),
             *result.groups["group"].unique(), *map(str, prov.get("positive_values") or ()),
-            *map(str, prov.get("negative_values") or ())]
+            *map(str, prov.get("negative_values") or ()),
+            *map(str, getattr(result, "classes", ()))]
 
 
 def _write(path: str, writer, what: str) -> None:
@@ -524,11 +525,16 @@ def main(argv=None) -> int:
             spec = resolve_task(args, spec, lambda: task_sample(
                 args.data, spec, table=args.table, engine=engine,
                 spark_master=args.spark_master))
-            _check_task(spec)
-            prepared, info = prepare_from_engine(args.data, spec, table=args.table,
-                                                 engine=engine,
-                                                 spark_master=args.spark_master,
-                                                 **_progress_options(args))
+            if spec.task == "multiclass":
+                from .multiclass_result import audit_multiclass_engine
+                result = audit_multiclass_engine(args.data, spec, table=args.table,
+                                                 engine=engine, spark_master=args.spark_master)
+            else:
+                _check_task(spec)
+                prepared, info = prepare_from_engine(args.data, spec, table=args.table,
+                                                     engine=engine,
+                                                     spark_master=args.spark_master,
+                                                     **_progress_options(args))
         if result is None:
             result = run_audit(prepared, info)
         from . import exports
@@ -553,6 +559,10 @@ def main(argv=None) -> int:
                               suppress_below=k)
         if args.report:
             _write(args.report, lambda p: Path(p).write_text(doc, encoding="utf-8"), "report")
+        if args.export_counts and getattr(result, "task", "binary") == "multiclass":
+            raise InputError("--export-counts writes the count table of yes/no decisions; the "
+                             "confusion tables of a multiclass audit are in its --json and "
+                             "--xlsx outputs ('confusion').", field="export_counts")
         if args.export_counts:
             _write(args.export_counts, lambda p: _export_counts(p, prepared, result, k),
                    "count table")
@@ -580,11 +590,15 @@ def main(argv=None) -> int:
         print(f"fairness-audit: internal error ({type(exc).__name__}: {short(exc, 300)}). Please "
               "report it; set FAIRNESS_AUDIT_DEBUG=1 for details.", file=sys.stderr)
         return 3
-    if args.positive_decision is None and not args.config and not args.quiet:
+    if args.positive_decision is None and not args.config and not args.quiet and \
+            getattr(result, "task", "binary") == "binary":
         _harm_note(result)
     if args.quiet:
         for w in result.warnings:
             print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
+    elif getattr(result, "task", "binary") == "multiclass":
+        from .multiclass_result import render_summary as multiclass_summary
+        print(multiclass_summary(result, lambda t: visible_text(t, _names(result))))
     else:
         print(render_summary(result))
     if args.fail_on_disparity and result.failed:
