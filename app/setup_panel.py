@@ -260,14 +260,14 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     guessed, why = guess_positive_decision(label, positive)
     _init("positive_decision", _pref(p, "positive_decision", guessed, decision_options),
           decision_options)
-    positive_decision = sb.radio(
+    positive_decision = "benefit" if task == "multiclass" else sb.radio(
         "For the person it is given to, a positive decision is", decision_options,
         key="positive_decision", format_func=DECISIONS.get,
         help="It decides who a gap disadvantages and which metrics come first: for a "
              "benefit, missed qualified people (false negative and false omission rates); "
              "for a harm, wrongly flagged people (false positive and false discovery "
              "rates).")
-    if why and positive_decision == guessed:
+    if why and positive_decision == guessed and task != "multiclass":
         sb.caption(ctx.say(f"A harm, guessed because {why}. Change it if a positive "
                            "decision is good for the person."))
     others = [c for c in cols if c != label]

@@ -31,6 +31,8 @@ SAMPLES = {
     "Sample: synthetic loan approvals (6,000 rows)": ROOT / "sample_data" / "loans.csv",
     "Sample: UCI Adult census income (16,281 rows)":
         ROOT / "sample_data" / "adult_test_predictions.csv",
+    "Sample: synthetic emergency triage, four levels (8,000 rows)":
+        ROOT / "sample_data" / "triage.csv",
 }
 UPLOAD = "Upload your own file"
 MEMO_SIZE = 10

@@ -61,7 +61,7 @@ def generate(seed: int = SEED, n: int = N) -> pd.DataFrame:
         "patient_id": [f"P{i:05d}" for i in range(1, n + 1)],
         "sex": sex, "race": race, "age": age,
         "age_group": np.array(AGE_GROUPS, dtype=object)[age_idx],
-        "assessed_level": LEVELS[true],
+        "true_level": LEVELS[true],
         "model_a_level": LEVELS[a],
         "model_b_level": LEVELS[b],
     })

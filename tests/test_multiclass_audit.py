@@ -238,7 +238,7 @@ def test_triage_sample_is_the_generator_output():
 
 def test_triage_gaps_are_found_by_the_cli(tmp_path, capsys):
     out = tmp_path / "t.json"
-    assert main([str(TRIAGE), "--label", "assessed_level", "--prediction", "model_a_level",
+    assert main([str(TRIAGE), "--label", "true_level", "--prediction", "model_a_level",
                  "--prediction", "model_b_level", "--sensitive", "race", "--sensitive", "sex",
                  "--sensitive", "age_group", "--bootstrap", "0", "--json", str(out)]) == 0
     text = capsys.readouterr().out
@@ -255,7 +255,7 @@ def test_triage_gaps_are_found_by_the_cli(tmp_path, capsys):
     # (1) Black patients truly 'urgent' are assigned 'urgent' less often
     f = found(a, "2 urgent", "tpr", "race", "Black")
     assert f and f["disadvantaged"] == "Black" and f["severity"] == "high"
-    urgent = df[df["assessed_level"] == "2 urgent"]
+    urgent = df[df["true_level"] == "2 urgent"]
     rate = (urgent["model_a_level"] == "2 urgent").groupby(urgent["race"]).mean()
     assert f["ratio"] == pytest.approx(rate["Black"] / rate["White"], abs=1e-12)
     assert f["ratio"] < 0.7
