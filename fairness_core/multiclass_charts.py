@@ -40,8 +40,9 @@ def confusion_heatmaps(confusion: pd.DataFrame, *, model: str, attribute: str,
         tot = t.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = np.where(tot > 0, t / tot, np.nan)
-        txt = [[("" if np.isnan(z[a, b]) else fmt.pct(z[a, b])) + f"<br>({fmt.count(round(t[a, b]))})"
-                for b in range(k)] for a in range(k)]
+        txt = [[("" if np.isnan(z[a, b]) else fmt.pct(z[a, b]))
+                + f"<br>({fmt.count(round(t[a, b]))})" for b in range(k)] for a in range(k)]
+        z = [[None if np.isnan(v) else float(v) for v in row] for row in z]
         fig.add_heatmap(z=z, x=names, y=names, text=txt, texttemplate="%{text}",
                         colorscale="Blues", zmin=0, zmax=1, showscale=False,
                         row=i // cols + 1, col=i % cols + 1,
@@ -85,7 +86,7 @@ def verdict_heatmap(disparities: pd.DataFrame, *, model: str, attribute: str, cl
             for j in range(len(metrics)):
                 z[i, j], txt[i][j] = -1, "reference"
     fig = go.Figure(go.Heatmap(
-        z=z, x=[esc(labels.get(m, m)) for m in metrics], y=[esc(g) for g in groups],
+        z=[[None if np.isnan(v) else float(v) for v in row] for row in z], x=[esc(labels.get(m, m)) for m in metrics], y=[esc(g) for g in groups],
         text=txt, texttemplate="%{text}", zmin=-1, zmax=2, showscale=False,
         colorscale=[[0, "#DDE6F0"], [0.25, "#DDE6F0"], [0.25, "#CDEBC9"], [0.5, "#CDEBC9"],
                     [0.5, "#E6E6E6"], [0.75, "#E6E6E6"], [0.75, "#F4B6B0"], [1, "#F4B6B0"]],

@@ -53,6 +53,31 @@ from .tolerance import Tolerance
 
 TASK = "multiclass"
 
+#: What a multiclass audit measures, for the Help page and the README
+#: (Markdown paragraphs).
+EXPLANATION = (
+    "**When the model predicts one of several classes** (a triage level, a product tier, a "
+    "risk band; a label with 3 to 20 values is taken as classes unless you choose *yes/no "
+    "decisions*), there is no single positive decision. fairlearn defines demographic "
+    "parity as equal selection rates for a yes/no decision, and leaves the multiclass case "
+    "undefined: its selection rate counts only the predictions equal to one label, and its "
+    "true and false positive rates refuse more than two values.",
+    "So the audit asks, for **each class**, the yes/no question *is a person assigned this "
+    "class?* (one against the rest), and applies fairlearn's definitions to it: the share "
+    "of each group assigned the class (demographic parity for that class), and, among the "
+    "people whose true class it is, the share assigned it (true positive rate; equal "
+    "opportunity), with the false positive rate, precision and the others. Every verdict, "
+    "interval and test is per class; the p-values of every class are corrected together.",
+    "The **worst class** of an attribute is the class with the largest gap between groups: "
+    "it is zero only when every class is at parity, so it sums up the whole decision in one "
+    "number. A group's **accuracy** is the share predicted its true class; its **macro** "
+    "rates are the means over the classes (the macro true positive rate is balanced "
+    "accuracy). A class that a group does not have is not judged for that group.",
+    "**Who a gap disadvantages.** Being assigned a class is neither a benefit nor a harm in "
+    "itself (the 'urgent' level helps a patient who needs it). Gaps in the share assigned a "
+    "class are stated without taking a side; gaps among people of the same true class say "
+    "whom the model misses, or wrongly assigns, more often.")
+
 #: Per one-vs-rest metric: (who is compared, what happened to them, whose
 #: side a lower value is on: +1 higher is better, -1 lower is better, None
 #: neutral), with ``{c}`` the class.
