@@ -30,7 +30,7 @@ def confusion_heatmaps(confusion: pd.DataFrame, *, model: str, attribute: str,
     cols = min(n, 3)
     rows = math.ceil(n / cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[esc(g) for g in groups],
-                        horizontal_spacing=0.08, vertical_spacing=0.16 if rows > 1 else 0.1)
+                        horizontal_spacing=0.04, vertical_spacing=0.16 if rows > 1 else 0.1)
     names = [esc(x) for x in classes]
     for i, g in enumerate(groups):
         part = c[c["group"] == g]
@@ -52,7 +52,9 @@ def confusion_heatmaps(confusion: pd.DataFrame, *, model: str, attribute: str,
         if ax.startswith("yaxis"):
             fig.layout[ax].autorange = "reversed"
     fig.update_xaxes(title_text="predicted class", title_font=dict(size=11))
-    fig.update_yaxes(title_text="true class", title_font=dict(size=11))
+    fig.update_yaxes(title_text="true class", title_font=dict(size=11), col=1)
+    for j in range(2, cols + 1):  # the classes are named once per row of plots
+        fig.update_yaxes(showticklabels=False, col=j)
     return _layout(fig, f"Confusion matrix per group of {esc(attribute)}",
                    subtitle=f"Model {esc(model)}. Each row: the people of one true class, "
                             "and the share given each predicted class (rows).",

@@ -105,7 +105,8 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
     for model in spec.models:
         for attr in spec.attribute_names():
             vm = verdict_matrix(result, model, attr, SHOWN)
-            vm.columns = ["Class"] + [f"{REGISTRY[m].label} ({short[m]})" for m in SHOWN]
+            vm.columns = ["Class"] + [REGISTRY[m].label if f"({short[m]})" in REGISTRY[m].label
+                                      else f"{REGISTRY[m].label} ({short[m]})" for m in SHOWN]
             vm["Class"] = vm["Class"].astype(str)
             matrices.append({"title": f"Model {model}, {attr}", "table": _table(vm)})
             g = gs[(gs["model"] == model) & (gs["attribute"] == attr)]

@@ -61,9 +61,15 @@ def pick_class(ctx, where=st):
                       "this class or not?")
 
 
+def _label(m: str) -> str:
+    """A metric's name with its short form, once ("Precision (PPV)")."""
+    lab, sh = REGISTRY[m].label, REGISTRY[m].short
+    return lab if f"({sh})" in lab else f"{lab} ({sh})"
+
+
 def pick_class_metric(ctx, where=st):
     return _pick("Metric", list(CLASS_METRICS), "class_metric", "class_metric_pick", ctx,
-                 where=where, fmt=lambda m: f"{REGISTRY[m].label} ({REGISTRY[m].short})")
+                 where=where, fmt=_label)
 
 
 def verdict_table(result, model: str, attribute: str) -> pd.DataFrame:
@@ -76,7 +82,7 @@ def verdict_table(result, model: str, attribute: str) -> pd.DataFrame:
         return f"❌ fail: {v[v.index('(') + 1:-1]} group(s)"
 
     for m in SHOWN:
-        out[f"{REGISTRY[m].label} ({REGISTRY[m].short})"] = [cell(v) for v in vm[m]]
+        out[_label(m)] = [cell(v) for v in vm[m]]
     return out
 
 
