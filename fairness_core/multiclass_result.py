@@ -126,6 +126,10 @@ def check_multiclass_spec(spec: AuditSpec) -> None:
                          "(--prediction).", field="predictions")
     given = [what for key, what in NOT_APPLICABLE.items()
              if getattr(spec, key) not in (None, (), [], {}, "")]
+    if spec.positive_decision != "benefit":
+        given.append("--positive-decision (being assigned a class is neither a benefit nor a "
+                     "harm in itself; the findings say whom the model misses or wrongly "
+                     "assigns)")
     if given:
         raise InputError(f"These options apply to yes/no decisions, not to several classes: "
                          f"{'; '.join(given)}. Leave them out, or audit yes/no decisions "

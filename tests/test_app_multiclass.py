@@ -199,3 +199,29 @@ def test_a_three_valued_upload_is_several_classes():
     g = c.result.group_metrics
     got = g[(g["class"] == "b") & (g["group"] == "F")]["selection_rate"].iloc[0]
     assert got == pytest.approx((df.loc[df["sex"] == "F", "pred"] == "b").mean())
+
+
+def test_documented_gaps_are_found_in_the_dashboard(app):
+    """The three gaps of sample_data/README.md, as the dashboard's audit reports them."""
+    r = _ctx(app).result
+    fails = [f for f in r.findings if f["kind"] == "fail" and f["significant"]
+             and f["model"] == "model_a_level"]
+
+    def found(cls, metric, attribute, group):
+        return next((f for f in fails if str(f["class"]) == cls and f["metric"] == metric
+                     and f["attribute"] == attribute and group in (f["group"], f["reference"])),
+                    None)
+
+    df = triage()
+    f = found("2 urgent", "tpr", "race", "Black")
+    urgent = df[df["true_level"] == "2 urgent"]
+    rate = (urgent["model_a_level"] == "2 urgent").groupby(urgent["race"]).mean()
+    assert f["disadvantaged"] == "Black"
+    assert f["ratio"] == pytest.approx(rate["Black"] / rate["White"], abs=1e-12)
+    assert found("1 immediate", "tpr", "sex", "Female")["disadvantaged"] == "Female"
+    other = df[df["true_level"] != "2 urgent"]
+    fpr = (other["model_a_level"] == "2 urgent").groupby(other["age_group"]).mean()
+    f = found("2 urgent", "fpr", "age_group", "65+")
+    assert f["disadvantaged"] == "65+"
+    assert f["value"] == pytest.approx(fpr["65+"], abs=1e-12)
+    assert "Pacific Islander" in " ".join(r.warnings)

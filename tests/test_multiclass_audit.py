@@ -179,6 +179,7 @@ def test_duckdb_engine_equals_memory_and_config_round_trip(tmp_path, capsys):
     (["--score", "w"], "not as a score"),
     (["--threshold", "0.3"], "--threshold"),
     (["--export-counts", "x.csv"], "--export-counts"),
+    (["--positive-decision", "harm"], "--positive-decision"),
 ])
 def test_options_that_do_not_apply_are_refused_in_one_line(tmp_path, capsys, extra, words):
     if "--export-counts" in extra:
