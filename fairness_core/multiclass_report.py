@@ -13,7 +13,7 @@ from .exports import suppress_small
 from .findings import CORRECTION_NAMES
 from .metrics import REGISTRY
 from .multiclass import CLASS_METRICS
-from .multiclass_result import verdict_matrix
+from .multiclass_result import export_tables, verdict_matrix
 from .report import _dropped, _environment, _Figures, _finding, _pairs, _table
 from .tolerance import Tolerance
 
@@ -74,7 +74,8 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
             ("Sensitive attributes", ", ".join(spec.attribute_names())),
             ("True class", f"{spec.label}: {len(result.classes)} classes"),
             ("Task", "several classes, each audited one against the rest")]
-    w = result.worst[result.worst["summary"].isin(["demographic_parity", "equalized_odds"])]
+    w = export_tables(result, k)["worst_class"] if k and k > 1 else result.worst
+    w = w[w["summary"].isin(["demographic_parity", "equalized_odds"])]
     worst = pd.DataFrame({"Model": w["model"], "Attribute": w["attribute"],
                           "Summary": w["summary"].str.replace("_", " "),
                           "Worst class": w["class"].map(lambda c: "" if c is None else str(c)),

@@ -463,10 +463,18 @@ def export_tables(result: MulticlassAuditResult, suppress_below: int = 0) -> dic
     fewer than ``k`` rows are blanked everywhere (the confusion counts
     too), and the summaries are computed again without them."""
     from .disparity import summary as summarise
-    from .exports import suppress_small
+    from .exports import suppress_small as blank
+    from .multiclass import worst_class
+
+    def suppress_small(df, k, columns):  # the class a row is about stays
+        out = blank(df, k, columns)
+        for c in ("class", "true_class", "predicted_class"):
+            if c in df and c in out:
+                out[c] = df[c].to_numpy()
+        return out
 
     k = suppress_below
-    summ = result.summary
+    summ, worst = result.summary, result.worst
     if k and k > 1:
         g, d = result.group_metrics, result.disparities
         parts = []
@@ -478,6 +486,7 @@ def export_tables(result: MulticlassAuditResult, suppress_below: int = 0) -> dic
             s.insert(1, "class", cls)
             parts.append(s)
         summ = pd.concat(parts, ignore_index=True)
+        worst = worst_class(summ)
         summ["note"] = f"computed without the groups of fewer than {k} rows"
     conf = result.confusion
     if k and k > 1:
@@ -486,10 +495,10 @@ def export_tables(result: MulticlassAuditResult, suppress_below: int = 0) -> dic
             columns="group_n")
     return {
         "groups": suppress_small(result.group_table(), k, ("n",)),
-        "disparities": suppress_small(result.disparities, k),
+        "disparities": suppress_small(result.disparities, k, ("n", "reference_n")),
         "summary": summ.assign(groups_below_min_size=summ["groups_below_min_size"].map(
             lambda g: ", ".join(map(str, g)))),
-        "worst_class": result.worst,
+        "worst_class": worst,
         "group_summary": suppress_small(result.group_summary, k, ("n",)),
         "confusion": conf,
     }

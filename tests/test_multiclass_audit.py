@@ -291,3 +291,30 @@ def test_csv_round_trip_reads_back_the_same_numbers(tmp_path):
         np.testing.assert_allclose(back[c].to_numpy(dtype=float),
                                    mine[c].to_numpy(dtype=float), rtol=1e-12, equal_nan=True)
     assert re.fullmatch(r"[a-z]+", back["class"].iloc[0])
+
+
+def test_suppressed_small_groups_keep_their_class_and_leave_the_summaries(tmp_path):
+    df = _table()
+    df.loc[df.index[:12], "g"] = "tiny"
+    path = tmp_path / "s.csv"
+    df.to_csv(path, index=False)
+    xlsx = tmp_path / "s.xlsx"
+    assert main([str(path), "--label", "y", "--prediction", "p", "--sensitive", "g",
+                 "--bootstrap", "0", "--quiet", "--suppress-below", "20", "--xlsx",
+                 str(xlsx)]) == 0
+    sheets = pd.read_excel(xlsx, sheet_name=None)
+    g = sheets["groups"]
+    tiny = g[g["group"] == "tiny"]
+    assert len(tiny) == 3 and set(tiny["class"]) == {"high", "low", "mid"}
+    assert tiny["tpr"].isna().all() and tiny["n"].isna().all()
+    conf = sheets["confusion"]
+    assert conf.loc[conf["group"] == "tiny", "n"].isna().all()
+    assert conf.loc[conf["group"] == "tiny", "true_class"].notna().all()
+    # the summaries are fairlearn's over the other groups only
+    rest = df[df["g"] != "tiny"]
+    s = sheets["summary"].set_index("class")
+    for c in ("high", "low", "mid"):
+        assert s.loc[c, "demographic_parity_difference"] == pytest.approx(
+            flm.demographic_parity_difference((rest["y"] == c).astype(int),
+                                              (rest["p"] == c).astype(int),
+                                              sensitive_features=rest["g"]), abs=1e-9)
