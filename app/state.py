@@ -344,6 +344,11 @@ def describe_table(loaded: Loaded, spec: AuditSpec, provenance: dict) -> str:
 def run_audit(loaded: Loaded, spec: AuditSpec):
     """The audit for a spec, recomputed from cached counts when only the
     judgement (threshold, reference, tolerance, ...) changed."""
+    if spec.task == "multiclass" and loaded.source is not None:
+        from fairness_core.multiclass_result import audit_multiclass_source
+        source = get_source(listed_sources()[0], loaded.source)
+        return memo(("result", loaded.sha256, spec.to_json()),
+                    lambda: audit_multiclass_source(source, spec))
     if spec.task != "binary":
         if loaded.source is not None:
             raise InputError("A data source is audited as yes/no decisions: choose "

@@ -505,11 +505,16 @@ def main(argv=None) -> int:
         engine = None if args.sources else choose_engine(args)
         if args.sources:
             from .sources import count_source, get_source, read_sources_file
-            _check_task(spec)
+            if spec.task != "multiclass":
+                _check_task(spec)
             listed, problems = read_sources_file(args.sources)
             if args.data in problems:
                 raise InputError(problems[args.data], field="source")
-            prepared, info, _ = count_source(get_source(listed, args.data), spec)
+            if spec.task == "multiclass":
+                from .multiclass_result import audit_multiclass_source
+                result = audit_multiclass_source(get_source(listed, args.data), spec)
+            else:
+                prepared, info, _ = count_source(get_source(listed, args.data), spec)
         elif engine == "memory":
             from .prepare import prepare
             df, info = read_file(args.data, spec)

@@ -421,8 +421,8 @@ def audit_multiclass_frame(df: pd.DataFrame, info=None, *, spec: AuditSpec
 
 
 def audit_multiclass_engine(data, spec: AuditSpec, *, table: str | None = None,
-                            engine: str = "duckdb", spark_master: str = "local[*]"
-                            ) -> MulticlassAuditResult:
+                            engine: str = "duckdb", spark_master: str = "local[*]",
+                            name: str | None = None) -> MulticlassAuditResult:
     """Count the confusion tables where the data lives (one GROUP BY in
     DuckDB, Spark or a database; :func:`fairness_core.multiclass.cube_from_engine`)
     and audit them: the rows never come into memory."""
@@ -451,7 +451,26 @@ def audit_multiclass_engine(data, spec: AuditSpec, *, table: str | None = None,
         if sha:
             info.sha256 = sha[0]
     info.engine = engine if not is_url(str(data)) else str(data).split("://", 1)[0]
+    if name is not None:
+        info.name = name
     return result_from_cube(cube, spec, info)
+
+
+def audit_multiclass_source(source, spec: AuditSpec) -> MulticlassAuditResult:
+    """Audit a source of the administrator's list
+    (:mod:`fairness_core.sources`) where it lives; messages name the source,
+    never its URL or path."""
+    from .sources import _failed, _redact, _target
+
+    try:
+        return audit_multiclass_engine(_target(source), spec, table=source.table,
+                                       engine=source.engine, name=source.name)
+    except InputError as err:
+        if err.field in ("columns", "counts", "weight", "label", "predictions", "scores",
+                         "sensitive", "bins", "task"):
+            raise InputError(_redact(err.message, source), field=err.field,
+                             column=err.column, value=err.value) from None
+        raise _failed(source, err) from None
 
 
 # ---------------------------------------------------------------------------

@@ -225,3 +225,26 @@ def test_documented_gaps_are_found_in_the_dashboard(app):
     assert f["disadvantaged"] == "65+"
     assert f["value"] == pytest.approx(fpr["65+"], abs=1e-12)
     assert "Pacific Islander" in " ".join(r.warnings)
+
+
+def test_listed_source_is_audited_as_several_classes(tmp_path):
+    import tomllib
+
+    folder = tmp_path / "triage"
+    folder.mkdir()
+    triage().to_parquet(folder / "part-0.parquet")
+    at = AppTest.from_file(str(APP_DIR / "main.py"), default_timeout=120)
+    at.secrets["sources"] = tomllib.loads(f'[sources.triage]\npath = "{folder}"\n')["sources"]
+    at.run()
+    at.selectbox(key="source").set_value(state.SOURCE + "triage").run()
+    assert_clean(at)
+    c = _ctx(at)
+    assert c.spec.task == "multiclass" and not c.errors, c.errors
+    assert c.result.provenance["input"]["engine"] == "duckdb"
+    df = triage()
+    g = c.result.group_metrics
+    row = g[(g["model"] == "model_a_level") & (g["class"] == "2 urgent")
+            & (g["attribute"] == "race") & (g["group"] == "Black")].iloc[0]
+    urgent = df[(df["true_level"] == "2 urgent") & (df["race"] == "Black")]
+    assert row["tpr"] == pytest.approx((urgent["model_a_level"] == "2 urgent").mean(),
+                                       abs=1e-12)

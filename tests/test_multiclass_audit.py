@@ -318,3 +318,31 @@ def test_suppressed_small_groups_keep_their_class_and_leave_the_summaries(tmp_pa
             flm.demographic_parity_difference((rest["y"] == c).astype(int),
                                               (rest["p"] == c).astype(int),
                                               sensitive_features=rest["g"]), abs=1e-9)
+
+
+def test_listed_source_is_audited_where_it_lives(tmp_path, capsys):
+    """--sources: a Parquet folder of the administrator's list, counted by
+    DuckDB, gives the numbers of the file in memory; messages name the
+    source, never its path."""
+    folder = tmp_path / "triage"
+    folder.mkdir()
+    df = pd.read_csv(TRIAGE)
+    df.iloc[:5000].to_parquet(folder / "part-0.parquet")
+    df.iloc[5000:].to_parquet(folder / "part-1.parquet")
+    listing = tmp_path / "sources.toml"
+    listing.write_text(f'[sources.triage]\npath = "{folder}"\n')
+    args = ["--label", "true_level", "--prediction", "model_a_level", "--sensitive", "race",
+            "--task", "multiclass", "--bootstrap", "0", "--quiet"]
+    out = tmp_path / "s.json"
+    assert main(["triage", "--sources", str(listing), *args, "--json", str(out)]) == 0
+    mem = audit(df, AuditSpec(label="true_level", predictions=["model_a_level"],
+                              sensitive=["race"], task="multiclass", n_bootstrap=0))
+    got = pd.DataFrame(json.loads(out.read_text())["groups"])
+    want = mem.group_metrics
+    np.testing.assert_allclose(got["tpr"].to_numpy(dtype=float),
+                               want["tpr"].to_numpy(dtype=float), rtol=1e-12, equal_nan=True)
+    assert json.loads(out.read_text())["provenance"]["input"]["name"] == "triage"
+    assert main(["triage", "--sources", str(listing), *args[:4], "--sensitive", "nope",
+                 "--task", "multiclass", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'nope'" in err and str(folder) not in err
