@@ -346,3 +346,48 @@ def test_listed_source_is_audited_where_it_lives(tmp_path, capsys):
                  "--task", "multiclass", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "'nope'" in err and str(folder) not in err
+
+
+def test_hostile_class_and_group_names_stay_text(tmp_path):
+    rng = np.random.default_rng(5)
+    names = np.array(["=HYPERLINK(\"http://x\")", "<script>alert(1)</script>", "plain"],
+                     dtype=object)
+    n = 600
+    df = pd.DataFrame({"y": names[rng.integers(0, 3, n)], "p": names[rng.integers(0, 3, n)],
+                       "g": np.where(rng.random(n) < 0.5, "<img src=x onerror=alert(2)>",
+                                     "B")})
+    path = tmp_path / "h.csv"
+    df.to_csv(path, index=False)
+    rep, csv = tmp_path / "h.html", tmp_path / "h.csv.out"
+    assert main([str(path), "--label", "y", "--prediction", "p", "--sensitive", "g",
+                 "--bootstrap", "0", "--quiet", "--report", str(rep), "--csv", str(csv)]) == 0
+    html = rep.read_text(encoding="utf-8")
+    assert "<script>alert(1)</script>" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    text = csv.read_bytes().decode("utf-8-sig")
+    assert "'=HYPERLINK" in text and "\n=HYPERLINK" not in text and ",=HYPERLINK" not in text
+
+
+@pytest.mark.parametrize("frame, words", [
+    (pd.DataFrame({"y": ["a"] * 40, "p": ["a"] * 40, "g": ["x", "z"] * 20}), "one class"),
+    (pd.DataFrame({"y": [f"c{i}" for i in range(60)] * 2,
+                   "p": [f"c{i}" for i in range(60)] * 2, "g": ["x", "z"] * 60}),
+     "more than the limit of"),
+])
+def test_bad_labels_for_several_classes_exit_2_with_one_line(tmp_path, capsys, frame, words):
+    path = tmp_path / "b.csv"
+    frame.to_csv(path, index=False)
+    assert main([str(path), "--label", "y", "--prediction", "p", "--sensitive", "g",
+                 "--task", "multiclass", "--bootstrap", "0", "--quiet",
+                 "--engine", "memory"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and words in err, err
+
+
+def test_rows_with_a_missing_class_are_left_out_and_counted():
+    df = _table()
+    df.loc[df.index[:7], "p"] = None
+    r = audit(df, _spec())
+    assert r.provenance["rows_read"] == len(df) and r.provenance["rows_used"] == len(df) - 7
+    assert r.provenance["rows_dropped"] == 7
+    assert any("7 of" in w for w in r.warnings)
