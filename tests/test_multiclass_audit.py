@@ -391,3 +391,35 @@ def test_rows_with_a_missing_class_are_left_out_and_counted():
     assert r.provenance["rows_read"] == len(df) and r.provenance["rows_used"] == len(df) - 7
     assert r.provenance["rows_dropped"] == 7
     assert any("7 of" in w for w in r.warnings)
+
+
+def test_postgres_table_from_the_cli_equals_memory(postgres_url, tmp_path, capsys):
+    """A database URL and --table: the confusion tables are counted by
+    PostgreSQL (one GROUP BY) and give the numbers of the rows in memory."""
+    ibis = pytest.importorskip("ibis")
+    df = _table(1200, seed=8)
+    con = ibis.connect(postgres_url)
+    try:
+        con.create_table("mc_cli_rows", df, overwrite=True)
+        out = tmp_path / "pg.json"
+        assert main([postgres_url, "--table", "mc_cli_rows", "--label", "y", "--prediction",
+                     "p", "--sensitive", "g", "--weight", "w", "--task", "multiclass",
+                     "--bootstrap", "0", "--quiet", "--json", str(out)]) == 0
+    finally:
+        con.drop_table("mc_cli_rows", force=True)
+        con.disconnect()
+    got = pd.DataFrame(json.loads(out.read_text())["groups"]).set_index(["class", "group"])
+    for c in ("high", "low", "mid"):
+        mf = flm.MetricFrame(metrics=FL, y_true=(df["y"] == c).astype(int),
+                             y_pred=(df["p"] == c).astype(int), sensitive_features=df["g"],
+                             sample_params={m: {"sample_weight": df["w"].to_numpy()}
+                                            for m in FL})
+        for grp, row in mf.by_group.iterrows():
+            for m in FL:
+                assert got.loc[(c, grp), m] == pytest.approx(row[m], abs=1e-9)
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_fail_on_disparity_exits_1(tmp_path, capsys):
+    assert _cli(tmp_path, "--engine", "memory", "--quiet", "--fail-on-disparity") == 1
+    assert "disparities fail the tolerance" in capsys.readouterr().err
