@@ -248,3 +248,35 @@ def test_listed_source_is_audited_as_several_classes(tmp_path):
     urgent = df[(df["true_level"] == "2 urgent") & (df["race"] == "Black")]
     assert row["tpr"] == pytest.approx((urgent["model_a_level"] == "2 urgent").mean(),
                                        abs=1e-12)
+
+
+def test_a_configuration_brings_its_task_back():
+    """Loading a saved configuration sets the task: a yes/no question on the
+    triage levels ('1 immediate' or '2 urgent'), then several classes again."""
+    from fairness_core import AuditSpec
+    from fairness_core.exports import config_json
+
+    at = AppTest.from_file(str(APP_DIR / "main.py"), default_timeout=120).run()
+    at.selectbox(key="source").set_value(SAMPLE).run()
+    at = page(at, "export")
+    binary = AuditSpec(label="true_level", predictions=["model_a_level"], sensitive=["sex"],
+                       positive=["1 immediate", "2 urgent"], task="binary")
+    at.file_uploader(key="config_upload").set_value(
+        ("c.json", config_json(binary).encode(), "application/json")).run()
+    assert_clean(at)
+    c = _ctx(at)
+    assert c.spec.task == "binary" and c.result is not None, c.errors
+    assert at.radio(key="task").value == "binary"
+    df = triage()
+    high = df["model_a_level"].isin(["1 immediate", "2 urgent"])
+    g = c.result.group_metrics.set_index("group")
+    for sex, v in high.groupby(df["sex"]).mean().items():
+        assert g.loc[sex, "selection_rate"] == pytest.approx(v, abs=1e-12)
+    several = AuditSpec(label="true_level", predictions=["model_b_level"], sensitive=["race"],
+                        task="multiclass")
+    at.file_uploader(key="config_upload").set_value(
+        ("d.json", config_json(several).encode(), "application/json")).run()
+    assert_clean(at)
+    c = _ctx(at)
+    assert c.spec.task == "multiclass" and list(c.spec.predictions) == ["model_b_level"]
+    assert c.result.task == "multiclass"
