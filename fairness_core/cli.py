@@ -533,7 +533,8 @@ def main(argv=None) -> int:
             if spec.task == "multiclass":
                 from .multiclass_result import audit_multiclass_engine
                 result = audit_multiclass_engine(args.data, spec, table=args.table,
-                                                 engine=engine, spark_master=args.spark_master)
+                                                 engine=engine, spark_master=args.spark_master,
+                                                 **_progress_options(args))
             else:
                 _check_task(spec)
                 prepared, info = prepare_from_engine(args.data, spec, table=args.table,

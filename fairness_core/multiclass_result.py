@@ -422,11 +422,17 @@ def audit_multiclass_frame(df: pd.DataFrame, info=None, *, spec: AuditSpec
 
 def audit_multiclass_engine(data, spec: AuditSpec, *, table: str | None = None,
                             engine: str = "duckdb", spark_master: str = "local[*]",
-                            name: str | None = None) -> MulticlassAuditResult:
+                            name: str | None = None, progress=None,
+                            progress_delay: float | None = None) -> MulticlassAuditResult:
     """Count the confusion tables where the data lives (one GROUP BY in
     DuckDB, Spark or a database; :func:`fairness_core.multiclass.cube_from_engine`)
-    and audit them: the rows never come into memory."""
+    and audit them: the rows never come into memory.  ``progress``, when
+    given, is called while the engine counts, as in
+    :func:`fairness_core.engine.prepare_from_engine`."""
+    import contextlib
     import threading
+
+    from . import progress as _progress
 
     from .engine import _hash_files, _open, is_url
     from .multiclass import cube_from_engine
@@ -439,7 +445,15 @@ def audit_multiclass_engine(data, spec: AuditSpec, *, table: str | None = None,
     if files:
         hashing.start()
     try:
-        cube = cube_from_engine(t, spec)
+        if progress is None:
+            watching = contextlib.nullcontext()
+        else:
+            engine_name, source = _progress.engine_source(t.get_backend())
+            watching = _progress.watch(
+                source, progress, engine=engine_name,
+                delay=_progress.DELAY if progress_delay is None else progress_delay)
+        with watching:
+            cube = cube_from_engine(t, spec)
     except InputError:
         raise
     except Exception as exc:

@@ -423,3 +423,17 @@ def test_postgres_table_from_the_cli_equals_memory(postgres_url, tmp_path, capsy
 def test_fail_on_disparity_exits_1(tmp_path, capsys):
     assert _cli(tmp_path, "--engine", "memory", "--quiet", "--fail-on-disparity") == 1
     assert "disparities fail the tolerance" in capsys.readouterr().err
+
+
+def test_engine_count_draws_a_progress_line(tmp_path, capsys, monkeypatch):
+    """--progress always: the DuckDB count of several classes shows the one
+    progress line on stderr and erases it (stderr keeps the task note only)."""
+    path = tmp_path / "rows.parquet"
+    _table(3000).to_parquet(path, index=False)
+    monkeypatch.setenv("FAIRNESS_AUDIT_PROGRESS_DELAY", "0")
+    assert main([str(path), "--label", "y", "--prediction", "p", "--sensitive", "g",
+                 "--bootstrap", "0", "--engine", "duckdb", "--progress", "always"]) == 0
+    out, err = capsys.readouterr()
+    assert "several classes" in out
+    drawn = err.split("fairness-audit: task multiclass", 1)[1].split("\n", 1)[1]
+    assert drawn.startswith("\r") and drawn.endswith("\r") and "duckdb" in drawn.lower()
