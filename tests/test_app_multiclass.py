@@ -166,7 +166,10 @@ def test_export_page_json_and_tables(app):
     assert_clean(at)
     buttons = {b.label for b in at.get("download_button")}
     assert {"Full audit (JSON)", "All tables (XLSX)", "Group metrics (CSV)",
-            "Download the confusion matrices (HTML)"} <= buttons
+            "Download the chart (HTML)"} <= buttons
+    at.button(key="prep_mc_png").click().run()
+    assert_clean(at)
+    assert "Download PNG" in {b.label for b in at.get("download_button")}
     r = _ctx(at).result
     d = json.loads(r.to_json())
     assert d["classes"] == CLASSES and d["task"] == "multiclass"

@@ -14,13 +14,13 @@ import streamlit as st
 from fairness_core import charts
 from fairness_core.audit import AuditResult
 from fairness_core.counts import OVERALL
-from fairness_core.formatting import count, level, num, pct, with_interval
+from fairness_core.formatting import count, level, num, pct, short, with_interval
 from fairness_core.metrics import REGISTRY
 from fairness_core.multiclass import CLASS_METRICS
 from fairness_core.multiclass_charts import confusion_heatmaps, verdict_heatmap
 from fairness_core.multiclass_result import verdict_matrix
 from fairness_core.tolerance import Tolerance
-from ui import SEVERITY_ICON, chart, metric_help, name, shown, table
+from ui import SEVERITY_ICON, chart, md, metric_help, name, shown, table
 from views.common import _pick, context, pick_attribute, pick_model
 
 #: The metrics of the verdict matrices, in order: the share assigned a class,
@@ -303,11 +303,36 @@ def export_charts(ctx) -> None:
         attribute = pick_attribute(ctx)
     with c3:
         cls = pick_class(ctx)
-    fig = confusion_heatmaps(r.confusion, model=model, attribute=attribute, classes=r.classes,
-                             order=r.group_order(attribute))
-    st.caption("The confusion matrices of every group of the attribute, as in the report.")
+    kinds = {"confusion": "Confusion matrices per group",
+             "verdicts": f"Verdicts of the class {cls} per group"}
+    kind = st.radio("Chart", list(kinds), format_func=lambda k: short(kinds[k]),
+                    key="mc_export_chart", horizontal=True)
+    if kind == "confusion":
+        fig = confusion_heatmaps(r.confusion, model=model, attribute=attribute,
+                                 classes=r.classes, order=r.group_order(attribute))
+    else:
+        d = r.disparities
+        fig = verdict_heatmap(d.assign(**{"class": d["class"].astype(str)}), model=model,
+                              attribute=attribute, cls=cls, metrics=list(CLASS_METRICS),
+                              labels={m: REGISTRY[m].short for m in CLASS_METRICS},
+                              order=r.group_order(attribute))
     fig_html = fig.to_html(full_html=True, include_plotlyjs=True).encode("utf-8")
-    st.download_button("Download the confusion matrices (HTML)", fig_html,
-                       file_name=charts.file_name("confusion", attribute, model, ext="html"),
-                       mime="text/html", key="dl_mc_confusion")
-    st.caption(f"Verdicts of the class {name(repr(cls))} are on the Classes page.")
+    st.download_button("Download the chart (HTML)", fig_html,
+                       file_name=charts.file_name(kind, cls if kind == "verdicts" else "",
+                                                  attribute, model, ext="html"),
+                       mime="text/html", key="dl_mc_chart_html")
+    cols = st.columns(3)
+    for col, fmt in zip(cols, ("png", "svg", "pdf")):
+        want = f"want_mc_{fmt}"
+        try:
+            data = charts.figure_bytes(fig, fmt) if st.session_state.get(want) else None
+        except charts.ExportUnavailable as err:
+            col.caption(md(str(err)))
+            continue
+        if data is None:
+            col.button(f"Prepare {fmt.upper()}", key=f"prep_mc_{fmt}",
+                       on_click=lambda w=want: st.session_state.update({w: True}))
+        else:
+            col.download_button(f"Download {fmt.upper()}", data,
+                                file_name=charts.file_name(kind, attribute, model, ext=fmt),
+                                key=f"dl_mc_chart_{fmt}")
