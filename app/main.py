@@ -25,6 +25,17 @@ st.set_page_config(page_title="Fairness audit", page_icon="⚖️", layout="wide
 ctx = setup_panel.render(uploads_off=safety.check())
 st.session_state["ctx"] = ctx
 
+if ctx.result is not None and getattr(ctx.result, "task", "binary") == "multiclass":
+    from views import multiclass_pages as mc
+    st.navigation([
+        st.Page(mc.overview, title="Overview", icon="🧭", url_path="overview", default=True),
+        st.Page(mc.groups, title="Group metrics", icon="📊", url_path="groups"),
+        st.Page(mc.classes, title="Classes", icon="🗃️", url_path="classes"),
+        st.Page(mc.data, title="Data", icon="🗂️", url_path="data"),
+        st.Page(export_page.render, title="Export", icon="📄", url_path="export"),
+        st.Page(help_page.render, title="Help", icon="❓", url_path="help")],
+        position="top").run()
+    st.stop()
 pages = [st.Page(overview_page.render, title="Overview", icon="🧭", url_path="overview",
                  default=True),
          st.Page(groups_page.render, title="Group metrics", icon="📊", url_path="groups"),

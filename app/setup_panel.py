@@ -21,6 +21,7 @@ from fairness_core.guess import (count_columns, default_bins, distinct_values, g
                                  guess_positive_decision, guess_roles,
                                  score_range)
 from fairness_core.prepare import canon, resolve_threshold
+from fairness_core.tasks import TASK_NAMES, TASKS, infer_task
 from ui import name, say
 
 _log = logging.getLogger(__name__)
@@ -229,9 +230,11 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
              "and score distributions per group.")
     label = None if chosen_label == NO_LABEL else chosen_label
     slots["label"] = sb.empty()
+    task = _task_choice(ctx, loaded, label, cols, g, p)
+    slots["task"] = sb.empty()
     pos_options = state.memo(("values", loaded.sha256, label),
                              lambda: distinct_values(df[label].head(200_000))) or [] \
-        if label is not None else []
+        if label is not None and task == "binary" else []
     positive = None
     if 0 < len(pos_options) <= 2:
         guess = guess_positive(pos_options)
@@ -257,14 +260,14 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     guessed, why = guess_positive_decision(label, positive)
     _init("positive_decision", _pref(p, "positive_decision", guessed, decision_options),
           decision_options)
-    positive_decision = sb.radio(
+    positive_decision = "benefit" if task == "multiclass" else sb.radio(
         "For the person it is given to, a positive decision is", decision_options,
         key="positive_decision", format_func=DECISIONS.get,
         help="It decides who a gap disadvantages and which metrics come first: for a "
              "benefit, missed qualified people (false negative and false omission rates); "
              "for a harm, wrongly flagged people (false positive and false discovery "
              "rates).")
-    if why and positive_decision == guessed:
+    if why and positive_decision == guessed and task != "multiclass":
         sb.caption(ctx.say(f"A harm, guessed because {why}. Change it if a positive "
                            "decision is good for the person."))
     others = [c for c in cols if c != label]
@@ -276,12 +279,14 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
                                 "label's values or with values of its own (then choose which "
                                 "of them mean the positive decision).")
     slots["predictions"] = sb.empty()
-    pred_positive = _decision_values(loaded, label, preds, p, g)
+    pred_positive = _decision_values(loaded, label, preds, p, g) if task == "binary" else {}
     slots["prediction_positive"] = sb.empty()
     numeric = [c for c in others if c not in preds and pd.api.types.is_numeric_dtype(df[c])
                and not pd.api.types.is_bool_dtype(df[c])]
-    _init("scores", _pref(p, "scores", g.scores, numeric, multi=True), numeric, multi=True)
-    scores = sb.multiselect("Models: score columns (optional)", numeric, key="scores",
+    score_options = numeric if task == "binary" else []
+    _init("scores", _pref(p, "scores", g.scores, score_options, multi=True), score_options,
+          multi=True)
+    scores = [] if task != "binary" else sb.multiselect("Models: score columns (optional)", numeric, key="scores",
                             format_func=short,
                             help="A numeric score per model; the decision is score >= "
                                  "threshold. Scores add ROC, threshold and calibration "
@@ -328,11 +333,39 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     slots["weight"] = sb.empty()
     _count_control(count_options, count_guess, p)
     slots["counts"] = sb.empty()
-    return dict(label=chosen_label, positive=positive, positive_decision=positive_decision,
-                predictions=preds, prediction_positive=pred_positive, scores=scores,
+    return dict(label=chosen_label, task=task, positive=positive,
+                positive_decision=positive_decision, predictions=preds, prediction_positive=pred_positive, scores=scores,
                 threshold=threshold, sensitive=sensitive, bins=bins,
                 intersectional=intersectional, weight=None if weight == NONE else weight,
                 counts=counts)
+
+
+def _task_choice(ctx: Context, loaded: state.Loaded, label: str | None, cols: list, g,
+                 p: dict) -> str:
+    """What the audit is about: yes/no decisions, several classes or a
+    number; guessed from the label's values (and the decision columns'),
+    and said so."""
+    if label is None:
+        return "binary"
+    df = loaded.df
+    preds = [c for c in (st.session_state.get("predictions") or g.predictions or [])
+             if c in cols and c != label]
+    guess = state.memo(("task", loaded.sha256, label, tuple(preds)), lambda: infer_task(
+        df[label], [df[c] for c in preds]))
+    options = list(TASKS)
+    if st.session_state.get("task::label") != label:  # a new label: its own guess
+        st.session_state.pop("task", None)
+        st.session_state["task::label"] = label
+    _init("task", _pref(p, "task", guess.task, options) if p.get("label") == label
+          else guess.task, options)
+    task = st.sidebar.radio("The model predicts", options, key="task",
+                            format_func=TASK_NAMES.get, horizontal=False,
+                            help="Yes/no decisions (approve, flag), one of several classes "
+                                 "(a triage level, a product tier) or a number (a credit "
+                                 "limit, a price, a length of stay).")
+    if task == guess.task and task != "binary":
+        st.sidebar.caption(ctx.say(f"Guessed because {guess.reason}."))
+    return task
 
 
 def _count_choice(loaded: state.Loaded, p: dict) -> tuple[list, str | None, str | None]:
@@ -527,7 +560,7 @@ def render(uploads_off: str | None = None) -> Context:
     judge = _judgement_section(ctx, slots)
     values = {**cols, **judge}
     spec_kw = dict(label=None if cols["label"] == NO_LABEL else cols["label"],
-                   positive=cols["positive"],
+                   task=cols["task"], positive=cols["positive"],
                    positive_decision=cols["positive_decision"],
                    prediction_positive=cols["prediction_positive"],
                    predictions=cols["predictions"], scores=cols["scores"],
@@ -563,12 +596,12 @@ def render(uploads_off: str | None = None) -> Context:
     return ctx
 
 
-COLUMN_CHOICES = ("label", "positive", "positive_decision", "predictions",
+COLUMN_CHOICES = ("label", "task", "positive", "positive_decision", "predictions",
                   "prediction_positive", "scores", "threshold", "sensitive", "bins",
                   "intersectional", "weight", "counts")
 
 
-COLUMN_WIDGETS = ("label", "positive", "positive_set", "positive_decision", "predictions",
+COLUMN_WIDGETS = ("label", "task", "task::label", "positive", "positive_set", "positive_decision", "predictions",
                   "scores", "threshold", "sensitive", "intersectional", "weight", "counts")
 
 

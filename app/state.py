@@ -31,6 +31,8 @@ SAMPLES = {
     "Sample: synthetic loan approvals (6,000 rows)": ROOT / "sample_data" / "loans.csv",
     "Sample: UCI Adult census income (16,281 rows)":
         ROOT / "sample_data" / "adult_test_predictions.csv",
+    "Sample: synthetic emergency triage, four levels (8,000 rows)":
+        ROOT / "sample_data" / "triage.csv",
 }
 UPLOAD = "Upload your own file"
 MEMO_SIZE = 10
@@ -342,6 +344,19 @@ def describe_table(loaded: Loaded, spec: AuditSpec, provenance: dict) -> str:
 def run_audit(loaded: Loaded, spec: AuditSpec):
     """The audit for a spec, recomputed from cached counts when only the
     judgement (threshold, reference, tolerance, ...) changed."""
+    if spec.task == "multiclass" and loaded.source is not None:
+        from fairness_core.multiclass_result import audit_multiclass_source
+        source = get_source(listed_sources()[0], loaded.source)
+        return memo(("result", loaded.sha256, spec.to_json()),
+                    lambda: audit_multiclass_source(source, spec))
+    if spec.task != "binary":
+        if loaded.source is not None:
+            raise InputError("A data source is audited as yes/no decisions: choose "
+                             "\"yes/no decisions\" and the label's positive values.",
+                             field="task")
+        from fairness_core.audit import audit_frame
+        return memo(("result", loaded.sha256, spec.to_json()),
+                    lambda: audit_frame(loaded.df, loaded.info, spec=spec))
     if loaded.source is not None:
         auditor = counted(loaded, spec).auditor
         return memo(("result", loaded.sha256, spec.to_json()), lambda: auditor.run(spec))

@@ -23,6 +23,14 @@ multiclass metrics
     per-group accuracy and macro rates.
 multiclass metrics with bootstrap
     The same with 1,000 bootstrap replicates (intervals of every number).
+multiclass result from counts
+    ``result_from_cube``: the metrics as above plus the findings, the
+    confusion tables per group, warnings and provenance (no bootstrap).
+multiclass JSON
+    ``MulticlassAuditResult.to_json`` of that result.
+multiclass audit end to end
+    ``fairness_core.audit`` with ``task="multiclass"`` on the DataFrame:
+    count, audit, findings, provenance (with the input's hash).
 binary audit
     ``fairness_core.audit`` of one binary decision on the same rows and
     attributes (no bootstrap): the input's hash for provenance, prepare,
@@ -33,10 +41,12 @@ binary audit
 DuckDB counts
     ``cube_from_engine`` on the DataFrame registered in DuckDB: the
     multiclass GROUP BY in the engine and the encoding of its records.
+    ``duckdb_audit_end_to_end``: those counts and the whole result.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import sys
@@ -55,6 +65,7 @@ from generate import generate as generate_groups  # noqa: E402
 from fairness_core import AuditSpec, audit, run_audit  # noqa: E402
 from fairness_core.multiclass import (cube_from_engine, multiclass_audit,  # noqa: E402
                                       multiclass_cube)
+from fairness_core.multiclass_result import result_from_cube  # noqa: E402
 from fairness_core.prepare import prepare  # noqa: E402
 
 CLASSES = np.array(["1 routine", "2 standard", "3 urgent", "4 emergency", "5 resuscitation"],
@@ -99,6 +110,14 @@ def run(n: int, repeat: int, duckdb: bool) -> dict:
         "binary_prepare_and_run_audit_s": timed(lambda: run_audit(prepare(df, binary)),
                                                 repeat),
     }
+    task = dataclasses.replace(spec, task="multiclass")
+    whole = result_from_cube(cube, task)
+    out.update({
+        "multiclass_result_from_counts_s": timed(lambda: result_from_cube(cube, task), repeat),
+        "multiclass_json_s": timed(lambda: whole.to_json(), repeat),
+        "multiclass_audit_end_to_end_s": timed(lambda: audit(df, task), repeat),
+        "findings": len(whole.findings),
+    })
     out["multiclass_total_s"] = out["multiclass_counts_s"] + out["multiclass_metrics_s"]
     out["multiclass_over_binary"] = (out["multiclass_total_s"]
                                      / out["binary_prepare_and_run_audit_s"])
@@ -109,6 +128,8 @@ def run(n: int, repeat: int, duckdb: bool) -> dict:
         con.raw_sql("SET enable_progress_bar = false")
         t = con.create_table("rows", df[["triage", "predicted", *SENSITIVE]])
         out["duckdb_counts_s"] = timed(lambda: cube_from_engine(t, spec), repeat)
+        out["duckdb_audit_end_to_end_s"] = timed(
+            lambda: result_from_cube(cube_from_engine(t, spec), task), repeat)
     return out
 
 

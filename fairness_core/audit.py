@@ -442,10 +442,10 @@ def operating_point_problems(cube: CountCube, prepared: Prepared) -> dict:
     return out
 
 
-def prepare_source(data, spec: AuditSpec, *, name: str | None = None
-                   ) -> tuple[Prepared, TableInfo]:
-    """Read (when ``data`` is a path or bytes) and prepare the table of an
-    audit: the rows, validated and encoded, and where they came from."""
+def read_source(data, spec: AuditSpec, *, name: str | None = None
+                ) -> tuple[pd.DataFrame, TableInfo]:
+    """The table of an audit (read when ``data`` is a path or bytes, only
+    the spec's columns) and where it came from."""
     if isinstance(data, pd.DataFrame):
         df = data
         h = hashlib.sha256(pd.util.hash_pandas_object(df[spec.columns()], index=False)
@@ -454,9 +454,30 @@ def prepare_source(data, spec: AuditSpec, *, name: str | None = None
         info = TableInfo(name=name or "(data frame)", format="dataframe", sha256=h,
                          size_bytes=int(df.memory_usage(deep=False).sum()),
                          columns=[str(c) for c in df.columns])
-    else:
-        df, info = read_table(data, name=name, columns=spec.columns())
+        return df, info
+    return read_table(data, name=name, columns=spec.columns())
+
+
+def prepare_source(data, spec: AuditSpec, *, name: str | None = None
+                   ) -> tuple[Prepared, TableInfo]:
+    """Read (when ``data`` is a path or bytes) and prepare the table of an
+    audit: the rows, validated and encoded, and where they came from."""
+    df, info = read_source(data, spec, name=name)
     return prepare(df, spec), info
+
+
+def audit_frame(df: pd.DataFrame, info: TableInfo | None = None, *, spec: AuditSpec):
+    """The audit of a table already read, for the spec's task (see
+    :mod:`fairness_core.tasks`): an :class:`AuditResult` for yes/no
+    decisions, a :class:`~fairness_core.multiclass_result.MulticlassAuditResult`
+    for several classes."""
+    if spec.task == "multiclass":
+        from .multiclass_result import audit_multiclass_frame
+        return audit_multiclass_frame(df, info, spec=spec)
+    if spec.task != "binary":
+        raise InputError(f"A {spec.task} audit is not available yet; audit yes/no decisions "
+                         "(choose the label's positive values).", field="task")
+    return run_audit(prepare(df, spec), info)
 
 
 def audit(data, spec: AuditSpec, *, name: str | None = None) -> AuditResult:
@@ -472,7 +493,8 @@ def audit(data, spec: AuditSpec, *, name: str | None = None) -> AuditResult:
     name : str, optional
         File name for bytes input (its extension picks the format).
     """
-    return run_audit(*prepare_source(data, spec, name=name))
+    return audit_frame(*read_source(data, spec, name=name), spec=spec) \
+        if spec.task != "binary" else run_audit(*prepare_source(data, spec, name=name))
 
 
 #: The spec fields that change the counts; everything else is recomputed

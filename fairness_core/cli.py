@@ -15,6 +15,7 @@ from . import __version__
 from .errors import InputError
 from .formatting import short, visible_text
 from .spec import AuditSpec
+from .tasks import TASKS
 
 # Heavy modules (pandas, scipy, the engine) are imported where they are
 # used, so that --help and a mistyped option answer at once.
@@ -65,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spark-master", default="local[*]", metavar="URL",
                    help="Spark master with --engine spark: local[*] (the default), a "
                         "cluster's URL, or Spark Connect sc://host:port")
+    p.add_argument("--task", choices=["auto", *TASKS], default="auto",
+                   help="what the audit is about: binary (yes/no decisions), multiclass (one "
+                        "of several classes) or regression (a number); auto (the default) "
+                        "infers it from the label's values and says so")
     p.add_argument("--label", help="column with the true outcome; without it only the "
                    "decisions are audited (selection rates, demographic parity, score "
                    "distributions)")
@@ -269,7 +274,8 @@ def spec_from_args(args):
                      reference_strategy=args.reference_strategy, tolerance=args.tolerance,
                      min_group_size=args.min_group_size, max_groups=args.max_groups,
                      bins=bins, alpha=args.alpha, correction=args.correction,
-                     confidence=args.confidence, n_bootstrap=args.bootstrap, seed=args.seed)
+                     confidence=args.confidence, n_bootstrap=args.bootstrap, seed=args.seed,
+                     task="binary" if args.task == "auto" else args.task)
 
 
 def render_summary(result) -> str:
@@ -368,7 +374,8 @@ def _names(result) -> list:
     spec, prov = result.spec, result.provenance
     return [(prov.get("input") or {}).get("name"), *spec.columns(), *spec.attribute_names(),
             *result.groups["group"].unique(), *map(str, prov.get("positive_values") or ()),
-            *map(str, prov.get("negative_values") or ())]
+            *map(str, prov.get("negative_values") or ()),
+            *map(str, getattr(result, "classes", ()))]
 
 
 def _write(path: str, writer, what: str) -> None:
@@ -447,7 +454,15 @@ def _progress_options(args) -> dict:
 
 
 def prepare_file(path, spec):
-    """Read the file and prepare it: ``(Prepared, TableInfo)``.
+    """Read the file and prepare it: ``(Prepared, TableInfo)``."""
+    from .prepare import prepare
+
+    df, info = read_file(path, spec)
+    return prepare(df, spec), info
+
+
+def read_file(path, spec):
+    """Read the columns of ``spec`` from the file: ``(DataFrame, TableInfo)``.
 
     The file is read in a child process capped at the memory limit
     (:func:`fairness_core.guard.read_guarded`; ``FAIRNESS_AUDIT_MEMORY``):
@@ -458,11 +473,34 @@ def prepare_file(path, spec):
     import threading
 
     from .guard import read_guarded
-    from .prepare import prepare
 
     start = "fork" if threading.active_count() == 1 else "forkserver"
-    df, info = read_guarded(path, columns=spec.columns(), start=start)
-    return prepare(df, spec), info
+    return read_guarded(path, columns=spec.columns(), start=start)
+
+
+def resolve_task(args, spec, sample):
+    """The spec with its task: as given (``--task`` or the configuration),
+    or inferred from ``sample()`` (the label's and predictions' values, see
+    :func:`fairness_core.tasks.infer_task`), said on stderr when it is not
+    yes/no decisions."""
+    import dataclasses
+
+    from .tasks import TASK_NAMES, infer_task
+
+    if args.task != "auto" or args.config:
+        return spec
+    guess = infer_task(*sample(), positive=spec.positive)
+    if guess.task == spec.task:
+        return spec
+    if not args.quiet:
+        print(f"fairness-audit: task {guess.task} ({TASK_NAMES[guess.task]}), inferred: "
+              f"{visible_text(guess.reason, _spec_names(spec))}; choose another with --task.",
+              file=sys.stderr)
+    return dataclasses.replace(spec, task=guess.task)
+
+
+def _spec_names(spec) -> list:
+    return [*spec.columns(), *spec.attribute_names()]
 
 
 def main(argv=None) -> int:
@@ -486,22 +524,52 @@ def main(argv=None) -> int:
             check_choices(spec, attribute=args.mitigate_attribute, constraint=args.mitigate,
                           objective=args.mitigate_objective, model=args.mitigate_model)
         from .audit import run_audit
+        result = prepared = None
         engine = None if args.sources else choose_engine(args)
         if args.sources:
             from .sources import count_source, get_source, read_sources_file
+            if spec.task != "multiclass":
+                _check_task(spec)
             listed, problems = read_sources_file(args.sources)
             if args.data in problems:
                 raise InputError(problems[args.data], field="source")
-            prepared, info, _ = count_source(get_source(listed, args.data), spec)
+            if spec.task == "multiclass":
+                from .multiclass_result import audit_multiclass_source
+                result = audit_multiclass_source(get_source(listed, args.data), spec)
+            else:
+                prepared, info, _ = count_source(get_source(listed, args.data), spec)
         elif engine == "memory":
-            prepared, info = prepare_file(args.data, spec)
+            from .prepare import prepare
+            df, info = read_file(args.data, spec)
+            spec = resolve_task(args, spec, lambda: (
+                df[spec.label] if spec.labelled else None, [df[c] for c in spec.predictions]))
+            if spec.task != "binary":
+                from .audit import audit_frame
+                result = audit_frame(df, info, spec=spec)
+            else:
+                prepared = prepare(df, spec)
         else:
-            from .engine import prepare_from_engine
-            prepared, info = prepare_from_engine(args.data, spec, table=args.table,
-                                                 engine=engine,
-                                                 spark_master=args.spark_master,
+            from .engine import prepare_from_engine, task_sample
+            spec = resolve_task(args, spec, lambda: task_sample(
+                args.data, spec, table=args.table, engine=engine,
+                spark_master=args.spark_master))
+            if spec.task == "multiclass":
+                from .multiclass_result import audit_multiclass_engine
+                result = audit_multiclass_engine(args.data, spec, table=args.table,
+                                                 engine=engine, spark_master=args.spark_master,
                                                  **_progress_options(args))
-        result = run_audit(prepared, info)
+            else:
+                _check_task(spec)
+                prepared, info = prepare_from_engine(args.data, spec, table=args.table,
+                                                     engine=engine,
+                                                     spark_master=args.spark_master,
+                                                     **_progress_options(args))
+        if result is None:
+            result = run_audit(prepared, info)
+        elif args.mitigate or args.compare:
+            raise InputError(f"{'--mitigate' if args.mitigate else '--compare'} works on "
+                             f"audits of yes/no decisions; this is a {spec.task} audit.",
+                             field="mitigate" if args.mitigate else "compare")
         mitigation = _mitigate(args, prepared, result)
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")
@@ -528,6 +596,10 @@ def main(argv=None) -> int:
                               suppress_below=k)
         if args.report:
             _write(args.report, lambda p: Path(p).write_text(doc, encoding="utf-8"), "report")
+        if args.export_counts and getattr(result, "task", "binary") == "multiclass":
+            raise InputError("--export-counts writes the count table of yes/no decisions; the "
+                             "confusion tables of a multiclass audit are in its --json and "
+                             "--xlsx outputs ('confusion').", field="export_counts")
         if args.export_counts:
             _write(args.export_counts, lambda p: _export_counts(p, prepared, result, k),
                    "count table")
@@ -555,13 +627,18 @@ def main(argv=None) -> int:
         print(f"fairness-audit: internal error ({type(exc).__name__}: {short(exc, 300)}). Please "
               "report it; set FAIRNESS_AUDIT_DEBUG=1 for details.", file=sys.stderr)
         return 3
-    if args.positive_decision is None and not args.config and not args.quiet:
+    if args.positive_decision is None and not args.config and not args.quiet and \
+            getattr(result, "task", "binary") == "binary":
         _harm_note(result)
     if args.quiet:
         for w in result.warnings:
             print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
-        for w in (result.comparison.warnings if result.comparison is not None else ()):
+        comparison = getattr(result, "comparison", None)
+        for w in (comparison.warnings if comparison is not None else ()):
             print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
+    elif getattr(result, "task", "binary") == "multiclass":
+        from .multiclass_result import render_summary as multiclass_summary
+        print(multiclass_summary(result, lambda t: visible_text(t, _names(result))))
     else:
         print(render_summary(result))
         if mitigation is not None:
@@ -590,6 +667,13 @@ def _mitigate(args, prepared, result) -> str | None:
                           randomised=True if args.mitigate_randomised else None)
     result.mitigation = m.to_dict()
     return mitigation_text(m)
+
+
+def _check_task(spec) -> None:
+    if spec.task != "binary":
+        raise InputError(f"A {spec.task} audit is not available from the command line; "
+                         "audit yes/no decisions (choose the label's positive values with "
+                         "--positive).", field="task")
 
 
 def _harm_note(result) -> None:

@@ -448,6 +448,31 @@ def _open(data, *, table, engine, spark_master):
                         columns=list(t.columns), warnings=warnings), files
 
 
+def task_sample(data, spec: AuditSpec, *, table: str | None = None, engine: str = "duckdb",
+                spark_master: str = "local[*]") -> tuple:
+    """What :func:`fairness_core.tasks.infer_task` needs, from the engine:
+    up to ``MAX_CLASSES + 1`` distinct values of the label and of each
+    prediction column, as ``(label Series or None, [prediction Series])``
+    (a ``SELECT DISTINCT ... LIMIT`` per column; no rows leave the engine)."""
+    from .tasks import MAX_CLASSES
+
+    t, info, _ = _open(data, table=table, engine=engine, spark_master=spark_master)
+    _check_columns(t, spec, info.name)
+
+    def sample(col: str) -> pd.Series:
+        c = t[col]
+        return c.name(col).as_table().filter(c.notnull()).distinct().limit(
+            MAX_CLASSES + 1).to_pandas()[col]
+
+    try:
+        label = sample(spec.label) if spec.labelled else None
+        return label, [sample(c) for c in spec.predictions]
+    except Exception as exc:
+        raise InputError(f"The {engine} engine could not read the label's values in "
+                         f"{info.name!r} ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200]}).", field="file") from None
+
+
 def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,
                         engine: str = "duckdb", spark_master: str = "local[*]",
                         progress=None, progress_delay: float | None = None):

@@ -72,6 +72,9 @@ def tables(result, suppress_below: int = 0) -> dict[str, pd.DataFrame]:
 
     With suppression, the summaries are computed again without the
     suppressed groups (a summary over all groups would reveal their rates)."""
+    if getattr(result, "task", "binary") == "multiclass":
+        from .multiclass_result import export_tables
+        return export_tables(result, suppress_below)
     summ = result.summary
     if suppress_below and suppress_below > 1:
         from .disparity import summary as summarise
@@ -139,6 +142,9 @@ def export_notes(result, suppress_below: int = 0) -> list[str]:
                      f"metrics and summaries are {NO_OUTCOME} and their cells are empty: "
                      f"{', '.join(unavailable)}. The count column 'selected' holds the rows "
                      "(or weight) given the positive decision.")
+    if getattr(result, "task", "binary") == "multiclass":
+        from .multiclass_result import export_notes as multiclass_notes
+        notes += multiclass_notes(result)
     if suppress_below and suppress_below > 1:
         notes.append(f"The metrics of groups with fewer than {suppress_below} rows are "
                      "suppressed for privacy.")

@@ -307,6 +307,8 @@ def guess_roles(df: pd.DataFrame, max_groups: int = 50, max_models: int = 2,
                 g.decision_values[c] = guess
     if not g.predictions and not g.scores and g.decision_values:
         g.predictions = list(g.decision_values)[:1]
+    if not g.predictions and not g.scores:  # no yes/no model: several classes?
+        _class_roles(g, cols, head, copies, max_models)
     used = {g.label, *g.predictions, *g.scores, *copies}
     # sensitive attributes
     cands, numeric = [], []
@@ -352,3 +354,27 @@ def default_bins(values: pd.Series) -> list[float]:
         return [lo] + [float(e) for e in edges] + [hi + 1]
     qs = np.unique(np.round(np.quantile(x, [0, 0.25, 0.5, 0.75]), 2))
     return [float(q) for q in qs] + [hi + 1]
+
+
+def _class_roles(g: Guess, cols: list, head: pd.DataFrame, copies: set,
+                 max_models: int) -> None:
+    """Without a yes/no label: a label of several classes (3 to 20 values,
+    named like an outcome) and the model columns whose values are among its
+    classes (named like a model), for a multiclass audit."""
+    from .tasks import MAX_CLASSES
+
+    def classes(c):
+        vals = head[c].dropna().unique()
+        return {canon(v) for v in vals} if 3 <= len(vals) <= MAX_CLASSES else None
+
+    named = [c for c in cols if c not in copies and (_label_rank(c) is not None or
+             _LABEL_WORDS.search(c)) and not _PRED_WORDS.search(c)]
+    for label in named:
+        have = classes(label)
+        if have is None:
+            continue
+        preds = [c for c in cols if c != label and c not in copies and _PRED_WORDS.search(c)
+                 and (v := classes(c)) is not None and v <= have]
+        if preds:
+            g.label, g.positive, g.predictions = label, None, preds[:max_models]
+            return

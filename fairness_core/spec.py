@@ -152,6 +152,10 @@ class AuditSpec:
         Seed of the bootstrap: the same data and spec give the same numbers.
     power : float in (0, 1)
         The power for the "rows needed" estimates.
+    task : {"binary", "multiclass", "regression"}
+        What the audit is about (see :mod:`fairness_core.tasks`): yes/no
+        decisions (the default), one of several classes, or a number.
+        :func:`fairness_core.tasks.infer_task` guesses it from the data.
     """
 
     label: str | None = None
@@ -177,6 +181,7 @@ class AuditSpec:
     n_bootstrap: int = 1000
     seed: int = 0
     power: float = 0.8
+    task: str = "binary"
 
     def __post_init__(self):
         object.__setattr__(self, "predictions", _as_tuple(self.predictions))
@@ -196,6 +201,19 @@ class AuditSpec:
         """Check the choices that do not need the data."""
         if self.label is not None and not str(self.label).strip():
             object.__setattr__(self, "label", None)
+        from .tasks import TASKS
+        if self.task not in TASKS:
+            raise InputError(f"Unknown task {self.task!r}; use one of {quote_list(TASKS)}.",
+                             field="task", value=self.task)
+        if self.task != "binary" and not self.labelled:
+            raise InputError(f"A {self.task} audit compares predictions with the true "
+                             "outcome: choose the label column, or audit the decisions "
+                             "alone as yes/no decisions.", field="label")
+        if self.task != "binary" and self.scores:
+            raise InputError(f"A {self.task} audit takes each model's predicted "
+                             f"{'class' if self.task == 'multiclass' else 'number'} as a "
+                             "prediction column, not as a score: choose it as a prediction.",
+                             field="scores", column=self.scores[0])
         if not self.predictions and not self.scores:
             raise InputError("Choose at least one prediction column or score column: "
                              "there is no model to audit.", field="predictions")

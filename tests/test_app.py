@@ -431,7 +431,7 @@ BAD_INPUTS = [
                  "binary", id="binary-named-csv"),
     pytest.param(_upload_case("old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600),
                  "file", "Excel 97-2003", id="xls"),
-    pytest.param(_upload_then("three.csv", csv_bytes(three_labels), label="y",
+    pytest.param(_upload_then("three.csv", csv_bytes(three_labels), label="y", task="binary",
                               predictions=["pred"], sensitive=["sex"]), "positive",
                  "choose the values that count as the positive class",
                  id="label-three-values"),
@@ -962,8 +962,11 @@ def test_positive_decision_control_decides_who_a_gap_disadvantages():
 def test_label_with_three_values_takes_a_set_of_positive_values():
     df = SMALL.assign(y=["yes", "no", "maybe", "no"] * 20)
     at = run_default()
-    _upload_then("three.csv", csv_bytes(df), label="y", predictions=[], scores=[],
-                 sensitive=["sex"])(at)
+    _upload_then("three.csv", csv_bytes(df), label="y")(at)
+    # three values are guessed to be several classes; yes/no decisions are one click away
+    assert at.radio(key="task").value == "multiclass"
+    _upload_then("three.csv", csv_bytes(df), label="y", task="binary", predictions=[],
+                 scores=[], sensitive=["sex"])(at)
     at.multiselect(key="predictions").set_value(["pred"]).run()
     at.multiselect(key="positive_set").set_value(["yes", "maybe"]).run()
     assert_clean(at)

@@ -124,6 +124,7 @@ BAD = [
     Bad("label-three-values",
         _csv([("approved", "approved", "A"), ("denied", "denied", "B"),
               ("pending", "approved", "A")]),
+        cli=["--task", "binary"],
         keywords=("'approved'", "'denied'", "'pending'", "positive class", "'y'"),
         field_="positive"),
     Bad("label-entirely-empty", _csv([(None, 1, "A"), (None, 0, "B"), (None, 1, "A")]),

@@ -506,3 +506,31 @@ def test_app_starts_from_another_folder(app_page, start_app, tmp_path):
         page.goto(f"{base}/help")
         expect(title(page, "Help")).to_be_visible()
         assert_no_errors(page)
+
+
+@pytest.mark.browser
+def test_multiclass_sample_classes_page(app_page, app_url):
+    """The triage sample: audited as several classes, its Classes page draws
+    the verdicts and every group's confusion matrix (screenshots saved)."""
+    page = app_page
+    open_app(page, app_url)
+    choose(page, "Predictions table",
+           "Sample: synthetic emergency triage, four levels (8,000 rows)", where=SIDEBAR)
+    expect(page.locator(MAIN).get_by_text("The worst class per attribute")).to_be_visible()
+    assert_no_errors(page)
+    screenshot(page, "multiclass-overview")
+    page.locator('[data-testid="stTopNavLink"]', has_text="Classes").click()
+    expect(title(page, "Classes")).to_be_visible()
+    wait_idle(page)
+    choose(page, "Sensitive attribute", "race", where=MAIN)
+    choose(page, "Class", "2 urgent", where=MAIN)
+    assert_no_errors(page)
+    expect(page.locator(CHART)).to_have_count(2)
+    page.locator(CHART).nth(1).scroll_into_view_if_needed()
+    wait_idle(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "multiclass-classes.png"), full_page=False)
+    heat = page.evaluate("""() => Array.from(document.querySelectorAll(
+        '[data-testid="stPlotlyChart"] .js-plotly-plot')).map(
+        el => (el._fullData || []).filter(t => t.type === 'heatmap').length)""")
+    assert heat == [1, 5]  # the verdicts of the class; one confusion matrix per race group

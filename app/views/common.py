@@ -94,6 +94,9 @@ def needs_outcome_note(ctx, what: str) -> bool:
 
 
 def header(ctx, title: str):
+    if getattr(ctx.result, "task", "binary") == "multiclass":
+        from views.multiclass_pages import header as classes_header
+        return classes_header(ctx, title)
     st.title(title)
     r = ctx.result
     prov = r.provenance

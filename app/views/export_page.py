@@ -93,7 +93,8 @@ def _apply_config():
     p = st.session_state.setdefault("prefs", {})
     p.pop("by_columns", None)  # the loaded settings win over remembered ones
     d = spec.to_dict()
-    for k in ("label", "predictions", "scores", "sensitive", "intersectional", "threshold",
+    for k in ("label", "task", "predictions", "scores", "sensitive", "intersectional",
+              "threshold",
               "tolerance", "min_group_size", "alpha", "correction", "n_bootstrap", "seed"):
         p[k] = d[k]
         st.session_state.pop(k, None)
@@ -195,6 +196,15 @@ def render():
                "@) are stored as text.")
 
     st.subheader("Charts")
+    if getattr(r, "task", "binary") == "multiclass":
+        from views.multiclass_pages import export_charts
+        export_charts(ctx)
+    else:
+        _charts(ctx, r)
+    _config_section(ctx, r)
+
+
+def _charts(ctx, r):
     c1, c2, c3, c4 = st.columns(4)
     with c1:
         kind = st.selectbox("Chart", list(CHARTS), format_func=CHARTS.get, key="export_chart")
@@ -229,6 +239,8 @@ def render():
                 col.download_button(f"Download {fmt.upper()}", data, file_name=name,
                                     key=f"dl_chart_{fmt}")
 
+
+def _config_section(ctx, r):
     st.subheader("Audit configuration")
     st.caption("Save the settings (columns, positive label, attributes, intersections, "
                "references, tolerance, minimum size, threshold, models, alpha, seed) and load "

@@ -75,6 +75,10 @@ def render():
                          key="help_choice")
     for m in CHOICES[situation]:
         st.success(f"**{REGISTRY[m].label}**: {REGISTRY[m].meaning}")
+    from fairness_core.multiclass_result import EXPLANATION
+    st.subheader("Several classes (a triage level, a product tier)")
+    for paragraph in EXPLANATION:
+        st.markdown(paragraph)
     st.subheader("Reading verdicts and significance")
     st.markdown(
         "- Each group is compared with its attribute's **reference group** (by default the "
