@@ -341,9 +341,10 @@ class Store:
     def save_audit(self, result) -> tuple[int, bool]:
         """Save an audit: ``(id, created)``.
 
-        The same data and settings already saved and not signed off give
-        that audit's id (``created`` False); once signed off, a new version
-        pointing to the signed one (carrying its decisions and comments).
+        An audit of the same data (SHA-256) with the same settings is the
+        same audit: saving it again gives the newest saved version's id
+        (``created`` False), signed off or not.  A change to a signed-off
+        review is made on a new version (:meth:`new_version`).
         """
         info = result.provenance.get("input") or {}
         sha = info.get("sha256")
@@ -356,7 +357,7 @@ class Store:
         results = stored_results(result)
         with self.engine.begin() as conn:
             latest = self._latest(conn, sha, shash)
-            if latest is not None and not self._signed(conn, latest.id):
+            if latest is not None:
                 return latest.id, False
             new_id = self._insert_audit(conn, {
                 "saved_at": _now(), "data_sha256": sha, "data_name": info.get("name"),
@@ -364,11 +365,8 @@ class Store:
                 "models_json": json.dumps(list(result.spec.models)),
                 "tool_version": str(result.provenance.get("tool_version") or ""),
                 "provenance_json": json.dumps(results["provenance"]),
-                "results_json": json.dumps(results),
-                "version": 1 if latest is None else latest.version + 1,
-                "previous_id": None if latest is None else latest.id}, count_rows(result))
-            if latest is not None:
-                self._carry_review(conn, latest.id, new_id)
+                "results_json": json.dumps(results), "version": 1, "previous_id": None},
+                count_rows(result))
         return new_id, True
 
     def _latest(self, conn, sha: str, shash: str):

@@ -248,6 +248,7 @@ def test_sign_off_makes_the_audit_read_only_and_a_new_version_points_to_it(store
         with pytest.raises(ReadOnlyAudit, match="signed off by Rita Risk"):
             write()
     assert len(store.trail(audit_id)) == 2  # nothing was added
+    assert store.save_audit(result) == (audit_id, False)  # the same audit, still signed
     new_id = store.new_version(audit_id)
     new = store.review(new_id)
     assert (new.version, new.previous_id, new.signed) == (2, audit_id, False)
@@ -416,3 +417,83 @@ def test_open_store_errors_are_input_errors(tmp_path):
     with pytest.raises(InputError, match=r"Could not open the review store 'postgresql\+psycopg"
                                          r"://u:\*\*\*@127.0.0.1:1/x'"):
         open_store("postgresql://u:secret@127.0.0.1:1/x")
+
+
+# --------------------------------------------------------------------- CLI
+def _cli(*args) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from fairness_core.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def planted_csv(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("cli") / "planted.csv"
+    data.to_csv(path, index=False)
+    other = path.with_name("other.csv")
+    data.head(700).to_csv(other, index=False)
+    return path, other
+
+
+def _audit_args(path):
+    return [path, "--label", "repaid", "--positive", "yes", "--prediction", "approved",
+            "--sensitive", "sex", "--bootstrap", "0"]
+
+
+def test_cli_saves_exports_and_imports_reviews(tmp_path, planted_csv, data):
+    path, other = planted_csv
+    url_a = f"sqlite:///{tmp_path / 'a.sqlite'}"
+    code, _, err = _cli(*_audit_args(path), "--store", url_a)
+    assert code == 0 and "Saved in the review store as audit 1 (version 1)." in err
+    a = open_store(url_a)
+    counts = a.counts(1)
+    f = counts[(counts["attribute"] == "sex") & (counts["group"] == "Female")].iloc[0]
+    female = data[data["sex"] == "Female"]
+    assert f["tp"] == ((female["repaid"] == "yes") & (female["approved"] == "yes")).sum()
+    key = fail_keys(a.review(1))[0]
+    a.decide(1, key, "mitigation_planned", ANN, expected_version=0, owner="Model team",
+             due_date=dt.date(2027, 1, 31))
+    a.sign_off(1, ANN, "Data scientist", "Reviewed before release.")
+    a.close()
+
+    out = tmp_path / "review.json"
+    report = tmp_path / "report.html"
+    code, _, err = _cli(*_audit_args(path), "--store", url_a, "--review-export", out,
+                        "--report", report)
+    assert code == 0 and "Already saved in the review store as audit 1" in err
+    html = report.read_text(encoding="utf-8")
+    assert "Review</h2>" in html and "Signed off by Ann Analyst (unverified), Data scientist" \
+        in html and "owner Model team, due 2027-01-31" in html
+    assert "Reviewer names are typed and unverified: Ann Analyst." in html
+
+    url_b = f"sqlite:///{tmp_path / 'b.sqlite'}"
+    code, _, err = _cli(*_audit_args(path), "--store", url_b, "--review-import", out)
+    assert code == 0 and "Imported 1 decision(s) and 0 comment(s) and the sign-off" in err
+    b = open_store(url_b)
+    got = b.review(1)
+    assert got.signoff["statement"] == "Reviewed before release."
+    assert got.item(key)["decision"]["owner"] == "Model team"
+    b.close()
+
+    code, _, err = _cli(*_audit_args(other), "--store", url_b, "--review-import", out)
+    assert code == 2 and "different audit: data with SHA-256" in err
+    code, _, err = _cli(*_audit_args(path), "--review-export", out)
+    assert code == 2 and "need --store URL" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    code, _, err = _cli(*_audit_args(path), "--store", url_b, "--review-import", bad)
+    assert code == 2 and "not a review exported by fairness-audit" in err
+    code, _, err = _cli(*_audit_args(path), "--store", "sqlite:///" + str(bad / "x.sqlite"))
+    assert code == 2 and "Could not open the review store" in err and "Traceback" not in err
+
+
+def test_cli_without_store_writes_no_database(tmp_path, planted_csv, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = _cli(*_audit_args(planted_csv[0]), "--quiet")
+    assert code == 0 and list(tmp_path.iterdir()) == []
