@@ -166,7 +166,7 @@ def _sign_off(store, review, who) -> None:
             except InputError as err:
                 st.error(say(err.message), icon="⚠️")
             else:
-                st.session_state["review_pick"] = new
+                st.session_state["review_next"] = new  # shown on the next run
                 st.rerun()
         return
     st.write("Not signed off. Signing off records your name, role and statement, and makes "
@@ -192,12 +192,15 @@ def render():
     store = trail.store()
     if store is None:
         return
+    who = trail.reviewer()
     ctx = st.session_state.get("ctx")
     current = save_current(store, ctx)
     listed = store.audits()
     if not len(listed):
         return
     ids = list(listed["id"])
+    if st.session_state.get("review_next") in ids:
+        st.session_state["review_pick"] = st.session_state.pop("review_next")
     want = st.session_state.get("review_pick")
     if want not in ids:
         st.session_state["review_pick"] = current if current in ids else ids[0]
@@ -208,7 +211,6 @@ def render():
     if review.previous_id is not None:
         st.caption(f"Version {review.version}: a new version of saved audit "
                    f"{review.previous_id}.")
-    who = None if review.signed else trail.reviewer()
     if review.unverified_names:
         st.caption("Reviewer names marked (unverified) were typed, not taken from a sign-in.")
     msg = st.session_state.pop("review_saved", None)
@@ -233,5 +235,6 @@ def render():
         pick = st.selectbox("Finding to review", list(by_index), key=f"review_finding_{aid}",
                             format_func=lambda i: f"#{i + 1} {_where(by_index[i]['finding'])}")
         with st.container(border=True):
-            _finding(store, review, pick, by_index[pick], who, names)
-    _sign_off(store, review, who)
+            _finding(store, review, pick, by_index[pick], None if review.signed else who,
+                     names)
+    _sign_off(store, review, None if review.signed else who)
