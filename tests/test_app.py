@@ -228,7 +228,7 @@ def test_default_sample_mapping_and_all_pages_registered(default_app):
                   for info in at._registered_pages.values()}
     assert registered == {"": "Overview", "groups": "Group metrics", "data": "Data",
                           "thresholds": "Thresholds", "models": "Models", "export": "Export",
-                          "help": "Help"}
+                          "review": "Review", "history": "History", "help": "Help"}
     assert all(not info["script_path"] for info in at._registered_pages.values())
 
 
