@@ -226,10 +226,16 @@ def open_store(url) -> "Store":
     u = _driver_url(url)
     shown = u.render_as_string(hide_password=True)
     try:
+        if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+            Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = make_engine(u)
         upgrade(engine)
     except InputError:
         raise
+    except OSError as exc:
+        raise InputError(f"Could not create the folder of the review store {shown!r} "
+                         f"({exc.strerror}). Choose a folder that can be written.",
+                         field="store") from None
     except ModuleNotFoundError as exc:
         raise InputError(f"The review store {shown!r} needs the Python package {exc.name!r}, "
                          "which is not installed.", field="store") from None

@@ -218,3 +218,63 @@ def test_a_reviewed_and_signed_audit_reaches_history_and_report(folder):
     assert "Signed off by Rita Risk (unverified), Data scientist" in html
     assert "Signed for release 4.2." in html
     assert "Reviewer names are typed and unverified: Rita Risk." in html
+
+
+AUTH = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+        "client_id": "fairness", "client_secret": "secret",
+        "server_metadata_url": "https://login.example.org/.well-known/openid-configuration"}
+
+
+def test_signed_in_reviewer_is_recorded_as_verified(folder):
+    at = new_app()
+    at.secrets["store"] = {"folder": str(folder)}
+    at.secrets["auth"] = AUTH
+    at.user = {"is_logged_in": True, "name": "Vera Verified", "email": "vera@example.org"}
+    ok(at.run())
+    page(at, "review")
+    assert not [t for t in at.text_input if t.key == "reviewer_name"]  # no typed name
+    assert any("Reviewing as Vera Verified" in t for t in texts(at.caption))
+    ok(at.button(key="save_audit").click().run())
+    key = at.selectbox(key="review_finding_1").value
+    ok(at.selectbox(key=f"rv_1_{key}_status").set_value("not_an_issue").run())
+    ok(at.text_area(key=f"rv_1_{key}_why").set_value("Within the agreed band.").run())
+    ok(at.button(key=f"rv_1_{key}_save").click().run())
+    store = open_store(sqlite_url(folder))
+    d = store.review(1).findings[key]["decision"]
+    assert (d["reviewer"], d["reviewer_verified"]) == ("Vera Verified", True)
+    assert store.review(1).unverified_names == []
+    store.close()
+    page(at, "export")
+    ok(at.checkbox(key="report_pdf").uncheck().run())
+    ok(at.button(key="make_report").click().run())
+    html = at.session_state["report"][1]["html"][0].decode("utf-8")
+    assert "Every reviewer name comes from the organisation&#39;s sign-in." in html
+    assert "(unverified)" not in html and "Not signed off." in html
+
+
+def test_signed_out_reviewer_is_asked_to_sign_in(folder):
+    at = new_app()
+    at.secrets["store"] = {"folder": str(folder)}
+    at.secrets["auth"] = AUTH
+    at.user = {"is_logged_in": False}
+    ok(at.run())
+    page(at, "review")
+    ok(at.button(key="save_audit").click().run())
+    keys = [b.key for b in at.button]
+    assert "review_login" in keys
+    assert not [k for k in keys if k and k.startswith("rv_1_") and k.endswith("_save")]
+    assert "signoff" not in keys
+    assert not [t for t in at.text_input if t.key == "reviewer_name"]
+
+
+def test_typed_text_is_shown_as_text(folder):
+    at = save_and_name(app_with_store(folder), "<b>Mallory</b> [x](http://evil.example)")
+    key = at.selectbox(key="review_finding_1").value
+    hostile = "**bold** <img src=x onerror=alert(1)> [link](http://evil.example)"
+    ok(at.text_input(key=f"rv_1_{key}_comment").set_value(hostile).run())
+    ok(at.button(key=f"rv_1_{key}_add_comment").click().run())
+    shown = [t for t in texts(at.markdown) if "💬" in t]
+    assert len(shown) == 1
+    text = shown[0]
+    assert "\\*\\*bold\\*\\*" in text and "\\<img" in text and "\\[link\\]" in text
+    assert "\\<b\\>Mallory\\</b\\>" in text

@@ -119,6 +119,18 @@ def test_count_table_matches_hand_counts(store, data, result):
     assert a["provenance"]["library_versions"]["pandas"] == pd.__version__
 
 
+def test_without_a_true_outcome_only_selected_rows_are_kept(store, data):
+    res = audit(data, AuditSpec(predictions=["approved"], sensitive=["sex"], positive="yes",
+                                n_bootstrap=0), name="planted.csv")
+    audit_id, _ = store.save_audit(res)
+    counts = store.counts(audit_id)
+    for sex, g in data.groupby("sex"):
+        row = counts[(counts["attribute"] == "sex") & (counts["group"] == sex)].iloc[0]
+        assert row["n"] == len(g) and row["selected"] == (g["approved"] == "yes").sum()
+        assert row[["tn", "fp", "fn", "tp"]].isna().all()
+    assert "unavailable" in store.audit(audit_id)["results"]
+
+
 def test_same_audit_saved_twice_is_one_audit(store, result):
     first, created = store.save_audit(result)
     again, created_again = store.save_audit(result)
@@ -152,7 +164,12 @@ def test_migrations_on_an_empty_database(tmp_path):
 
 
 def test_migration_keeps_data_of_the_previous_version(tmp_path, result):
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    _migrate_with_data(f"sqlite:///{tmp_path / 'old.sqlite'}", result)
+
+
+def _migrate_with_data(url: str, result):
+    """A store made at version 0001 with an audit in it, then opened (and
+    so upgraded): the audit and its counts are kept and can be reviewed."""
     engine = make_engine(url)
     upgrade(engine, "0001")
     with engine.connect() as conn:
@@ -184,6 +201,7 @@ def test_migration_keeps_data_of_the_previous_version(tmp_path, result):
     key = fail_keys(s.review(7))[0]
     assert s.decide(7, key, "open", ANN, expected_version=0) == 1
     assert s.save_audit(result) == (7, False)
+    s.close()
 
 
 # ------------------------------------------------------------------ review
@@ -332,6 +350,11 @@ def test_two_sessions_on_postgresql(fresh_postgres, result):
 
 
 @pytest.mark.engines
+def test_postgresql_migration_keeps_data_of_the_previous_version(fresh_postgres, result):
+    _migrate_with_data(fresh_postgres, result)
+
+
+@pytest.mark.engines
 def test_postgresql_store_keeps_no_row_and_migrates(fresh_postgres, data, result):
     s = open_store(fresh_postgres)
     try:
@@ -414,6 +437,11 @@ def test_open_store_errors_are_input_errors(tmp_path):
     blocker.write_text("x")
     with pytest.raises(InputError, match="Could not"):
         open_store(sqlite_url(blocker / "sub"))
+    with pytest.raises(InputError, match="Could not create the folder of the review store"):
+        open_store(f"sqlite:///{blocker / 'sub' / 'x.sqlite'}")
+    made = open_store(f"sqlite:///{tmp_path / 'new' / 'folder' / 'x.sqlite'}")
+    assert (tmp_path / "new" / "folder" / "x.sqlite").exists()
+    made.close()
     with pytest.raises(InputError, match=r"Could not open the review store 'postgresql\+psycopg"
                                          r"://u:\*\*\*@127.0.0.1:1/x'"):
         open_store("postgresql://u:secret@127.0.0.1:1/x")

@@ -8,7 +8,7 @@ import streamlit as st
 
 import trail
 from fairness_core import InputError
-from fairness_core.store import STATUSES, ReviewConflict
+from fairness_core.store import STATUSES, ReviewConflict, dumps_export
 from ui import SEVERITY_ICON, md, say, table
 
 ROLES = ["Data scientist", "Risk officer", "Legal reviewer", "Outside auditor", "Other"]
@@ -238,3 +238,11 @@ def render():
             _finding(store, review, pick, by_index[pick], None if review.signed else who,
                      names)
     _sign_off(store, review, None if review.signed else who)
+    st.subheader("Move the review")
+    st.download_button("Download this review (JSON)",
+                       dumps_export(store.export_reviews(aid)).encode("utf-8"),
+                       file_name=f"fairness-review-audit-{aid}-v{review.version}.json",
+                       mime="application/json", key="review_download")
+    st.caption("The decisions, comments and sign-off with the audit's count table and "
+               "results (no row of the data). Another store reads it with the command line's "
+               "--review-import on the same data and settings.")
