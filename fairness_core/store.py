@@ -199,8 +199,13 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
 
 
 def make_engine(url, foreign_keys: bool = True) -> sa.Engine:
-    """A SQLAlchemy engine for a store URL (SQLite waits up to 30 s for
-    another writer and enforces foreign keys unless told not to)."""
+    """A SQLAlchemy engine for a store URL.
+
+    SQLite waits up to 30 s for another writer, enforces foreign keys
+    (unless told not to) and starts each transaction itself: a change
+    (:meth:`Store._change`) with ``BEGIN IMMEDIATE``, so that its checks (is
+    the audit signed off?) and its writes happen under one write lock.
+    """
     u = _driver_url(url)
     if u.get_backend_name() == "sqlite":
         engine = sa.create_engine(u, connect_args={"timeout": 30})
@@ -208,8 +213,14 @@ def make_engine(url, foreign_keys: bool = True) -> sa.Engine:
             return engine
 
         @sa.event.listens_for(engine, "connect")
-        def _fk(dbapi_conn, _record):
+        def _connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None  # the driver starts no transaction itself
             dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn):
+            write = conn.get_execution_options().get("store_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
         return engine
     return sa.create_engine(u, pool_pre_ping=True)
 
@@ -343,6 +354,11 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def _change(self):
+        """A transaction that writes (on SQLite it takes the write lock at
+        once, see :func:`make_engine`)."""
+        return self.engine.execution_options(store_write=True).begin()
+
     # ---------------------------------------------------------------- audits
     def save_audit(self, result) -> tuple[int, bool]:
         """Save an audit: ``(id, created)``.
@@ -361,7 +377,7 @@ class Store:
         spec = result.spec.to_dict()
         shash = spec_hash(spec)
         results = stored_results(result)
-        with self.engine.begin() as conn:
+        with self._change() as conn:
             latest = self._latest(conn, sha, shash)
             if latest is not None:
                 return latest.id, False
@@ -528,7 +544,7 @@ class Store:
         row = {**fields, "reviewer": reviewer.name, "reviewer_verified": reviewer.verified,
                "updated_at": now}
         try:
-            with self.engine.begin() as conn:
+            with self._change() as conn:
                 self._writable(conn, audit_id)
                 self._known_finding(conn, audit_id, key)
                 if expected_version == 0:
@@ -578,7 +594,7 @@ class Store:
         text = str(text or "").strip()
         if not text:
             raise InputError("The comment is empty; write it first.", field="comment")
-        with self.engine.begin() as conn:
+        with self._change() as conn:
             self._writable(conn, audit_id)
             self._known_finding(conn, audit_id, key)
             conn.execute(sa.insert(review_events).values(
@@ -592,13 +608,13 @@ class Store:
             raise InputError("A sign-off needs the signer's role and a statement of what is "
                              "signed off.", field="signoff")
         try:
-            with self.engine.begin() as conn:
+            with self._change() as conn:
                 self._writable(conn, audit_id)
                 conn.execute(sa.insert(signoffs).values(
                     audit_id=audit_id, name=reviewer.name, role=role, statement=statement,
                     verified=reviewer.verified, signed_at=_now()))
         except IntegrityError:
-            with self.engine.begin() as conn:
+            with self._change() as conn:
                 self._writable(conn, audit_id)  # raises: signed off meanwhile
             raise
 
@@ -616,7 +632,7 @@ class Store:
         signed-off review is changed."""
         a = self.audit(audit_id)
         counts = self.counts(audit_id).rename(columns={"group": "group_name"})
-        with self.engine.begin() as conn:
+        with self._change() as conn:
             latest = self._latest(conn, a["data_sha256"], a["spec_hash"])
             base = audit_id if latest is None else latest.id
             if base != audit_id:
@@ -700,7 +716,7 @@ class Store:
                    f"{sha256[:12]}...)") + ". Import them with the data and settings they "
                 "were made on (the settings are in the file).", field="review")
         done = {"decisions": 0, "comments": 0, "signed": False}
-        with self.engine.begin() as conn:
+        with self._change() as conn:
             latest = self._latest(conn, a["data_sha256"], spec_hash(a["spec"]))
             if latest is None:
                 audit_id = self._insert_audit(conn, {

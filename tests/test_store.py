@@ -326,8 +326,61 @@ def _two_sessions(url: str, result):
         two.close()
 
 
+def _sign_off_during_a_decision(url: str, result, rounds: int = 6):
+    """One session signs off while another decides: the decision is either
+    made before the sign-off or refused, never written after it."""
+    one, two = open_store(url), open_store(url)
+    try:
+        audit_id, _ = one.save_audit(result)
+        key = fail_keys(one.review(audit_id))[0]
+        outcomes = []
+        for _ in range(rounds):
+            barrier = threading.Barrier(2)
+            got = {}
+            cur = one.review(audit_id).item(key)["decision"]
+
+            def decide():
+                barrier.wait()
+                try:
+                    two.decide(audit_id, key, "open", BOB,
+                               expected_version=cur["row_version"] if cur else 0)
+                    got["decide"] = "written"
+                except ReadOnlyAudit:
+                    got["decide"] = "refused"
+
+            def sign():
+                barrier.wait()
+                one.sign_off(audit_id, ANN, "Risk officer", "Signed.")
+            threads = [threading.Thread(target=decide), threading.Thread(target=sign)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            review = one.review(audit_id)
+            assert review.signed
+            trail = one.trail(audit_id)
+            if len(trail):
+                last = pd.Timestamp(trail["at"].max())
+                last = last.tz_localize("UTC") if last.tzinfo is None else last
+                assert last <= pd.Timestamp(review.signoff["signed_at"])
+            # this version's trail: Bob's decision is in it exactly when it was written
+            written = int((trail["reviewer"] == "Bob Builder").sum()) if len(trail) else 0
+            assert written == (1 if got["decide"] == "written" else 0)
+            outcomes.append(got["decide"])
+            audit_id = one.new_version(audit_id)
+        return outcomes
+    finally:
+        one.close()
+        two.close()
+
+
 def test_two_sessions_on_one_sqlite_file(tmp_path, result):
     _two_sessions(sqlite_url(tmp_path / "shared"), result)
+
+
+def test_sign_off_during_a_decision_on_sqlite(tmp_path, result):
+    outcomes = _sign_off_during_a_decision(sqlite_url(tmp_path / "shared"), result)
+    assert set(outcomes) <= {"written", "refused"}
 
 
 @pytest.fixture
@@ -347,6 +400,11 @@ def fresh_postgres(postgres_url):
 @pytest.mark.engines
 def test_two_sessions_on_postgresql(fresh_postgres, result):
     _two_sessions(fresh_postgres, result)
+
+
+@pytest.mark.engines
+def test_sign_off_during_a_decision_on_postgresql(fresh_postgres, result):
+    _sign_off_during_a_decision(fresh_postgres, result)
 
 
 @pytest.mark.engines
@@ -518,7 +576,10 @@ def test_cli_saves_exports_and_imports_reviews(tmp_path, planted_csv, data):
     code, _, err = _cli(*_audit_args(path), "--store", url_b, "--review-import", bad)
     assert code == 2 and "not a review exported by fairness-audit" in err
     code, _, err = _cli(*_audit_args(path), "--store", "sqlite:///" + str(bad / "x.sqlite"))
-    assert code == 2 and "Could not open the review store" in err and "Traceback" not in err
+    assert code == 2 and "Could not create the folder of the review store" in err
+    code, _, err = _cli(*_audit_args(path), "--store", "postgresql://me:pw@127.0.0.1:1/x")
+    assert code == 2 and "Could not open the review store 'postgresql+psycopg://me:***@" in err
+    assert "pw" not in err.replace("psycopg", "") and "Traceback" not in err
 
 
 def test_cli_without_store_writes_no_database(tmp_path, planted_csv, monkeypatch):
