@@ -562,7 +562,7 @@ def _store(args, result):
             raise InputError("--review-export and --review-import need --store URL: the store "
                              "the reviews are read from or written to.", field="store")
         return None
-    from .store import dumps_export, open_store, read_export
+    from .store import data_fingerprint, dumps_export, open_store, read_export
 
     store = open_store(args.store)
     try:
@@ -574,8 +574,7 @@ def _store(args, result):
                   file=sys.stderr)
         if args.review_import:
             done = store.import_reviews(
-                read_export(args.review_import),
-                sha256=(result.provenance.get("input") or {}).get("sha256"),
+                read_export(args.review_import), sha256=data_fingerprint(result),
                 spec=result.spec.to_dict())
             audit_id = done["audit_id"]
             if not args.quiet:

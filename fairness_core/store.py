@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from .errors import InputError
 
@@ -295,6 +295,17 @@ def stored_results(result) -> dict:
     return d
 
 
+def data_fingerprint(result) -> str:
+    """What identifies an audit's data: the input's SHA-256, or, for a table
+    counted where it lives (a database, Spark), which has no file to hash,
+    the SHA-256 of the count table the audit was computed from."""
+    sha = (result.provenance.get("input") or {}).get("sha256")
+    if sha:
+        return str(sha)
+    text = json.dumps(count_rows(result), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def count_rows(result) -> list[dict]:
     """The audit's count table as the store keeps it: per model x attribute
     x group the rows, the weight and the cells (with a true outcome the four
@@ -369,11 +380,7 @@ class Store:
         review is made on a new version (:meth:`new_version`).
         """
         info = result.provenance.get("input") or {}
-        sha = info.get("sha256")
-        if not sha:
-            raise InputError("This audit has no fingerprint (SHA-256) of its data, so it "
-                             "cannot be matched to its review later; it is not saved.",
-                             field="store")
+        sha = data_fingerprint(result)
         spec = result.spec.to_dict()
         shash = spec_hash(spec)
         results = stored_results(result)
@@ -404,8 +411,7 @@ class Store:
 
     def find_result(self, result) -> int | None:
         """:meth:`find` for an audit result."""
-        sha = (result.provenance.get("input") or {}).get("sha256")
-        return self.find(sha, result.spec.to_dict()) if sha else None
+        return self.find(data_fingerprint(result), result.spec.to_dict())
 
     def _insert_audit(self, conn, row: dict, counts: list) -> int:
         new_id = conn.execute(sa.insert(audits).values(**row)).inserted_primary_key[0]
@@ -696,9 +702,9 @@ class Store:
                        spec: dict | None = None) -> dict:
         """Read a review exported by :meth:`export_reviews` into this store.
 
-        The audit is matched on its data's SHA-256 and its settings: when
-        ``sha256`` and ``spec`` are given (the audit at hand) they must be
-        the export's; when the store has no such audit, it is added from the
+        The audit is matched on its data's SHA-256 (see
+        :func:`data_fingerprint`) and its settings: when ``sha256`` and
+        ``spec`` are given (the audit at hand) they must be the export's; when the store has no such audit, it is added from the
         export (its counts and results travel with it).  A decision newer
         than this store's replaces it, comments not yet here are added, and
         the sign-off is copied.  Returns what was done: ``audit_id,
@@ -919,5 +925,5 @@ def _jsonable_tree(v):
 
 
 __all__ = ["STATUSES", "ReadOnlyAudit", "Review", "ReviewConflict", "Reviewer", "Store",
-           "SQLAlchemyError", "dumps_export", "finding_key", "open_store", "read_export",
+           "data_fingerprint", "dumps_export", "finding_key", "open_store", "read_export",
            "sqlite_url", "upgrade"]

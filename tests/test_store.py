@@ -4,6 +4,7 @@ two reviewers at once on SQLite and PostgreSQL, and moving reviews between
 stores.  Counts are checked against pandas hand counts of the input."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -586,3 +587,21 @@ def test_cli_without_store_writes_no_database(tmp_path, planted_csv, monkeypatch
     monkeypatch.chdir(tmp_path)
     code, _, _ = _cli(*_audit_args(planted_csv[0]), "--quiet")
     assert code == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_a_table_counted_where_it_lives_is_known_by_its_counts(store, result, data):
+    """A database table has no file to hash: its audit is known by the count
+    table it was computed from."""
+    def without_hash(res):
+        prov = {**res.provenance, "input": {**res.provenance["input"], "sha256": None}}
+        return dataclasses.replace(res, provenance=prov)
+
+    first, created = store.save_audit(without_hash(result))
+    assert created
+    again = audit(data.copy(), SPEC, name="planted.csv")  # the same counts
+    assert store.save_audit(without_hash(again)) == (first, False)
+    fewer = audit(data.head(800), SPEC, name="planted.csv")
+    other, created = store.save_audit(without_hash(fewer))
+    assert created and other != first
+    assert store.audit(first)["data_sha256"] not in (result.provenance["input"]["sha256"],
+                                                     store.audit(other)["data_sha256"])
