@@ -278,3 +278,54 @@ def test_typed_text_is_shown_as_text(folder):
     text = shown[0]
     assert "\\*\\*bold\\*\\*" in text and "\\<img" in text and "\\[link\\]" in text
     assert "\\<b\\>Mallory\\</b\\>" in text
+
+
+@pytest.mark.browser
+def test_browser_saves_reviews_and_shows_the_history(page, start_app, tmp_path):
+    """In a real browser with the store set in the secrets file: save the
+    audit, decide on a finding, and see it in the history."""
+    import os
+
+    from playwright.sync_api import expect
+    from test_browser import MAIN, assert_no_errors, choose, open_app, title, wait_idle
+
+    from conftest import SAFE_FLAGS
+
+    folder = tmp_path / "reviews"
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'[store]\nfolder = "{folder}"\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("FAIRNESS_AUDIT_STORE", None)
+    page.set_default_timeout(30_000)
+    expect.set_options(timeout=30_000)
+    with start_app(env=env, flags=(*SAFE_FLAGS, "--secrets.files", str(secrets))) as base:
+        open_app(page, base)
+        page.locator('[data-testid="stTopNavLink"]', has_text="Review").click()
+        expect(title(page, "Review")).to_be_visible()
+        wait_idle(page)
+        page.get_by_role("button", name="Save this audit to the review store").click()
+        expect(page.locator(MAIN).get_by_text("Saved as audit 1.")).to_be_visible()
+        wait_idle(page)
+        name = page.get_by_label("Your name (as the reviewer)", exact=True)
+        name.fill("Ann Analyst")
+        name.press("Enter")
+        wait_idle(page)
+        expect(page.get_by_role("button", name="Save the decision")).to_be_visible()
+        wait_idle(page, quiet_ms=1500)
+        choose(page, "Status", "Explained", where=MAIN)
+        page.get_by_label("Justification: why the gap is legitimate", exact=True).fill("A known effect.")
+        page.get_by_role("button", name="Save the decision").click()
+        expect(page.locator(MAIN).get_by_text("Decision saved (Explained).")).to_be_visible()
+        expect(page.locator(MAIN).get_by_text("A known effect", exact=False).first
+               ).to_be_visible()
+        wait_idle(page)
+        page.locator('[data-testid="stTopNavLink"]', has_text="History").click()
+        expect(title(page, "History")).to_be_visible()
+        wait_idle(page)
+        expect(page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot')).to_have_count(1)
+        assert_no_errors(page)
+    store = open_store(sqlite_url(folder))
+    decided = [f["decision"] for f in store.review(1).findings if f["decision"]]
+    assert [(d["status"], d["justification"], d["reviewer"]) for d in decided] == [
+        ("explained", "A known effect.", "Ann Analyst")]
+    store.close()

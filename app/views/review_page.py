@@ -9,7 +9,7 @@ import streamlit as st
 import trail
 from fairness_core import InputError
 from fairness_core.store import STATUSES, ReviewConflict, dumps_export
-from ui import SEVERITY_ICON, md, say, table
+from ui import SEVERITY_ICON, md, say
 
 ROLES = ["Data scientist", "Risk officer", "Legal reviewer", "Outside auditor", "Other"]
 STATUS_ICON = {None: "⚪ Open (no decision yet)", "open": "⚪ Open", "explained": "🟢 Explained",
@@ -224,13 +224,14 @@ def render():
     if not items:
         st.info("No finding needs a decision: every gap passed or could not be judged.")
     else:
-        table(pd.DataFrame({
+        st.dataframe(pd.DataFrame({
             "#": [i + 1 for i, _ in items],
             "Severity": [SEVERITY_ICON.get(it["finding"].get("severity"), "") for _, it in items],
             "Finding": [_where(it["finding"]) for _, it in items],
             "Status": [STATUS_ICON.get(it["decision"]["status"] if it["decision"] else None)
                        for _, it in items],
-            "Comments": [len(it["comments"]) for _, it in items]}))
+            "Comments": [len(it["comments"]) for _, it in items]}),
+            hide_index=True, width="stretch", height=min(36 * len(items) + 40, 320))
         by_index = dict(items)
         pick = st.selectbox("Finding to review", list(by_index), key=f"review_finding_{aid}",
                             format_func=lambda i: f"#{i + 1} {_where(by_index[i]['finding'])}")
