@@ -113,6 +113,9 @@ def test_save_decide_and_a_concurrent_change(folder):
     assert (d["status"], d["reason"], d["reviewer"], d["row_version"]) == (
         "not_an_issue", "Ann's typed reason", "Ann Analyst", 3)
     assert list(store.trail(1)["reviewer"]) == ["Ann Analyst", "Bob Builder", "Ann Analyst"]
+    assert "Every decision on this finding (3)" in [e.label for e in at.expander]
+    assert sum("Mitigation planned by Bob Builder (unverified)" in t
+               for t in texts(at.markdown)) == 1
     store.close()
 
 

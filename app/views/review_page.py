@@ -98,6 +98,16 @@ def _finding(store, review, i: int, item: dict, who, names) -> None:
     st.markdown(f"**Decision:** {_decision_text(d)}")
     for c in item["comments"]:
         st.markdown(f"💬 {_who(c['reviewer'], c['verified'])}, {_when(c['at'])}: {md(c['text'])}")
+    changes = store.trail(aid)
+    changes = changes[(changes["finding_key"] == key) & (changes["kind"] == "decision")]
+    if len(changes) > 1:
+        with st.expander(f"Every decision on this finding ({len(changes)})"):
+            for e in changes.itertuples(index=False):
+                at = pd.Timestamp(e.at)
+                at = at.tz_localize("UTC") if at.tzinfo is None else at
+                st.markdown(f"{_when(at)}: {STATUSES.get(e.status, e.status)} by "
+                            f"{_who(e.reviewer, e.reviewer_verified)}"
+                            + (f": {md(e.text)}" if e.text else ""))
     if review.signed:
         return
     if seen != current:
