@@ -66,6 +66,7 @@ audits = sa.Table(
     sa.Column("results_json", sa.Text, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("previous_id", sa.Integer, sa.ForeignKey("audits.id")),
+    sa.UniqueConstraint("data_sha256", "spec_hash", "version", name="uq_audit_version"),
 )
 audit_counts = sa.Table(
     "audit_counts", metadata,
@@ -384,18 +385,24 @@ class Store:
         spec = result.spec.to_dict()
         shash = spec_hash(spec)
         results = stored_results(result)
-        with self._change() as conn:
-            latest = self._latest(conn, sha, shash)
-            if latest is not None:
-                return latest.id, False
-            new_id = self._insert_audit(conn, {
-                "saved_at": _now(), "data_sha256": sha, "data_name": info.get("name"),
-                "spec_hash": shash, "spec_json": json.dumps(spec, sort_keys=True),
-                "models_json": json.dumps(list(result.spec.models)),
-                "tool_version": str(result.provenance.get("tool_version") or ""),
-                "provenance_json": json.dumps(results["provenance"]),
-                "results_json": json.dumps(results), "version": 1, "previous_id": None},
-                count_rows(result))
+        try:
+            with self._change() as conn:
+                latest = self._latest(conn, sha, shash)
+                if latest is not None:
+                    return latest.id, False
+                new_id = self._insert_audit(conn, {
+                    "saved_at": _now(), "data_sha256": sha, "data_name": info.get("name"),
+                    "spec_hash": shash, "spec_json": json.dumps(spec, sort_keys=True),
+                    "models_json": json.dumps(list(result.spec.models)),
+                    "tool_version": str(result.provenance.get("tool_version") or ""),
+                    "provenance_json": json.dumps(results["provenance"]),
+                    "results_json": json.dumps(results), "version": 1, "previous_id": None},
+                    count_rows(result))
+        except IntegrityError:  # someone saved the same audit at the same moment
+            found = self.find(sha, spec)
+            if found is None:
+                raise
+            return found, False
         return new_id, True
 
     def _latest(self, conn, sha: str, shash: str):
@@ -638,6 +645,13 @@ class Store:
         signed-off review is changed."""
         a = self.audit(audit_id)
         counts = self.counts(audit_id).rename(columns={"group": "group_name"})
+        try:
+            return self._new_version(a, audit_id, counts)
+        except IntegrityError:
+            raise InputError(f"Someone started a new version of audit {audit_id} at the same "
+                             "moment; reload to review that one.", field="audit") from None
+
+    def _new_version(self, a: dict, audit_id: int, counts: pd.DataFrame) -> int:
         with self._change() as conn:
             latest = self._latest(conn, a["data_sha256"], a["spec_hash"])
             base = audit_id if latest is None else latest.id

@@ -286,7 +286,21 @@ def test_sign_off_makes_the_audit_read_only_and_a_new_version_points_to_it(store
 def _two_sessions(url: str, result):
     one, two = open_store(url), open_store(url)  # two engines, two connections
     try:
-        audit_id, _ = one.save_audit(result)
+        saved = []
+        start = threading.Barrier(2)
+
+        def save(store):
+            start.wait()
+            saved.append(store.save_audit(result))
+        savers = [threading.Thread(target=save, args=(s,)) for s in (one, two)]
+        for t in savers:
+            t.start()
+        for t in savers:
+            t.join()
+        # both saved the same audit at the same moment: one audit, saved once
+        assert len({i for i, _ in saved}) == 1 and sorted(c for _, c in saved) == [False, True]
+        assert len(one.audits()) == 1
+        audit_id = saved[0][0]
         key = fail_keys(two.review(audit_id))[0]
         seen_by_one = one.review(audit_id).item(key)["decision"]
         seen_by_two = two.review(audit_id).item(key)["decision"]

@@ -19,6 +19,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("version", sa.Integer, nullable=False, server_default="1"))
         batch.add_column(sa.Column("previous_id", sa.Integer, nullable=True))
         batch.create_foreign_key("fk_audits_previous", "audits", ["previous_id"], ["id"])
+        batch.create_unique_constraint("uq_audit_version",
+                                       ["data_sha256", "spec_hash", "version"])
     op.create_table(
         "finding_reviews",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -69,6 +71,7 @@ def downgrade() -> None:
     op.drop_table("review_events")
     op.drop_table("finding_reviews")
     with op.batch_alter_table("audits") as batch:
+        batch.drop_constraint("uq_audit_version", type_="unique")
         batch.drop_constraint("fk_audits_previous", type_="foreignkey")
         batch.drop_column("previous_id")
         batch.drop_column("version")
