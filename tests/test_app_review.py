@@ -130,6 +130,8 @@ def test_signed_audit_is_read_only_and_a_new_version_points_to_it(folder):
     ok(at.button(key="signoff").click().run())
     assert any("Signed off by Ann Analyst (unverified) (Risk officer)" in t
                for t in texts(at.success))
+    assert any("signed off by Ann Analyst (unverified)" in t and "read-only" in t
+               for t in texts(at.info))
     keys = [b.key for b in at.button]
     assert f"rv_1_{key}_save" not in keys and "signoff" not in keys
     assert any("Ask the data owner" in t for t in texts(at.markdown))

@@ -221,6 +221,10 @@ def render():
     if review.previous_id is not None:
         st.caption(f"Version {review.version}: a new version of saved audit "
                    f"{review.previous_id}.")
+    if review.signed:
+        s = review.signoff
+        st.info(f"This version was signed off by {_who(s['name'], s['verified'])} on "
+                f"{_when(s['signed_at'])} and is read-only.", icon="🔏")
     if review.unverified_names:
         st.caption("Reviewer names marked (unverified) were typed, not taken from a sign-in.")
     msg = st.session_state.pop("review_saved", None)
