@@ -354,6 +354,21 @@ def run_audit(loaded: Loaded, spec: AuditSpec):
     return memo(("result", loaded.sha256, spec.to_json()), lambda: auditor.run(spec))
 
 
+def with_auditor(loaded: Loaded, spec: AuditSpec, fn):
+    """``fn(auditor)`` with the auditor that counted this table for ``spec``
+    (the same one :func:`run_audit` uses: nothing is counted again), under
+    the shared lock for a bundled sample."""
+    if loaded.source is not None:
+        return fn(counted(loaded, spec).auditor)
+    if loaded.sample_key is not None:
+        auditor, lock = _shared_auditor(*loaded.sample_key, counting_key(spec), spec)
+        with lock:
+            return fn(auditor)
+    auditor = memo(("auditor", loaded.sha256, counting_key(spec)),
+                   lambda: Auditor(loaded.df, spec, loaded.info))
+    return fn(auditor)
+
+
 def field_of(err: InputError, spec_values: dict) -> str:
     """Which control an InputError belongs to."""
     if err.field == "columns" and err.column:
@@ -362,3 +377,33 @@ def field_of(err: InputError, spec_values: dict) -> str:
             if v == err.column or (isinstance(v, (list, tuple)) and err.column in v):
                 return key
     return err.field or "file"
+
+
+def paired(loaded: Loaded, spec: AuditSpec, result, model_a: str, model_b: str):
+    """Two models of the audit compared on the same rows, group by group
+    (:func:`fairness_core.compare.paired_comparison`), from the auditor that
+    counted this audit: its rows (or an engine's records) give the joint
+    counts of the two models' decisions, score models at the audit's
+    thresholds."""
+    from fairness_core.compare import paired_comparison
+
+    def compute():
+        if loaded.source is not None:
+            auditor, lock = counted(loaded, spec).auditor, threading.Lock()
+        elif loaded.sample_key is not None:
+            auditor, lock = _shared_auditor(*loaded.sample_key, counting_key(spec), spec)
+        else:
+            auditor = memo(("auditor", loaded.sha256, counting_key(spec)),
+                           lambda: Auditor(loaded.df, spec, loaded.info))
+            lock = threading.Lock()
+        thresholds = {m: t["threshold"] for m, t in
+                      (result.provenance.get("thresholds") or {}).items()}
+        with lock:
+            p = auditor.prepared
+            decisions = {m: p.scores[m] >= t for m, t in thresholds.items()
+                         if m in (model_a, model_b)}
+            return paired_comparison(p, auditor.index, model_a, model_b, decisions=decisions,
+                                     alpha=spec.alpha, correction=spec.correction,
+                                     confidence=spec.confidence)
+
+    return memo(("paired", loaded.sha256, spec.to_json(), model_a, model_b), compute)

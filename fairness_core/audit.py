@@ -76,6 +76,10 @@ class AuditResult:
     scores: dict
     findings: list
     warnings: list = field(default_factory=list)
+    #: a mitigation preview's JSON (:meth:`fairness_core.mitigation.Mitigation.to_dict`), if any
+    mitigation: dict | None = None
+    #: the change from an earlier audit (:class:`fairness_core.compare.Comparison`), if any
+    comparison: object = None
 
     @property
     def group_metrics(self) -> pd.DataFrame:
@@ -151,6 +155,10 @@ class AuditResult:
             out["unavailable"] = self.unavailable
         if len(self.scores.get("means", [])):  # mean scores per group, score models only
             out["score_distributions"] = _records(self.scores["means"])
+        if self.mitigation is not None:
+            out["mitigation"] = self.mitigation
+        if self.comparison is not None:  # the change from an earlier audit
+            out["comparison"] = self.comparison.to_dict()
         return out
 
     def to_json(self, indent: int | None = 2) -> str:

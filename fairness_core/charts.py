@@ -537,6 +537,36 @@ def model_scatter(overall: pd.DataFrame, summary: pd.DataFrame, *, attribute: st
                             f"across the groups of {esc(attribute)}.")
 
 
+def tradeoff_chart(tradeoff: pd.DataFrame, *, objective: str, attribute: str,
+                   constraint_words: str) -> go.Figure:
+    """A mitigation preview's trade-off: the objective reached against the
+    worst ratio between groups, one point per tolerance level, with today's
+    operating point and the chosen one marked (``tradeoff`` as
+    :attr:`fairness_core.mitigation.Mitigation.tradeoff`)."""
+    t = pd.DataFrame(tradeoff)
+    curve = t[t["point"].fillna("") == ""].sort_values("worst_ratio")
+    label = REGISTRY[objective].label
+    fig = go.Figure()
+    fig.add_scatter(x=curve["worst_ratio"], y=curve["objective"] * 100, mode="lines+markers",
+                    name="best thresholds at each tolerance", line=dict(color=PALETTE[0]),
+                    customdata=curve["tolerance"],
+                    hovertemplate="tolerance %{customdata:.2f}: worst ratio %{x:.3f}, "
+                                  + esc(label.lower()) + " %{y:.2f}%<extra></extra>")
+    marks = {"today": ("today (one threshold)", "#444444", "x"),
+             "chosen": ("chosen (per-group thresholds)", "#D62728", "star")}
+    for key, (name, color, symbol) in marks.items():
+        p = t[t["point"] == key]
+        if len(p):
+            fig.add_scatter(x=p["worst_ratio"], y=p["objective"] * 100, mode="markers",
+                            name=name, marker=dict(size=16, color=color, symbol=symbol),
+                            hovertemplate=name + ": worst ratio %{x:.3f}, "
+                            + esc(label.lower()) + " %{y:.2f}%<extra></extra>")
+    fig.update_xaxes(title_text="worst ratio between groups (1 = equal)")
+    fig.update_yaxes(title_text=f"{label.lower()} (%)")
+    return _layout(fig, f"What closing the gap costs: {label.lower()} against the worst ratio",
+                   subtitle=f"{esc(constraint_words)}, groups of {esc(attribute)}.")
+
+
 # ---------------------------------------------------------------------------
 # Static export
 # ---------------------------------------------------------------------------
@@ -581,6 +611,66 @@ def file_name(*parts, ext: str) -> str:
 
     words = [re.sub(r"[^A-Za-z0-9._-]+", "-", str(p)).strip("-")[:40] for p in parts if p]
     return "_".join([w for w in words if w] + [date.today().isoformat()]) + f".{ext}"
+
+
+def comparison_chart(changes: pd.DataFrame, *, model: str, attribute: str, metric: str,
+                     confidence: float = 0.95, order=None) -> go.Figure:
+    """Before and after per group, and the change with its interval.
+
+    ``changes`` is :attr:`fairness_core.compare.Comparison.changes`.  Left:
+    each group's value in the earlier audit (open marker) and now (filled),
+    joined by a line; right: the change (after - before) with its interval
+    and the line of no change.  A significant change is marked."""
+    from plotly.subplots import make_subplots
+
+    m = REGISTRY[metric]
+    c = changes[(changes["model"] == model) & (changes["attribute"] == attribute)
+                & (changes["metric"] == metric)]
+    order = [g for g in (order if order is not None else c["group"]) if g in set(c["group"])]
+    c = c.set_index("group").reindex(order)
+    colors = group_colors(order)
+    scale = 100.0 if m.percent else 1.0
+    unit = " (%)" if m.percent else ""
+    y = [esc(g) for g in order]
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=(f"{esc(m.label)}: earlier and now",
+                                        f"Change{' (points)' if m.percent else ''}"))
+    before, after = c["before"].to_numpy(dtype=float), c["after"].to_numpy(dtype=float)
+    for i, g in enumerate(order):
+        fig.add_scatter(x=[before[i] * scale, after[i] * scale], y=[y[i], y[i]],
+                        mode="lines", line=dict(color="#BBBBBB", width=3), showlegend=False,
+                        hoverinfo="skip", row=1, col=1)
+    fig.add_scatter(x=(before * scale).tolist(), y=y, mode="markers", name="earlier audit",
+                    marker=dict(size=13, symbol="circle-open", color="#555555",
+                                line=dict(width=2)),
+                    hovertemplate="%{y}: %{x:.3f} earlier<extra></extra>", row=1, col=1)
+    fig.add_scatter(x=(after * scale).tolist(), y=y, mode="markers", name="this audit",
+                    marker=dict(size=13, color=[colors[g] for g in order]),
+                    hovertemplate="%{y}: %{x:.3f} now<extra></extra>", row=1, col=1)
+    ch = c["change"].to_numpy(dtype=float) * scale
+    lo = c["change_ci_low"].to_numpy(dtype=float) * scale
+    hi = c["change_ci_high"].to_numpy(dtype=float) * scale
+    sig = c["significant"].fillna(False).to_numpy(dtype=bool)
+    fig.add_scatter(
+        x=ch.tolist(), y=y, mode="markers+text", showlegend=False,
+        marker=dict(size=12, symbol=["diamond" if s else "diamond-open" for s in sig],
+                    color=[colors[g] for g in order], line=dict(width=2)),
+        error_x=dict(type="data", symmetric=False,
+                     array=np.nan_to_num(hi - ch, nan=0.0), arrayminus=np.nan_to_num(
+                         ch - lo, nan=0.0), color="#333333", thickness=1.5, width=6),
+        text=["significant" if s else "" for s in sig], textposition="top center",
+        hovertemplate="%{y}: change %{x:.3f}<extra></extra>", row=1, col=2)
+    fig.add_vline(x=0, line=dict(color="#0072B2", dash="dash", width=1.5), row=1, col=2)
+    fig.update_xaxes(title_text=f"{esc(m.label.lower())}{unit}", row=1, col=1)
+    fig.update_xaxes(title_text=f"after - before{unit}", row=1, col=2)
+    fig.update_yaxes(title_text=esc(attribute), autorange="reversed", row=1, col=1)
+    fig = _layout(fig, f"{esc(m.label)} by {esc(attribute)}: the change since the earlier "
+                       "audit",
+                  subtitle=f"Model {esc(model)}. Bars: {fmt.level(confidence)} intervals of "
+                           "the change (filled diamond: significant after correction).",
+                  height=max(380, 180 + 60 * len(order)))
+    fig.update_layout(margin=dict(t=125))  # room for the panels' titles under the subtitle
+    return fig
 
 
 def trend_chart(trend: pd.DataFrame, *, model: str, attribute: str, metric: str,

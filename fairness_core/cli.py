@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-config", metavar="OUT.json",
                    help="save this audit's settings (with the data's SHA-256) to load again")
     p.add_argument("--json", metavar="OUT.json", help="write the full audit as JSON")
+    p.add_argument("--compare", metavar="BASELINE.json",
+                   help="compare with an earlier audit (the JSON its --json wrote): the change "
+                        "of every group's rates and of every gap, with intervals and tests")
     p.add_argument("--xlsx", metavar="OUT.xlsx",
                    help="write the group, disparity and summary tables as an Excel workbook")
     p.add_argument("--report", metavar="OUT.html",
@@ -164,6 +167,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "when the count ends. auto (the default, or FAIRNESS_AUDIT_PROGRESS): "
                         "only when stderr is a terminal; always: also to a file or pipe; "
                         "never. --quiet turns it off")
+    m = p.add_argument_group("mitigation preview (score models)")
+    m.add_argument("--mitigate", choices=["demographic_parity", "equal_opportunity",
+                                          "equalized_odds"],
+                   help="preview per-group thresholds that bring the chosen rates of every "
+                        "group of --mitigate-attribute within the tolerance, and what they "
+                        "cost (in the terminal, the JSON's 'mitigation' and the report)")
+    m.add_argument("--mitigate-attribute", metavar="ATTR",
+                   help="the attribute whose groups get their own thresholds")
+    m.add_argument("--mitigate-objective", choices=["accuracy", "balanced_accuracy"],
+                   default="accuracy", help="what the thresholds keep as high as possible "
+                                            "(accuracy)")
+    m.add_argument("--mitigate-model", metavar="COL",
+                   help="the score column to set thresholds on (default: the first --score)")
+    m.add_argument("--mitigate-randomised", action="store_true",
+                   help="allow randomised thresholds for demographic parity and equal "
+                        "opportunity too (equalized odds always allows them)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
@@ -472,6 +491,10 @@ def main(argv=None) -> int:
             print("fairness-audit: no --label given: auditing the decisions alone (selection "
                   "rates, demographic parity, score distributions); metrics that need the "
                   "true outcome are not available.", file=sys.stderr)
+        if args.mitigate:
+            from .mitigation import check_choices
+            check_choices(spec, attribute=args.mitigate_attribute, constraint=args.mitigate,
+                          objective=args.mitigate_objective, model=args.mitigate_model)
         from .audit import run_audit
         engine = None if args.sources else choose_engine(args)
         if args.sources:
@@ -489,11 +512,15 @@ def main(argv=None) -> int:
                                                  spark_master=args.spark_master,
                                                  **_progress_options(args))
         result = run_audit(prepared, info)
+        mitigation = _mitigate(args, prepared, result)
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")
         warn = exports.check_data(getattr(args, "_config_data", None), sha)
         if warn:
             result.warnings.insert(0, warn)
+        if args.compare:
+            from .compare import compare_audits
+            result.comparison = compare_audits(args.compare, result)
         review = _store(args, result)
         if args.json:
             _write(args.json, lambda p: Path(p).write_text(result.to_json(), encoding="utf-8"),
@@ -544,8 +571,17 @@ def main(argv=None) -> int:
     if args.quiet:
         for w in result.warnings:
             print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
+        for w in (result.comparison.warnings if result.comparison is not None else ()):
+            print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
     else:
         print(render_summary(result))
+        if mitigation is not None:
+            names = _names(result)
+            print("\n" + "\n".join(visible_text(line, names) for line in mitigation.split("\n")))
+        if result.comparison is not None:
+            from .compare import render_comparison
+            print()
+            print(render_comparison(result.comparison, _names(result)))
     if args.fail_on_disparity and result.failed:
         n = int((result.disparities["verdict"] == "fail").sum())
         print(f"fairness-audit: {n} disparities fail the tolerance.", file=sys.stderr)
@@ -588,6 +624,20 @@ def _store(args, result):
         return store.review(audit_id)
     finally:
         store.close()
+
+
+def _mitigate(args, prepared, result) -> str | None:
+    """The mitigation preview asked for with --mitigate: kept on the result
+    (JSON, report); returns its terminal text."""
+    if not args.mitigate:
+        return None
+    from .mitigation import mitigate_prepared, mitigation_text
+    m = mitigate_prepared(prepared, attribute=args.mitigate_attribute,
+                          constraint=args.mitigate, objective=args.mitigate_objective,
+                          model=args.mitigate_model,
+                          randomised=True if args.mitigate_randomised else None)
+    result.mitigation = m.to_dict()
+    return mitigation_text(m)
 
 
 def _harm_note(result) -> None:

@@ -327,3 +327,25 @@ def count_records(prepared: Prepared, index: GroupIndex | None = None,
     for col in (*outcome, *spec.predictions):
         out[col] = yes_no[out[col].to_numpy()]
     return out, name, notes
+
+
+def paired_counts(prepared, index, model_a: str, model_b: str, decisions: dict | None = None,
+                  weighted: bool = True) -> np.ndarray:
+    """The joint counts of two models' decisions, per finest group
+    combination and true outcome: ``(k, 2, 2, 2)`` indexed ``[combination,
+    outcome, decision of a, decision of b]``, weighted by the sample weight
+    (when ``weighted`` and the audit has one) and by a count table's row
+    counts.  One bincount over the rows; the counts of two parts of a table
+    add up to the counts of the table.
+
+    ``decisions`` overrides a model's decisions (model -> boolean array), e.g.
+    a score model at another threshold.
+    """
+    k = index.n_combos
+    da = (decisions or {}).get(model_a, prepared.predictions[model_a])
+    db = (decisions or {}).get(model_b, prepared.predictions[model_b])
+    w = prepared.weight if weighted and prepared.weight is not None else prepared.row_counts
+    code = index.key.astype(np.int64) * 8 + prepared.y.astype(np.int64) * 4 \
+        + np.asarray(da, dtype=np.int64) * 2 + np.asarray(db, dtype=np.int64)
+    cnt = np.bincount(code, weights=w, minlength=8 * k)
+    return cnt.reshape(k, 2, 2, 2)

@@ -33,7 +33,7 @@ from .tolerance import Tolerance
 
 #: The numbered sections, in order; absent ones take no number.
 SECTIONS = ("summary", "provenance", "methodology", "findings", "attributes", "intersections",
-            "thresholds", "models", "limitations", "review")
+            "thresholds", "models", "mitigation", "earlier", "limitations", "review")
 #: How a positive decision reads in the report.
 DECISION_WORDS = {"benefit": "a benefit for the person who gets it",
                   "harm": "a harm for the person who gets it"}
@@ -290,6 +290,41 @@ def _comparison(result, single: list, fig) -> list[str]:
             for attr in single]
 
 
+def _mitigation(result, fig) -> dict | None:
+    """The mitigation preview section, when the audit carries one."""
+    d = getattr(result, "mitigation", None)
+    if not d:
+        return None
+    from . import charts
+    from .mitigation import CONSTRAINT_WORDS, before_after_table
+
+    chart = None
+    if d["tradeoff"]:
+        chart = fig(charts.tradeoff_chart(pd.DataFrame(d["tradeoff"]), objective=d["objective"],
+                                          attribute=d["attribute"],
+                                          constraint_words=CONSTRAINT_WORDS[d["constraint"]]))
+    label = REGISTRY[d["objective"]].label
+    facts = [("Constraint", CONSTRAINT_WORDS[d["constraint"]]), ("Attribute", d["attribute"]),
+             ("Score model", d["model"]),
+             ("Tolerance", Tolerance(d["tolerance"]).band() + " times the "
+              + (f"reference group ({d['reference']})" if d["reference"] else "highest group")),
+             (label, f"{d['objective_before']:.2%} today, {d['objective_after']:.2%} after"),
+             ("Randomised thresholds", "yes" if d["randomised"] else "no")]
+    return {"caveat": d["caveat"], "summary": d["summary"], "facts": _pairs(facts),
+            "table": _table(before_after_table(d)), "chart": chart,
+            "notes": list(d["notes"]) + [d["intervals"]]}
+def _earlier(result) -> dict | None:
+    """The comparison with an earlier audit, when there is one."""
+    comp = getattr(result, "comparison", None)
+    if comp is None:
+        return None
+    from .compare import report_section
+    sec = report_section(comp)
+    sec["gaps"] = _table(sec["gaps"], ("before", "after", "change", "adj. p"))
+    sec["significant"] = _table(sec["significant"], ("before", "after", "change", "adj. p"))
+    return sec
+
+
 def _limitations(result) -> list[str]:
     """Groups too small to judge, undefined comparisons, rows left out, warnings."""
     spec = result.spec
@@ -387,13 +422,16 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
         "thresholds_title": "Thresholds and calibration" if result.labelled else
         "Score distributions and thresholds",
         "comparison": _comparison(result, single, fig),
+        "mitigation": _mitigation(result, fig),
+        "earlier": _earlier(result),
         "limitations": _limitations(result),
         "appendix_groups": _appendix_groups(result, suppress_below),
         "appendix_disparities": _appendix_disparities(result, suppress_below),
     }
     context["review"] = review_section(review)
     optional = {"intersections": context["intersections"], "thresholds": context["thresholds"],
-                "models": context["comparison"], "review": context["review"]}
+                "models": context["comparison"], "mitigation": context["mitigation"],
+                "earlier": context["earlier"], "review": context["review"]}
     context["n"] = section_numbers(s for s in SECTIONS if optional.get(s, True))
     return render(context)
 

@@ -290,9 +290,14 @@ def _round_range(provenance: dict) -> dict:
 def stored_results(result) -> dict:
     """What the store keeps of an audit's results: its JSON (see
     :meth:`~fairness_core.audit.AuditResult.to_dict`) with the scores'
-    range rounded."""
+    range rounded, without a mitigation preview or a comparison with an
+    earlier audit."""
     d = json.loads(result.to_json(indent=None))
     d["provenance"] = _round_range(d.get("provenance") or {})
+    # a mitigation preview (its per-group cut-offs may be people's exact scores) and the
+    # comparison with an earlier audit are what-ifs made on the side, not the audit's results
+    for extra in ("mitigation", "comparison"):
+        d.pop(extra, None)
     return d
 
 

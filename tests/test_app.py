@@ -227,7 +227,8 @@ def test_default_sample_mapping_and_all_pages_registered(default_app):
     registered = {info["url_pathname"]: info["page_name"]
                   for info in at._registered_pages.values()}
     assert registered == {"": "Overview", "groups": "Group metrics", "data": "Data",
-                          "thresholds": "Thresholds", "models": "Models", "export": "Export",
+                          "thresholds": "Thresholds", "mitigation": "Mitigation",
+                          "models": "Models", "compare": "Compare", "export": "Export",
                           "review": "Review", "history": "History", "help": "Help"}
     assert all(not info["script_path"] for info in at._registered_pages.values())
 

@@ -98,6 +98,16 @@ def test_no_row_level_value_reaches_any_table(store, data, result):
     assert th["score_max"] == pytest.approx(hi, rel=5e-3) and th["score_max"] != hi
 
 
+def test_previews_made_on_the_side_are_not_saved(store, data, result):
+    """A mitigation preview's cut-offs can be people's exact scores: not kept."""
+    cut = float(data["risk"].iloc[17])
+    with_preview = dataclasses.replace(result, mitigation={"thresholds": {"Female": cut}})
+    assert str(cut) in with_preview.to_json()
+    audit_id, _ = store.save_audit(with_preview)
+    assert "mitigation" not in store.audit(audit_id)["results"]
+    assert repr(cut) not in dump(store.engine)
+
+
 def test_count_table_matches_hand_counts(store, data, result):
     audit_id, _ = store.save_audit(result)
     counts = store.counts(audit_id)

@@ -5,7 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from fairness_core import charts
-from fairness_core.formatting import num, pct
+from fairness_core import InputError
+from fairness_core.formatting import num, pct, short
 from fairness_core.metrics import NO_OUTCOME
 from ui import chart, shown
 from views.common import context, pick_attribute, pick_model
@@ -68,4 +69,31 @@ def render():
                                "selection_rate"),
           key="model_scatter")
     st.dataframe(shown(comparison_table(r, attribute), "Model"), hide_index=True,
+                 width="stretch")
+    paired_section(ctx, attribute)
+
+
+def paired_section(ctx, attribute: str):
+    """Two models on the same rows: McNemar's test group by group."""
+    from fairness_core.compare import paired_table
+
+    r = ctx.result
+    st.subheader("Two models on the same rows")
+    st.caption("Both models decided for the same people, so their rates are compared pair by "
+               "pair: only the rows where the two decisions differ carry evidence (McNemar's "
+               "test, corrected for the number of comparisons; Bonett-Price intervals of the "
+               "difference). Rates among the people a model selects (precision) are left out: "
+               "each model selects other people.")
+    models = list(r.spec.models)
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("First model", models, index=0, key="paired_a", format_func=short)
+    b = c2.selectbox("Second model", [m for m in models if m != a], index=0, key="paired_b",
+                     format_func=short)
+    import state
+    try:
+        pairs = state.paired(ctx.loaded, ctx.spec, r, a, b)
+    except InputError as err:
+        st.error(ctx.say(err.message), icon="⚠️")
+        return
+    st.dataframe(paired_table(pairs, attribute, r.spec.confidence), hide_index=True,
                  width="stretch")

@@ -1,0 +1,894 @@
+"""Mitigation preview: what would per-group thresholds cost?
+
+For one score model and one sensitive attribute, find a threshold per
+group that brings the constrained rates of every group inside the audit's
+tolerance band while keeping as much of the objective (accuracy or
+balanced accuracy) as possible; report the thresholds, every group's
+metrics before and after (with intervals), the cost, and the trade-off
+between the objective and the largest gap over a range of tolerances.
+
+Everything is read off the score counts (:class:`~fairness_core.scores.ScoreCounts`):
+per finest group combination, the positives and negatives in each score
+bin.  A threshold is a bin edge, so a group's confusion counts at every
+threshold are running sums, and the search never touches the rows.
+
+How the band is applied
+    As the audit judges the gap: each group's constrained rate divided by
+    the reference group's must lie inside ``[tolerance, 1 / tolerance]``
+    (a reference at 0 passes only a group at 0).  The reference is the
+    named one, else the largest group; with the ``best`` reference
+    strategy (the best-off group per metric), the same band is the
+    requirement that the lowest rate be at least ``tolerance`` times the
+    highest.  Groups with fewer rows than the minimum group size (and, for
+    a true or false positive rate, groups without positives or negatives)
+    get no verdict in the audit; they keep today's threshold and do not
+    constrain the others.  Constrained rates: selection rate
+    (``demographic_parity``), true positive rate (``equal_opportunity``),
+    true and false positive rates (``equalized_odds``).
+
+How the search works
+    Deterministic thresholds (one per group): every threshold of the
+    reference group is tried; for each, every other group independently
+    takes its best threshold among those that put its rate inside the band
+    around the reference's (the objective is a sum over groups, and each
+    group's rates only fall as its threshold rises, so the admissible
+    thresholds form one run, searched with a range-maximum table).  This is
+    exact: the best combination of thresholds.  With the ``best`` strategy
+    the lowest rate takes the reference's place.  Equalized odds with the
+    ``best`` strategy is searched with randomised thresholds only.
+
+    Randomised thresholds (as fairlearn's ``ThresholdOptimizer``): a group's
+    rule is a lottery over a few thresholds (in effect: above the top
+    threshold always selected, between thresholds selected with some
+    probability, below the lowest never).  Its expected counts are the
+    mixture of its thresholds' counts, so the achievable points are the
+    convex hull of the group's threshold points, and the best lottery is a
+    small linear programme over the hull's corners (scipy's HiGHS simplex),
+    exact up to floating point.  Equalized odds needs this in general: a
+    single threshold per group rarely gives equal true and false positive
+    rates at once.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .counts import CELLS, CountCube, count_table
+from .disparity import named_group
+from .errors import InputError, quote_list
+from .metrics import REGISTRY, add_metrics, metric_values
+from .spec import INTERSECTION_SEP
+from .tolerance import Tolerance
+
+CONSTRAINTS = {
+    "demographic_parity": ("selection_rate",),
+    "equal_opportunity": ("tpr",),
+    "equalized_odds": ("tpr", "fpr"),
+}
+CONSTRAINT_WORDS = {
+    "demographic_parity": "demographic parity (selection rates within the band)",
+    "equal_opportunity": "equal opportunity (true positive rates within the band)",
+    "equalized_odds": "equalized odds (true and false positive rates within the band)",
+}
+#: fairlearn's ThresholdOptimizer names of the same constraints and objectives
+FAIRLEARN_CONSTRAINTS = {"demographic_parity": "demographic_parity",
+                         "equal_opportunity": "true_positive_rate_parity",
+                         "equalized_odds": "equalized_odds"}
+OBJECTIVES = {"accuracy": "accuracy_score", "balanced_accuracy": "balanced_accuracy_score"}
+#: The metrics shown per group before and after.
+SHOWN = ("selection_rate", "tpr", "fpr", "ppv", "accuracy")
+#: Tolerance levels of the trade-off curve: from this ratio up to 1.
+TRADEOFF_FROM = 0.5
+N_TRADEOFF = 21
+CAVEAT = ("Group-specific thresholds use the sensitive attribute at the moment of the decision. "
+          "In some settings that is unlawful (for example in US employment law, which forbids "
+          "adjusting scores or cut-offs by race, sex or other protected characteristics). "
+          "This is a preview for discussion of what closing the gap would cost, not a rule "
+          "to deploy.")
+_EPS = 1e-12
+
+
+@dataclass
+class Rule:
+    """One group's decision rule: thresholds with probabilities (one
+    threshold with probability 1 for a plain threshold).  A threshold of
+    ``None`` selects nobody (it lies above every score)."""
+
+    thresholds: list
+    probabilities: list
+    bins: list = field(repr=False, default_factory=list)
+
+    @property
+    def randomised(self) -> bool:
+        return len(self.thresholds) > 1
+
+    def to_json(self):
+        if not self.randomised:
+            return self.thresholds[0]
+        return {"mix": [{"threshold": t, "probability": p}
+                        for t, p in zip(self.thresholds, self.probabilities)],
+                "steps": self.steps()}
+
+    def steps(self) -> list:
+        """The rule as score bands, highest first: ``{"from": t, "to": u,
+        "probability": q}``, selected with probability ``q`` when
+        ``t <= score < u`` (``to`` None: no upper end).  A lottery over
+        thresholds selects a score with the summed probability of the
+        thresholds at or below it."""
+        pairs = sorted(((t, p) for t, p in zip(self.thresholds, self.probabilities)
+                        if t is not None), key=lambda x: -x[0])
+        out, upper = [], None
+        for k, (t, _) in enumerate(pairs):
+            q = sum(p for _, p in pairs[k:])
+            out.append({"from": t, "to": upper, "probability": min(q, 1.0)})
+            upper = t
+        return out
+
+    def describe(self) -> str:
+        if not self.randomised:
+            t = self.thresholds[0]
+            return "nobody selected" if t is None else f"score >= {t:.4g}"
+        parts = []
+        for s in self.steps():
+            band = (f"score >= {s['from']:.4g}" if s["to"] is None
+                    else f"{s['from']:.4g} <= score < {s['to']:.4g}")
+            parts.append(f"{band}: {s['probability']:.0%}")
+        return "; ".join(parts) + "; lower: 0%"
+
+
+@dataclass
+class Mitigation:
+    """A mitigation preview (see the module docstring)."""
+
+    constraint: str
+    attribute: str
+    objective: str
+    model: str
+    tolerance: float
+    randomised: bool
+    reference: str | None
+    feasible: bool
+    degenerate: bool
+    rules: dict
+    today_threshold: float
+    before: pd.DataFrame
+    after: pd.DataFrame
+    objective_before: float
+    objective_after: float
+    #: the objective of the best per-group thresholds without the constraint
+    objective_unconstrained: float
+    tradeoff: pd.DataFrame
+    summary: str
+    notes: list
+    intervals: str
+    caveat: str = CAVEAT
+
+    @property
+    def cost(self) -> float:
+        return self.objective_before - self.objective_after
+
+    def to_dict(self) -> dict:
+        def records(df):
+            return [{k: _num(v) for k, v in r.items()} for r in df.to_dict("records")]
+        return {
+            "constraint": self.constraint, "attribute": self.attribute,
+            "objective": self.objective, "model": self.model, "tolerance": self.tolerance,
+            "randomised": self.randomised, "reference": self.reference,
+            "feasible": self.feasible, "degenerate": self.degenerate,
+            "today_threshold": self.today_threshold,
+            "thresholds": {g: r.to_json() for g, r in self.rules.items()},
+            "rules": {g: r.describe() for g, r in self.rules.items()},
+            "before": records(self.before), "after": records(self.after),
+            "objective_before": _num(self.objective_before),
+            "objective_after": _num(self.objective_after), "cost": _num(self.cost),
+            "objective_unconstrained": _num(self.objective_unconstrained),
+            "cost_of_constraint": _num(self.objective_unconstrained - self.objective_after),
+            "tradeoff": records(self.tradeoff), "summary": self.summary,
+            "notes": list(self.notes), "intervals": self.intervals, "caveat": self.caveat,
+        }
+
+
+def _num(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+# -- the search ---------------------------------------------------------------
+
+class _RangeMax:
+    """Maximum (and where) of ``values`` over runs ``[lo, hi)``, vectorised
+    over many runs (a sparse table: O(n log n) to build, O(1) a query)."""
+
+    def __init__(self, values: np.ndarray):
+        v = np.asarray(values, dtype=float)
+        n = len(v)
+        levels = max(1, int(n).bit_length())
+        self.val = np.full((levels, n), -np.inf)
+        self.arg = np.zeros((levels, n), dtype=np.intp)
+        self.val[0], self.arg[0] = v, np.arange(n)
+        k = 1
+        for lvl in range(1, levels):
+            if 2 * k > n:
+                break
+            a, b = self.val[lvl - 1, :n - k], self.val[lvl - 1, k:]
+            take = b > a
+            self.val[lvl, :n - k] = np.where(take, b, a)
+            self.arg[lvl, :n - k] = np.where(take, self.arg[lvl - 1, k:],
+                                             self.arg[lvl - 1, :n - k])
+            k *= 2
+
+    def query(self, lo: np.ndarray, hi: np.ndarray):
+        lo, hi = np.asarray(lo, dtype=np.intp), np.asarray(hi, dtype=np.intp)
+        length = hi - lo
+        ok = length > 0
+        lvl = np.zeros(len(lo), dtype=np.intp)
+        # floor(log2(length)) exactly, from the bit length
+        lvl[ok] = np.frexp(length[ok].astype(float))[1] - 1
+        span = np.left_shift(1, lvl)
+        a_i = np.where(ok, lo, 0)
+        b_i = np.where(ok, hi - span, 0)
+        va, vb = self.val[lvl, a_i], self.val[lvl, b_i]
+        take = vb > va
+        best = np.where(ok, np.where(take, vb, va), -np.inf)
+        arg = np.where(ok, np.where(take, self.arg[lvl, b_i], self.arg[lvl, a_i]), -1)
+        return best, arg
+
+
+@dataclass
+class _Group:
+    """One group's distinct threshold points: bins (first bin decided
+    positive), TP and FP (weighted), its positives and negatives, rows."""
+
+    label: str
+    bins: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    pos: float
+    neg: float
+    n: int
+
+    def rates(self, metric: str) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if metric == "selection_rate":
+                return (self.tp + self.fp) / (self.pos + self.neg)
+            if metric == "tpr":
+                return self.tp / self.pos
+            return self.fp / self.neg
+
+
+def _group_points(g_cum: np.ndarray, g_rows: np.ndarray, labels: list) -> list:
+    """Each group's distinct points.  ``g_cum`` (G, 2, n_bins + 1) running
+    sums of negatives and positives; a point is kept once, at the last
+    bin of its run (whose threshold is the lowest selected score)."""
+    out = []
+    for i, lab in enumerate(labels):
+        neg_c, pos_c = g_cum[i, 0], g_cum[i, 1]
+        neg, pos = float(neg_c[-1]), float(pos_c[-1])
+        change = np.r_[(np.diff(neg_c) != 0) | (np.diff(pos_c) != 0), True]
+        j = np.flatnonzero(change)
+        out.append(_Group(lab, j, pos - pos_c[j], neg - neg_c[j], pos, neg, int(g_rows[i])))
+    return out
+
+
+def _bounds(ref_rate, tol: float, mode: str):
+    """The band of rates around a reference rate (``mode`` "reference")
+    or above a lowest rate (``mode`` "lowest")."""
+    if mode == "reference":
+        return ref_rate * (tol - _EPS), ref_rate * (1 / tol + _EPS)
+    return ref_rate, ref_rate / (tol - _EPS) * (1 + _EPS)
+
+
+def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, mode,
+                          cache: dict):
+    """The best single threshold per judged group (see the module docstring).
+    Returns ({group index: point index}, objective gain) or None.  ``cache``
+    keeps each group's range-maximum table between tolerances."""
+    for i in judged:
+        if ("table", i) not in cache:
+            gain = a * groups[i].tp - b * groups[i].fp
+            cache[("gain", i)], cache[("table", i)] = gain, _RangeMax(gain)
+            for m in metrics:
+                # a group's rates fall as its threshold rises: reversed, they rise
+                cache[("rising", i, m)] = np.ascontiguousarray(groups[i].rates(m)[::-1])
+    gains = {i: cache[("gain", i)] for i in judged}
+    tables = {i: cache[("table", i)] for i in judged}
+    rate = {(i, m): cache[("rising", i, m)][::-1] for i in judged for m in metrics}
+
+    def window(i, lows, highs):
+        n_cand = len(lows[0])
+        lo_idx = np.zeros(n_cand, dtype=np.intp)
+        hi_idx = np.full(n_cand, len(groups[i].bins), dtype=np.intp)
+        for m, lo, hi in zip(metrics, lows, highs):
+            rr = cache[("rising", i, m)]
+            if np.isnan(rr[0]):  # undefined (no positives, or no negatives): no verdict
+                continue
+            n = len(rr)
+            # indices in reversed order with lo <= rate <= hi, mapped back
+            left = np.searchsorted(rr, lo, side="left")
+            right = np.searchsorted(rr, hi, side="right")
+            lo_idx = np.maximum(lo_idx, n - right)
+            hi_idx = np.minimum(hi_idx, n - left)
+        return lo_idx, hi_idx
+
+    if mode == "reference":
+        cand = np.arange(len(groups[ref].bins))
+        total = gains[ref].astype(float).copy()
+        refs = [rate[(ref, m)] for m in metrics]
+        lows, highs = zip(*(_bounds(r, tol, mode) for r in refs))
+        choice = {ref: cand}
+        others = [i for i in judged if i != ref]
+    else:
+        (m,) = metrics
+        cand = np.unique(np.concatenate([rate[(i, m)] for i in judged]))
+        cand = cand[~np.isnan(cand)]
+        total = np.zeros(len(cand))
+        lo, hi = _bounds(cand, tol, mode)
+        lows, highs = [lo], [hi]
+        choice = {}
+        others = list(judged)
+    for i in others:
+        lo_idx, hi_idx = window(i, lows, highs)
+        best, arg = tables[i].query(lo_idx, hi_idx)
+        total += best
+        choice[i] = arg
+    if not len(total) or not np.isfinite(total.max()):
+        return None
+    k = int(np.argmax(total))
+    return {i: int(c[k]) for i, c in choice.items()}, float(total[k]) + fixed_gain
+
+
+def _hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the convex hull's corners of points (qhull; a segment or a
+    point when they are collinear)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    pts = np.stack([x, y], axis=1)
+    if len(pts) >= 3:
+        try:
+            return np.sort(ConvexHull(pts).vertices)
+        except QhullError:  # collinear points: the two ends hold every point
+            pass
+    order = np.lexsort((y, x))
+    return np.unique(order[[0, -1]])
+
+
+def _search_randomised(groups, judged, fixed_gain, a, b, metrics, tol, ref, mode,
+                       cache: dict):
+    """The best lottery over thresholds per judged group: a linear programme
+    over each group's hull corners.  Returns ({group index: [(point index,
+    probability)]}, objective gain) or None.  ``cache`` keeps each group's
+    hull between tolerances."""
+    from scipy.optimize import linprog
+
+    corners = {}
+    for i in judged:
+        if ("hull", i) not in cache:
+            g = groups[i]
+            scale = (max(g.neg, 1e-300), max(g.pos, 1e-300))
+            cache[("hull", i)] = _hull(g.fp / scale[0], g.tp / scale[1])
+        corners[i] = cache[("hull", i)]
+    order = list(judged)
+    offset, n_var = {}, 0
+    for i in order:
+        offset[i] = n_var
+        n_var += len(corners[i])
+    n_low = len(metrics) if mode == "lowest" else 0
+    total_vars = n_var + n_low
+    c = np.zeros(total_vars)
+    a_eq, b_eq = [], []
+    for i in order:
+        g, k = groups[i], corners[i]
+        c[offset[i]:offset[i] + len(k)] = -(a * g.tp[k] - b * g.fp[k])
+        row = np.zeros(total_vars)
+        row[offset[i]:offset[i] + len(k)] = 1
+        a_eq.append(row)
+        b_eq.append(1.0)
+    a_ub, b_ub = [], []
+
+    def rate_row(i, m):
+        row = np.zeros(total_vars)
+        r = groups[i].rates(m)[corners[i]]
+        if np.isnan(r).all():
+            return None
+        row[offset[i]:offset[i] + len(corners[i])] = r
+        return row
+
+    lo_f, hi_f = tol - _EPS, 1 / tol + _EPS
+    for mi, m in enumerate(metrics):
+        if mode == "reference":
+            base = rate_row(ref, m)
+        else:
+            base = np.zeros(total_vars)
+            base[n_var + mi] = 1
+            lo_f, hi_f = 1.0, 1 / tol
+        if base is None:
+            continue
+        for i in order:
+            if mode == "reference" and i == ref:
+                continue
+            row = rate_row(i, m)
+            if row is None:
+                continue
+            a_ub.append(lo_f * base - row)  # rate >= lo * reference
+            b_ub.append(0.0)
+            a_ub.append(row - hi_f * base)  # rate <= hi * reference
+            b_ub.append(_EPS)
+    res = linprog(c, A_ub=np.array(a_ub) if a_ub else None, b_ub=b_ub or None,
+                  A_eq=np.array(a_eq), b_eq=b_eq, bounds=[(0, None)] * total_vars,
+                  method="highs-ds")
+    if res.status != 0:
+        return None
+    out = {}
+    for i in order:
+        lam = res.x[offset[i]:offset[i] + len(corners[i])]
+        keep = lam > 1e-9
+        w = lam[keep] / lam[keep].sum()
+        out[i] = list(zip(corners[i][keep].tolist(), w.tolist()))
+    return out, float(-res.fun) + fixed_gain
+
+
+# -- the preview ----------------------------------------------------------------
+
+def _threshold_of(sc, b: int):
+    """The threshold of a first positive bin: the lowest score it selects
+    (None: nobody)."""
+    return None if b >= sc.n_bins else float(sc.edges[b - 1]) if b >= 1 else float(sc.lo)
+
+
+def _cells_for(sc, inv: np.ndarray, mixes: dict) -> tuple:
+    """Per-combination cells (k, 4) when each group ``g`` decides by the
+    lottery ``mixes[g]`` = [(first positive bin, probability)]: expected
+    counts ``(cells, row_cells, weight_sq_cells)``."""
+    cache = {}
+    out = None
+    for g, mix in mixes.items():
+        rows = inv == g
+        for b, p in mix:
+            if b not in cache:
+                cache[b] = sc.cells_at(b)
+            parts = cache[b]
+            if out is None:
+                out = [None if x is None else np.zeros(x.shape) for x in parts]
+            for o, x in zip(out, parts):
+                if x is not None:
+                    o[rows] += p * x[rows]
+    return tuple(out)
+
+
+def _table(sc, index_attr, labels, mixes, model, attribute, spec, weighted, randomised):
+    """Per-group metrics with the audit's intervals for the decisions ``mixes``."""
+    from .stats import Uncertainty
+
+    inv = index_attr
+    c, r, q = _cells_for(sc, inv, mixes)
+    expected = randomised or weighted
+    cum = sc.cumulative()
+    rows = (cum[1] if cum[1] is not None else cum[0])[:, :, -1].sum(axis=1).astype(np.int64)
+    wsum = cum[0][:, :, -1].sum(axis=1).astype(float)
+    if expected:
+        row_cells = np.rint(r).astype(np.int64)
+        row_cells[(r > 0) & (row_cells == 0)] = 1
+        cells = c.astype(float)
+    else:
+        row_cells = cells = np.rint(c).astype(np.int64)
+    attrs = [(attribute, inv, labels)]
+    cube = CountCube(cells={model: cells}, row_cells={model: row_cells}, rows=rows, wsum=wsum,
+                     attributes=attrs, weighted=expected,
+                     weight_sq_cells={model: q} if q is not None else None)
+    groups = add_metrics(count_table(cube), True)
+    unc = Uncertainty({model: row_cells}, {model: cells} if expected else None, attrs, spec,
+                      weight_sq_cells={model: q} if (expected and q is not None) else None)
+    groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
+    cols = ["group", "n", "weight", *CELLS]
+    for m in SHOWN:
+        cols += [m, f"{m}_ci_low", f"{m}_ci_high"]
+    method = unc.interval_methods.get("selection_rate", "none")
+    return groups[cols].reset_index(drop=True), method, c
+
+
+def _objective_value(cells: np.ndarray, objective: str) -> float:
+    return float(metric_values(cells.sum(axis=0), True)[objective])
+
+
+def _worst(cells: np.ndarray, inv: np.ndarray, n_groups: int, metrics, ref: int, mode: str,
+           judged: list) -> tuple:
+    """The smallest ratio (to the reference's, or lowest to highest) and the
+    largest difference among the judged groups' constrained rates, from
+    per-combination cells (k, 4)."""
+    agg = np.stack([np.bincount(inv, weights=cells[:, j], minlength=n_groups)
+                    for j in range(4)], axis=1)
+    vals = metric_values(agg, True)
+    worst_ratio, worst_diff = 1.0, 0.0
+    for m in metrics:
+        v = vals[m][judged]
+        keep = ~np.isnan(v)
+        idx = np.asarray(judged)[keep]
+        v = v[keep]
+        if len(v) < 2:
+            continue
+        if mode == "reference":
+            if ref not in idx:
+                continue
+            rv = float(vals[m][ref])
+            others = v[idx != ref]
+            if rv > 0:
+                ratio = others / rv
+                ratio = np.where(ratio > 1, 1 / np.where(ratio > 0, ratio, 1), ratio)
+            else:
+                ratio = np.where(others == 0, 1.0, 0.0)
+            worst_ratio = min(worst_ratio, float(ratio.min()))
+            worst_diff = max(worst_diff, float(np.abs(others - rv).max()))
+        else:
+            lo, hi = float(v.min()), float(v.max())
+            worst_ratio = min(worst_ratio, lo / hi if hi > 0 else 1.0)
+            worst_diff = max(worst_diff, hi - lo)
+    return worst_ratio, worst_diff
+
+
+def attribute_groups(index, spec, attribute: str):
+    """(combination -> group, group labels) of an audited attribute."""
+    names = {INTERSECTION_SEP.join(a): a for a in spec.attribute_sets()}
+    inv, labels = index.marginal(names[attribute])[:2]
+    return inv, labels
+
+
+def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str,
+             objective: str = "accuracy", model: str | None = None,
+             thresholds: dict | None = None, randomised: bool | None = None,
+             tolerance: float | None = None, tradeoff: bool = True) -> Mitigation:
+    """A mitigation preview from an audit's score counts.
+
+    Parameters
+    ----------
+    score_counts : dict model -> ScoreCounts
+        As :attr:`fairness_core.audit.Auditor.score_counts`.
+    index : GroupIndex
+    spec : AuditSpec
+        Its tolerance, reference groups, reference strategy, minimum group
+        size and bootstrap settings are used.
+    attribute : str
+        An audited attribute (``"sex"``; an intersection as the audit names it).
+    constraint : {"demographic_parity", "equal_opportunity", "equalized_odds"}
+    objective : {"accuracy", "balanced_accuracy"}
+        Over all rows (of every group).
+    model : str, optional
+        The score model (default: the first).
+    thresholds : dict model -> float, optional
+        Today's thresholds (default: the spec's, else 0.5).
+    randomised : bool, optional
+        Allow lotteries over thresholds (default: only for equalized odds).
+    tolerance : float, optional
+        The ratio band (default: the audit's).
+    tradeoff : bool
+        Also compute the trade-off curve over tolerances from 0.5 to 1.
+    """
+    check_choices(spec, attribute=attribute, constraint=constraint, objective=objective)
+    if not score_counts:
+        raise InputError("A mitigation preview needs a score column (per-group thresholds "
+                         "are set on scores). Add one with --score.", field="scores")
+    model = model or next(iter(score_counts))
+    if model not in score_counts:
+        raise InputError(f"{model!r} is not a score column of this audit. Choose one of "
+                         f"{quote_list(list(score_counts))}.", field="mitigate_model",
+                         value=model)
+    sc = score_counts[model]
+    inv, labels = attribute_groups(index, spec, attribute)
+    G = len(labels)
+    tol = float(spec.tolerance if tolerance is None else tolerance)
+    if not 0 < tol <= 1:
+        raise InputError(f"The tolerance must be a ratio above 0 and at most 1; got {tol!r}.",
+                         field="tolerance", value=tol)
+    metrics = CONSTRAINTS[constraint]
+    if randomised is None:
+        randomised = constraint == "equalized_odds"
+    mode = "lowest" if (spec.reference_strategy == "best" and attribute not in spec.reference) \
+        else "reference"
+    if mode == "lowest" and len(metrics) > 1 and not randomised:
+        randomised = True
+    cum = sc.cumulative()
+    g_cum = np.zeros((G, 2, cum[0].shape[2]))
+    for j, g in enumerate(inv):
+        g_cum[g] += cum[0][j]
+    row_src = cum[1] if cum[1] is not None else cum[0]
+    g_rows = np.bincount(inv, weights=row_src[:, :, -1].sum(axis=1), minlength=G)
+    groups = _group_points(g_cum, g_rows, labels)
+    thr = float((thresholds or {}).get(model, 0.5))
+    notes = []
+    today_bin = sc.first_positive_bin(thr)
+    if today_bin is None:
+        near = sc.nearest_edge(thr)
+        notes.append(f"Today's threshold {thr:g} falls inside a fine score bin; the preview "
+                     f"starts from the nearest bin edge, {near:.6g}.")
+        thr, today_bin = near, sc.first_positive_bin(near)
+    # the reference group and the judged groups, as the audit judges them
+    if attribute in spec.reference:
+        ref_label = named_group(spec.reference[attribute], labels)
+        if ref_label is None:
+            raise InputError(f"The reference group {spec.reference[attribute]!r} is not a "
+                             f"group of {attribute!r}.", field="reference")
+        ref = labels.index(ref_label)
+    else:
+        ref = int(np.argmax(g_rows))
+        ref_label = labels[ref]
+    mgs = spec.min_group_size
+    judged = [i for i in range(G) if groups[i].n >= mgs]
+    if mode == "reference" and ref not in judged:
+        judged = []
+    total_pos = float(g_cum[:, 1, -1].sum())
+    total_neg = float(g_cum[:, 0, -1].sum())
+    total = total_pos + total_neg
+    if total_pos <= 0 or total_neg <= 0:
+        raise InputError("A mitigation preview needs rows of both outcomes; every row here has "
+                         "the same true outcome.", field="label")
+    if objective == "accuracy":
+        a = b = 1.0 / total
+    else:
+        a, b = 0.5 / total_pos, 0.5 / total_neg
+
+    cache: dict = {}
+
+    def solve(t):
+        fixed = [i for i in range(G) if i not in judged]
+        fixed_gain = sum(a * (groups[i].pos - g_cum[i, 1, today_bin])
+                         - b * (groups[i].neg - g_cum[i, 0, today_bin]) for i in fixed)
+        if len(judged) < 2:  # no gap is judged: nothing to change
+            return {i: [(today_bin, 1.0)] for i in range(G)}, None
+        if randomised:
+            found = _search_randomised(groups, judged, fixed_gain, a, b, metrics, t, ref, mode,
+                                       cache)
+            if found is None:
+                return None
+            pick, gain = found
+            mixes = {i: [(int(groups[i].bins[k]), p) for k, p in pick[i]] for i in judged}
+        else:
+            found = _search_deterministic(groups, judged, fixed_gain, a, b, metrics, t, ref,
+                                          mode, cache)
+            if found is None:
+                return None
+            pick, gain = found
+            mixes = {i: [(int(groups[i].bins[pick[i]]), 1.0)] for i in judged}
+        for i in fixed:
+            mixes[i] = [(today_bin, 1.0)]
+        return mixes, gain
+
+    today = {i: [(today_bin, 1.0)] for i in range(G)}
+    weighted = cum[2] is not None
+    before, method, c_before = _table(sc, inv, labels, today, model, attribute, spec, weighted,
+                                      False)
+    obj_before = _objective_value(c_before, objective)
+    # per-group thresholds without the constraint: each group's own best
+    free = {i: [(int(groups[i].bins[int(np.argmax(a * groups[i].tp - b * groups[i].fp))]), 1.0)]
+            for i in judged}
+    free.update({i: [(today_bin, 1.0)] for i in range(G) if i not in judged})
+    obj_free = _objective_value(_cells_for(sc, inv, free)[0], objective)
+    solved = solve(tol)
+    feasible = solved is not None
+    if feasible:
+        mixes, _ = solved
+        after, _, c_after = _table(sc, inv, labels, mixes, model, attribute, spec,
+                                              weighted, randomised)
+        obj_after = _objective_value(c_after, objective)
+        sel = c_after[:, 1] + c_after[:, 3]
+        n_all = c_after.sum(axis=1)
+        degenerate = bool(np.all(sel <= 1e-12) or np.all(np.abs(sel - n_all) <= 1e-9))
+    else:
+        mixes, after, obj_after, degenerate, c_after = today, before.copy(), obj_before, \
+            False, c_before
+    rules = {}
+    for i, lab in enumerate(labels):
+        mix = sorted(mixes[i], key=lambda x: -x[0])
+        rules[lab] = Rule([_threshold_of(sc, b_) for b_, _ in mix], [p for _, p in mix],
+                          [b_ for b_, _ in mix])
+    curve = pd.DataFrame(columns=["tolerance", "objective", "worst_ratio", "largest_gap"])
+    if tradeoff and len(judged) >= 2:
+        levels = np.unique(np.r_[np.linspace(min(TRADEOFF_FROM, tol), 1.0, N_TRADEOFF), tol])
+        pts = []
+        for t in levels:
+            s = solve(float(t))
+            if s is None:
+                continue
+            tab_c = _cells_for(sc, inv, s[0])[0]
+            wr, wd = _worst(tab_c, inv, G, metrics, ref, mode, judged)
+            pts.append({"tolerance": float(t), "objective": _objective_value(tab_c, objective),
+                        "worst_ratio": wr, "largest_gap": wd})
+        curve = pd.DataFrame(pts, columns=curve.columns)
+    wr_b, wd_b = _worst(c_before, inv, G, metrics, ref, mode, judged)
+    wr_a, wd_a = _worst(c_after, inv, G, metrics, ref, mode, judged)
+    if len(curve):
+        curve["point"] = ""
+    curve = pd.concat([curve, pd.DataFrame([
+        {"tolerance": np.nan, "objective": obj_before, "worst_ratio": wr_b, "largest_gap": wd_b,
+         "point": "today"},
+        {"tolerance": tol, "objective": obj_after, "worst_ratio": wr_a, "largest_gap": wd_a,
+         "point": "chosen"}])], ignore_index=True) if feasible else curve
+    if randomised:
+        intervals = ("Intervals after the change are computed from the expected counts of the "
+                     "randomised rule, treated as weighted counts (the audit's bootstrap on "
+                     "counts); they show the uncertainty of sampling the rows, not the extra "
+                     "spread of the lottery itself.")
+    else:
+        intervals = (f"Intervals are the audit's ({method}) on the counts before and after "
+                     "the change.")
+    if len(judged) < 2:
+        notes.append(f"Fewer than two groups of {attribute!r} have at least {mgs} rows (and "
+                     "the reference among them): the audit judges no gap, so there is nothing "
+                     "to close.")
+    m = Mitigation(constraint=constraint, attribute=attribute, objective=objective, model=model,
+                   tolerance=tol, randomised=randomised, reference=ref_label if mode ==
+                   "reference" else None, feasible=feasible, degenerate=degenerate,
+                   rules=rules, today_threshold=thr, before=before, after=after,
+                   objective_before=obj_before, objective_after=obj_after,
+                   objective_unconstrained=obj_free, tradeoff=curve,
+                   summary="", notes=notes, intervals=intervals)
+    m.summary = _summary(m, metrics, wr_b, wr_a, len(judged))
+    return m
+
+
+def _summary(m: Mitigation, metrics, wr_before, wr_after, n_judged) -> str:
+    names = " and ".join(REGISTRY[x].label.lower() for x in metrics)
+    band = Tolerance(m.tolerance)
+    obj = REGISTRY[m.objective].label.lower()
+    if n_judged < 2:
+        return (f"Nothing to close: the audit judges no gap in {m.attribute} (too few groups "
+                "with enough rows).")
+    if not m.feasible:
+        return (f"No thresholds keep the {names} of every {m.attribute} group within "
+                f"{band.band()} times the reference's.")
+    where = (f"the reference group ({m.reference})" if m.reference is not None
+             else "the highest group")
+    kind = "randomised thresholds (lotteries between a few cut-offs)" if m.randomised \
+        else "one threshold per group"
+    lead = (f"With {kind}, the {names} of every {m.attribute} group can be brought within "
+            f"{band.band()} times {where}'s (today the worst ratio is {wr_before:.2f}; after, "
+            f"{wr_after:.2f}).")
+    cost = m.cost
+    if abs(cost) < 5e-5:
+        price = f" The {obj} stays at {m.objective_after:.1%}."
+    elif cost > 0:
+        price = (f" The {obj} falls from {m.objective_before:.1%} to {m.objective_after:.1%} "
+                 f"({cost * 100:.1f} percentage points).")
+    else:
+        price = (f" The {obj} rises from {m.objective_before:.1%} to {m.objective_after:.1%}: "
+                 "today's single threshold is not the best one for this objective.")
+    free = m.objective_unconstrained - m.objective_after
+    if m.objective_unconstrained > m.objective_before + 5e-5:
+        price += (f" Part of that is a better cut-off, not the constraint: per-group thresholds "
+                  f"without any constraint would reach {m.objective_unconstrained:.1%}, so the "
+                  + (f"constraint itself costs {free * 100:.1f} percentage points."
+                     if free >= 5e-4 else "constraint itself costs nothing here."))
+    tail = ""
+    if wr_after < wr_before - 5e-3:
+        tail += (f" These thresholds use the room the band leaves: the worst ratio after "
+                 f"({wr_after:.2f}) is further from 1 than today's, though inside the band; a "
+                 "stricter tolerance narrows it (see the trade-off).")
+    if m.degenerate:
+        tail += (" Only by selecting everyone or no one, which the audit does not count as a "
+                "decision: in practice no thresholds meet the constraint.")
+    return lead + price + tail
+
+
+def mitigate_auditor(auditor, **kwargs) -> Mitigation:
+    """A preview from an :class:`~fairness_core.audit.Auditor` (its score
+    counts and group index: no row is read again); ``kwargs`` as
+    :func:`mitigate` (today's thresholds default to the auditor's)."""
+    kwargs.setdefault("thresholds", dict(auditor.prepared.thresholds))
+    return mitigate(auditor.score_counts, auditor.index, kwargs.pop("spec", auditor.spec),
+                    **kwargs)
+
+
+def mitigate_prepared(prepared, **kwargs) -> Mitigation:
+    """A preview from a prepared table: counts its score column once
+    (:func:`fairness_core.scores.count_scores`), then as :func:`mitigate`."""
+    from .counts import GroupIndex
+    from .scores import count_scores
+
+    if not prepared.scores:
+        raise InputError("A mitigation preview needs a score column (per-group thresholds "
+                         "are set on scores). Add one with --score.", field="scores")
+    model = kwargs.get("model") or next(iter(prepared.scores))
+    if model not in prepared.scores:
+        raise InputError(f"{model!r} is not a score column of this audit. Choose one of "
+                         f"{quote_list(list(prepared.scores))}.", field="mitigate_model",
+                         value=model)
+    index = GroupIndex.build(prepared)
+    kwargs["model"] = model
+    kwargs.setdefault("thresholds", dict(prepared.thresholds))
+    return mitigate({model: count_scores(prepared, index, model)}, index, prepared.spec,
+                    **kwargs)
+
+
+def check_choices(spec, *, attribute: str | None, constraint: str, objective: str = "accuracy",
+                  model: str | None = None) -> None:
+    """Validate a preview's choices against a spec before any row is read
+    (an :class:`InputError` naming what to fix)."""
+    if constraint not in CONSTRAINTS:
+        raise InputError(f"Unknown constraint {constraint!r}. Choose one of "
+                         f"{quote_list(list(CONSTRAINTS))}.", field="mitigate", value=constraint)
+    if objective not in OBJECTIVES:
+        raise InputError(f"Unknown objective {objective!r}. Choose one of "
+                         f"{quote_list(list(OBJECTIVES))}.", field="mitigate_objective",
+                         value=objective)
+    if not spec.scores:
+        raise InputError("A mitigation preview needs a score column (per-group thresholds "
+                         "are set on scores). Add one with --score.", field="scores")
+    if not spec.labelled:
+        raise InputError("A mitigation preview needs the true outcome (--label): accuracy, "
+                         "true and false positive rates compare decisions with outcomes.",
+                         field="label")
+    if not attribute:
+        raise InputError("Name the attribute whose groups get their own thresholds with "
+                         f"--mitigate-attribute (one of {quote_list(spec.attribute_names())}).",
+                         field="mitigate_attribute")
+    if attribute not in spec.attribute_names():
+        raise InputError(f"{attribute!r} is not an audited attribute. Choose one of "
+                         f"{quote_list(spec.attribute_names())}.", field="mitigate_attribute",
+                         value=attribute)
+    if model is not None and model not in spec.scores:
+        raise InputError(f"{model!r} is not a score column of this audit. Choose one of "
+                         f"{quote_list(list(spec.scores))}.", field="mitigate_model",
+                         value=model)
+
+
+def mitigation_text(m: Mitigation) -> str:
+    """The preview as a few lines for a terminal: the rules, a before/after
+    table of the constrained rates and the objective, the summary and the
+    caveat."""
+    from .formatting import pct
+
+    metrics = list(CONSTRAINTS[m.constraint])
+    lines = [f"=== Mitigation preview: {CONSTRAINT_WORDS[m.constraint]}, {m.attribute}, "
+             f"model {m.model!r}, objective {m.objective} ==="]
+    before, after = m.before.set_index("group"), m.after.set_index("group")
+    rows = []
+    for g, rule in m.rules.items():
+        row = {"group": g, "n": f"{int(before.loc[g, 'n']):,}", "rule": rule.describe()}
+        for x in metrics:
+            short = REGISTRY[x].short
+            row[f"{short} before"] = pct(before.loc[g, x])
+            row[f"{short} after"] = (f"{pct(after.loc[g, x])} [{pct(after.loc[g, x + '_ci_low'])}"
+                                     f", {pct(after.loc[g, x + '_ci_high'])}]")
+        rows.append(row)
+    lines.append(pd.DataFrame(rows).to_string(index=False))
+    lines.append(f"{REGISTRY[m.objective].label}: {m.objective_before:.2%} today, "
+                 f"{m.objective_after:.2%} after ({-m.cost * 100:+.2f} percentage points); "
+                 f"{m.objective_unconstrained:.2%} with per-group thresholds and no "
+                 "constraint.")
+    lines.append(m.summary)
+    lines.extend(m.notes)
+    lines.append(f"Caveat: {m.caveat}")
+    return "\n".join(lines)
+
+
+def before_after_table(d: dict) -> pd.DataFrame:
+    """The before/after table of a preview's JSON (:meth:`Mitigation.to_dict`),
+    as text cells: per group its rows, its rule, and each constrained rate
+    and accuracy before and after with their intervals."""
+    from .formatting import pct
+
+    metrics = list(CONSTRAINTS[d["constraint"]]) + ["accuracy"]
+    before = {r["group"]: r for r in d["before"]}
+    after = {r["group"]: r for r in d["after"]}
+
+    def cell(r, x):
+        v, lo, hi = r.get(x), r.get(f"{x}_ci_low"), r.get(f"{x}_ci_high")
+        if v is None:
+            return "-"
+        return pct(v) + (f" [{pct(lo)}, {pct(hi)}]" if lo is not None and hi is not None
+                         else "")
+    rows = []
+    for g in before:
+        row = {"Group": g, "Rows": f"{int(before[g]['n']):,}", "Rule": d["rules"][g]}
+        for x in metrics:
+            row[f"{REGISTRY[x].short} today"] = cell(before[g], x)
+            row[f"{REGISTRY[x].short} after"] = cell(after[g], x)
+        rows.append(row)
+    return pd.DataFrame(rows)
