@@ -18,6 +18,7 @@ import safety
 import setup_panel
 from views import (compare_page, data_page, export_page, groups_page, help_page, mitigation_page,
                    models_page, overview_page, thresholds_page)
+from views import history_page, review_page
 
 st.set_page_config(page_title="Fairness audit", page_icon="⚖️", layout="wide",
                    initial_sidebar_state="expanded")
@@ -49,5 +50,7 @@ if ctx.result is not None and len(ctx.result.spec.models) > 1:
     pages.append(st.Page(models_page.render, title="Models", icon="⚖️", url_path="models"))
 pages.append(st.Page(compare_page.render, title="Compare", icon="🔁", url_path="compare"))
 pages.append(st.Page(export_page.render, title="Export", icon="📄", url_path="export"))
+pages.append(st.Page(review_page.render, title="Review", icon="📝", url_path="review"))
+pages.append(st.Page(history_page.render, title="History", icon="🕰️", url_path="history"))
 pages.append(st.Page(help_page.render, title="Help", icon="❓", url_path="help"))
 st.navigation(pages, position="top").run()

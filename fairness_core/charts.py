@@ -671,3 +671,42 @@ def comparison_chart(changes: pd.DataFrame, *, model: str, attribute: str, metri
                   height=max(380, 180 + 60 * len(order)))
     fig.update_layout(margin=dict(t=125))  # room for the panels' titles under the subtitle
     return fig
+
+
+def trend_chart(trend: pd.DataFrame, *, model: str, attribute: str, metric: str,
+                tolerance: float) -> go.Figure:
+    """A disparity's ratio over saved audits, one line per group, with its
+    intervals and the tolerance band (``trend`` from
+    :func:`fairness_core.history.trend_table`)."""
+    m = REGISTRY[metric]
+    tol = Tolerance(tolerance)
+    d = trend[(trend["model"] == model) & (trend["attribute"] == attribute)]
+    fig = go.Figure()
+    fig.add_hrect(y0=tol.low, y1=tol.high, fillcolor=BAND_COLOR, line_width=0, layer="below")
+    fig.add_hline(y=1, line=dict(color="#0072B2", dash="dash", width=1.5))
+    labels = [f"#{i} v{v}<br>{t:%Y-%m-%d %H:%M}" for i, v, t in
+              zip(d["audit_id"], d["version"], d["saved_at"])]
+    d = d.assign(_x=labels)
+    order = list(dict.fromkeys(d["_x"]))
+    colors = group_colors(list(dict.fromkeys(d["group"])))
+    for group, g in d.groupby("group", sort=False):
+        r = pd.to_numeric(g["ratio"], errors="coerce").to_numpy(dtype=float)
+        lo = pd.to_numeric(g["ratio_ci_low"], errors="coerce").to_numpy(dtype=float)
+        hi = pd.to_numeric(g["ratio_ci_high"], errors="coerce").to_numpy(dtype=float)
+        fig.add_scatter(
+            x=list(g["_x"]), y=r, mode="lines+markers", name=esc(group),
+            line=dict(color=colors[group], width=2), marker=dict(size=10),
+            error_y=dict(type="data", symmetric=False,
+                         array=np.nan_to_num(hi - r, nan=0.0, posinf=0.0),
+                         arrayminus=np.nan_to_num(r - lo, nan=0.0, posinf=0.0),
+                         thickness=1.5, width=5),
+            hovertemplate=esc(group) + ": ratio %{y:.3f}<extra></extra>")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=order,
+                     title_text="saved audit (id, version, time saved)")
+    fig.update_yaxes(type="log", title_text=f"ratio of {m.label.lower()} to reference "
+                                            "(log scale; 1 = equal)")
+    ref = ", ".join(esc(x) for x in dict.fromkeys(d["reference"].dropna().astype(str)))
+    return _layout(fig, f"{esc(m.label)} over saved audits: {esc(attribute)}",
+                   subtitle=f"Model {esc(model)}; reference {ref or 'none'}. Bars: the "
+                            f"intervals saved with each audit.<br>Shaded: {tol.band('x')} "
+                            "passes.")

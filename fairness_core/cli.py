@@ -151,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="OUT.csv",
                    help="write the per-group table as CSV (UTF-8; spreadsheet formulas in text "
                         "cells neutralised)")
+    p.add_argument("--store", metavar="URL",
+                   help="save the audit (its settings, provenance, count table and results; "
+                        "never a row) in a review store: sqlite:///reviews.sqlite or "
+                        "postgresql://user@host/database; prints the saved audit's id")
+    p.add_argument("--review-export", metavar="OUT.json",
+                   help="with --store: write this audit's review (decisions, comments, "
+                        "sign-off, with its count table and results) to move to another store")
+    p.add_argument("--review-import", metavar="IN.json",
+                   help="with --store: read a review written by --review-export into the "
+                        "store; it must be of the same data (SHA-256) and settings")
     p.add_argument("--fail-on-disparity", action="store_true",
                    help="exit with status 1 when any disparity fails the tolerance")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
@@ -579,6 +589,7 @@ def main(argv=None) -> int:
         if args.compare:
             from .compare import compare_audits
             result.comparison = compare_audits(args.compare, result)
+        review = _store(args, result)
         if args.json:
             _write(args.json, lambda p: Path(p).write_text(result.to_json(), encoding="utf-8"),
                    "json")
@@ -593,7 +604,7 @@ def main(argv=None) -> int:
         if args.report or args.pdf:
             from .report import html_report
             doc = html_report(result, title=args.title, author=args.author, scope=args.scope,
-                              suppress_below=k)
+                              suppress_below=k, review=review)
         if args.report:
             _write(args.report, lambda p: Path(p).write_text(doc, encoding="utf-8"), "report")
         if args.export_counts and getattr(result, "task", "binary") == "multiclass":
@@ -653,6 +664,43 @@ def main(argv=None) -> int:
         print(f"fairness-audit: {n} disparities fail the tolerance.", file=sys.stderr)
         return 1
     return 0
+
+
+def _store(args, result):
+    """``--store``, ``--review-import`` and ``--review-export``: save the
+    audit, move reviews in and out; the audit's review (None without
+    ``--store``)."""
+    if not args.store:
+        if args.review_export or args.review_import:
+            raise InputError("--review-export and --review-import need --store URL: the store "
+                             "the reviews are read from or written to.", field="store")
+        return None
+    from .store import data_fingerprint, dumps_export, open_store, read_export
+
+    store = open_store(args.store)
+    try:
+        audit_id, created = store.save_audit(result)
+        if not args.quiet:
+            review = store.review(audit_id)
+            what = "Saved" if created else "Already saved"
+            print(f"{what} in the review store as audit {audit_id} (version {review.version}).",
+                  file=sys.stderr)
+        if args.review_import:
+            done = store.import_reviews(
+                read_export(args.review_import), sha256=data_fingerprint(result),
+                spec=result.spec.to_dict())
+            audit_id = done["audit_id"]
+            if not args.quiet:
+                print(f"Imported {done['decisions']} decision(s) and {done['comments']} "
+                      f"comment(s){' and the sign-off' if done['signed'] else ''} into audit "
+                      f"{audit_id}.", file=sys.stderr)
+        if args.review_export:
+            text = dumps_export(store.export_reviews(audit_id))
+            _write(args.review_export, lambda p: Path(p).write_text(text, encoding="utf-8"),
+                   "review")
+        return store.review(audit_id)
+    finally:
+        store.close()
 
 
 def _mitigate(args, prepared, result) -> str | None:

@@ -33,7 +33,7 @@ from .tolerance import Tolerance
 
 #: The numbered sections, in order; absent ones take no number.
 SECTIONS = ("summary", "provenance", "methodology", "findings", "attributes", "intersections",
-            "thresholds", "models", "mitigation", "earlier", "limitations")
+            "thresholds", "models", "mitigation", "earlier", "limitations", "review")
 #: How a positive decision reads in the report.
 DECISION_WORDS = {"benefit": "a benefit for the person who gets it",
                   "harm": "a harm for the person who gets it"}
@@ -374,7 +374,7 @@ def _appendix_disparities(result, suppress_below: int) -> dict:
 
 def html_report(result, *, title: str = "Fairness audit report", author: str = "",
                 scope: str = "", dataset: str | None = None,
-                suppress_below: int = 0) -> str:
+                suppress_below: int = 0, review=None) -> str:
     """The whole report as one HTML document (see the module docstring).
 
     Parameters
@@ -386,6 +386,8 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
         The data's name (default: the input file's name).
     suppress_below : int
         Blank the metrics of groups with fewer rows than this (0: none).
+    review : fairness_core.store.Review, optional
+        The audit's review from the store: adds a "Review" section.
     """
     if getattr(result, "task", "binary") == "multiclass":
         from .multiclass_report import html_report as multiclass_report
@@ -430,11 +432,63 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
         "appendix_groups": _appendix_groups(result, suppress_below),
         "appendix_disparities": _appendix_disparities(result, suppress_below),
     }
+    context["review"] = review_section(review)
     optional = {"intersections": context["intersections"], "thresholds": context["thresholds"],
                 "models": context["comparison"], "mitigation": context["mitigation"],
-                "earlier": context["earlier"]}
+                "earlier": context["earlier"], "review": context["review"]}
     context["n"] = section_numbers(s for s in SECTIONS if optional.get(s, True))
     return render(context)
+
+
+def review_section(review) -> dict | None:
+    """The "Review" section: each finding's decision and comments (every
+    finding that is not for information, and any other one reviewed), and
+    the sign-off; None without a review."""
+    if review is None:
+        return None
+    from .store import STATUSES
+
+    def when(t) -> str:
+        return t.strftime("%Y-%m-%d %H:%M UTC")
+
+    def who(name, verified) -> str:
+        return name if verified else f"{name} (unverified)"
+
+    rows = []
+    for item in review.findings:
+        f, d = item["finding"], item["decision"]
+        if f.get("severity") == "info" and d is None and not item["comments"]:
+            continue
+        if d is None:
+            status, details, by = "Open (no decision yet)", "", ""
+        else:
+            status = STATUSES.get(d["status"], d["status"])
+            parts = []
+            if d["owner"]:
+                parts.append(f"owner {d['owner']}, due {d['due_date']:%Y-%m-%d}")
+            if d["justification"]:
+                parts.append(d["justification"])
+            if d["reason"]:
+                parts.append(d["reason"])
+            details = "; ".join(parts)
+            by = f"{who(d['reviewer'], d['reviewer_verified'])}, {when(d['updated_at'])}"
+        comments = " | ".join(f"{who(c['reviewer'], c['verified'])} ({when(c['at'])}): "
+                              f"{c['text']}" for c in item["comments"])
+        rows.append([f"[{f.get('severity')}] {f.get('text')}", status, details, by, comments])
+    table = {"columns": ["Finding", "Status", "Decision", "Decided by", "Comments"],
+             "rows": rows, "numeric": [False] * 5}
+    s = review.signoff
+    signoff = ("Not signed off." if s is None else
+               f"Signed off by {who(s['name'], s['verified'])}, {s['role']}, on "
+               f"{when(s['signed_at'])}: {s['statement']}")
+    head = f"Saved audit {review.audit_id}, version {review.version}"
+    if review.previous_id is not None:
+        head += f" (a new version of saved audit {review.previous_id})"
+    unverified = ("Reviewer names are typed and unverified: " + ", ".join(
+        review.unverified_names) + "." if review.unverified_names else
+        "Every reviewer name comes from the organisation's sign-in.")
+    return {"head": head + ".", "signoff": signoff, "unverified": unverified,
+            "table": table, "signed": s is not None}
 
 
 #: The end of every message that says a PDF could not be made.

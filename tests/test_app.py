@@ -229,7 +229,7 @@ def test_default_sample_mapping_and_all_pages_registered(default_app):
     assert registered == {"": "Overview", "groups": "Group metrics", "data": "Data",
                           "thresholds": "Thresholds", "mitigation": "Mitigation",
                           "models": "Models", "compare": "Compare", "export": "Export",
-                          "help": "Help"}
+                          "review": "Review", "history": "History", "help": "Help"}
     assert all(not info["script_path"] for info in at._registered_pages.values())
 
 

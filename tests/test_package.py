@@ -21,7 +21,8 @@ MODULES = {"numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "scipy": 
            "streamlit": "streamlit", "plotly": "plotly", "jinja2": "jinja2",
            "playwright": "playwright", "kaleido": "kaleido", "pytest": "pytest",
            "hypothesis": "hypothesis", "pytest-playwright": "pytest_playwright",
-           "fairlearn": "fairlearn", "scikit-learn": "sklearn"}
+           "fairlearn": "fairlearn", "scikit-learn": "sklearn",
+           "sqlalchemy": "sqlalchemy", "alembic": "alembic"}
 
 
 def _python(code: str) -> dict:
@@ -114,11 +115,13 @@ def test_dependencies_cover_what_the_code_imports():
     assert {"plotly", "jinja2", "playwright", "kaleido"} <= extras["report"]
     assert extras["all"] == {"fairness-audit"}
     all_extras = project["optional-dependencies"]["all"][0].replace(" ", "")
-    assert set(all_extras.split("[")[1].rstrip("]").split(",")) == {"app", "report", "engines"}
+    assert set(all_extras.split("[")[1].rstrip("]").split(",")) == {"app", "report", "engines",
+                                                                 "store"}
     assert {"duckdb", "ibis-framework", "pyspark", "psycopg"} <= extras["engines"]
     assert {"pytest", "hypothesis", "pytest-playwright", "fairlearn",
             "scikit-learn"} <= extras["test"]
-    installed = {MODULES[d] for d in core | extras["app"] | extras["report"]}
+    assert {"sqlalchemy", "alembic"} <= extras["store"]
+    installed = {MODULES[d] for d in core | extras["app"] | extras["report"] | extras["store"]}
     stdlib = set(sys.stdlib_module_names) | {"fairness_core"}
     for path in sorted((ROOT / "fairness_core").glob("*.py")):
         third_party = _module_level_imports(path) - stdlib

@@ -25,8 +25,10 @@ def report_files(result, title: str, author: str, scope: str, k: int, pdf: bool)
     or anything unexpected), the HTML is kept and ``"pdf_missing"`` says in
     one sentence why there is no PDF."""
     from fairness_core.report import html_report, pdf_from_html
+    from trail import review_of  # the saved audit's review, when it is saved
 
-    doc = html_report(result, title=title, author=author, scope=scope, suppress_below=k)
+    doc = html_report(result, title=title, author=author, scope=scope, suppress_below=k,
+                      review=review_of(result))
     out = {"html": (doc.encode("utf-8"), charts.file_name("fairness-audit-report",
                                                           ext="html"))}
     if pdf:
