@@ -78,6 +78,11 @@ class AuditResult:
     warnings: list = field(default_factory=list)
 
     @property
+    def task(self) -> str:
+        """What the audit is about: yes/no decisions."""
+        return "binary"
+
+    @property
     def group_metrics(self) -> pd.DataFrame:
         return self.groups[self.groups["attribute"] != OVERALL].reset_index(drop=True)
 
@@ -461,7 +466,11 @@ def prepare_source(data, spec: AuditSpec, *, name: str | None = None
 def audit_frame(df: pd.DataFrame, info: TableInfo | None = None, *, spec: AuditSpec):
     """The audit of a table already read, for the spec's task (see
     :mod:`fairness_core.tasks`): an :class:`AuditResult` for yes/no
-    decisions."""
+    decisions, a :class:`fairness_core.regression_result.RegressionResult`
+    for a numeric outcome."""
+    if spec.task == "regression":
+        from .regression_result import audit_frame as regression_frame
+        return regression_frame(df, info, spec=spec)
     if spec.task != "binary":
         raise InputError(f"A {spec.task} audit is not available yet; audit yes/no decisions "
                          "(choose the label's positive values).", field="task")

@@ -524,13 +524,22 @@ def main(argv=None) -> int:
             spec = resolve_task(args, spec, lambda: task_sample(
                 args.data, spec, table=args.table, engine=engine,
                 spark_master=args.spark_master))
-            _check_task(spec)
-            prepared, info = prepare_from_engine(args.data, spec, table=args.table,
-                                                 engine=engine,
-                                                 spark_master=args.spark_master,
-                                                 **_progress_options(args))
+            if spec.task == "regression":
+                from .regression_result import audit_engine
+                result = audit_engine(args.data, spec, table=args.table, engine=engine,
+                                      spark_master=args.spark_master)
+            else:
+                _check_task(spec)
+                prepared, info = prepare_from_engine(args.data, spec, table=args.table,
+                                                     engine=engine,
+                                                     spark_master=args.spark_master,
+                                                     **_progress_options(args))
         if result is None:
             result = run_audit(prepared, info)
+        if args.export_counts and result.task == "regression":
+            raise InputError("--export-counts writes the count table of yes/no decisions; a "
+                             "regression audit's numbers are in --json, --csv and --xlsx.",
+                             field="export_counts")
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")
         warn = exports.check_data(getattr(args, "_config_data", None), sha)
@@ -580,11 +589,16 @@ def main(argv=None) -> int:
         print(f"fairness-audit: internal error ({type(exc).__name__}: {short(exc, 300)}). Please "
               "report it; set FAIRNESS_AUDIT_DEBUG=1 for details.", file=sys.stderr)
         return 3
-    if args.positive_decision is None and not args.config and not args.quiet:
+    regression = result.task == "regression"
+    if args.positive_decision is None and not args.config and not args.quiet \
+            and not regression:
         _harm_note(result)
     if args.quiet:
         for w in result.warnings:
             print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
+    elif regression:
+        from .regression_result import render_summary as render_regression
+        print(render_regression(result))
     else:
         print(render_summary(result))
     if args.fail_on_disparity and result.failed:

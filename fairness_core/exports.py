@@ -72,6 +72,8 @@ def tables(result, suppress_below: int = 0) -> dict[str, pd.DataFrame]:
 
     With suppression, the summaries are computed again without the
     suppressed groups (a summary over all groups would reveal their rates)."""
+    if getattr(result, "task", "binary") == "regression":
+        return result.export_tables(suppress_below)
     summ = result.summary
     if suppress_below and suppress_below > 1:
         from .disparity import summary as summarise

@@ -459,13 +459,13 @@ def count_engine(table, spec: AuditSpec, *, name: str = "table") -> Counted:
                                  "regression audit; it holds text. Choose a numeric column "
                                  "(or convert it).", field=role, column=c)
     cols = [spec.label, *spec.predictions, *([spec.weight] if spec.weight else [])]
-    keep = ibis.literal(True)
-    for c in cols:
-        keep &= _finite(t[c]).notnull()
     sens = {c: (_bin_rep(t[c], spec.bins[c]) if c in spec.bins else t[c]) for c in spec.sensitive}
     base = t.mutate(**{f"__g_{i}": e for i, e in enumerate(sens.values())})
-    first = base.aggregate(rows=base.count(), kept=base.filter(keep).count(),
-                           mean_y=base.filter(keep)[spec.label].cast("float64").mean(),
+    keep = ibis.literal(True)
+    for c in cols:
+        keep &= _finite(base[c]).notnull()
+    first = base.aggregate(rows=base.count(), kept=base.count(where=keep),
+                           mean_y=base[spec.label].cast("float64").mean(where=keep),
                            w_min=(_finite(base[spec.weight]).min() if spec.weight
                                   else ibis.literal(0.0))).execute().iloc[0]
     n_read, n_used = int(first["rows"]), int(first["kept"])
