@@ -343,7 +343,7 @@ def _binned(codes, n_codes, y, p, w, edges) -> dict:
     ke, ky = len(edges["error"]) - 1, len(edges["label"]) - 1
     ie = codes * ke + _bin_index(p - y, edges["error"])
     iy = codes * ky + _bin_index(y, edges["label"])
-    we = np.bincount(ie, weights=w, minlength=n_codes * ke)
+    we = np.bincount(ie, weights=w, minlength=n_codes * ke).astype(float)
     rows_y = np.bincount(iy, minlength=n_codes * ky)
     wy = rows_y.astype(float) if w is None else np.bincount(iy, weights=w, minlength=n_codes * ky)
     sy = np.bincount(iy, weights=y if w is None else y * w, minlength=n_codes * ky)
@@ -661,6 +661,13 @@ def audit_counted(counted: Counted, spec: AuditSpec, info=None) -> RegressionRes
     summ = _per_model(per, lambda g, m: rg.summary(g, disp[disp["model"] == m]))
     bgl = _per_model(per, lambda g, m: rg.bounded_group_loss(g))
     dist = distributions(counted, spec)
+    order = {k: i for i, k in enumerate(zip(groups["model"], groups["attribute"],
+                                            groups["group"]))}
+    for name, t in dist.items():  # in the groups' order, then by bin
+        pos = np.fromiter((order[k] for k in zip(t["model"], t["attribute"], t["group"])),
+                          dtype=np.int64, count=len(t))
+        keys = (t["bin"].to_numpy(), pos) if "bin" in t else (pos,)
+        dist[name] = t.iloc[np.lexsort(keys)].reset_index(drop=True)
     warnings = list(info.warnings) if info is not None else []
     if counted.dropped:
         warnings.append(f"{counted.rows_read - counted.rows_used:,} of {counted.rows_read:,} "
