@@ -352,6 +352,10 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
     suppress_below : int
         Blank the metrics of groups with fewer rows than this (0: none).
     """
+    if getattr(result, "task", "binary") == "regression":
+        from .regression_report import html_report as regression_report
+        return regression_report(result, title=title, author=author, scope=scope,
+                                 dataset=dataset, suppress_below=suppress_below)
     spec, prov = result.spec, result.provenance
     src = prov.get("input") or {}
     dataset = dataset or src.get("name") or "data"
