@@ -25,14 +25,24 @@ st.set_page_config(page_title="Fairness audit", page_icon="⚖️", layout="wide
 ctx = setup_panel.render(uploads_off=safety.check())
 st.session_state["ctx"] = ctx
 
-pages = [st.Page(overview_page.render, title="Overview", icon="🧭", url_path="overview",
-                 default=True),
-         st.Page(groups_page.render, title="Group metrics", icon="📊", url_path="groups"),
-         st.Page(data_page.render, title="Data", icon="🗂️", url_path="data")]
-if ctx.result is not None and ctx.result.spec.scores:
+task = getattr(ctx.result, "task", "binary") if ctx.result is not None else "binary"
+if task == "regression":  # a numeric outcome: its own pages, nothing only yes/no needs
+    from views import regression_pages
+    pages = [st.Page(regression_pages.render_overview, title="Overview", icon="🧭",
+                     url_path="overview", default=True),
+             st.Page(regression_pages.render_groups, title="Group metrics", icon="📊",
+                     url_path="groups"),
+             st.Page(regression_pages.render_distributions, title="Distributions",
+                     icon="📈", url_path="distributions")]
+else:
+    pages = [st.Page(overview_page.render, title="Overview", icon="🧭", url_path="overview",
+                     default=True),
+             st.Page(groups_page.render, title="Group metrics", icon="📊", url_path="groups"),
+             st.Page(data_page.render, title="Data", icon="🗂️", url_path="data")]
+if task == "binary" and ctx.result is not None and ctx.result.spec.scores:
     pages.append(st.Page(thresholds_page.render, title="Thresholds", icon="🎚️",
                          url_path="thresholds"))
-if ctx.result is not None and len(ctx.result.spec.models) > 1:
+if task == "binary" and ctx.result is not None and len(ctx.result.spec.models) > 1:
     pages.append(st.Page(models_page.render, title="Models", icon="⚖️", url_path="models"))
 pages.append(st.Page(export_page.render, title="Export", icon="📄", url_path="export"))
 pages.append(st.Page(help_page.render, title="Help", icon="❓", url_path="help"))

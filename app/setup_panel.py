@@ -28,6 +28,8 @@ _log = logging.getLogger(__name__)
 NONE = "(none)"
 #: The label picker's choice for an audit of the decisions alone.
 NO_LABEL = "(no true outcome)"
+HIGHER = {"benefit": "a benefit (a credit limit, an offer)",
+          "harm": "a harm (a price, a premium, a sentence)"}
 DECISIONS = {"benefit": "a benefit (a loan, an interview, an offer)",
              "harm": "a harm (flagged as high risk, investigated, refused)"}
 REF_MODES = {"largest": "Largest group", "best": "Best-off group (per metric)",
@@ -210,6 +212,8 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     all_cols = [str(c) for c in df.columns]
     # choices made for a table with these columns; never another file's
     p = prefs_for(ctx.prefs, all_cols)
+    if loaded.sample and not any(k in p for k in ("label", "predictions", "sensitive")):
+        p = {**state.SAMPLE_ROLES.get(loaded.name, {}), **p}
     if st.session_state.get("columns") != all_cols:
         # a table with other columns: its controls start from its own choices
         if "columns" in st.session_state:
@@ -258,6 +262,8 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     slots["positive"] = sb.empty()
     decision_options = list(DECISIONS)
     guessed, why = guess_positive_decision(label, positive)
+    if task == "regression":
+        guessed, why = "benefit", None
     _init("positive_decision", _pref(p, "positive_decision", guessed, decision_options),
           decision_options)
     positive_decision = sb.radio(
@@ -266,14 +272,20 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
         help="It decides who a gap disadvantages and which metrics come first: for a "
              "benefit, missed qualified people (false negative and false omission rates); "
              "for a harm, wrongly flagged people (false positive and false discovery "
-             "rates).")
+             "rates).") if task != "regression" else sb.radio(
+        "For the person, a higher prediction is", decision_options, key="positive_decision",
+        format_func=HIGHER.get,
+        help="It decides who a gap disadvantages: with a benefit (a credit limit, a salary "
+             "offer) the model under-predicting for a group disadvantages it; with a harm (a "
+             "price, a premium) over-predicting does.")
     if why and positive_decision == guessed:
         sb.caption(ctx.say(f"A harm, guessed because {why}. Change it if a positive "
                            "decision is good for the person."))
     others = [c for c in cols if c != label]
     _init("predictions", _pref(p, "predictions", g.predictions, others, multi=True),
           others, multi=True)
-    preds = sb.multiselect("Models: decision columns", others, key="predictions",
+    preds = sb.multiselect("Models: decision columns" if task != "regression" else
+                           "Models: predicted value columns", others, key="predictions",
                            format_func=short,
                            help="One column per model: the model's decision, with the "
                                 "label's values or with values of its own (then choose which "

@@ -31,7 +31,15 @@ SAMPLES = {
     "Sample: synthetic loan approvals (6,000 rows)": ROOT / "sample_data" / "loans.csv",
     "Sample: UCI Adult census income (16,281 rows)":
         ROOT / "sample_data" / "adult_test_predictions.csv",
+    "Sample: synthetic credit limits, a numeric outcome (5,000 rows)":
+        ROOT / "sample_data" / "credit_limits.csv",
 }
+#: A sample's columns in their roles, where guessing from the values alone
+#: would not find them (a numeric outcome): file name -> choices.
+SAMPLE_ROLES = {"credit_limits.csv": {
+    "label": "credit_limit", "task": "regression",
+    "predictions": ["model_a_limit", "model_b_limit"],
+    "sensitive": ["sex", "age_group", "region"]}}
 UPLOAD = "Upload your own file"
 MEMO_SIZE = 10
 #: Audits of the samples kept for every session (different settings each).

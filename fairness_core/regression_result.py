@@ -248,21 +248,23 @@ def check_spec(spec: AuditSpec) -> None:
     if spec.task != "regression":
         raise ValueError("not a regression spec")
     problems = [
-        (spec.positive is not None, "positive", "--positive (the label's positive values)",
+        (spec.positive is not None, "positive", "A positive class (--positive)",
          "a regression audit compares numbers; there is no positive class"),
-        (spec.threshold is not None, "threshold", "--threshold",
+        (spec.threshold is not None, "threshold", "A score threshold (--threshold)",
          "a regression audit has no score threshold"),
-        (bool(spec.prediction_positive), "prediction_positive", "--prediction-positive",
+        (bool(spec.prediction_positive), "prediction_positive",
+         "Positive decision values (--prediction-positive)",
          "a regression audit compares predicted numbers, not decisions"),
-        (spec.counts is not None, "counts", "--counts",
+        (spec.counts is not None, "counts", "A count column (--counts)",
          "a regression audit reads the rows themselves (or an engine's sums of them)"),
-        (spec.reference_strategy == "best", "reference", "--reference-strategy best",
+        (spec.reference_strategy == "best", "reference",
+         "The best-off group as reference (--reference-strategy best)",
          "a regression audit compares each group with the largest group or a named one"),
     ]
     for bad, fld, option, why in problems:
         if bad:
-            raise InputError(f"{option} does not apply here: {why}. Leave it out, or choose "
-                             "another task (--task binary for yes/no decisions).", field=fld)
+            raise InputError(f"{option} does not apply here: {why}. Leave it out, or audit "
+                             "yes/no decisions instead (--task binary).", field=fld)
 
 
 # ---------------------------------------------------------------------------

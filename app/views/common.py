@@ -94,8 +94,11 @@ def needs_outcome_note(ctx, what: str) -> bool:
 
 
 def header(ctx, title: str):
-    st.title(title)
     r = ctx.result
+    if getattr(r, "task", "binary") == "regression":
+        from views.regression_pages import header as regression_header
+        return regression_header(ctx, title)
+    st.title(title)
     prov = r.provenance
     # a count table's or a source's rows stand for people: the counts are people
     unit = "people" if r.spec.counts or ctx.loaded.source else "rows"
