@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "interview; the default) or a harm (flagged as high risk, "
                         "investigated)? It decides who a gap disadvantages. Without it, a "
                         "label whose name sounds like a harm (two_year_recid, is_fraud, "
-                        "default) gets a note")
+                        "default) gets a note. In a regression audit: is a higher "
+                        "prediction a benefit (a credit limit) or a harm (a price)?")
     p.add_argument("--weight", metavar="COL", help="column of sample weights")
     p.add_argument("--counts", metavar="COL",
                    help="the data is a count table: each row stands for COL rows (with "

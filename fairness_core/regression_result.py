@@ -173,8 +173,12 @@ class RegressionResult:
 
     @property
     def failed(self) -> bool:
-        return bool((self.disparities["verdict"] == FAIL).any()) if len(self.disparities) \
+        """True when a ratio fails the tolerance or a group's mean error
+        differs significantly and notably (a high or medium finding)."""
+        fails = bool((self.disparities["verdict"] == FAIL).any()) if len(self.disparities) \
             else False
+        return fails or any(f["kind"] == "error_gap" and f["severity"] in ("high", "medium")
+                            for f in self.findings)
 
     def group_table(self) -> pd.DataFrame:
         """The per-group table as exported to CSV."""
@@ -280,20 +284,25 @@ def _combos(df: pd.DataFrame, spec: AuditSpec) -> tuple[np.ndarray, pd.DataFrame
     the spec says), and each combination's group labels."""
     from .prepare import _encode_sensitive
 
-    key = np.zeros(len(df), dtype=np.int64)
-    labels = []
-    for c in spec.sensitive:
-        codes, lut, levels = _encode_sensitive(df[c], c, spec)
-        codes = np.asarray(codes, dtype=np.int64)
-        ext = np.concatenate([[len(levels) - 1], np.asarray(lut, dtype=np.int64)])
-        key = key * len(levels) + ext[codes + 1]
-        labels.append(np.asarray(levels, dtype=object))
+    encoded = [_encode_sensitive(df[c], c, spec) for c in spec.sensitive]
+    labels = [np.asarray(levels, dtype=object) for _, _, levels in encoded]
     total = int(np.prod([len(lab) for lab in labels], dtype=np.int64))
+    kind = np.int32 if total < 1 << 31 else np.int64
+    key = np.zeros(len(df), dtype=kind)
+    for codes, lut, levels in encoded:
+        # code -1 (missing) reads the last level, "(missing)"
+        ext = np.concatenate([np.asarray(lut, dtype=kind), [len(levels) - 1]]).astype(kind)
+        if len(levels) > 1:
+            key *= len(levels)
+        key += ext[codes]
     if total <= 1 << 22:
         present = np.flatnonzero(np.bincount(key, minlength=total))
-        lut = np.full(total, -1, dtype=np.int64)
-        lut[present] = np.arange(len(present))
-        codes = lut[key]
+        if len(present) == total:  # every combination is present: the key is the code
+            codes = key
+        else:
+            lut = np.full(total, -1, dtype=kind)
+            lut[present] = np.arange(len(present), dtype=kind)
+            codes = lut[key]
     else:
         present, codes = np.unique(key, return_inverse=True)
     parts, rest = [], present
@@ -330,12 +339,13 @@ def _total(stats: pd.DataFrame) -> pd.DataFrame:
 
 
 def _bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """0 .. k-1 (values beyond the ends in the end bins)."""
+    """0 .. k-1 (values beyond the ends in the end bins; no value is
+    missing here)."""
     k = len(edges) - 1
-    width = (edges[-1] - edges[0]) / k
-    with np.errstate(invalid="ignore"):
-        i = np.floor((x - edges[0]) / width)
-    return np.clip(np.nan_to_num(i, nan=0), 0, k - 1).astype(np.int64)
+    i = x - edges[0]
+    i *= k / (edges[-1] - edges[0])
+    np.clip(i, 0, k - 1, out=i)
+    return i.astype(np.int64)  # at or above 0: truncation is the floor
 
 
 def _binned(codes, n_codes, y, p, w, edges) -> dict:
@@ -874,24 +884,29 @@ def regression_findings(disp: pd.DataFrame, groups: pd.DataFrame, spec) -> list[
 
 def _info(disp: pd.DataFrame, spec, many: bool, flagged: set) -> list[dict]:
     out = []
-    for (model, attribute), d in disp.groupby(["model", "attribute"], sort=False):
-        judged = d[d["verdict"].notna()]
-        small = d[d["verdict_reason"].astype(str).str.contains("fewer than the minimum")]
-        if (model, attribute) not in flagged and len(judged) and \
-                (judged["verdict"] == PASS).all():
+    verdict = disp["verdict"].to_numpy(dtype=object)
+    small = np.array(["fewer than the minimum" in str(r) for r in disp["verdict_reason"]],
+                     dtype=bool)
+    group = disp["group"].to_numpy(dtype=object)
+    n = disp["n"].to_numpy()
+    for (model, attribute), rows in disp.groupby(["model", "attribute"], sort=False).indices \
+            .items():
+        v = verdict[rows]
+        judged = v[np.array([x is not None for x in v], dtype=bool)]
+        if (model, attribute) not in flagged and len(judged) and (judged == PASS).all():
             names = ", ".join(lower_name(m) for m in rg.JUDGED)
             statement = (f"Every group of {attribute} is within the tolerance band for {names}, "
                          "and no group's mean error differs notably from the reference group's.")
             out.append({"severity": "info", "kind": "pass", "model": model,
                         "attribute": attribute, "group": None, "metric": None,
                         "statement": statement, "text": _prefixed(statement, model, many)})
-        if len(small):
-            gs = list(dict.fromkeys(small["group"]))
+        part = rows[small[rows]]
+        if len(part):
+            gs = list(dict.fromkeys(group[part]))
             shown = ", ".join(repr(g) for g in gs[:6]) + (" ..." if len(gs) > 6 else "")
-            n = int(small["n"].min())
             statement = (f"{len(gs)} group(s) of {attribute} are too small to be judged "
-                         f"({shown}): the smallest has {n:,} rows, fewer than the minimum of "
-                         f"{spec.min_group_size}.")
+                         f"({shown}): the smallest has {int(n[part].min()):,} rows, fewer than "
+                         f"the minimum of {spec.min_group_size}.")
             out.append({"severity": "info", "kind": "insufficient", "model": model,
                         "attribute": attribute, "group": None, "metric": None,
                         "groups": gs, "statement": statement,

@@ -20,7 +20,7 @@ OUT = Path(__file__).with_name("credit_limits.csv")
 AGE_GROUPS = ["18-29", "30-49", "50-64", "65+"]
 AGE_P = [0.22, 0.42, 0.26, 0.10]
 REGIONS = ["North", "South", "East", "West", "Islands"]
-REGION_P = [0.3, 0.28, 0.22, 0.195, 0.005]  # Islands: about 25 rows, under 30
+REGION_P = [0.3, 0.28, 0.22, 0.195, 0.005]  # Islands: a handful of rows, under 30
 
 
 def generate(seed: int = SEED, n: int = N) -> pd.DataFrame:

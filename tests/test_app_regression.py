@@ -98,6 +98,14 @@ def test_export_page_offers_every_file(app):
     d = json.loads(r.to_json())
     assert d["task"] == "regression" and d["bounded_group_loss"]
     assert app.selectbox(key="export_chart_regression").value == "mean_error"
+    app.checkbox(key="report_pdf").uncheck().run()
+    app.button(key="make_report").click().run()
+    assert not app.exception, exc_text(app)
+    labels = [b.label for b in app.get("download_button")]
+    assert "Download the HTML report" in labels
+    key, files = app.session_state["report"]
+    html = files["html"][0].decode("utf-8")
+    assert "Bounded group loss" in html and "under-predicts credit_limit" in html
 
 
 def test_higher_is_a_harm_turns_the_finding(app):

@@ -263,3 +263,23 @@ def test_command_line_entry_point_runs(tmp_path):
                           env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert "over-predicts credit_limit for region = 'South'" in proc.stdout
+
+
+def test_task_is_inferred_from_the_values():
+    from fairness_core.tasks import infer_task
+    rng = np.random.default_rng(0)
+    limits = pd.Series(rng.lognormal(9, 0.5, 500).round(-1), name="limit")
+    assert infer_task(limits, [limits * 1.1]).task == "regression"
+    stars = pd.Series(rng.integers(1, 6, 500), name="stars")  # 5 whole values
+    assert infer_task(stars, [stars.astype(float)]).task == "multiclass"
+    assert infer_task(stars, [stars + 0.5]).task == "regression"  # predictions not whole
+    assert infer_task(limits, [limits], positive=1000).task == "binary"
+
+
+def test_fail_on_disparity_counts_a_significant_mean_error_gap(capsys):
+    code = main([str(SAMPLE), "--label", "credit_limit", "--prediction", "model_b_limit",
+                 "--sensitive", "region", "--fail-on-disparity", "--quiet"])
+    assert code == 1
+    code = main([str(SAMPLE), "--label", "credit_limit", "--prediction", "model_b_limit",
+                 "--sensitive", "sex", "--fail-on-disparity", "--quiet"])
+    assert code == 0
