@@ -351,20 +351,34 @@ def _bin_index(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
 def _binned(codes, n_codes, y, p, w, edges) -> dict:
     """The binned counts per code: errors (weight per error bin) and
     predicted against actual (rows, weight, weighted sums of label and
-    prediction per label bin), as long tables with a ``code`` column."""
+    prediction per label bin), as long tables with a ``code`` column.
+    Read in blocks of rows that stay in the processor's cache."""
     ke, ky = len(edges["error"]) - 1, len(edges["label"]) - 1
-    ie = codes * ke + _bin_index(p - y, edges["error"])
-    iy = codes * ky + _bin_index(y, edges["label"])
-    we = np.bincount(ie, weights=w, minlength=n_codes * ke).astype(float)
-    rows_y = np.bincount(iy, minlength=n_codes * ky)
-    wy = rows_y.astype(float) if w is None else np.bincount(iy, weights=w, minlength=n_codes * ky)
-    sy = np.bincount(iy, weights=y if w is None else y * w, minlength=n_codes * ky)
-    sp = np.bincount(iy, weights=p if w is None else p * w, minlength=n_codes * ky)
+    we, rows_y = np.zeros(n_codes * ke), np.zeros(n_codes * ky)
+    wy, sy, sp = np.zeros(n_codes * ky), np.zeros(n_codes * ky), np.zeros(n_codes * ky)
+    codes = np.asarray(codes, dtype=np.int64)
+    for start in range(0, len(y), rg._BLOCK):
+        end = start + rg._BLOCK
+        c, yb, pb = codes[start:end], y[start:end], p[start:end]
+        wb = None if w is None else w[start:end]
+        ie = _bin_index(pb - yb, edges["error"])
+        ie += c * ke
+        iy = _bin_index(yb, edges["label"])
+        iy += c * ky
+        we += np.bincount(ie, weights=wb, minlength=n_codes * ke)
+        rows_y += np.bincount(iy, minlength=n_codes * ky)
+        if wb is not None:
+            wy += np.bincount(iy, weights=wb, minlength=n_codes * ky)
+        sy += np.bincount(iy, weights=yb if wb is None else yb * wb, minlength=n_codes * ky)
+        sp += np.bincount(iy, weights=pb if wb is None else pb * wb, minlength=n_codes * ky)
+    if w is None:
+        wy = rows_y.copy()
     errors = pd.DataFrame({"code": np.repeat(np.arange(n_codes), ke),
                            "bin": np.tile(np.arange(ke), n_codes), "weight": we})
     pva = pd.DataFrame({"code": np.repeat(np.arange(n_codes), ky),
-                        "bin": np.tile(np.arange(ky), n_codes), "n": rows_y, "weight": wy,
-                        "sum_y": sy, "sum_yhat": sp})
+                        "bin": np.tile(np.arange(ky), n_codes),
+                        "n": rows_y.astype(np.int64), "weight": wy, "sum_y": sy,
+                        "sum_yhat": sp})
     return {"errors": errors[errors["weight"] > 0].reset_index(drop=True),
             "predicted_vs_actual": pva[pva["n"] > 0].reset_index(drop=True)}
 
