@@ -667,6 +667,16 @@ def distributions(counted: Counted, spec: AuditSpec) -> dict:
             "predicted_vs_actual": pva}
 
 
+#: The disparity table's columns and types (for an audit with nothing to compare).
+DISPARITY_COLUMNS = {
+    "model": object, "attribute": object, "metric": object, "group": object,
+    "reference": object, "reference_choice": object, "n": np.int64, "reference_n": np.int64,
+    "value": float, "reference_value": float, "difference": float,
+    "difference_ci_low": float, "difference_ci_high": float, "ratio": float,
+    "verdict": object, "verdict_reason": object, "test": object, "p_value": float,
+    "p_value_adjusted": float, "significant": bool}
+
+
 def audit_counted(counted: Counted, spec: AuditSpec, info=None) -> RegressionResult:
     """Everything after reading the rows: metrics with intervals per group,
     disparities with tests (corrected over every model), summaries, the
@@ -690,6 +700,8 @@ def audit_counted(counted: Counted, spec: AuditSpec, info=None) -> RegressionRes
     groups.insert(groups.columns.get_loc("n") + 1, "share", groups["n"] / total)
     groups = groups.drop(columns=[c for c in rg.STAT_COLUMNS if c not in ("n", "weight")])
     disp = pd.concat(disps, ignore_index=True)
+    if not len(disp):  # one group per attribute: nothing to compare, the columns stay
+        disp = pd.DataFrame({c: pd.Series(dtype=t) for c, t in DISPARITY_COLUMNS.items()})
     if len(disp):  # every test of the audit corrected together
         disp["p_value_adjusted"] = adjust_p(disp["p_value"].to_numpy(dtype=float),
                                             spec.correction)
@@ -697,6 +709,9 @@ def audit_counted(counted: Counted, spec: AuditSpec, info=None) -> RegressionRes
                                        disp["p_value_adjusted"] < spec.alpha)
     per = groups[groups["attribute"] != OVERALL]
     summ = _per_model(per, lambda g, m: rg.summary(g, disp[disp["model"] == m]))
+    for c in ("n_fail", "n_pass", "n_insufficient", "n_significant"):
+        if c not in summ:
+            summ[c] = 0
     bgl = _per_model(per, lambda g, m: rg.bounded_group_loss(g))
     dist = distributions(counted, spec)
     order = {k: i for i, k in enumerate(zip(groups["model"], groups["attribute"],
@@ -711,6 +726,11 @@ def audit_counted(counted: Counted, spec: AuditSpec, info=None) -> RegressionRes
         warnings.append(f"{counted.rows_read - counted.rows_used:,} of {counted.rows_read:,} "
                         "rows were left out: " + "; ".join(
                             f"{k}: {v:,}" for k, v in counted.dropped.items()) + ".")
+    first = per[per["model"] == spec.predictions[0]]
+    for attr, k in first.groupby("attribute", sort=False).size().items():
+        if k < 2:
+            warnings.append(f"{attr} has a single group in the rows audited: there is no "
+                            "other group to compare it with.")
     small = per[(per["n"] < spec.min_group_size) & (per["model"] == spec.predictions[0])]
     for attr, g in small.groupby("attribute", sort=False):
         warnings.append(f"{attr}: {len(g)} group(s) have fewer than {spec.min_group_size} rows "

@@ -283,3 +283,22 @@ def test_fail_on_disparity_counts_a_significant_mean_error_gap(capsys):
     code = main([str(SAMPLE), "--label", "credit_limit", "--prediction", "model_b_limit",
                  "--sensitive", "sex", "--fail-on-disparity", "--quiet"])
     assert code == 0
+
+
+def test_a_single_group_and_hostile_names_are_handled():
+    from fairness_core.regression_report import html_report
+    from fairness_core.regression_result import render_summary
+    df = pd.DataFrame({"y": np.arange(50.0), "p": np.arange(50.0) + 1, "s": ["a"] * 50})
+    r = audit_frame(df, None, spec=AuditSpec(label="y", predictions=["p"], sensitive=["s"],
+                                             task="regression"))
+    assert len(r.disparities) == 0 and "single group" in " ".join(r.warnings)
+    assert "reference" in render_summary(r)
+    json.loads(r.to_json())
+    bad = "<script>alert(1)</script>"
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"y": rng.normal(100, 10, 200), "s": [bad, "b"] * 100})
+    df["p"] = df["y"] + rng.normal(0, 5, 200)
+    r = audit_frame(df, None, spec=AuditSpec(label="y", predictions=["p"], sensitive=["s"],
+                                             task="regression"))
+    html = html_report(r)
+    assert bad not in html and "&lt;script&gt;" in html
