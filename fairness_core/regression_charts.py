@@ -114,6 +114,7 @@ def predicted_vs_actual_chart(pva: pd.DataFrame, *, model: str, attribute: str, 
     _layout(fig, f"Predicted against true {what}, by {esc(attribute)}", height=500,
             subtitle=f"mean per bin of the true value; below the diagonal the model "
                      f"under-predicts; model {esc(model)}")
-    fig.update_xaxes(title=f"true {what} (bin mean)")
-    fig.update_yaxes(title=f"predicted {what} (bin mean)")
+    fig.update_xaxes(title="true value (mean per bin)")
+    fig.update_yaxes(title="prediction (mean per bin)")
+    fig.update_layout(margin=dict(l=70))
     return fig
