@@ -515,6 +515,8 @@ def _judgement_section(ctx: Context, slots: dict) -> dict:
                           help="Smaller groups are shown but get no pass/fail verdict.")
     slots["min_group_size"] = sb.empty()
     modes = list(REF_MODES)
+    if st.session_state.get("task") == "regression":  # compared with the largest or a named one
+        modes.remove("best")
     _init("refmode", p.get("reference_strategy", "largest")
           if p.get("reference_strategy") in modes else "largest", modes)
     mode = sb.radio("Reference group", modes, key="refmode", format_func=REF_MODES.get,
