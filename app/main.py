@@ -45,5 +45,6 @@ if task == "binary" and ctx.result is not None and ctx.result.spec.scores:
 if task == "binary" and ctx.result is not None and len(ctx.result.spec.models) > 1:
     pages.append(st.Page(models_page.render, title="Models", icon="⚖️", url_path="models"))
 pages.append(st.Page(export_page.render, title="Export", icon="📄", url_path="export"))
-pages.append(st.Page(help_page.render, title="Help", icon="❓", url_path="help"))
+help_render = regression_pages.render_help if task == "regression" else help_page.render
+pages.append(st.Page(help_render, title="Help", icon="❓", url_path="help"))
 st.navigation(pages, position="top").run()

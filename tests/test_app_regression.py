@@ -116,3 +116,11 @@ def test_higher_is_a_harm_turns_the_finding(app):
     women = [f for f in r.findings if f["kind"] == "error_gap" and f["group"] == "Female"][0]
     assert women["disadvantaged"] == "Male"
     app.radio(key="positive_decision").set_value("benefit").run()
+
+
+def test_help_page_explains_the_regression_metrics(app):
+    page(app, "help")
+    assert_clean(app)
+    t = static_table(app, 0)
+    assert list(t["Metric"]) == ["Mean true value", "Mean prediction", "Mean error",
+                                 "Mean absolute error", "Root mean squared error", "R²"]

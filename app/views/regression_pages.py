@@ -270,3 +270,41 @@ def chart_picker(ctx):
     with c3:
         attribute = pick_attribute(ctx)
     return kind, model, attribute, chart_figure(ctx.result, kind, model, attribute)
+
+
+def render_help():
+    """Help for a numeric outcome: the metrics, how gaps are judged, how to
+    read the intervals."""
+    ctx = st.session_state.get("ctx")
+    spec = ctx.result.spec
+    tol = Tolerance(spec.tolerance)
+    st.title("Help")
+    st.markdown(
+        "**What this audit does.** The model predicts a number (here "
+        f"{name(spec.label)}). For each group the audit compares the predictions with the "
+        "true values: is the model biased up or down for the group (mean error), how large "
+        "are its misses (MAE, RMSE), and how much of the group's variation does it explain "
+        "(R²)? Every number is computed from sums per group, never from rows shown on a page.")
+    st.markdown(
+        "**Whom a gap disadvantages.** In the sidebar you say whether a higher prediction is "
+        "a benefit for the person (a credit limit, a salary offer) or a harm (a price, a "
+        "premium). With a benefit, a group the model under-predicts for (a lower mean error "
+        "than the reference group's) is disadvantaged; with a harm, a group it over-predicts "
+        "for is.")
+    st.markdown(
+        f"**Verdicts.** The mean error is signed, so it is judged by its difference to the "
+        f"reference group and a Welch t-test, corrected for the many comparisons: a finding "
+        f"when significant (high when the gap is at least {1 - spec.tolerance:.0%} of the "
+        f"reference group's mean true value). The mean prediction, MAE, RMSE and R² are also "
+        f"judged by their ratio to the reference: between {tol.band()} passes. Groups with "
+        f"fewer than {spec.min_group_size} rows are not judged.")
+    st.markdown(
+        f"**Intervals** ({level(spec.confidence)}). Skewness-corrected t-intervals whose "
+        "degrees of freedom shrink for heavy-tailed errors; in simulations they cover the "
+        "true value 93% to 97% of the time for groups of 30 rows and more, except the RMSE "
+        "of 30 rows of very skewed errors (about 92%).")
+    st.subheader("The metrics")
+    defs = metric_definitions()
+    table(pd.DataFrame([{"Metric": d["label"], "Meaning": d["definition"],
+                         "Formula": d["formula"], "Better": d["better"] or "(describes)",
+                         "Interval": d["interval"]} for d in defs.values()]))
