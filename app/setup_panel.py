@@ -28,6 +28,8 @@ _log = logging.getLogger(__name__)
 NONE = "(none)"
 #: The label picker's choice for an audit of the decisions alone.
 NO_LABEL = "(no true outcome)"
+HIGHER = {"benefit": "a benefit (a credit limit, an offer)",
+          "harm": "a harm (a price, a premium, a sentence)"}
 DECISIONS = {"benefit": "a benefit (a loan, an interview, an offer)",
              "harm": "a harm (flagged as high risk, investigated, refused)"}
 REF_MODES = {"largest": "Largest group", "best": "Best-off group (per metric)",
@@ -210,6 +212,8 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     all_cols = [str(c) for c in df.columns]
     # choices made for a table with these columns; never another file's
     p = prefs_for(ctx.prefs, all_cols)
+    if loaded.sample and not any(k in p for k in ("label", "predictions", "sensitive")):
+        p = {**state.SAMPLE_ROLES.get(loaded.name, {}), **p}
     if st.session_state.get("columns") != all_cols:
         # a table with other columns: its controls start from its own choices
         if "columns" in st.session_state:
@@ -258,6 +262,8 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     slots["positive"] = sb.empty()
     decision_options = list(DECISIONS)
     guessed, why = guess_positive_decision(label, positive)
+    if task == "regression":
+        guessed, why = "benefit", None
     _init("positive_decision", _pref(p, "positive_decision", guessed, decision_options),
           decision_options)
     positive_decision = "benefit" if task == "multiclass" else sb.radio(
@@ -266,14 +272,20 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
         help="It decides who a gap disadvantages and which metrics come first: for a "
              "benefit, missed qualified people (false negative and false omission rates); "
              "for a harm, wrongly flagged people (false positive and false discovery "
-             "rates).")
+             "rates).") if task != "regression" else sb.radio(
+        "For the person, a higher prediction is", decision_options, key="positive_decision",
+        format_func=HIGHER.get,
+        help="It decides who a gap disadvantages: with a benefit (a credit limit, a salary "
+             "offer) the model under-predicting for a group disadvantages it; with a harm (a "
+             "price, a premium) over-predicting does.")
     if why and positive_decision == guessed and task != "multiclass":
         sb.caption(ctx.say(f"A harm, guessed because {why}. Change it if a positive "
                            "decision is good for the person."))
     others = [c for c in cols if c != label]
     _init("predictions", _pref(p, "predictions", g.predictions, others, multi=True),
           others, multi=True)
-    preds = sb.multiselect("Models: decision columns", others, key="predictions",
+    preds = sb.multiselect("Models: decision columns" if task != "regression" else
+                           "Models: predicted value columns", others, key="predictions",
                            format_func=short,
                            help="One column per model: the model's decision, with the "
                                 "label's values or with values of its own (then choose which "
@@ -286,11 +298,10 @@ def _column_section(ctx: Context, loaded: state.Loaded, slots: dict) -> dict:
     score_options = numeric if task == "binary" else []
     _init("scores", _pref(p, "scores", g.scores, score_options, multi=True), score_options,
           multi=True)
-    scores = [] if task != "binary" else sb.multiselect("Models: score columns (optional)", numeric, key="scores",
-                            format_func=short,
-                            help="A numeric score per model; the decision is score >= "
-                                 "threshold. Scores add ROC, threshold and calibration "
-                                 "views.")
+    scores = [] if task != "binary" else sb.multiselect(
+        "Models: score columns (optional)", numeric, key="scores", format_func=short,
+        help="A numeric score per model; the decision is score >= threshold. Scores add ROC, "
+             "threshold and calibration views.")
     slots["scores"] = sb.empty()
     threshold = None
     if scores:
@@ -503,6 +514,8 @@ def _judgement_section(ctx: Context, slots: dict) -> dict:
                           help="Smaller groups are shown but get no pass/fail verdict.")
     slots["min_group_size"] = sb.empty()
     modes = list(REF_MODES)
+    if st.session_state.get("task") == "regression":  # compared with the largest or a named one
+        modes.remove("best")
     _init("refmode", p.get("reference_strategy", "largest")
           if p.get("reference_strategy") in modes else "largest", modes)
     mode = sb.radio("Reference group", modes, key="refmode", format_func=REF_MODES.get,

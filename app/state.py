@@ -33,7 +33,15 @@ SAMPLES = {
         ROOT / "sample_data" / "adult_test_predictions.csv",
     "Sample: synthetic emergency triage, four levels (8,000 rows)":
         ROOT / "sample_data" / "triage.csv",
+    "Sample: synthetic credit limits, a numeric outcome (5,000 rows)":
+        ROOT / "sample_data" / "credit_limits.csv",
 }
+#: A sample's columns in their roles, where guessing from the values alone
+#: would not find them (a numeric outcome): file name -> choices.
+SAMPLE_ROLES = {"credit_limits.csv": {
+    "label": "credit_limit", "task": "regression",
+    "predictions": ["model_a_limit", "model_b_limit"],
+    "sensitive": ["sex", "age_group", "region"]}}
 UPLOAD = "Upload your own file"
 MEMO_SIZE = 10
 #: Audits of the samples kept for every session (different settings each).

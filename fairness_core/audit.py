@@ -82,6 +82,11 @@ class AuditResult:
     comparison: object = None
 
     @property
+    def task(self) -> str:
+        """What the audit is about: yes/no decisions."""
+        return "binary"
+
+    @property
     def group_metrics(self) -> pd.DataFrame:
         return self.groups[self.groups["attribute"] != OVERALL].reset_index(drop=True)
 
@@ -470,10 +475,14 @@ def audit_frame(df: pd.DataFrame, info: TableInfo | None = None, *, spec: AuditS
     """The audit of a table already read, for the spec's task (see
     :mod:`fairness_core.tasks`): an :class:`AuditResult` for yes/no
     decisions, a :class:`~fairness_core.multiclass_result.MulticlassAuditResult`
-    for several classes."""
+    for several classes, a :class:`~fairness_core.regression_result.RegressionResult`
+    for a numeric outcome."""
     if spec.task == "multiclass":
         from .multiclass_result import audit_multiclass_frame
         return audit_multiclass_frame(df, info, spec=spec)
+    if spec.task == "regression":
+        from .regression_result import audit_frame as regression_frame
+        return regression_frame(df, info, spec=spec)
     if spec.task != "binary":
         raise InputError(f"A {spec.task} audit is not available yet; audit yes/no decisions "
                          "(choose the label's positive values).", field="task")

@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "interview; the default) or a harm (flagged as high risk, "
                         "investigated)? It decides who a gap disadvantages. Without it, a "
                         "label whose name sounds like a harm (two_year_recid, is_fraud, "
-                        "default) gets a note")
+                        "default) gets a note. In a regression audit: is a higher "
+                        "prediction a benefit (a credit limit) or a harm (a price)?")
     p.add_argument("--weight", metavar="COL", help="column of sample weights")
     p.add_argument("--counts", metavar="COL",
                    help="the data is a count table: each row stands for COL rows (with "
@@ -568,6 +569,10 @@ def main(argv=None) -> int:
                 result = audit_multiclass_engine(args.data, spec, table=args.table,
                                                  engine=engine, spark_master=args.spark_master,
                                                  **_progress_options(args))
+            elif spec.task == "regression":
+                from .regression_result import audit_engine
+                result = audit_engine(args.data, spec, table=args.table, engine=engine,
+                                      spark_master=args.spark_master)
             else:
                 _check_task(spec)
                 prepared, info = prepare_from_engine(args.data, spec, table=args.table,
@@ -581,6 +586,10 @@ def main(argv=None) -> int:
                              f"audits of yes/no decisions; this is a {spec.task} audit.",
                              field="mitigate" if args.mitigate else "compare")
         mitigation = _mitigate(args, prepared, result)
+        if args.export_counts and result.task == "regression":
+            raise InputError("--export-counts writes the count table of yes/no decisions; a "
+                             "regression audit's numbers are in --json, --csv and --xlsx.",
+                             field="export_counts")
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")
         warn = exports.check_data(getattr(args, "_config_data", None), sha)
@@ -638,8 +647,9 @@ def main(argv=None) -> int:
         print(f"fairness-audit: internal error ({type(exc).__name__}: {short(exc, 300)}). Please "
               "report it; set FAIRNESS_AUDIT_DEBUG=1 for details.", file=sys.stderr)
         return 3
+    task = getattr(result, "task", "binary")
     if args.positive_decision is None and not args.config and not args.quiet and \
-            getattr(result, "task", "binary") == "binary":
+            task == "binary":
         _harm_note(result)
     if args.quiet:
         for w in result.warnings:
@@ -647,9 +657,12 @@ def main(argv=None) -> int:
         comparison = getattr(result, "comparison", None)
         for w in (comparison.warnings if comparison is not None else ()):
             print(f"Warning: {visible_text(w, _names(result))}", file=sys.stderr)
-    elif getattr(result, "task", "binary") == "multiclass":
+    elif task == "multiclass":
         from .multiclass_result import render_summary as multiclass_summary
         print(multiclass_summary(result, lambda t: visible_text(t, _names(result))))
+    elif task == "regression":
+        from .regression_result import render_summary as render_regression
+        print(render_regression(result))
     else:
         print(render_summary(result))
         if mitigation is not None:
@@ -677,6 +690,10 @@ def _store(args, result):
         return None
     from .store import data_fingerprint, dumps_export, open_store, read_export
 
+    if getattr(result, "task", "binary") != "binary":
+        raise InputError(f"The review trail (--store) keeps audits of yes/no decisions; this is "
+                         f"a {result.task} audit: keep its --json and --report instead.",
+                         field="store")
     store = open_store(args.store)
     try:
         audit_id, created = store.save_audit(result)

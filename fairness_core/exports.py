@@ -75,6 +75,8 @@ def tables(result, suppress_below: int = 0) -> dict[str, pd.DataFrame]:
     if getattr(result, "task", "binary") == "multiclass":
         from .multiclass_result import export_tables
         return export_tables(result, suppress_below)
+    if getattr(result, "task", "binary") == "regression":
+        return result.export_tables(suppress_below)
     summ = result.summary
     if suppress_below and suppress_below > 1:
         from .disparity import summary as summarise

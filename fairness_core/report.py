@@ -393,6 +393,10 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
         from .multiclass_report import html_report as multiclass_report
         return multiclass_report(result, title=title, author=author, scope=scope,
                                  dataset=dataset, suppress_below=suppress_below)
+    if getattr(result, "task", "binary") == "regression":
+        from .regression_report import html_report as regression_report
+        return regression_report(result, title=title, author=author, scope=scope,
+                                 dataset=dataset, suppress_below=suppress_below)
     spec, prov = result.spec, result.provenance
     src = prov.get("input") or {}
     dataset = dataset or src.get("name") or "data"

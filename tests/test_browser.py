@@ -534,3 +534,34 @@ def test_multiclass_sample_classes_page(app_page, app_url):
         '[data-testid="stPlotlyChart"] .js-plotly-plot')).map(
         el => (el._fullData || []).filter(t => t.type === 'heatmap').length)""")
     assert heat == [1, 5]  # the verdicts of the class; one confusion matrix per race group
+
+
+REGRESSION_SAMPLE = "Sample: synthetic credit limits, a numeric outcome (5,000 rows)"
+
+
+@pytest.mark.browser
+def test_regression_sample_pages(app_page, app_url):
+    """A numeric outcome: its own pages (no Thresholds, Models or Data), charts
+    drawn from counts, and a screenshot of each."""
+    page = app_page
+    open_app(page, app_url)
+    choose(page, "Predictions table", REGRESSION_SAMPLE, where=SIDEBAR)
+    expect(title(page, "Fairness audit overview")).to_be_visible()
+    wait_idle(page)
+    assert_no_errors(page)
+    nav = page.locator('[data-testid="stTopNavLink"]')
+    expect(nav.filter(has_text="Distributions")).to_have_count(1)
+    for gone in ("Thresholds", "Models", "Data"):
+        expect(nav.filter(has_text=re.compile(f"^{gone}$"))).to_have_count(0)
+    expect(page.locator(MAIN).get_by_text("under-predicts credit_limit for sex = 'Female'",
+                                          exact=False).first).to_be_visible()
+    screenshot(page, "regression_overview")
+    for link, heading, shot in (("Group metrics", "Group metrics", "regression_groups"),
+                                ("Distributions", "Error distributions",
+                                 "regression_distributions")):
+        nav.filter(has_text=link).click()
+        expect(title(page, heading)).to_be_visible()
+        wait_idle(page)
+        assert_no_errors(page)
+        expect(page.locator(CHART).first).to_be_visible()
+        screenshot(page, shot)

@@ -424,18 +424,12 @@ SCENARIOS = {
     "exponential": (stats.expon(20, 10), stats.expon(loc=-2.1, scale=3)),
     "lognormal": (stats.lognorm(0.5, loc=20, scale=10), stats.lognorm(0.5, loc=-3, scale=3)),
 }
-#: Where the intervals are known to fall short of 93% or sit at its edge
-#: (measured with 6,000 data sets; the module's docstring says so): R² from
-#: 30 or 100 rows of skewed data (87% and 92%), rmse of skewed errors
-#: (93%, 90% from 30 lognormal rows), mae of 30 lognormal rows (93%).  There
+#: Where the intervals are known to fall short of 93% (measured with 6,000
+#: data sets; the module's docstring says so): rmse of 30 rows of lognormal
+#: errors (92.4%: the mean of a heavy-tailed square from few rows).  There
 #: the test holds the coverage to the floor given here, so that a change for
 #: the worse still fails; everywhere else to 93% - 97%.
-FLOORS = {("normal", "r2", 30): 0.92,
-          ("exponential", "rmse", 30): 0.915, ("exponential", "rmse", 100): 0.915,
-          ("exponential", "r2", 30): 0.84, ("exponential", "r2", 100): 0.90,
-          ("lognormal", "mae", 30): 0.91, ("lognormal", "rmse", 30): 0.88,
-          ("lognormal", "rmse", 100): 0.905,
-          ("lognormal", "r2", 30): 0.84, ("lognormal", "r2", 100): 0.90}
+FLOORS = {("lognormal", "rmse", 30): 0.915}
 
 
 def _truth(ydist, edist) -> dict:

@@ -97,8 +97,11 @@ def header(ctx, title: str):
     if getattr(ctx.result, "task", "binary") == "multiclass":
         from views.multiclass_pages import header as classes_header
         return classes_header(ctx, title)
-    st.title(title)
     r = ctx.result
+    if getattr(r, "task", "binary") == "regression":
+        from views.regression_pages import header as regression_header
+        return regression_header(ctx, title)
+    st.title(title)
     prov = r.provenance
     # a count table's or a source's rows stand for people: the counts are people
     unit = "people" if r.spec.counts or ctx.loaded.source else "rows"

@@ -207,16 +207,22 @@ def render():
 
 
 def _charts(ctx, r):
-    c1, c2, c3, c4 = st.columns(4)
-    with c1:
-        kind = st.selectbox("Chart", list(CHARTS), format_func=CHARTS.get, key="export_chart")
-    with c2:
-        model = pick_model(ctx)
-    with c3:
-        attribute = pick_attribute(ctx)
-    with c4:
-        metric = pick_metric(ctx)
-    fig = chart_figure(r, kind, model, attribute, metric)
+    if r.task == "regression":
+        from views.regression_pages import chart_picker
+        kind, model, attribute, fig = chart_picker(ctx)
+        metric = kind
+    else:
+        c1, c2, c3, c4 = st.columns(4)
+        with c1:
+            kind = st.selectbox("Chart", list(CHARTS), format_func=CHARTS.get,
+                                key="export_chart")
+        with c2:
+            model = pick_model(ctx)
+        with c3:
+            attribute = pick_attribute(ctx)
+        with c4:
+            metric = pick_metric(ctx)
+        fig = chart_figure(r, kind, model, attribute, metric)
     if fig is None and kind in ("roc", "calibration") and not r.spec.labelled:
         st.info(f"This chart compares scores with the true outcome: it is "
                 f"{NO_OUTCOME}. Choose the label in the sidebar to draw it.")
