@@ -18,7 +18,7 @@ import pandas as pd
 from . import formatting as fmt
 from . import regression as rg
 from .exports import suppress_small
-from .regression_result import (INTERVALS, LABELS, RegressionResult, amount,
+from .regression_result import (INTERVALS, LABELS, RegressionResult, bounded_loss_table,
                                 metric_definitions, metric_text)
 from .report import _Figures, _environment, _pairs, _provenance, _table
 from .tolerance import Tolerance
@@ -78,15 +78,6 @@ def _summary_table(result: RegressionResult) -> pd.DataFrame:
         "Fail / significant": [f"{a} / {b}" for a, b in zip(s["n_fail"], s["n_significant"])]})
 
 
-def _bgl_table(result: RegressionResult) -> pd.DataFrame:
-    b = result.bounded_group_loss
-    return pd.DataFrame({"Model": b["model"], "Attribute": b["attribute"],
-                         "Largest MAE": [f"{amount(v)} ({g})" for v, g in
-                                         zip(b["max_mae"], b["max_mae_group"])],
-                         "Largest RMSE": [f"{amount(v)} ({g})" for v, g in
-                                          zip(b["max_rmse"], b["max_rmse_group"])]})
-
-
 def html_report(result: RegressionResult, *, title: str = "Fairness audit report",
                 author: str = "", scope: str = "", dataset: str | None = None,
                 suppress_below: int = 0) -> str:
@@ -110,7 +101,7 @@ def html_report(result: RegressionResult, *, title: str = "Fairness audit report
                "high": int(sev.get("high", 0)), "medium": int(sev.get("medium", 0)),
                "low": int(sev.get("low", 0)),
                "top": [{"severity": f["severity"], "text": f["text"]} for f in fails[:5]],
-               "table": _table(_summary_table(result)), "bgl": _table(_bgl_table(result))}
+               "table": _table(_summary_table(result)), "bgl": _table(bounded_loss_table(result))}
     defs = metric_definitions()
     mt = pd.DataFrame([{"Metric": d["label"], "Meaning": d["definition"],
                         "Formula": d["formula"], "Interval": d["interval"],

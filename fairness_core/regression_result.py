@@ -75,6 +75,19 @@ def metric_definitions() -> dict:
                 "scikit_learn": EQUIVALENTS[m]} for m in rg.METRICS}
 
 
+def bounded_loss_table(result) -> pd.DataFrame:
+    """The worst group's error per model and attribute, as the dashboard and
+    the report show it: ``Model, Attribute, Largest MAE, Largest RMSE``,
+    each "group: value"."""
+    b = result.bounded_group_loss
+
+    def cells(value: str, group: str) -> list:
+        return [f"{g}: {amount(v)}" for v, g in zip(b[value], b[group])]
+    return pd.DataFrame({"Model": b["model"].to_numpy(), "Attribute": b["attribute"].to_numpy(),
+                         "Largest MAE": cells("max_mae", "max_mae_group"),
+                         "Largest RMSE": cells("max_rmse", "max_rmse_group")})
+
+
 def amount(x) -> str:
     """A value in the label's unit, with three significant digits at least
     and thousands separators: ``1240.3`` -> ``"1,240"``, ``0.5234`` ->

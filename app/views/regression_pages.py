@@ -13,7 +13,8 @@ import streamlit as st
 from fairness_core import regression_charts as rc
 from fairness_core.formatting import count, level, p_value
 from fairness_core.regression import JUDGED, METRICS
-from fairness_core.regression_result import LABELS, amount, metric_definitions, metric_text
+from fairness_core.regression_result import (LABELS, amount, bounded_loss_table,
+                                             metric_definitions, metric_text)
 from fairness_core.tolerance import Tolerance
 from ui import SEVERITY_ICON, VERDICT_ICON, chart, name, shown, table
 from views.common import context, pick_attribute, pick_model
@@ -112,14 +113,8 @@ def render_overview():
     st.subheader("Bounded group loss")
     st.caption("The worst group's error per attribute: the largest mean absolute error and "
                "the largest root mean squared error among its groups.")
-    b = r.bounded_group_loss[r.bounded_group_loss["model"] == model]
-    table(shown(pd.DataFrame({
-        "Attribute": b["attribute"],
-        "Largest MAE": [f"{amount(v)} ({g})" for v, g in zip(b["max_mae"],
-                                                             b["max_mae_group"])],
-        "Largest RMSE": [f"{amount(v)} ({g})" for v, g in zip(b["max_rmse"],
-                                                              b["max_rmse_group"])]}),
-        "Attribute"))
+    b = bounded_loss_table(r)
+    table(shown(b[b["Model"] == model].drop(columns="Model"), "Attribute"))
 
     st.subheader("Findings")
     counts = pd.Series([f["severity"] for f in mine], dtype=object).value_counts()
