@@ -204,43 +204,61 @@ def _num(v):
 
 # -- the search ---------------------------------------------------------------
 
+#: Runs of this many candidates (or points) share one bound (or maximum).
+_BLOCK = 64
+
+
 class _RangeMax:
-    """Maximum (and where) of ``values`` over runs ``[lo, hi)``, vectorised
-    over many runs (a sparse table: O(n log n) to build, O(1) a query)."""
+    """Maximum of ``values`` over runs ``[lo, hi)``, vectorised over many
+    runs.  The values are cut into blocks of :data:`_BLOCK`, each with its
+    running maxima from either end, and the block maxima get a sparse table:
+    O(n) to build, and a run costs a few look-ups (a run inside one block,
+    at most one block's values)."""
 
     def __init__(self, values: np.ndarray):
         v = np.asarray(values, dtype=float)
-        n = len(v)
-        levels = max(1, int(n).bit_length())
-        self.val = np.full((levels, n), -np.inf)
-        self.arg = np.zeros((levels, n), dtype=np.intp)
-        self.val[0], self.arg[0] = v, np.arange(n)
+        self.n = len(v)
+        nb = max(1, -(-self.n // _BLOCK))
+        pad = np.full(nb * _BLOCK, -np.inf)
+        pad[:self.n] = v
+        blocks = pad.reshape(nb, _BLOCK)
+        self.values = pad
+        self.prefix = np.maximum.accumulate(blocks, axis=1).ravel()
+        self.suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+        levels = max(1, nb.bit_length())
+        self.table = np.full((levels, nb), -np.inf)
+        self.table[0] = blocks.max(axis=1)
         k = 1
         for lvl in range(1, levels):
-            if 2 * k > n:
-                break
-            a, b = self.val[lvl - 1, :n - k], self.val[lvl - 1, k:]
-            take = b > a
-            self.val[lvl, :n - k] = np.where(take, b, a)
-            self.arg[lvl, :n - k] = np.where(take, self.arg[lvl - 1, k:],
-                                             self.arg[lvl - 1, :n - k])
+            self.table[lvl, :nb - k] = np.maximum(self.table[lvl - 1, :nb - k],
+                                                  self.table[lvl - 1, k:])
             k *= 2
 
-    def query(self, lo: np.ndarray, hi: np.ndarray):
+    def _blocks(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Maximum over whole blocks ``[lo, hi)`` (``hi > lo``)."""
+        lvl = np.frexp((hi - lo).astype(float))[1] - 1  # floor(log2(length)), exactly
+        return np.maximum(self.table[lvl, lo], self.table[lvl, hi - np.left_shift(1, lvl)])
+
+    def query(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """The maxima over ``[lo, hi)`` (-inf for an empty run)."""
         lo, hi = np.asarray(lo, dtype=np.intp), np.asarray(hi, dtype=np.intp)
-        length = hi - lo
-        ok = length > 0
-        lvl = np.zeros(len(lo), dtype=np.intp)
-        # floor(log2(length)) exactly, from the bit length
-        lvl[ok] = np.frexp(length[ok].astype(float))[1] - 1
-        span = np.left_shift(1, lvl)
-        a_i = np.where(ok, lo, 0)
-        b_i = np.where(ok, hi - span, 0)
-        va, vb = self.val[lvl, a_i], self.val[lvl, b_i]
-        take = vb > va
-        best = np.where(ok, np.where(take, vb, va), -np.inf)
-        arg = np.where(ok, np.where(take, self.arg[lvl, b_i], self.arg[lvl, a_i]), -1)
-        return best, arg
+        out = np.full(len(lo), -np.inf)
+        ok = hi > lo
+        first, last = lo // _BLOCK, (hi - 1) // _BLOCK
+        same = ok & (first == last)
+        if same.any():
+            idx = lo[same, None] + np.arange(_BLOCK)
+            vals = self.values[np.minimum(idx, len(self.values) - 1)]
+            out[same] = np.where(idx < hi[same, None], vals, -np.inf).max(axis=1)
+        cross = ok & (first < last)
+        if cross.any():
+            best = np.maximum(self.suffix[lo[cross]], self.prefix[hi[cross] - 1])
+            a, b = first[cross] + 1, last[cross]
+            mid = b > a
+            if mid.any():
+                best[mid] = np.maximum(best[mid], self._blocks(a[mid], b[mid]))
+            out[cross] = best
+        return out
 
 
 @dataclass
@@ -291,7 +309,15 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
                           cache: dict):
     """The best single threshold per judged group (see the module docstring).
     Returns ({group index: point index}, objective gain) or None.  ``cache``
-    keeps each group's range-maximum table between tolerances."""
+    keeps each group's gains, rates and range-maximum table between
+    tolerances.
+
+    The candidates (the reference group's points, or the lowest rates) are
+    taken in runs of :data:`_BLOCK`.  A run's bound is its best own gain plus,
+    for every other group, its best gain over the union of the run's bands:
+    no candidate of the run can do better.  Runs are then evaluated exactly,
+    highest bound first, until no run left can reach the best found; the
+    answer is the same as evaluating every candidate (ties: the first)."""
     for i in judged:
         if ("table", i) not in cache:
             gain = a * groups[i].tp - b * groups[i].fp
@@ -301,7 +327,6 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
                 cache[("rising", i, m)] = np.ascontiguousarray(groups[i].rates(m)[::-1])
     gains = {i: cache[("gain", i)] for i in judged}
     tables = {i: cache[("table", i)] for i in judged}
-    rate = {(i, m): cache[("rising", i, m)][::-1] for i in judged for m in metrics}
 
     def window(i, lows, highs):
         n_cand = len(lows[0])
@@ -320,30 +345,64 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
         return lo_idx, hi_idx
 
     if mode == "reference":
-        cand = np.arange(len(groups[ref].bins))
-        total = gains[ref].astype(float).copy()
-        refs = [rate[(ref, m)] for m in metrics]
-        lows, highs = zip(*(_bounds(r, tol, mode) for r in refs))
-        choice = {ref: cand}
+        base = gains[ref]
+        cand_rates = [cache[("rising", ref, m)][::-1] for m in metrics]
         others = [i for i in judged if i != ref]
     else:
         (m,) = metrics
-        cand = np.unique(np.concatenate([rate[(i, m)] for i in judged]))
-        cand = cand[~np.isnan(cand)]
-        total = np.zeros(len(cand))
-        lo, hi = _bounds(cand, tol, mode)
-        lows, highs = [lo], [hi]
-        choice = {}
+        if ("lowest", m) not in cache:
+            every = np.sort(np.concatenate([cache[("rising", i, m)] for i in judged]),
+                            kind="stable")  # sorted runs: merged
+            every = every[~np.isnan(every)]
+            cache[("lowest", m)] = every[np.r_[True, every[1:] != every[:-1]]] \
+                if len(every) else every
+        cand = cache[("lowest", m)]
+        base = np.zeros(len(cand))
+        cand_rates = [cand]
         others = list(judged)
-    for i in others:
-        lo_idx, hi_idx = window(i, lows, highs)
-        best, arg = tables[i].query(lo_idx, hi_idx)
-        total += best
-        choice[i] = arg
-    if not len(total) or not np.isfinite(total.max()):
+    n_cand = len(base)
+    if not n_cand:
         return None
-    k = int(np.argmax(total))
-    return {i: int(c[k]) for i, c in choice.items()}, float(total[k]) + fixed_gain
+    bands = [_bounds(r, tol, mode) for r in cand_rates]
+
+    def totals(idx_lows, idx_highs, own):
+        total = own.astype(float)
+        for i in others:
+            total = total + tables[i].query(*window(i, idx_lows, idx_highs))
+        return total
+
+    # bounds per run of candidates: the union of their bands (fmin / fmax
+    # keep a run's defined rates when some are undefined)
+    starts = np.arange(0, n_cand, _BLOCK)
+    bound = totals([np.fmin.reduceat(lo, starts) for lo, _ in bands],
+                   [np.fmax.reduceat(hi, starts) for _, hi in bands],
+                   np.maximum.reduceat(base, starts))
+    order = np.argsort(-bound, kind="stable")
+    order = order[np.isfinite(bound[order])]
+    best, seen_idx, seen_total = -np.inf, [], []
+    done, step = 0, 4
+    while done < len(order) and bound[order[done]] >= best:
+        runs = order[done:done + step]
+        runs = runs[bound[runs] >= best]
+        done += step
+        step *= 2
+        idx = (starts[runs, None] + np.arange(_BLOCK)).ravel()
+        idx = idx[idx < n_cand]
+        total = totals([lo[idx] for lo, _ in bands], [hi[idx] for _, hi in bands], base[idx])
+        seen_idx.append(idx)
+        seen_total.append(total)
+        best = max(best, float(total.max()))
+    if not np.isfinite(best):
+        return None
+    idx, total = np.concatenate(seen_idx), np.concatenate(seen_total)
+    k = int(idx[total == best].min())
+    choice = {ref: k} if mode == "reference" else {}
+    for i in others:
+        lo_idx, hi_idx = window(i, [lo[k:k + 1] for lo, _ in bands],
+                                [hi[k:k + 1] for _, hi in bands])
+        lo_i, hi_i = int(lo_idx[0]), int(hi_idx[0])
+        choice[i] = lo_i + int(np.argmax(gains[i][lo_i:hi_i]))
+    return choice, best + fixed_gain
 
 
 def _hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
