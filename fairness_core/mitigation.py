@@ -247,7 +247,8 @@ class _RangeMax:
         first, last = lo // _BLOCK, (hi - 1) // _BLOCK
         same = ok & (first == last)
         if same.any():
-            idx = lo[same, None] + np.arange(_BLOCK)
+            # as many look-ups per run as the widest of these runs
+            idx = lo[same, None] + np.arange(int((hi[same] - lo[same]).max()))
             vals = self.values[np.minimum(idx, len(self.values) - 1)]
             out[same] = np.where(idx < hi[same, None], vals, -np.inf).max(axis=1)
         cross = ok & (first < last)
@@ -365,10 +366,16 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
         return None
     bands = [_bounds(r, tol, mode) for r in cand_rates]
 
-    def totals(idx_lows, idx_highs, own):
+    def totals(lows, highs, own):
+        # a candidate that leaves some group no admissible point is dropped
+        # before the next group is looked at
         total = own.astype(float)
+        alive = np.arange(len(total))
         for i in others:
-            total = total + tables[i].query(*window(i, idx_lows, idx_highs))
+            best = tables[i].query(*window(i, [x[alive] for x in lows],
+                                           [x[alive] for x in highs]))
+            total[alive] = total[alive] + best
+            alive = alive[np.isfinite(best)]
         return total
 
     # bounds per run of candidates: the union of their bands (fmin / fmax
@@ -405,9 +412,38 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
     return choice, best + fixed_gain
 
 
+def _chain(x: np.ndarray, y: np.ndarray, sign: float, rounds: int = 200):
+    """The upper (``sign`` 1) or lower (-1) hull of points sorted by x then
+    y, as indices from the first point to the last: every point that lies
+    on or beyond the segment between its two neighbours is dropped, all at
+    once, until none is (such a point lies inside the hull of the others,
+    so no corner is ever dropped).  None when ``rounds`` did not suffice."""
+    keep = np.arange(len(x))
+    for _ in range(rounds):
+        if len(keep) < 3:
+            return keep
+        px, py = x[keep], y[keep]
+        cross = ((px[1:-1] - px[:-2]) * (py[2:] - py[:-2])
+                 - (py[1:-1] - py[:-2]) * (px[2:] - px[:-2]))
+        drop = sign * cross >= 0
+        if not drop.any():
+            return keep
+        keep = keep[np.r_[False, drop, False] == False]  # noqa: E712
+    return None
+
+
 def _hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Indices of the convex hull's corners of points (qhull; a segment or a
-    point when they are collinear)."""
+    """Indices of the convex hull's corners of a group's points (a segment
+    or a point when they are collinear).  A group's points fall in both
+    coordinates as its threshold rises, so reversed they are sorted: the
+    hull is its upper and lower chains.  qhull takes over should the chains
+    not settle quickly."""
+    n = len(x)
+    rev = np.arange(n)[::-1]
+    xs, ys = x[rev], y[rev]
+    upper, lower = _chain(xs, ys, 1.0), _chain(xs, ys, -1.0)
+    if upper is not None and lower is not None:
+        return np.unique(rev[np.r_[upper, lower]])
     from scipy.spatial import ConvexHull, QhullError
 
     pts = np.stack([x, y], axis=1)
