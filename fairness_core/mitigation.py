@@ -37,12 +37,21 @@ How the search works
     the lowest rate takes the reference's place.  Equalized odds with the
     ``best`` strategy is searched with randomised thresholds only.
 
+    Only a group's own points count: the bin edges where its counts change
+    (a small group at a million rows leaves most fine bins empty).  The
+    reference's points are tried in runs of 64: a run's bound (its best own
+    gain plus each other group's best over the union of the run's bands) is
+    cheap, and runs are tried in full only while their bound can still beat
+    the best found, so a handful of runs is usually all.  The answer is the
+    one trying every point would give, ties included.
+
     Randomised thresholds (as fairlearn's ``ThresholdOptimizer``): a group's
     rule is a lottery over a few thresholds (in effect: above the top
     threshold always selected, between thresholds selected with some
     probability, below the lowest never).  Its expected counts are the
     mixture of its thresholds' counts, so the achievable points are the
-    convex hull of the group's threshold points, and the best lottery is a
+    convex hull of the group's threshold points (its lower and upper
+    chains: the points are already sorted), and the best lottery is a
     small linear programme over the hull's corners (scipy's HiGHS simplex),
     exact up to floating point.  Equalized odds needs this in general: a
     single threshold per group rarely gives equal true and false positive
@@ -50,6 +59,7 @@ How the search works
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -580,6 +590,9 @@ def _table(sc, index_attr, labels, mixes, model, attribute, spec, weighted, rand
                      attributes=attrs, weighted=expected,
                      weight_sq_cells={model: q} if q is not None else None)
     groups = add_metrics(count_table(cube), True)
+    if not expected and all(REGISTRY[m].is_rate for m in SHOWN):
+        # every metric shown has its Wilson interval: no replicate would be read
+        spec = dataclasses.replace(spec, n_bootstrap=0)
     unc = Uncertainty({model: row_cells}, {model: cells} if expected else None, attrs, spec,
                       weight_sq_cells={model: q} if (expected and q is not None) else None)
     groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
