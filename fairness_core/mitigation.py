@@ -527,14 +527,51 @@ def _search_randomised(groups, judged, fixed_gain, a, b, metrics, tol, ref, mode
             b_ub.append(0.0)
             a_ub.append(row - hi_f * base)  # rate <= hi * reference
             b_ub.append(_EPS)
-    res = linprog(c, A_ub=np.array(a_ub) if a_ub else None, b_ub=b_ub or None,
-                  A_eq=np.array(a_eq), b_eq=b_eq, bounds=[(0, None)] * total_vars,
-                  method="highs-ds")
-    if res.status != 0:
-        return None
+    a_ub = np.array(a_ub) if a_ub else np.zeros((0, total_vars))
+    a_eq, b_ub = np.array(a_eq), np.array(b_ub)
+
+    def solve(cols):
+        return linprog(c[cols], A_ub=a_ub[:, cols] if len(a_ub) else None,
+                       b_ub=b_ub if len(a_ub) else None, A_eq=a_eq[:, cols], b_eq=b_eq,
+                       bounds=(0, None), method="highs-ds")
+
+    # Few corners matter: solve with some, price the others with the duals,
+    # add those that would improve it, until none would (then the answer is
+    # the whole programme's).  The corners used carry over between tolerances.
+    active = cache.get("active")
+    if active is None or len(active) != total_vars:
+        active = np.zeros(total_vars, dtype=bool)
+        active[n_var:] = True
+        for i in order:
+            g, k, o = groups[i], corners[i], offset[i]
+            active[o + np.linspace(0, len(k) - 1, min(len(k), 16)).astype(int)] = True
+            active[o + int(np.argmin(c[o:o + len(k)]))] = True
+            # selecting nobody: every rate 0, so the programme stays feasible
+            active[o + np.flatnonzero((g.tp[k] == 0) & (g.fp[k] == 0))] = True
+    x = None
+    for _ in range(8):
+        cols = np.flatnonzero(active)
+        res = solve(cols)
+        if res.status != 0:
+            break
+        reduced = c - a_eq.T @ res.eqlin.marginals
+        if len(a_ub):
+            reduced = reduced - a_ub.T @ res.ineqlin.marginals
+        enter = (reduced < -1e-10) & ~active
+        if not enter.any():
+            x = np.zeros(total_vars)
+            x[cols] = res.x
+            break
+        active |= enter
+    cache["active"] = active
+    if x is None:  # the whole programme
+        res = solve(np.arange(total_vars))
+        if res.status != 0:
+            return None
+        x = res.x
     out = {}
     for i in order:
-        lam = res.x[offset[i]:offset[i] + len(corners[i])]
+        lam = x[offset[i]:offset[i] + len(corners[i])]
         keep = lam > 1e-9
         w = lam[keep] / lam[keep].sum()
         out[i] = list(zip(corners[i][keep].tolist(), w.tolist()))

@@ -601,3 +601,62 @@ def test_hull_of_many_points_is_qhulls():
             eq = ConvexHull(pts[ours]).equations
             assert (pts @ eq[:, :2].T + eq[:, 2]).max() <= 1e-12
             assert ConvexHull(pts[ours]).volume == pytest.approx(theirs.volume, rel=1e-12)
+
+
+def _every_lottery(groups, judged, a, b, metrics, tol, ref, mode):
+    """The best lottery's gain from one linear programme over every point
+    of every group (no hull, no pricing)."""
+    from scipy.optimize import linprog
+
+    sizes = [len(groups[i].bins) for i in judged]
+    offs = np.r_[0, np.cumsum(sizes)]
+    n = int(offs[-1]) + (len(metrics) if mode == "lowest" else 0)
+    c = np.zeros(n)
+    a_eq = np.zeros((len(judged), n))
+    for k, i in enumerate(judged):
+        c[offs[k]:offs[k + 1]] = -(a * groups[i].tp - b * groups[i].fp)
+        a_eq[k, offs[k]:offs[k + 1]] = 1
+    rows, rhs = [], []
+    for mi, m in enumerate(metrics):
+        def rate(k):
+            row = np.zeros(n)
+            row[offs[k]:offs[k + 1]] = groups[judged[k]].rates(m)
+            return row
+        if mode == "reference":
+            base, lo, hi = rate(judged.index(ref)), tol - 1e-12, 1 / tol + 1e-12
+        else:
+            base, lo, hi = np.zeros(n), 1.0, 1 / tol
+            base[int(offs[-1]) + mi] = 1
+        for k, i in enumerate(judged):
+            if mode == "reference" and i == ref:
+                continue
+            rows += [lo * base - rate(k), rate(k) - hi * base]
+            rhs += [0.0, 1e-12]
+    res = linprog(c, A_ub=np.array(rows), b_ub=rhs, A_eq=a_eq, b_eq=np.ones(len(judged)),
+                  bounds=(0, None), method="highs-ds")
+    return float(-res.fun)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("constraint,mode", [("demographic_parity", "reference"),
+                                             ("equalized_odds", "reference"),
+                                             ("equal_opportunity", "lowest")])
+def test_lottery_on_many_bins_equals_one_programme_over_every_point(seed, constraint, mode):
+    from fairness_core.mitigation import _search_randomised
+
+    groups = _fine_groups(seed, n_bins=1500)
+    metrics = CONSTRAINTS[constraint]
+    pos = sum(g.pos for g in groups)
+    neg = sum(g.neg for g in groups)
+    a = b = 1 / (pos + neg)
+    judged = [0, 1, 2, 3]
+    cache: dict = {}  # shared between tolerances, as in the trade-off curve
+    for tol in (0.6, 0.8, 0.95, 1.0):
+        pick, gain = _search_randomised(groups, judged, 0.0, a, b, metrics, tol, 0, mode,
+                                        cache)
+        want = _every_lottery(groups, judged, a, b, metrics, tol, 0, mode)
+        assert gain == pytest.approx(want, abs=1e-9)
+        # the lotteries found reach that gain
+        got = sum(p * (a * groups[i].tp[k] - b * groups[i].fp[k])
+                  for i, mix in pick.items() for k, p in mix)
+        assert got == pytest.approx(want, abs=1e-9)
