@@ -53,7 +53,9 @@ How the search works
     convex hull of the group's threshold points (its lower and upper
     chains: the points are already sorted), and the best lottery is a
     small linear programme over the hull's corners (scipy's HiGHS simplex),
-    exact up to floating point.  Equalized odds needs this in general: a
+    exact up to floating point.  It is first solved on a few corners; its
+    duals price the others, and those that would improve it join until none
+    would, which is then the answer over every corner.  Equalized odds needs this in general: a
     single threshold per group rarely gives equal true and false positive
     rates at once.
 """
