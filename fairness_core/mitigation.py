@@ -608,38 +608,56 @@ def _cells_for(sc, inv: np.ndarray, mixes: dict) -> tuple:
     return tuple(out)
 
 
-def _table(sc, index_attr, labels, mixes, model, attribute, spec, weighted, randomised):
-    """Per-group metrics with the audit's intervals for the decisions ``mixes``."""
+def _tables(sc, inv, labels, requests, attribute, spec, weighted) -> list:
+    """Per-group metrics with the audit's intervals for each of ``requests``
+    [(mixes, randomised)]: [(table, interval method, per-combination cells)].
+    Decisions whose counts are of the same kind (rows, or expected counts)
+    share one count table and one :class:`~fairness_core.stats.Uncertainty`,
+    each on the bootstrap stream it would have alone."""
     from .stats import Uncertainty
 
-    inv = index_attr
-    c, r, q = _cells_for(sc, inv, mixes)
-    expected = randomised or weighted
     cum = sc.cumulative()
     rows = (cum[1] if cum[1] is not None else cum[0])[:, :, -1].sum(axis=1).astype(np.int64)
     wsum = cum[0][:, :, -1].sum(axis=1).astype(float)
-    if expected:
-        row_cells = np.rint(r).astype(np.int64)
-        row_cells[(r > 0) & (row_cells == 0)] = 1
-        cells = c.astype(float)
-    else:
-        row_cells = cells = np.rint(c).astype(np.int64)
     attrs = [(attribute, inv, labels)]
-    cube = CountCube(cells={model: cells}, row_cells={model: row_cells}, rows=rows, wsum=wsum,
-                     attributes=attrs, weighted=expected,
-                     weight_sq_cells={model: q} if q is not None else None)
-    groups = add_metrics(count_table(cube), True)
-    if not expected and all(REGISTRY[m].is_rate for m in SHOWN):
-        # every metric shown has its Wilson interval: no replicate would be read
-        spec = dataclasses.replace(spec, n_bootstrap=0)
-    unc = Uncertainty({model: row_cells}, {model: cells} if expected else None, attrs, spec,
-                      weight_sq_cells={model: q} if (expected and q is not None) else None)
-    groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
     cols = ["group", "n", "weight", *CELLS]
     for m in SHOWN:
         cols += [m, f"{m}_ci_low", f"{m}_ci_high"]
-    method = unc.interval_methods.get("selection_rate", "none")
-    return groups[cols].reset_index(drop=True), method, c
+    parts = []
+    for k, (mixes, randomised) in enumerate(requests):
+        c, r, q = _cells_for(sc, inv, mixes)
+        expected = randomised or weighted
+        if expected:
+            row_cells = np.rint(r).astype(np.int64)
+            row_cells[(r > 0) & (row_cells == 0)] = 1
+            cells = c.astype(float)
+        else:
+            row_cells = cells = np.rint(c).astype(np.int64)
+        parts.append((str(k), expected, c, cells, row_cells, q))
+    out = [None] * len(requests)
+    for expected in (False, True):
+        same = [p for p in parts if p[1] == expected]
+        if not same:
+            continue
+        cells = {p[0]: p[3] for p in same}
+        row_cells = {p[0]: p[4] for p in same}
+        sq = {p[0]: p[5] for p in same} if same[0][5] is not None else None
+        cube = CountCube(cells=cells, row_cells=row_cells, rows=rows, wsum=wsum,
+                         attributes=attrs, weighted=expected, weight_sq_cells=sq)
+        groups = add_metrics(count_table(cube), True)
+        s = spec
+        if not expected and all(REGISTRY[m].is_rate for m in SHOWN):
+            # every metric shown has its Wilson interval: no replicate would be read
+            s = dataclasses.replace(spec, n_bootstrap=0)
+        unc = Uncertainty(row_cells, cells if expected else None, attrs, s,
+                          weight_sq_cells=sq if expected else None,
+                          streams={p[0]: 0 for p in same})
+        groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
+        method = unc.interval_methods.get("selection_rate", "none")
+        for p in same:
+            table = groups.loc[groups["model"] == p[0], cols].reset_index(drop=True)
+            out[int(p[0])] = (table, method, p[2])
+    return out
 
 
 def _objective_value(cells: np.ndarray, objective: str) -> float:
@@ -809,20 +827,21 @@ def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str
 
     today = {i: [(today_bin, 1.0)] for i in range(G)}
     weighted = cum[2] is not None
-    before, method, c_before = _table(sc, inv, labels, today, model, attribute, spec, weighted,
-                                      False)
+    solved = solve(tol)
+    feasible = solved is not None
+    tables = _tables(sc, inv, labels, [(today, False)] + ([(solved[0], randomised)]
+                                                           if feasible else []),
+                     attribute, spec, weighted)
+    before, method, c_before = tables[0]
     obj_before = _objective_value(c_before, objective)
     # per-group thresholds without the constraint: each group's own best
     free = {i: [(int(groups[i].bins[int(np.argmax(a * groups[i].tp - b * groups[i].fp))]), 1.0)]
             for i in judged}
     free.update({i: [(today_bin, 1.0)] for i in range(G) if i not in judged})
     obj_free = _objective_value(_cells_for(sc, inv, free)[0], objective)
-    solved = solve(tol)
-    feasible = solved is not None
     if feasible:
         mixes, _ = solved
-        after, _, c_after = _table(sc, inv, labels, mixes, model, attribute, spec,
-                                              weighted, randomised)
+        after, _, c_after = tables[1]
         obj_after = _objective_value(c_after, objective)
         sel = c_after[:, 1] + c_after[:, 3]
         n_all = c_after.sum(axis=1)
