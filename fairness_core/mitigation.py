@@ -391,11 +391,16 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
         return total
 
     # bounds per run of candidates: the union of their bands (fmin / fmax
-    # keep a run's defined rates when some are undefined)
+    # keep a run's defined rates when some are undefined); with few
+    # candidates, every one is tried at once
     starts = np.arange(0, n_cand, _BLOCK)
-    bound = totals([np.fmin.reduceat(lo, starts) for lo, _ in bands],
-                   [np.fmax.reduceat(hi, starts) for _, hi in bands],
-                   np.maximum.reduceat(base, starts))
+    if len(starts) <= 16:
+        starts = np.zeros(1, dtype=np.intp)
+        bound = np.zeros(1)
+    else:
+        bound = totals([np.fmin.reduceat(lo, starts) for lo, _ in bands],
+                       [np.fmax.reduceat(hi, starts) for _, hi in bands],
+                       np.maximum.reduceat(base, starts))
     order = np.argsort(-bound, kind="stable")
     order = order[np.isfinite(bound[order])]
     best, seen_idx, seen_total = -np.inf, [], []
@@ -405,7 +410,7 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
         runs = runs[bound[runs] >= best]
         done += step
         step *= 2
-        idx = (starts[runs, None] + np.arange(_BLOCK)).ravel()
+        idx = (starts[runs, None] + np.arange(_BLOCK if len(starts) > 1 else n_cand)).ravel()
         idx = idx[idx < n_cand]
         total = totals([lo[idx] for lo, _ in bands], [hi[idx] for _, hi in bands], base[idx])
         seen_idx.append(idx)
@@ -426,10 +431,11 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
 
 def _chain(x: np.ndarray, y: np.ndarray, sign: float, rounds: int = 200):
     """The upper (``sign`` 1) or lower (-1) hull of points sorted by x then
-    y, as indices from the first point to the last: every point that lies
-    on or beyond the segment between its two neighbours is dropped, all at
-    once, until none is (such a point lies inside the hull of the others,
-    so no corner is ever dropped).  None when ``rounds`` did not suffice."""
+    y, as indices from the first point to the last: every point on or
+    inside the segment between its two neighbours (below it for the upper
+    chain, above for the lower) is dropped, all at once, until none is (such
+    a point lies in the hull of others, so no corner is ever dropped).  None
+    when ``rounds`` did not suffice."""
     keep = np.arange(len(x))
     for _ in range(rounds):
         if len(keep) < 3:
@@ -440,7 +446,7 @@ def _chain(x: np.ndarray, y: np.ndarray, sign: float, rounds: int = 200):
         drop = sign * cross >= 0
         if not drop.any():
             return keep
-        keep = keep[np.r_[False, drop, False] == False]  # noqa: E712
+        keep = keep[~np.r_[False, drop, False]]
     return None
 
 
