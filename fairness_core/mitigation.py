@@ -429,21 +429,25 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
     return choice, best + fixed_gain
 
 
-def _chain(x: np.ndarray, y: np.ndarray, sign: float, rounds: int = 200):
+def _turns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per inner point, the cross product of the segments to its
+    neighbours: negative where the path turns clockwise."""
+    return ((x[1:-1] - x[:-2]) * (y[2:] - y[:-2])
+            - (y[1:-1] - y[:-2]) * (x[2:] - x[:-2]))
+
+
+def _chain(x: np.ndarray, y: np.ndarray, sign: float, keep: np.ndarray, rounds: int = 200):
     """The upper (``sign`` 1) or lower (-1) hull of points sorted by x then
     y, as indices from the first point to the last: every point on or
     inside the segment between its two neighbours (below it for the upper
     chain, above for the lower) is dropped, all at once, until none is (such
-    a point lies in the hull of others, so no corner is ever dropped).  None
-    when ``rounds`` did not suffice."""
-    keep = np.arange(len(x))
+    a point lies in the hull of others, so no corner is ever dropped).
+    ``keep``: the points left after a first round.  None when ``rounds``
+    did not suffice."""
     for _ in range(rounds):
         if len(keep) < 3:
             return keep
-        px, py = x[keep], y[keep]
-        cross = ((px[1:-1] - px[:-2]) * (py[2:] - py[:-2])
-                 - (py[1:-1] - py[:-2]) * (px[2:] - px[:-2]))
-        drop = sign * cross >= 0
+        drop = sign * _turns(x[keep], y[keep]) >= 0
         if not drop.any():
             return keep
         keep = keep[~np.r_[False, drop, False]]
@@ -459,7 +463,11 @@ def _hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     n = len(x)
     rev = np.arange(n)[::-1]
     xs, ys = x[rev], y[rev]
-    upper, lower = _chain(xs, ys, 1.0), _chain(xs, ys, -1.0)
+    if n < 3:
+        return np.arange(n)
+    turns = _turns(xs, ys)  # the first round of both chains
+    upper = _chain(xs, ys, 1.0, np.flatnonzero(np.r_[True, turns < 0, True]))
+    lower = _chain(xs, ys, -1.0, np.flatnonzero(np.r_[True, turns > 0, True]))
     if upper is not None and lower is not None:
         return np.unique(rev[np.r_[upper, lower]])
     from scipy.spatial import ConvexHull, QhullError
