@@ -55,9 +55,9 @@ How the search works
     small linear programme over the hull's corners (scipy's HiGHS simplex),
     exact up to floating point.  It is first solved on a few corners; its
     duals price the others, and those that would improve it join until none
-    would, which is then the answer over every corner.  Equalized odds needs this in general: a
-    single threshold per group rarely gives equal true and false positive
-    rates at once.
+    would, which is then the answer over every corner.  Equalized odds
+    needs this in general: a single threshold per group rarely gives equal
+    true and false positive rates at once.
 """
 from __future__ import annotations
 
