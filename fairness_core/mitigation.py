@@ -622,6 +622,19 @@ def _cells_for(sc, inv: np.ndarray, mixes: dict) -> tuple:
     return tuple(out)
 
 
+def _group_cells(g_cum: np.ndarray, mixes: dict) -> np.ndarray:
+    """Per-group cells (G, 4) in :data:`CELLS` order when each group ``g``
+    decides by the lottery ``mixes[g]`` (expected counts), from the groups'
+    running sums ``g_cum`` (G, 2, n_bins + 1)."""
+    out = np.zeros((len(g_cum), 4))
+    for g, mix in mixes.items():
+        total = g_cum[g, :, -1]
+        for b, p in mix:
+            below = g_cum[g, :, b]
+            out[g] += p * np.array([below[0], total[0] - below[0], below[1], total[1] - below[1]])
+    return out
+
+
 def _tables(sc, inv, labels, requests, attribute, spec, weighted) -> list:
     """Per-group metrics with the audit's intervals for each of ``requests``
     [(mixes, randomised)]: [(table, interval method, per-combination cells)].
@@ -876,8 +889,8 @@ def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str
             s = solve(float(t))
             if s is None:
                 continue
-            tab_c = _cells_for(sc, inv, s[0])[0]
-            wr, wd = _worst(tab_c, inv, G, metrics, ref, mode, judged)
+            tab_c = _group_cells(g_cum, s[0])
+            wr, wd = _worst(tab_c, np.arange(G), G, metrics, ref, mode, judged)
             pts.append({"tolerance": float(t), "objective": _objective_value(tab_c, objective),
                         "worst_ratio": wr, "largest_gap": wd})
         curve = pd.DataFrame(pts, columns=curve.columns)
