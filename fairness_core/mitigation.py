@@ -37,19 +37,31 @@ How the search works
     the lowest rate takes the reference's place.  Equalized odds with the
     ``best`` strategy is searched with randomised thresholds only.
 
+    Only a group's own points count: the bin edges where its counts change
+    (a small group at a million rows leaves most fine bins empty).  The
+    reference's points are tried in runs of 64: a run's bound (its best own
+    gain plus each other group's best over the union of the run's bands) is
+    cheap, and runs are tried in full only while their bound can still beat
+    the best found, so a handful of runs is usually all.  The answer is the
+    one trying every point would give, ties included.
+
     Randomised thresholds (as fairlearn's ``ThresholdOptimizer``): a group's
     rule is a lottery over a few thresholds (in effect: above the top
     threshold always selected, between thresholds selected with some
     probability, below the lowest never).  Its expected counts are the
     mixture of its thresholds' counts, so the achievable points are the
-    convex hull of the group's threshold points, and the best lottery is a
+    convex hull of the group's threshold points (its lower and upper
+    chains: the points are already sorted), and the best lottery is a
     small linear programme over the hull's corners (scipy's HiGHS simplex),
-    exact up to floating point.  Equalized odds needs this in general: a
-    single threshold per group rarely gives equal true and false positive
-    rates at once.
+    exact up to floating point.  It is first solved on a few corners; its
+    duals price the others, and those that would improve it join until none
+    would, which is then the answer over every corner.  Equalized odds
+    needs this in general: a single threshold per group rarely gives equal
+    true and false positive rates at once.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -204,43 +216,62 @@ def _num(v):
 
 # -- the search ---------------------------------------------------------------
 
+#: Runs of this many candidates (or points) share one bound (or maximum).
+_BLOCK = 64
+
+
 class _RangeMax:
-    """Maximum (and where) of ``values`` over runs ``[lo, hi)``, vectorised
-    over many runs (a sparse table: O(n log n) to build, O(1) a query)."""
+    """Maximum of ``values`` over runs ``[lo, hi)``, vectorised over many
+    runs.  The values are cut into blocks of :data:`_BLOCK`, each with its
+    running maxima from either end, and the block maxima get a sparse table:
+    O(n) to build, and a run costs a few look-ups (a run inside one block,
+    at most one block's values)."""
 
     def __init__(self, values: np.ndarray):
         v = np.asarray(values, dtype=float)
-        n = len(v)
-        levels = max(1, int(n).bit_length())
-        self.val = np.full((levels, n), -np.inf)
-        self.arg = np.zeros((levels, n), dtype=np.intp)
-        self.val[0], self.arg[0] = v, np.arange(n)
+        self.n = len(v)
+        nb = max(1, -(-self.n // _BLOCK))
+        pad = np.full(nb * _BLOCK, -np.inf)
+        pad[:self.n] = v
+        blocks = pad.reshape(nb, _BLOCK)
+        self.values = pad
+        self.prefix = np.maximum.accumulate(blocks, axis=1).ravel()
+        self.suffix = np.maximum.accumulate(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
+        levels = max(1, nb.bit_length())
+        self.table = np.full((levels, nb), -np.inf)
+        self.table[0] = blocks.max(axis=1)
         k = 1
         for lvl in range(1, levels):
-            if 2 * k > n:
-                break
-            a, b = self.val[lvl - 1, :n - k], self.val[lvl - 1, k:]
-            take = b > a
-            self.val[lvl, :n - k] = np.where(take, b, a)
-            self.arg[lvl, :n - k] = np.where(take, self.arg[lvl - 1, k:],
-                                             self.arg[lvl - 1, :n - k])
+            self.table[lvl, :nb - k] = np.maximum(self.table[lvl - 1, :nb - k],
+                                                  self.table[lvl - 1, k:])
             k *= 2
 
-    def query(self, lo: np.ndarray, hi: np.ndarray):
+    def _blocks(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Maximum over whole blocks ``[lo, hi)`` (``hi > lo``)."""
+        lvl = np.frexp((hi - lo).astype(float))[1] - 1  # floor(log2(length)), exactly
+        return np.maximum(self.table[lvl, lo], self.table[lvl, hi - np.left_shift(1, lvl)])
+
+    def query(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """The maxima over ``[lo, hi)`` (-inf for an empty run)."""
         lo, hi = np.asarray(lo, dtype=np.intp), np.asarray(hi, dtype=np.intp)
-        length = hi - lo
-        ok = length > 0
-        lvl = np.zeros(len(lo), dtype=np.intp)
-        # floor(log2(length)) exactly, from the bit length
-        lvl[ok] = np.frexp(length[ok].astype(float))[1] - 1
-        span = np.left_shift(1, lvl)
-        a_i = np.where(ok, lo, 0)
-        b_i = np.where(ok, hi - span, 0)
-        va, vb = self.val[lvl, a_i], self.val[lvl, b_i]
-        take = vb > va
-        best = np.where(ok, np.where(take, vb, va), -np.inf)
-        arg = np.where(ok, np.where(take, self.arg[lvl, b_i], self.arg[lvl, a_i]), -1)
-        return best, arg
+        out = np.full(len(lo), -np.inf)
+        ok = hi > lo
+        first, last = lo // _BLOCK, (hi - 1) // _BLOCK
+        same = ok & (first == last)
+        if same.any():
+            # as many look-ups per run as the widest of these runs
+            idx = lo[same, None] + np.arange(int((hi[same] - lo[same]).max()))
+            vals = self.values[np.minimum(idx, len(self.values) - 1)]
+            out[same] = np.where(idx < hi[same, None], vals, -np.inf).max(axis=1)
+        cross = ok & (first < last)
+        if cross.any():
+            best = np.maximum(self.suffix[lo[cross]], self.prefix[hi[cross] - 1])
+            a, b = first[cross] + 1, last[cross]
+            mid = b > a
+            if mid.any():
+                best[mid] = np.maximum(best[mid], self._blocks(a[mid], b[mid]))
+            out[cross] = best
+        return out
 
 
 @dataclass
@@ -291,7 +322,15 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
                           cache: dict):
     """The best single threshold per judged group (see the module docstring).
     Returns ({group index: point index}, objective gain) or None.  ``cache``
-    keeps each group's range-maximum table between tolerances."""
+    keeps each group's gains, rates and range-maximum table between
+    tolerances.
+
+    The candidates (the reference group's points, or the lowest rates) are
+    taken in runs of :data:`_BLOCK`.  A run's bound is its best own gain plus,
+    for every other group, its best gain over the union of the run's bands:
+    no candidate of the run can do better.  Runs are then evaluated exactly,
+    highest bound first, until no run left can reach the best found; the
+    answer is the same as evaluating every candidate (ties: the first)."""
     for i in judged:
         if ("table", i) not in cache:
             gain = a * groups[i].tp - b * groups[i].fp
@@ -301,7 +340,6 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
                 cache[("rising", i, m)] = np.ascontiguousarray(groups[i].rates(m)[::-1])
     gains = {i: cache[("gain", i)] for i in judged}
     tables = {i: cache[("table", i)] for i in judged}
-    rate = {(i, m): cache[("rising", i, m)][::-1] for i in judged for m in metrics}
 
     def window(i, lows, highs):
         n_cand = len(lows[0])
@@ -320,35 +358,118 @@ def _search_deterministic(groups, judged, fixed_gain, a, b, metrics, tol, ref, m
         return lo_idx, hi_idx
 
     if mode == "reference":
-        cand = np.arange(len(groups[ref].bins))
-        total = gains[ref].astype(float).copy()
-        refs = [rate[(ref, m)] for m in metrics]
-        lows, highs = zip(*(_bounds(r, tol, mode) for r in refs))
-        choice = {ref: cand}
+        base = gains[ref]
+        cand_rates = [cache[("rising", ref, m)][::-1] for m in metrics]
         others = [i for i in judged if i != ref]
     else:
         (m,) = metrics
-        cand = np.unique(np.concatenate([rate[(i, m)] for i in judged]))
-        cand = cand[~np.isnan(cand)]
-        total = np.zeros(len(cand))
-        lo, hi = _bounds(cand, tol, mode)
-        lows, highs = [lo], [hi]
-        choice = {}
+        if ("lowest", m) not in cache:
+            every = np.sort(np.concatenate([cache[("rising", i, m)] for i in judged]),
+                            kind="stable")  # sorted runs: merged
+            every = every[~np.isnan(every)]
+            cache[("lowest", m)] = every[np.r_[True, every[1:] != every[:-1]]] \
+                if len(every) else every
+        cand = cache[("lowest", m)]
+        base = np.zeros(len(cand))
+        cand_rates = [cand]
         others = list(judged)
-    for i in others:
-        lo_idx, hi_idx = window(i, lows, highs)
-        best, arg = tables[i].query(lo_idx, hi_idx)
-        total += best
-        choice[i] = arg
-    if not len(total) or not np.isfinite(total.max()):
+    n_cand = len(base)
+    if not n_cand:
         return None
-    k = int(np.argmax(total))
-    return {i: int(c[k]) for i, c in choice.items()}, float(total[k]) + fixed_gain
+    bands = [_bounds(r, tol, mode) for r in cand_rates]
+
+    def totals(lows, highs, own):
+        # a candidate that leaves some group no admissible point is dropped
+        # before the next group is looked at
+        total = own.astype(float)
+        alive = np.arange(len(total))
+        for i in others:
+            best = tables[i].query(*window(i, [x[alive] for x in lows],
+                                           [x[alive] for x in highs]))
+            total[alive] = total[alive] + best
+            alive = alive[np.isfinite(best)]
+        return total
+
+    # bounds per run of candidates: the union of their bands (fmin / fmax
+    # keep a run's defined rates when some are undefined); with few
+    # candidates, every one is tried at once
+    starts = np.arange(0, n_cand, _BLOCK)
+    if len(starts) <= 16:
+        starts = np.zeros(1, dtype=np.intp)
+        bound = np.zeros(1)
+    else:
+        bound = totals([np.fmin.reduceat(lo, starts) for lo, _ in bands],
+                       [np.fmax.reduceat(hi, starts) for _, hi in bands],
+                       np.maximum.reduceat(base, starts))
+    order = np.argsort(-bound, kind="stable")
+    order = order[np.isfinite(bound[order])]
+    best, seen_idx, seen_total = -np.inf, [], []
+    done, step = 0, 4
+    while done < len(order) and bound[order[done]] >= best:
+        runs = order[done:done + step]
+        runs = runs[bound[runs] >= best]
+        done += step
+        step *= 2
+        idx = (starts[runs, None] + np.arange(_BLOCK if len(starts) > 1 else n_cand)).ravel()
+        idx = idx[idx < n_cand]
+        total = totals([lo[idx] for lo, _ in bands], [hi[idx] for _, hi in bands], base[idx])
+        seen_idx.append(idx)
+        seen_total.append(total)
+        best = max(best, float(total.max()))
+    if not np.isfinite(best):
+        return None
+    idx, total = np.concatenate(seen_idx), np.concatenate(seen_total)
+    k = int(idx[total == best].min())
+    choice = {ref: k} if mode == "reference" else {}
+    for i in others:
+        lo_idx, hi_idx = window(i, [lo[k:k + 1] for lo, _ in bands],
+                                [hi[k:k + 1] for _, hi in bands])
+        lo_i, hi_i = int(lo_idx[0]), int(hi_idx[0])
+        choice[i] = lo_i + int(np.argmax(gains[i][lo_i:hi_i]))
+    return choice, best + fixed_gain
+
+
+def _turns(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per inner point, the cross product of the segments to its
+    neighbours: negative where the path turns clockwise."""
+    return ((x[1:-1] - x[:-2]) * (y[2:] - y[:-2])
+            - (y[1:-1] - y[:-2]) * (x[2:] - x[:-2]))
+
+
+def _chain(x: np.ndarray, y: np.ndarray, sign: float, keep: np.ndarray, rounds: int = 200):
+    """The upper (``sign`` 1) or lower (-1) hull of points sorted by x then
+    y, as indices from the first point to the last: every point on or
+    inside the segment between its two neighbours (below it for the upper
+    chain, above for the lower) is dropped, all at once, until none is (such
+    a point lies in the hull of others, so no corner is ever dropped).
+    ``keep``: the points left after a first round.  None when ``rounds``
+    did not suffice."""
+    for _ in range(rounds):
+        if len(keep) < 3:
+            return keep
+        drop = sign * _turns(x[keep], y[keep]) >= 0
+        if not drop.any():
+            return keep
+        keep = keep[~np.r_[False, drop, False]]
+    return None
 
 
 def _hull(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Indices of the convex hull's corners of points (qhull; a segment or a
-    point when they are collinear)."""
+    """Indices of the convex hull's corners of a group's points (a segment
+    or a point when they are collinear).  A group's points fall in both
+    coordinates as its threshold rises, so reversed they are sorted: the
+    hull is its upper and lower chains.  qhull takes over should the chains
+    not settle quickly."""
+    n = len(x)
+    rev = np.arange(n)[::-1]
+    xs, ys = x[rev], y[rev]
+    if n < 3:
+        return np.arange(n)
+    turns = _turns(xs, ys)  # the first round of both chains
+    upper = _chain(xs, ys, 1.0, np.flatnonzero(np.r_[True, turns < 0, True]))
+    lower = _chain(xs, ys, -1.0, np.flatnonzero(np.r_[True, turns > 0, True]))
+    if upper is not None and lower is not None:
+        return np.unique(rev[np.r_[upper, lower]])
     from scipy.spatial import ConvexHull, QhullError
 
     pts = np.stack([x, y], axis=1)
@@ -422,14 +543,51 @@ def _search_randomised(groups, judged, fixed_gain, a, b, metrics, tol, ref, mode
             b_ub.append(0.0)
             a_ub.append(row - hi_f * base)  # rate <= hi * reference
             b_ub.append(_EPS)
-    res = linprog(c, A_ub=np.array(a_ub) if a_ub else None, b_ub=b_ub or None,
-                  A_eq=np.array(a_eq), b_eq=b_eq, bounds=[(0, None)] * total_vars,
-                  method="highs-ds")
-    if res.status != 0:
-        return None
+    a_ub = np.array(a_ub) if a_ub else np.zeros((0, total_vars))
+    a_eq, b_ub = np.array(a_eq), np.array(b_ub)
+
+    def solve(cols):
+        return linprog(c[cols], A_ub=a_ub[:, cols] if len(a_ub) else None,
+                       b_ub=b_ub if len(a_ub) else None, A_eq=a_eq[:, cols], b_eq=b_eq,
+                       bounds=(0, None), method="highs-ds")
+
+    # Few corners matter: solve with some, price the others with the duals,
+    # add those that would improve it, until none would (then the answer is
+    # the whole programme's).  The corners used carry over between tolerances.
+    active = cache.get("active")
+    if active is None or len(active) != total_vars:
+        active = np.zeros(total_vars, dtype=bool)
+        active[n_var:] = True
+        for i in order:
+            g, k, o = groups[i], corners[i], offset[i]
+            active[o + np.linspace(0, len(k) - 1, min(len(k), 16)).astype(int)] = True
+            active[o + int(np.argmin(c[o:o + len(k)]))] = True
+            # selecting nobody: every rate 0, so the programme stays feasible
+            active[o + np.flatnonzero((g.tp[k] == 0) & (g.fp[k] == 0))] = True
+    x = None
+    for _ in range(8):
+        cols = np.flatnonzero(active)
+        res = solve(cols)
+        if res.status != 0:
+            break
+        reduced = c - a_eq.T @ res.eqlin.marginals
+        if len(a_ub):
+            reduced = reduced - a_ub.T @ res.ineqlin.marginals
+        enter = (reduced < -1e-10) & ~active
+        if not enter.any():
+            x = np.zeros(total_vars)
+            x[cols] = res.x
+            break
+        active |= enter
+    cache["active"] = active
+    if x is None:  # the whole programme
+        res = solve(np.arange(total_vars))
+        if res.status != 0:
+            return None
+        x = res.x
     out = {}
     for i in order:
-        lam = res.x[offset[i]:offset[i] + len(corners[i])]
+        lam = x[offset[i]:offset[i] + len(corners[i])]
         keep = lam > 1e-9
         w = lam[keep] / lam[keep].sum()
         out[i] = list(zip(corners[i][keep].tolist(), w.tolist()))
@@ -464,35 +622,69 @@ def _cells_for(sc, inv: np.ndarray, mixes: dict) -> tuple:
     return tuple(out)
 
 
-def _table(sc, index_attr, labels, mixes, model, attribute, spec, weighted, randomised):
-    """Per-group metrics with the audit's intervals for the decisions ``mixes``."""
+def _group_cells(g_cum: np.ndarray, mixes: dict) -> np.ndarray:
+    """Per-group cells (G, 4) in :data:`CELLS` order when each group ``g``
+    decides by the lottery ``mixes[g]`` (expected counts), from the groups'
+    running sums ``g_cum`` (G, 2, n_bins + 1)."""
+    out = np.zeros((len(g_cum), 4))
+    for g, mix in mixes.items():
+        total = g_cum[g, :, -1]
+        for b, p in mix:
+            below = g_cum[g, :, b]
+            out[g] += p * np.array([below[0], total[0] - below[0], below[1], total[1] - below[1]])
+    return out
+
+
+def _tables(sc, inv, labels, requests, attribute, spec, weighted) -> list:
+    """Per-group metrics with the audit's intervals for each of ``requests``
+    [(mixes, randomised)]: [(table, interval method, per-combination cells)].
+    Decisions whose counts are of the same kind (rows, or expected counts)
+    share one count table and one :class:`~fairness_core.stats.Uncertainty`,
+    each on the bootstrap stream it would have alone."""
     from .stats import Uncertainty
 
-    inv = index_attr
-    c, r, q = _cells_for(sc, inv, mixes)
-    expected = randomised or weighted
     cum = sc.cumulative()
     rows = (cum[1] if cum[1] is not None else cum[0])[:, :, -1].sum(axis=1).astype(np.int64)
     wsum = cum[0][:, :, -1].sum(axis=1).astype(float)
-    if expected:
-        row_cells = np.rint(r).astype(np.int64)
-        row_cells[(r > 0) & (row_cells == 0)] = 1
-        cells = c.astype(float)
-    else:
-        row_cells = cells = np.rint(c).astype(np.int64)
     attrs = [(attribute, inv, labels)]
-    cube = CountCube(cells={model: cells}, row_cells={model: row_cells}, rows=rows, wsum=wsum,
-                     attributes=attrs, weighted=expected,
-                     weight_sq_cells={model: q} if q is not None else None)
-    groups = add_metrics(count_table(cube), True)
-    unc = Uncertainty({model: row_cells}, {model: cells} if expected else None, attrs, spec,
-                      weight_sq_cells={model: q} if (expected and q is not None) else None)
-    groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
     cols = ["group", "n", "weight", *CELLS]
     for m in SHOWN:
         cols += [m, f"{m}_ci_low", f"{m}_ci_high"]
-    method = unc.interval_methods.get("selection_rate", "none")
-    return groups[cols].reset_index(drop=True), method, c
+    parts = []
+    for k, (mixes, randomised) in enumerate(requests):
+        c, r, q = _cells_for(sc, inv, mixes)
+        expected = randomised or weighted
+        if expected:
+            row_cells = np.rint(r).astype(np.int64)
+            row_cells[(r > 0) & (row_cells == 0)] = 1
+            cells = c.astype(float)
+        else:
+            row_cells = cells = np.rint(c).astype(np.int64)
+        parts.append((str(k), expected, c, cells, row_cells, q))
+    out = [None] * len(requests)
+    for expected in (False, True):
+        same = [p for p in parts if p[1] == expected]
+        if not same:
+            continue
+        cells = {p[0]: p[3] for p in same}
+        row_cells = {p[0]: p[4] for p in same}
+        sq = {p[0]: p[5] for p in same} if same[0][5] is not None else None
+        cube = CountCube(cells=cells, row_cells=row_cells, rows=rows, wsum=wsum,
+                         attributes=attrs, weighted=expected, weight_sq_cells=sq)
+        groups = add_metrics(count_table(cube), True)
+        s = spec
+        if not expected and all(REGISTRY[m].is_rate for m in SHOWN):
+            # every metric shown has its Wilson interval: no replicate would be read
+            s = dataclasses.replace(spec, n_bootstrap=0)
+        unc = Uncertainty(row_cells, cells if expected else None, attrs, s,
+                          weight_sq_cells=sq if expected else None,
+                          streams={p[0]: 0 for p in same})
+        groups = pd.concat([groups, unc.group_intervals(groups)], axis=1)
+        method = unc.interval_methods.get("selection_rate", "none")
+        for p in same:
+            table = groups.loc[groups["model"] == p[0], cols].reset_index(drop=True)
+            out[int(p[0])] = (table, method, p[2])
+    return out
 
 
 def _objective_value(cells: np.ndarray, objective: str) -> float:
@@ -662,20 +854,21 @@ def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str
 
     today = {i: [(today_bin, 1.0)] for i in range(G)}
     weighted = cum[2] is not None
-    before, method, c_before = _table(sc, inv, labels, today, model, attribute, spec, weighted,
-                                      False)
+    solved = solve(tol)
+    feasible = solved is not None
+    tables = _tables(sc, inv, labels, [(today, False)] + ([(solved[0], randomised)]
+                                                           if feasible else []),
+                     attribute, spec, weighted)
+    before, method, c_before = tables[0]
     obj_before = _objective_value(c_before, objective)
     # per-group thresholds without the constraint: each group's own best
     free = {i: [(int(groups[i].bins[int(np.argmax(a * groups[i].tp - b * groups[i].fp))]), 1.0)]
             for i in judged}
     free.update({i: [(today_bin, 1.0)] for i in range(G) if i not in judged})
     obj_free = _objective_value(_cells_for(sc, inv, free)[0], objective)
-    solved = solve(tol)
-    feasible = solved is not None
     if feasible:
         mixes, _ = solved
-        after, _, c_after = _table(sc, inv, labels, mixes, model, attribute, spec,
-                                              weighted, randomised)
+        after, _, c_after = tables[1]
         obj_after = _objective_value(c_after, objective)
         sel = c_after[:, 1] + c_after[:, 3]
         n_all = c_after.sum(axis=1)
@@ -696,8 +889,8 @@ def mitigate(score_counts: dict, index, spec, *, attribute: str, constraint: str
             s = solve(float(t))
             if s is None:
                 continue
-            tab_c = _cells_for(sc, inv, s[0])[0]
-            wr, wd = _worst(tab_c, inv, G, metrics, ref, mode, judged)
+            tab_c = _group_cells(g_cum, s[0])
+            wr, wd = _worst(tab_c, np.arange(G), G, metrics, ref, mode, judged)
             pts.append({"tolerance": float(t), "objective": _objective_value(tab_c, objective),
                         "worst_ratio": wr, "largest_gap": wd})
         curve = pd.DataFrame(pts, columns=curve.columns)

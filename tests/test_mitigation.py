@@ -491,3 +491,172 @@ def test_cli_randomised_flag(tmp_path):
     single = json.loads(out.read_text())["mitigation"]
     assert single["randomised"] is False
     assert d["objective_after"] >= single["objective_after"] - 1e-12
+
+
+# -- the search on many fine bins: every candidate, one by one -------------------
+
+def _fine_groups(seed: int, n_bins: int = 3000):
+    """Four groups' threshold points from random counts over many fine
+    bins, most of them empty for the small groups (as a continuous score
+    counted at scale)."""
+    from fairness_core.mitigation import _group_points
+
+    rng = np.random.default_rng(seed)
+    centre = np.linspace(-3, 3, n_bins)
+    g_cum = np.zeros((4, 2, n_bins + 1))
+    for i, (size, shift) in enumerate([(2.0, 0.0), (0.6, -0.5), (0.25, 0.4), (0.05, 0.8)]):
+        p = 1 / (1 + np.exp(-(centre + shift)))
+        density = size * np.exp(-0.5 * (centre / 1.3) ** 2)
+        pos = rng.poisson(density * p)
+        neg = rng.poisson(density * (1 - p))
+        g_cum[i, 0, 1:], g_cum[i, 1, 1:] = np.cumsum(neg), np.cumsum(pos)
+    rows = g_cum[:, :, -1].sum(axis=1)
+    return _group_points(g_cum, rows, ["a", "b", "c", "d"])
+
+
+def _every_candidate(groups, judged, a, b, metrics, tol, ref, mode):
+    """The best total gain and the first candidate reaching it, trying every
+    candidate (the reference group's points, or every lowest rate) against
+    every point of every other group: O(n^2), no pruning, no tables."""
+    gains = {i: a * groups[i].tp - b * groups[i].fp for i in judged}
+    rates = {(i, m): groups[i].rates(m) for i in judged for m in metrics}
+    if mode == "reference":
+        base, others = gains[ref].astype(float), [i for i in judged if i != ref]
+        bands = [(rates[(ref, m)] * (tol - 1e-12), rates[(ref, m)] * (1 / tol + 1e-12))
+                 for m in metrics]
+    else:
+        every = np.concatenate([rates[(i, metrics[0])] for i in judged])
+        cand = np.unique(every[~np.isnan(every)])
+        base, others = np.zeros(len(cand)), list(judged)
+        bands = [(cand, cand / (tol - 1e-12) * (1 + 1e-12))]
+    total = base.copy()
+    for i in others:
+        ok = np.ones((len(base), len(gains[i])), dtype=bool)
+        for m, (lo, hi) in zip(metrics, bands):
+            r = rates[(i, m)]
+            if np.isnan(r).all():
+                continue
+            ok &= (r[None, :] >= lo[:, None]) & (r[None, :] <= hi[:, None])
+        total = total + np.where(ok, gains[i][None, :], -np.inf).max(axis=1)
+    if not np.isfinite(total.max()):
+        return None, None
+    return float(total.max()), int(np.argmax(total))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("constraint,mode", [("demographic_parity", "reference"),
+                                             ("equal_opportunity", "reference"),
+                                             ("equalized_odds", "reference"),
+                                             ("demographic_parity", "lowest"),
+                                             ("equal_opportunity", "lowest")])
+def test_search_on_many_bins_equals_trying_every_candidate(seed, constraint, mode):
+    from fairness_core.mitigation import _search_deterministic
+
+    groups = _fine_groups(seed)
+    assert len(groups[3].bins) < 600 < len(groups[0].bins)  # empty bins dropped per group
+    metrics = CONSTRAINTS[constraint]
+    pos = sum(g.pos for g in groups)
+    neg = sum(g.neg for g in groups)
+    judged = [0, 1, 2, 3]
+    cache: dict = {}  # shared between tolerances, as in the trade-off curve
+    for a, b in ((1 / (pos + neg),) * 2, (0.5 / pos, 0.5 / neg)):
+        cache.clear()
+        for tol in (0.5, 0.8, 0.9, 0.97, 1.0):
+            found = _search_deterministic(groups, judged, 0.0, a, b, metrics, tol, 0, mode,
+                                          cache)
+            want, first = _every_candidate(groups, judged, a, b, metrics, tol, 0, mode)
+            if want is None:
+                assert found is None
+                continue
+            pick, gain = found
+            assert gain == pytest.approx(want, rel=1e-12, abs=1e-15)
+            if mode == "reference":
+                assert pick[0] == first  # the same reference point (ties: the first)
+            # the picked points give that gain and lie inside the band
+            assert sum(a * groups[i].tp[k] - b * groups[i].fp[k]
+                       for i, k in pick.items()) == pytest.approx(want, rel=1e-12, abs=1e-15)
+            for m in metrics:
+                r = np.array([groups[i].rates(m)[pick[i]] for i in judged])
+                r = r[~np.isnan(r)]
+                if mode == "reference":
+                    assert (r >= r[0] * (tol - 1e-12)).all()
+                    assert (r <= r[0] * (1 / tol + 1e-12)).all()
+                else:
+                    assert r.min() >= r.max() * tol - 1e-12
+
+
+def test_hull_of_many_points_is_qhulls():
+    from scipy.spatial import ConvexHull
+
+    from fairness_core.mitigation import _hull
+
+    for seed in range(3):
+        for g in _fine_groups(seed):
+            x, y = g.fp / g.neg, g.tp / g.pos
+            ours = _hull(x, y)
+            pts = np.stack([x, y], axis=1)
+            theirs = ConvexHull(pts)
+            # every corner qhull finds is ours, and no point lies outside ours
+            assert set(theirs.vertices) <= set(ours.tolist())
+            eq = ConvexHull(pts[ours]).equations
+            assert (pts @ eq[:, :2].T + eq[:, 2]).max() <= 1e-12
+            assert ConvexHull(pts[ours]).volume == pytest.approx(theirs.volume, rel=1e-12)
+
+
+def _every_lottery(groups, judged, a, b, metrics, tol, ref, mode):
+    """The best lottery's gain from one linear programme over every point
+    of every group (no hull, no pricing)."""
+    from scipy.optimize import linprog
+
+    sizes = [len(groups[i].bins) for i in judged]
+    offs = np.r_[0, np.cumsum(sizes)]
+    n = int(offs[-1]) + (len(metrics) if mode == "lowest" else 0)
+    c = np.zeros(n)
+    a_eq = np.zeros((len(judged), n))
+    for k, i in enumerate(judged):
+        c[offs[k]:offs[k + 1]] = -(a * groups[i].tp - b * groups[i].fp)
+        a_eq[k, offs[k]:offs[k + 1]] = 1
+    rows, rhs = [], []
+    for mi, m in enumerate(metrics):
+        def rate(k):
+            row = np.zeros(n)
+            row[offs[k]:offs[k + 1]] = groups[judged[k]].rates(m)
+            return row
+        if mode == "reference":
+            base, lo, hi = rate(judged.index(ref)), tol - 1e-12, 1 / tol + 1e-12
+        else:
+            base, lo, hi = np.zeros(n), 1.0, 1 / tol
+            base[int(offs[-1]) + mi] = 1
+        for k, i in enumerate(judged):
+            if mode == "reference" and i == ref:
+                continue
+            rows += [lo * base - rate(k), rate(k) - hi * base]
+            rhs += [0.0, 1e-12]
+    res = linprog(c, A_ub=np.array(rows), b_ub=rhs, A_eq=a_eq, b_eq=np.ones(len(judged)),
+                  bounds=(0, None), method="highs-ds")
+    return float(-res.fun)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("constraint,mode", [("demographic_parity", "reference"),
+                                             ("equalized_odds", "reference"),
+                                             ("equal_opportunity", "lowest")])
+def test_lottery_on_many_bins_equals_one_programme_over_every_point(seed, constraint, mode):
+    from fairness_core.mitigation import _search_randomised
+
+    groups = _fine_groups(seed, n_bins=1500)
+    metrics = CONSTRAINTS[constraint]
+    pos = sum(g.pos for g in groups)
+    neg = sum(g.neg for g in groups)
+    a = b = 1 / (pos + neg)
+    judged = [0, 1, 2, 3]
+    cache: dict = {}  # shared between tolerances, as in the trade-off curve
+    for tol in (0.6, 0.8, 0.95, 1.0):
+        pick, gain = _search_randomised(groups, judged, 0.0, a, b, metrics, tol, 0, mode,
+                                        cache)
+        want = _every_lottery(groups, judged, a, b, metrics, tol, 0, mode)
+        assert gain == pytest.approx(want, abs=1e-9)
+        # the lotteries found reach that gain
+        got = sum(p * (a * groups[i].tp[k] - b * groups[i].fp[k])
+                  for i, mix in pick.items() for k, p in mix)
+        assert got == pytest.approx(want, abs=1e-9)

@@ -3,9 +3,12 @@ Wilson score interval of a proportion and the skewness-corrected t-interval
 of a mean."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
+@lru_cache(maxsize=16)
 def z_value(confidence: float) -> float:
     """The two-sided normal quantile of ``confidence`` (1.96 for 0.95)."""
     from scipy import stats as st
