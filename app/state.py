@@ -48,7 +48,7 @@ MEMO_SIZE = 10
 SHARED_AUDITS = 32
 
 # The choices that live in the URL (query parameter -> preference key).
-URL_KEYS = {"label": "label", "positive": "positive", "model": "predictions",
+URL_KEYS = {"label": "label", "task": "task", "positive": "positive", "model": "predictions",
             "score": "scores", "attr": "sensitive", "inter": "intersectional",
             "weight": "weight", "tol": "tolerance", "minsize": "min_group_size",
             "refmode": "reference_strategy", "ref": "reference", "thr": "threshold",

@@ -283,3 +283,21 @@ def test_a_configuration_brings_its_task_back():
     c = _ctx(at)
     assert c.spec.task == "multiclass" and list(c.spec.predictions) == ["model_b_level"]
     assert c.result.task == "multiclass"
+
+
+def test_the_task_travels_in_the_url():
+    """The task is one of the choices a shared link carries: the URL says it,
+    and follows when the user audits the label as yes/no decisions instead
+    (then the label's positive values are asked for)."""
+    at = AppTest.from_file(str(APP_DIR / "main.py"), default_timeout=120).run()
+    at.selectbox(key="source").set_value(SAMPLE).run()
+    assert not at.exception, exc_text(at)
+
+    def task_in_url():
+        v = at.query_params.get("task")
+        return v if isinstance(v, str) else (v or [None])[0]
+    assert task_in_url() == "multiclass"
+    at.radio(key="task").set_value("binary").run()
+    assert not at.exception, exc_text(at)
+    assert task_in_url() == "binary"
+    assert "positive_set" in {w.key for w in at.sidebar.multiselect}
