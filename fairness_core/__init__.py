@@ -1,4 +1,5 @@
-"""fairness_core: audit binary classifiers for group fairness.
+"""fairness_core: audit models' decisions for group fairness: yes/no
+decisions, one of several classes, or a number.
 
 The whole audit in one call::
 
@@ -6,6 +7,10 @@ The whole audit in one call::
     result = audit("predictions.csv", AuditSpec(label="y", predictions=["pred"],
                                                 sensitive=["sex", "race"]))
     result.summary, result.disparities, result.to_json()
+
+``AuditSpec(task="multiclass" | "regression", ...)`` audits several classes
+or a numeric outcome (:func:`infer_task` guesses the task from the data);
+:func:`compare_audits` compares an audit with an earlier one.
 
 ``import fairness_core`` is cheap: the public names below are imported on
 first use, so that a command's ``--help`` or a program that only needs the
@@ -26,12 +31,14 @@ _EXPORTS = {
     "InputError": ".errors",
     "REGISTRY": ".metrics",
     "audit": ".audit",
+    "compare_audits": ".compare",
+    "infer_task": ".tasks",
     "read_table": ".io",
     "run_audit": ".audit",
 }
 
-__all__ = ["AuditSpec", "AuditResult", "InputError", "REGISTRY", "audit", "read_table",
-           "run_audit", "__version__"]
+__all__ = ["AuditSpec", "AuditResult", "InputError", "REGISTRY", "audit", "compare_audits",
+           "infer_task", "read_table", "run_audit", "__version__"]
 
 
 def __getattr__(name: str):
