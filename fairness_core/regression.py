@@ -668,16 +668,39 @@ def kurtosis_df(kurt, n_eff) -> np.ndarray:
         return np.where(np.isfinite(df), np.clip(df, 1.0, base), base)
 
 
+#: The weight of the skewness of ``e**2`` in the RMSE's interval (Hall's
+#: correction).  The sample skewness (and kurtosis) of a heavy-tailed square
+#: are biased low in small groups: a sample that missed the tail has a small
+#: mean, a small spread and little skew together, so that the mean squared
+#: error is missed almost only from above.  Weighing the skewness 1.5 times
+#: (chosen in simulation; see the module's docstring) moves the interval up
+#: enough to reach 93% to 97% coverage with 30 rows of lognormal errors and
+#: keeps normal errors there.
+RMSE_SKEW_WEIGHT = 1.5
+
+
 def interval(est: Estimate, name: str, confidence: float = 0.95):
-    """The interval of metric ``name`` from its :class:`Estimate`: Hall's
-    skewness-corrected t-interval on its scale (for R², a t-interval on the
-    log of ``1 - R²``, which covers better than Hall's correction of the
-    ratio in simulations), mapped to the metric."""
+    """The interval of metric ``name`` from its :class:`Estimate`, mapped to
+    the metric.
+
+    - The means and the MAE: Hall's skewness-corrected t-interval with the
+      degrees of freedom of the rows' kurtosis (``est.df_interval``).
+    - RMSE: Hall's interval for the mean squared error (a mean of ``e**2``)
+      with the skewness of ``e**2`` weighed :data:`RMSE_SKEW_WEIGHT` times;
+      its upper end takes the kurtosis degrees of freedom (a heavy tail
+      missed by the sample) and its lower end ``n - 1``; square-rooted.
+    - R²: a t-interval on the log of ``1 - R²``, which covers better than
+      Hall's correction of the ratio in simulations.
+    """
     df = est.df if est.df_interval is None else est.df_interval
     if name == "r2":  # a t-interval for log(1 - R²) (the delta method)
         with np.errstate(invalid="ignore", divide="ignore"):
             half = _t(0.5 + confidence / 2, df) * est.se / est.scale
             lo, hi = 1 - est.scale * np.exp(half), 1 - est.scale * np.exp(-half)
+    elif name == "rmse":  # the mean squared error, its upper end guarded
+        skew = RMSE_SKEW_WEIGHT * est.skew
+        lo, _ = hall_interval(est.scale, est.se, est.df, skew, est.n_eff, confidence)
+        _, hi = hall_interval(est.scale, est.se, df, skew, est.n_eff, confidence)
     else:
         lo, hi = hall_interval(est.scale, est.se, df, est.skew, est.n_eff, confidence)
     if name == "rmse":
