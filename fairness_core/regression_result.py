@@ -62,7 +62,8 @@ INTERVALS = {
     "mean_prediction": "t-interval with Hall's skewness correction",
     "mean_error": "t-interval with Hall's skewness correction",
     "mae": "t-interval with Hall's skewness correction",
-    "rmse": "Hall-corrected t-interval for the mean squared error, square-rooted",
+    "rmse": "Hall-corrected t-interval for the mean squared error (its upper end "
+            "guarded for heavy tails), square-rooted",
     "r2": "t-interval for log(1 - R²) (delta method)"}
 
 
