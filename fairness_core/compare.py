@@ -32,12 +32,15 @@ group), never the rows:
   unbounded gets no test.
 
 With sample weights, each group's cells are taken as *effective* counts:
-scaled to the group's rows (``cells * n / weight``), so that a weighted
-rate is tested with the group's number of rows rather than its weight
-total.  The spread of the weights within a group is not known from an
-audit's JSON (it holds no sum of squared weights), so with very unequal
-weights these intervals are narrower than the audit's own bootstrap
-intervals.  Every p-value of one comparison is then corrected together with the
+scaled to Kish's effective number of rows of the group,
+``n_effective = weight ** 2 / weight_sq`` (``cells * weight / weight_sq``),
+so that a weighted rate is tested with what its rows are worth once the
+spread of the weights is counted: equal weights give the group's rows,
+unequal weights fewer.  An audit's JSON carries ``weight_sq`` (the sum of
+squared weights) per group; an older JSON without it is scaled to the
+group's rows (``cells * n / weight``), which ignores the spread of the
+weights, and the comparison warns that its intervals may then be too
+narrow.  Every p-value of one comparison is then corrected together with the
 current audit's correction (Benjamini-Hochberg or Holm,
 :func:`fairness_core.stats.adjust_p`) and compared with its alpha.
 
@@ -96,7 +99,8 @@ METHOD = ("The two audits are compared as independent samples, from the counts e
           "gap is the ratio of its two ratios to the reference (e.g. 1.9x then, 1.2x now: "
           "0.63), tested on the log scale with the delta method; a gap is compared only "
           "against the same reference group in both audits. With sample weights each group "
-          "counts its rows, not its weight total. All p-values of the comparison are "
+          "counts its effective number of rows (Kish: the squared sum of its weights over "
+          "the sum of their squares), not its weight total. All p-values of the comparison are "
           "corrected together.")
 #: Bootstrap replicates for the standard errors of balanced accuracy and F1.
 N_BOOT = 1000
@@ -126,15 +130,26 @@ class Snapshot:
         return list(dict.fromkeys(self.groups["model"]))
 
     def effective(self) -> np.ndarray:
-        """The cells as effective counts (see the module's description)."""
+        """The cells as effective counts (see the module's description):
+        scaled to Kish's effective rows where the sum of squared weights is
+        known, to the group's rows where it is not."""
         cells = self.groups[list(CELLS)].to_numpy(dtype=float)
         if not self.weighted:
             return cells
         n = self.groups["n"].to_numpy(dtype=float)
         w = self.groups["weight"].to_numpy(dtype=float)
+        sq = self.groups["weight_sq"].to_numpy(dtype=float) if "weight_sq" in self.groups \
+            else np.full(len(w), np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.where(w > 0, n / w, 0.0)
+            scale = np.where(sq > 0, w / sq, np.where(w > 0, n / w, 0.0))
         return cells * scale[:, None]
+
+    @property
+    def spread_known(self) -> bool:
+        """False for a weighted audit whose JSON has no sums of squared
+        weights (an older file)."""
+        return not self.weighted or ("weight_sq" in self.groups
+                                     and bool(self.groups["weight_sq"].notna().all()))
 
 
 def _not_audit(name: str, why: str) -> InputError:
@@ -204,6 +219,8 @@ def read_audit(data, *, name: str | None = None) -> Snapshot:
     out = frame[["model", "attribute", "group"]].astype(str)
     out["n"] = _number_column(frame, "n", name)
     out["weight"] = _number_column(frame, "weight", name) if "weight" in frame else out["n"]
+    if "weight_sq" in frame and frame["weight_sq"].notna().all():
+        out["weight_sq"] = _number_column(frame, "weight_sq", name)
     if labelled:
         for c in CELLS:
             out[c] = _number_column(frame, c, name)
@@ -235,7 +252,8 @@ def snapshot(result, name: str = "this audit") -> Snapshot:
     """The :class:`Snapshot` of an :class:`~fairness_core.audit.AuditResult`,
     read the same way as its JSON."""
     g = result.group_metrics
-    groups = g[["model", "attribute", "group", "n", "weight", *CELLS]].copy()
+    groups = g[["model", "attribute", "group", "n", "weight",
+                *(["weight_sq"] if "weight_sq" in g else []), *CELLS]].copy()
     for c in ("model", "attribute", "group"):
         groups[c] = groups[c].astype(str)
     d = result.disparities[["model", "attribute", "metric", "group", "reference",
@@ -487,6 +505,13 @@ def compare_audits(baseline, current, *, models: dict | None = None,
     confidence = float(confidence if confidence is not None else c.spec.get("confidence", 0.95))
     decision = c.spec.get("positive_decision") or "benefit"
     warnings = _design_warnings(b, c)
+    for snap, who in ((b, f"The baseline {b.name!r}"), (c, "This audit")):
+        if not snap.spread_known:
+            warnings.append(f"{who} has sample weights but no sums of squared weights "
+                            "(its JSON comes from an older version): its groups count their "
+                            "rows, so with unequal weights the intervals of the changes are "
+                            "narrower than they should be. Audit its data again to compare "
+                            "with the spread of the weights.")
     mapping, notes = _match_models(b, c, models)
     warnings += notes
     unmatched = {

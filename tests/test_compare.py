@@ -198,6 +198,83 @@ def test_weighted_audits_use_effective_counts():
         st.chi2_contingency([[x1, n1 - x1], [x2, n2 - x2]], correction=False).pvalue)
 
 
+def test_weighted_groups_publish_their_squared_weights_and_count_kish_rows():
+    d1, d2 = period(1), period(2)
+    rng = np.random.default_rng(5)
+    d1 = d1.assign(w=rng.lognormal(0, 1, len(d1)))
+    d2 = d2.assign(w=rng.lognormal(0, 1, len(d2)))
+    spec = AuditSpec(**{**SPEC, "weight": "w"})
+    a1, a2 = audit(d1, spec), audit(d2, spec)
+    rec = {(g["attribute"], g["group"]): g for g in json.loads(a1.to_json())["groups"]}
+    fem = d1[d1["sex"] == "Female"]
+    assert rec[("sex", "Female")]["weight_sq"] == pytest.approx((fem["w"] ** 2).sum())
+    assert rec[("sex", "Female")]["n_effective"] == pytest.approx(
+        fem["w"].sum() ** 2 / (fem["w"] ** 2).sum())
+    comp = compare_audits(json.loads(a1.to_json()), a2)
+    assert not any("squared weights" in w for w in comp.warnings)
+    row = comp.changes.set_index(["attribute", "group", "metric"]).loc[
+        ("sex", "Female", "selection_rate")]
+
+    def kish(d):  # the weighted rate over Kish's effective rows, by hand
+        s = d[d["sex"] == "Female"]
+        n_eff = s["w"].sum() ** 2 / (s["w"] ** 2).sum()
+        rate = s.loc[s["approved"] == "yes", "w"].sum() / s["w"].sum()
+        return rate * n_eff, n_eff
+
+    (x1, n1), (x2, n2) = kish(d1), kish(d2)
+    assert n1 < 0.6 * (d1["sex"] == "Female").sum()  # unequal weights: far fewer rows
+    p1, p2, pool = x1 / n1, x2 / n2, (x1 + x2) / (n1 + n2)
+    z = (p2 - p1) / math.sqrt(pool * (1 - pool) * (1 / n1 + 1 / n2))
+    assert row["p_value"] == pytest.approx(2 * st.norm.sf(abs(z)), rel=1e-9)
+    # an older JSON without the squared weights still compares, with a warning
+    old = json.loads(a1.to_json())
+    for g in old["groups"]:
+        g.pop("weight_sq"), g.pop("n_effective")
+    comp_old = compare_audits(old, a2)
+    assert any("no sums of squared weights" in w for w in comp_old.warnings)
+    row_old = comp_old.changes.set_index(["attribute", "group", "metric"]).loc[
+        ("sex", "Female", "selection_rate")]
+    assert row_old["change_ci_high"] - row_old["change_ci_low"] < \
+        row["change_ci_high"] - row["change_ci_low"]
+
+
+def test_weighted_change_intervals_keep_their_coverage_with_unequal_weights():
+    """Two periods with the same population rates, very unequal weights that
+    are unrelated to the outcome: Kish's effective rows give intervals that
+    cover the true change (0) about 95% of the time; counting the rows
+    instead (an older JSON) covers it far less often."""
+    rng = np.random.default_rng(2024)
+    spec = AuditSpec(label="y", positive=1, predictions=["d"], sensitive=["g"], weight="w",
+                     n_bootstrap=0)
+    n, reps, rate = 600, 200, {"a": 0.3, "b": 0.5}
+
+    def sample():
+        g = rng.choice(["a", "b"], n)
+        p = np.where(g == "a", rate["a"], rate["b"])
+        w = np.where(rng.random(n) < 0.2, 8.0, 1.0) * rng.uniform(0.5, 1.5, n)
+        return pd.DataFrame({"g": g, "y": rng.integers(0, 2, n),
+                             "d": (rng.random(n) < p).astype(int), "w": w})
+
+    hit = hit_rows = 0
+    for _ in range(reps):
+        a1, a2 = audit(sample(), spec), audit(sample(), spec)
+        r = compare_audits(a1, a2).changes.set_index(["group", "metric"]).loc[
+            ("a", "selection_rate")]
+        hit += r["change_ci_low"] <= 0 <= r["change_ci_high"]
+        old = json.loads(a1.to_json())
+        for g in old["groups"]:
+            g.pop("weight_sq"), g.pop("n_effective")
+        cur = json.loads(a2.to_json())
+        for g in cur["groups"]:
+            g.pop("weight_sq"), g.pop("n_effective")
+        r = compare_audits(old, cur).changes.set_index(["group", "metric"]).loc[
+            ("a", "selection_rate")]
+        hit_rows += r["change_ci_low"] <= 0 <= r["change_ci_high"]
+    # 200 replicates: a 95% interval covers between 0.91 and 0.98 (binomial, 99.7%)
+    assert 0.91 <= hit / reps <= 0.99
+    assert hit_rows / reps < 0.88
+
+
 def test_read_audit_refuses_what_is_not_an_audit(tmp_path):
     for bad, words in ((b"not json", "not valid JSON"), (b"[1, 2]", "not a JSON object"),
                        (b'{"spec": {}, "groups": [{"model": "m"}]}', "no 'attribute'"),
