@@ -934,7 +934,8 @@ def mcnemar(b, c, n, confidence: float = 0.95, exact: bool = True):
 
 def paired_comparison(prepared, index, model_a: str, model_b: str, *,
                       decisions: dict | None = None, alpha: float | None = None,
-                      correction: str | None = None, confidence: float | None = None
+                      correction: str | None = None, confidence: float | None = None,
+                      joint: np.ndarray | None = None, rows: np.ndarray | None = None
                       ) -> pd.DataFrame:
     """Two models scored on the same rows, compared group by group.
 
@@ -944,6 +945,9 @@ def paired_comparison(prepared, index, model_a: str, model_b: str, *,
     rows where the two models disagree; p-values corrected together with
     the audit's correction.  Precision and the other rates among the
     people a model selects are not paired: each model selects other rows.
+
+    ``joint`` (and, with sample weights, ``rows``) are the two models'
+    :func:`~fairness_core.counts.paired_counts` when already counted.
 
     Returns
     -------
@@ -961,10 +965,12 @@ def paired_comparison(prepared, index, model_a: str, model_b: str, *,
     alpha = spec.alpha if alpha is None else alpha
     correction = correction or spec.correction
     confidence = spec.confidence if confidence is None else confidence
-    joint = paired_counts(prepared, index, model_a, model_b, decisions)
     weighted = prepared.weight is not None
+    if joint is None:
+        joint = paired_counts(prepared, index, model_a, model_b, decisions)
     if weighted:  # effective counts: scaled to the rows of each combination
-        rows = paired_counts(prepared, index, model_a, model_b, decisions, weighted=False)
+        if rows is None:
+            rows = paired_counts(prepared, index, model_a, model_b, decisions, weighted=False)
         tot_w, tot_n = joint.sum(axis=(1, 2, 3)), rows.sum(axis=(1, 2, 3))
         with np.errstate(invalid="ignore", divide="ignore"):
             joint = joint * np.where(tot_w > 0, tot_n / tot_w, 0.0)[:, None, None, None]
@@ -995,6 +1001,96 @@ def paired_comparison(prepared, index, model_a: str, model_b: str, *,
     out["significant"] = np.where(np.isnan(adj), False, adj < alpha)
     return out[PAIRED_COLUMNS]
 
+
+
+def audit_pairs(prepared, result, index=None) -> pd.DataFrame | None:
+    """The paired comparison of an audit's models, each with the next one in
+    the audit's order (the first with the second, the second with the third,
+    ...): ``m - 1`` pairs of ``m`` models, which compares each model with the
+    one listed before it (an old model, then its successor) without testing
+    every pair.  Score models are decided at the audit's thresholds.  One
+    extra bincount over the rows (two with sample weights) counts every
+    model's decisions jointly; each pair is a sum of that table.  The
+    p-values of all pairs are corrected together.
+
+    Returns
+    -------
+    DataFrame or None
+        :data:`PAIRED_COLUMNS`; None with fewer than two models.
+    """
+    from .counts import GroupIndex, joint_counts
+    spec = result.spec
+    models = list(spec.models)
+    if len(models) < 2:
+        return None
+    index = index or GroupIndex.build(prepared)
+    thresholds = {m: t["threshold"] for m, t in
+                  (result.provenance.get("thresholds") or {}).items() if m in prepared.scores}
+    decisions = {m: prepared.scores[m] >= t for m, t in thresholds.items()}
+    joint = joint_counts(prepared, index, models, decisions)
+    rows = joint_counts(prepared, index, models, decisions, weighted=False) \
+        if joint is not None and prepared.weight is not None else None
+    parts = []
+    for i in range(len(models) - 1):
+        pair = {}
+        if joint is not None:
+            other = tuple(2 + j for j in range(len(models)) if j not in (i, i + 1))
+            pair["joint"] = joint.sum(axis=other) if other else joint
+            if rows is not None:
+                pair["rows"] = rows.sum(axis=other) if other else rows
+        parts.append(paired_comparison(prepared, index, models[i], models[i + 1],
+                                       decisions=decisions, **pair))
+    out = pd.concat(parts, ignore_index=True)
+    adj = adjust_p(out["p_value"].to_numpy(dtype=float), spec.correction)
+    out["p_value_adjusted"] = adj
+    out["significant"] = np.where(np.isnan(adj), False, adj < spec.alpha)
+    return out
+
+
+def paired_sentences(paired: pd.DataFrame, confidence: float = 0.95,
+                     correction: str = "bh", alpha: float = 0.05) -> list:
+    """The significant paired differences in plain words, one sentence each
+    (none: one sentence saying so)."""
+    if paired is None or not len(paired):
+        return []
+    lv = level(confidence)
+    corr = CORRECTION_NAMES.get(correction, correction)
+    n_tests = int(paired["p_value"].notna().sum())
+    sig = paired[paired["significant"]]
+    if not len(sig):
+        pairs = ", ".join(f"{a!r} and {b!r}" for a, b in dict.fromkeys(
+            zip(paired["model_a"], paired["model_b"])))
+        return [f"No group's rate differs significantly between the models {pairs} on the "
+                f"same rows ({n_tests:,} tests, {corr} correction at alpha {alpha:g})."]
+    out = []
+    for r in sig.itertuples(index=False):
+        met = REGISTRY[r.metric]
+        who = "all rows" if r.attribute == OVERALL else f"{r.attribute} = {r.group!r}"
+        out.append(f"{met.label} for {who}: {r.model_a!r} {100 * r.value_a:.1f}%, "
+                   f"{r.model_b!r} {100 * r.value_b:.1f}% on the same {int(round(r.n)):,} "
+                   f"rows ({100 * r.difference:+.1f} points, {lv} CI "
+                   f"{100 * r.difference_ci_low:+.1f} to {100 * r.difference_ci_high:+.1f}; "
+                   f"{_sig_phrase(r.p_value_adjusted, True, n_tests, correction)}).")
+    return out
+
+
+def render_paired(paired: pd.DataFrame, spec, names=()) -> str:
+    """The paired comparison for the terminal: the significant differences
+    between two models on the same rows."""
+    from .formatting import visible_text
+    lines = ["=== Models compared on the same rows (McNemar's test) ==="]
+    n = int(paired["p_value"].notna().sum())
+    pairs = list(dict.fromkeys(zip(paired["model_a"], paired["model_b"])))
+    lines.append(f"{len(pairs)} pair(s) of models, {n:,} differences tested "
+                 f"({CORRECTION_NAMES.get(spec.correction, spec.correction)} correction, "
+                 f"alpha {spec.alpha:g}); the significant ones:")
+    sentences = paired_sentences(paired, spec.confidence, spec.correction, spec.alpha)
+    for text in sentences[:TERMINAL_ROWS]:
+        lines.append(f"- {visible_text(text, names)}")
+    if len(sentences) > TERMINAL_ROWS:
+        lines.append(f"- ... {len(sentences) - TERMINAL_ROWS:,} more in the JSON output "
+                     "(--json, under \"paired\").")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------

@@ -361,3 +361,29 @@ def paired_counts(prepared, index, model_a: str, model_b: str, decisions: dict |
         + np.asarray(da, dtype=np.int64) * 2 + np.asarray(db, dtype=np.int64)
     cnt = np.bincount(code, weights=w, minlength=8 * k)
     return cnt.reshape(k, 2, 2, 2)
+
+
+#: The joint decisions of this many models at most are counted in one pass.
+_JOINT_LIMIT = 1 << 24
+
+
+def joint_counts(prepared, index, models, decisions: dict | None = None,
+                 weighted: bool = True) -> np.ndarray | None:
+    """The joint counts of several models' decisions, per finest group
+    combination and true outcome, in one bincount over the rows: shape
+    ``(k, 2, 2, ..., 2)`` indexed ``[combination, outcome, decision of the
+    first model, decision of the second, ...]``.  Summing out all but two
+    models gives their :func:`paired_counts`.  None when the table would be
+    too large (many models and groups): count each pair then."""
+    k, m = index.n_combos, len(models)
+    if k << (m + 1) > _JOINT_LIMIT:
+        return None
+    w = prepared.weight if weighted and prepared.weight is not None else prepared.row_counts
+    code = index.key.astype(np.int64) << 1
+    code |= np.asarray(prepared.y, dtype=np.int64)
+    for model in models:
+        d = (decisions or {}).get(model, prepared.predictions[model])
+        code <<= 1
+        code |= np.asarray(d, dtype=np.int64)
+    cnt = np.bincount(code, weights=w, minlength=k << (m + 1))
+    return cnt.reshape((k, 2) + (2,) * m)

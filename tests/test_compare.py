@@ -416,6 +416,56 @@ def test_paired_comparison_matches_a_hand_mcnemar():
         paired_comparison(p, None, "m1", "m1")
 
 
+def test_each_model_is_paired_with_the_next_in_the_json_and_the_terminal(tmp_path, capsys):
+    df = _two_models(n=4000, seed=8)
+    rng = np.random.default_rng(9)
+    # a score model that mostly agrees with m2: decided at 0.6
+    df["s"] = np.clip(np.where(df["m2"] == 1, 0.75, 0.35) + rng.normal(0, 0.15, len(df)), 0, 1)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    out = tmp_path / "a.json"
+    assert main([str(tmp_path / "d.csv"), "--label", "y", "--positive", "1", "--prediction",
+                 "m1", "--prediction", "m2", "--score", "s", "--threshold", "s=0.6",
+                 "--sensitive", "g", "--bootstrap", "0", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    paired = pd.DataFrame(json.loads(out.read_text())["paired"])
+    # consecutive pairs: m1 with m2, m2 with s
+    assert list(dict.fromkeys(zip(paired["model_a"], paired["model_b"]))) == [
+        ("m1", "m2"), ("m2", "s")]
+    df["s_dec"] = (df["s"] >= 0.6).astype(int)
+    for a, col_b in (("m1", "m2"), ("m2", "s_dec")):
+        for g in ("a", "b"):
+            pos = df[(df["g"] == g) & (df["y"] == 1)]
+            ct = pd.crosstab(pos[a], pos[col_b]).reindex(index=[0, 1], columns=[0, 1],
+                                                         fill_value=0)
+            only_a, only_b = int(ct.loc[1, 0]), int(ct.loc[0, 1])
+            r = paired[(paired["model_a"] == a) & (paired["group"] == g)
+                       & (paired["metric"] == "tpr")].iloc[0]
+            assert r["value_a"] == pytest.approx(pos[a].mean())
+            assert r["value_b"] == pytest.approx(pos[col_b].mean())
+            assert (r["discordant_a"], r["discordant_b"]) == (only_a, only_b)
+            assert r["p_value"] == pytest.approx(
+                st.binomtest(only_a, only_a + only_b).pvalue, rel=1e-9)
+    # every pair corrected together (Benjamini-Hochberg by scipy)
+    ok = paired["p_value"].notna()
+    assert paired.loc[ok, "p_value_adjusted"].to_numpy() == pytest.approx(
+        st.false_discovery_control(paired.loc[ok, "p_value"].to_numpy()))
+    assert (paired["significant"] == (paired["p_value_adjusted"] < 0.05)).all()
+    # the terminal lists the significant differences only
+    section = text.split("Models compared on the same rows")[1]
+    shown = [line for line in section.splitlines()
+             if line.startswith("- ") and not line.startswith("- ...")]
+    n_sig = int(paired["significant"].sum())
+    assert len(shown) == min(n_sig, 20) > 0
+    if n_sig > 20:
+        assert f"- ... {n_sig - 20} more in the JSON output" in section
+    assert all("significant after" in line for line in shown)
+    # a single model: no paired records
+    assert main([str(tmp_path / "d.csv"), "--label", "y", "--positive", "1", "--prediction",
+                 "m1", "--sensitive", "g", "--bootstrap", "0", "--json", str(out),
+                 "--quiet"]) == 0
+    assert "paired" not in json.loads(out.read_text())
+
+
 # --------------------------------------------------------------------------
 # the command line
 # --------------------------------------------------------------------------
