@@ -534,6 +534,26 @@ def test_report_has_the_comparison_section(two_periods):
     assert "Comparison with an earlier audit" not in html_report(a1)
 
 
+def test_report_model_comparison_lists_the_significant_paired_differences():
+    from markupsafe import escape
+
+    from fairness_core.report import html_report
+    df = _two_models(n=4000, seed=8)
+    r = audit(df, AuditSpec(label="y", positive=1, predictions=["m1", "m2"], sensitive=["g"],
+                            n_bootstrap=0))
+    doc = html_report(r)
+    section = doc.split("Models compared on the same rows")[1].split("<h2")[0]
+    sig = r.paired[r.paired["significant"]]
+    assert len(sig) and "Significant differences: m1 and m2" in section
+    # the largest significant difference of a group's TPR, as pandas counts it
+    pos = df[(df["g"] == "a") & (df["y"] == 1)]
+    want = f"{100 * (pos['m1'].mean() - pos['m2'].mean()):+.1f} pts"
+    row = sig[(sig["group"] == "a") & (sig["metric"] == "tpr")]
+    assert len(row) and want in section
+    assert section.count("<li>") == len(sig)
+    assert str(escape("'m1'")) in section
+
+
 # --------------------------------------------------------------------------
 # the dashboard (AppTest)
 # --------------------------------------------------------------------------
