@@ -606,6 +606,72 @@ def test_compare_page_shows_the_changes_of_an_uploaded_baseline():
     assert any("is not an audit's JSON" in unescape(e.value) for e in at.main.error)
 
 
+def _download(at, label: str) -> bytes:
+    """The bytes a download button on the page serves, read from the
+    in-memory media store of the app's last run."""
+    import gc
+
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    url = next(b.proto.url for b in at.get("download_button") if b.proto.label == label)
+    file_id = url.rsplit("/", 1)[-1].split(".")[0]
+    for store in (o for o in gc.get_objects() if isinstance(o, MemoryMediaFileStorage)):
+        try:
+            return bytes(store.get_file(file_id).content)
+        except Exception:  # another run's store
+            continue
+    raise AssertionError(f"no bytes behind the download {label!r}")
+
+
+def test_exports_carry_the_comparison_loaded_on_the_compare_page():
+    from markupsafe import escape
+
+    from tests.test_app import assert_clean, ctx, page, unescape
+    at = _app()
+    result = ctx(at).result
+    loans = pd.read_csv(ROOT / "sample_data" / "loans.csv")
+    earlier = loans.iloc[::2].copy()
+    earlier.loc[earlier["race"] == "Black", "model_a_approved"] = "yes"
+    base = audit(earlier, result.spec)
+    at = page(at, "compare")
+    at.file_uploader(key="compare_upload").set_value(
+        ("earlier.json", base.to_json().encode("utf-8"), "application/json")).run()
+    assert_clean(at)
+    at = page(at, "export")
+    assert_clean(at)
+    assert any("'earlier.json'" in unescape(i.value) and "include the comparison"
+               in unescape(i.value) for i in at.main.info)
+    want = compare_audits(json.loads(base.to_json()), result)
+    doc = json.loads(_download(at, "Full audit (JSON)"))
+    assert doc["comparison"]["baseline"]["name"] == "earlier.json"
+    assert doc["comparison"]["findings"][0]["text"] == want.findings[0]["text"]
+    rec = next(r for r in doc["comparison"]["changes"] if r["group"] == "Black"
+               and r["metric"] == "selection_rate" and r["model"] == "model_a_approved")
+    b, c = earlier[earlier["race"] == "Black"], loans[loans["race"] == "Black"]
+    assert rec["change"] == pytest.approx((c["model_a_approved"] == "yes").mean()
+                                          - (b["model_a_approved"] == "yes").mean())
+    # the models on the same rows: each with the next, McNemar on pandas' counts
+    a_, b_ = result.spec.models[:2]
+    pos = loans[(loans["sex"] == "Female") & (loans["repaid"] == "yes")]
+    dec = {m: (pos[m] == "yes") if m in result.spec.predictions else
+           pos[m] >= result.provenance["thresholds"][m]["threshold"] for m in (a_, b_)}
+    ct = pd.crosstab(dec[a_], dec[b_]).reindex(index=[False, True], columns=[False, True],
+                                                fill_value=0)
+    only_a, only_b = int(ct.loc[True, False]), int(ct.loc[False, True])
+    rec = next(r for r in doc["paired"] if r["model_a"] == a_ and r["model_b"] == b_
+               and r["group"] == "Female" and r["metric"] == "tpr")
+    assert rec["p_value"] == pytest.approx(st.binomtest(only_a, only_a + only_b).pvalue)
+    # the report has the section
+    at.checkbox(key="report_pdf").set_value(False).run()
+    at.button(key="make_report").click().run()
+    assert_clean(at)
+    html = at.session_state["report"][1]["html"][0].decode("utf-8")
+    assert "Comparison with an earlier audit" in html
+    assert str(escape(want.findings[0]["text"])) in html
+    assert "Models compared on the same rows" in html
+    # the audit other sessions share is left as it was
+    assert ctx(at).result.comparison is None and ctx(at).result.paired is None
+
+
 def test_models_page_compares_two_models_on_the_same_rows():
     from tests.test_app import assert_clean, page
     at = page(_app(), "models")
