@@ -1049,47 +1049,67 @@ def audit_pairs(prepared, result, index=None) -> pd.DataFrame | None:
 
 def paired_sentences(paired: pd.DataFrame, confidence: float = 0.95,
                      correction: str = "bh", alpha: float = 0.05) -> list:
-    """The significant paired differences in plain words, one sentence each
-    (none: one sentence saying so)."""
+    """The paired comparison in plain words: a first sentence saying how
+    many differences were tested and how many are significant, then one
+    sentence per significant difference."""
     if paired is None or not len(paired):
         return []
     lv = level(confidence)
     corr = CORRECTION_NAMES.get(correction, correction)
     n_tests = int(paired["p_value"].notna().sum())
     sig = paired[paired["significant"]]
-    if not len(sig):
-        pairs = ", ".join(f"{a!r} and {b!r}" for a, b in dict.fromkeys(
-            zip(paired["model_a"], paired["model_b"])))
-        return [f"No group's rate differs significantly between the models {pairs} on the "
-                f"same rows ({n_tests:,} tests, {corr} correction at alpha {alpha:g})."]
-    out = []
+    pairs = " and ".join(f"{a!r} with {b!r}" for a, b in dict.fromkeys(
+        zip(paired["model_a"], paired["model_b"])))
+    out = [f"Compared on the same rows: {pairs}. {len(sig):,} of {n_tests:,} differences "
+           f"are significant after {corr} correction at alpha {alpha:g}"
+           + (":" if len(sig) else ".")]
     for r in sig.itertuples(index=False):
         met = REGISTRY[r.metric]
         who = "all rows" if r.attribute == OVERALL else f"{r.attribute} = {r.group!r}"
+        padj = (f"adjusted p = {p_value(r.p_value_adjusted)}" if r.p_value_adjusted >= 1e-4
+                else "adjusted p < 0.0001")
         out.append(f"{met.label} for {who}: {r.model_a!r} {100 * r.value_a:.1f}%, "
                    f"{r.model_b!r} {100 * r.value_b:.1f}% on the same {int(round(r.n)):,} "
                    f"rows ({100 * r.difference:+.1f} points, {lv} CI "
                    f"{100 * r.difference_ci_low:+.1f} to {100 * r.difference_ci_high:+.1f}; "
-                   f"{_sig_phrase(r.p_value_adjusted, True, n_tests, correction)}).")
+                   f"{padj}).")
     return out
 
 
 def render_paired(paired: pd.DataFrame, spec, names=()) -> str:
     """The paired comparison for the terminal: the significant differences
-    between two models on the same rows."""
-    from .formatting import visible_text
-    lines = ["=== Models compared on the same rows (McNemar's test) ==="]
-    n = int(paired["p_value"].notna().sum())
-    pairs = list(dict.fromkeys(zip(paired["model_a"], paired["model_b"])))
-    lines.append(f"{len(pairs)} pair(s) of models, {n:,} differences tested "
-                 f"({CORRECTION_NAMES.get(spec.correction, spec.correction)} correction, "
-                 f"alpha {spec.alpha:g}); the significant ones:")
+    between each model and the next on the same rows, as a table."""
+    from .formatting import short, visible_text
     sentences = paired_sentences(paired, spec.confidence, spec.correction, spec.alpha)
-    for text in sentences[:TERMINAL_ROWS]:
-        lines.append(f"- {visible_text(text, names)}")
-    if len(sentences) > TERMINAL_ROWS:
-        lines.append(f"- ... {len(sentences) - TERMINAL_ROWS:,} more in the JSON output "
-                     "(--json, under \"paired\").")
+    lines = ["=== Models compared on the same rows (McNemar's test) ===",
+             visible_text(sentences[0], names)]
+    sig = paired[paired["significant"]]
+    if len(sig):
+        lv = level(spec.confidence)
+        many = len(set(zip(paired["model_a"], paired["model_b"]))) > 1
+
+        def pts(v):
+            return f"{100 * v:+.1f} pts"
+
+        table = pd.DataFrame({
+            **({"models": [f"{short(a, 20)} / {short(b, 20)}"
+                           for a, b in zip(sig["model_a"], sig["model_b"])]} if many else {}),
+            "attribute": [short(a, 30) for a in sig["attribute"]],
+            "group": [short(g, 30) for g in sig["group"]],
+            "metric": [REGISTRY[m].short for m in sig["metric"]],
+            "first": [f"{100 * v:.1f}%" for v in sig["value_a"]],
+            "second": [f"{100 * v:.1f}%" for v in sig["value_b"]],
+            "difference": [pts(v) for v in sig["difference"]],
+            f"{lv} CI": [f"{pts(lo)} to {pts(hi)}" for lo, hi in
+                         zip(sig["difference_ci_low"], sig["difference_ci_high"])],
+            "adj. p": [p_value(v) for v in sig["p_value_adjusted"]]})
+        if not many:
+            lines.append(f"first: {short(paired['model_a'].iloc[0], 40)}, second: "
+                         f"{short(paired['model_b'].iloc[0], 40)}")
+        lines.append(table.head(TERMINAL_ROWS).to_string(index=False))
+        if len(table) > TERMINAL_ROWS:
+            lines.append(f"... {len(table) - TERMINAL_ROWS:,} more in the JSON output "
+                         "(--json, under \"paired\").")
     return "\n".join(lines)
 
 

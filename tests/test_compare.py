@@ -452,12 +452,15 @@ def test_each_model_is_paired_with_the_next_in_the_json_and_the_terminal(tmp_pat
     assert (paired["significant"] == (paired["p_value_adjusted"] < 0.05)).all()
     # the terminal lists the significant differences only
     section = text.split("Models compared on the same rows")[1]
-    shown = [line for line in section.splitlines()
-             if line.startswith("- ") and not line.startswith("- ...")]
     n_sig = int(paired["significant"].sum())
-    assert len(shown) == min(n_sig, 20) > 0
-    if n_sig > 20:
-        assert f"- ... {n_sig - 20} more in the JSON output" in section
+    assert f"{n_sig} of {int(ok.sum())} differences are significant" in section
+    lines = section.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["models",
+                                                                           "attribute"])
+    shown = lines[head + 1:head + 1 + min(n_sig, 20)]
+    assert all(line.rstrip().endswith(("< 0.0001",)) or float(line.split()[-1]) < 0.05
+               for line in shown)
+    assert n_sig > 20 and f"... {n_sig - 20} more in the JSON output" in section
     assert all("significant after" in line for line in shown)
     # a single model: no paired records
     assert main([str(tmp_path / "d.csv"), "--label", "y", "--positive", "1", "--prediction",
