@@ -138,6 +138,8 @@ def with_extras(ctx):
     from views.compare_page import BASELINE, comparison
 
     r = ctx.result
+    if getattr(r, "task", "binary") != "binary":  # comparisons are of yes/no decisions
+        return r, None
     try:
         comp = comparison(ctx)
     except InputError:  # the Compare page says why
