@@ -402,6 +402,35 @@ def field_of(err: InputError, spec_values: dict) -> str:
     return err.field or "file"
 
 
+def _auditor_of(loaded: Loaded, spec: AuditSpec):
+    """The auditor that counted this audit, and the lock to hold while
+    reading its rows."""
+    if loaded.source is not None:
+        return counted(loaded, spec).auditor, threading.Lock()
+    if loaded.sample_key is not None:
+        return _shared_auditor(*loaded.sample_key, counting_key(spec), spec)
+    auditor = memo(("auditor", loaded.sha256, counting_key(spec)),
+                   lambda: Auditor(loaded.df, spec, loaded.info))
+    return auditor, threading.Lock()
+
+
+def audit_pairs(loaded: Loaded, spec: AuditSpec, result):
+    """Each model of the audit against the next on the same rows
+    (:func:`fairness_core.compare.audit_pairs`), as the exports carry them;
+    None with one model."""
+    from fairness_core.compare import audit_pairs as pairs
+
+    if len(result.spec.models) < 2:
+        return None
+
+    def compute():
+        auditor, lock = _auditor_of(loaded, spec)
+        with lock:
+            return pairs(auditor.prepared, result, auditor.index)
+
+    return memo(("audit_pairs", loaded.sha256, spec.to_json()), compute)
+
+
 def paired(loaded: Loaded, spec: AuditSpec, result, model_a: str, model_b: str):
     """Two models of the audit compared on the same rows, group by group
     (:func:`fairness_core.compare.paired_comparison`), from the auditor that
@@ -411,14 +440,7 @@ def paired(loaded: Loaded, spec: AuditSpec, result, model_a: str, model_b: str):
     from fairness_core.compare import paired_comparison
 
     def compute():
-        if loaded.source is not None:
-            auditor, lock = counted(loaded, spec).auditor, threading.Lock()
-        elif loaded.sample_key is not None:
-            auditor, lock = _shared_auditor(*loaded.sample_key, counting_key(spec), spec)
-        else:
-            auditor = memo(("auditor", loaded.sha256, counting_key(spec)),
-                           lambda: Auditor(loaded.df, spec, loaded.info))
-            lock = threading.Lock()
+        auditor, lock = _auditor_of(loaded, spec)
         thresholds = {m: t["threshold"] for m, t in
                       (result.provenance.get("thresholds") or {}).items()}
         with lock:

@@ -80,6 +80,9 @@ class AuditResult:
     mitigation: dict | None = None
     #: the change from an earlier audit (:class:`fairness_core.compare.Comparison`), if any
     comparison: object = None
+    #: each model against the next one on the same rows
+    #: (:func:`fairness_core.compare.audit_pairs`), with two or more models
+    paired: pd.DataFrame | None = None
 
     @property
     def task(self) -> str:
@@ -162,6 +165,8 @@ class AuditResult:
             out["score_distributions"] = _records(self.scores["means"])
         if self.mitigation is not None:
             out["mitigation"] = self.mitigation
+        if self.paired is not None and len(self.paired):  # models on the same rows
+            out["paired"] = _records(self.paired)
         if self.comparison is not None:  # the change from an earlier audit
             out["comparison"] = self.comparison.to_dict()
         return out
@@ -291,7 +296,11 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
     index = GroupIndex.build(prepared)
     cube = count_cube(prepared, index)
     sc = score_analysis(prepared, index) if prepared.scores else None
-    return audit_from_counts(cube, spec, prepared=prepared, info=info, scores=sc)
+    result = audit_from_counts(cube, spec, prepared=prepared, info=info, scores=sc)
+    if len(spec.models) > 1:  # each model against the next, on the same rows
+        from .compare import audit_pairs
+        result.paired = audit_pairs(prepared, result, index)
+    return result
 
 
 def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,

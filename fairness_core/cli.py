@@ -665,6 +665,10 @@ def main(argv=None) -> int:
         print(render_regression(result))
     else:
         print(render_summary(result))
+        if result.paired is not None and len(result.paired):
+            from .compare import render_paired
+            print()
+            print(render_paired(result.paired, result.spec, _names(result)))
         if mitigation is not None:
             names = _names(result)
             print("\n" + "\n".join(visible_text(line, names) for line in mitigation.split("\n")))

@@ -32,12 +32,15 @@ group), never the rows:
   unbounded gets no test.
 
 With sample weights, each group's cells are taken as *effective* counts:
-scaled to the group's rows (``cells * n / weight``), so that a weighted
-rate is tested with the group's number of rows rather than its weight
-total.  The spread of the weights within a group is not known from an
-audit's JSON (it holds no sum of squared weights), so with very unequal
-weights these intervals are narrower than the audit's own bootstrap
-intervals.  Every p-value of one comparison is then corrected together with the
+scaled to Kish's effective number of rows of the group,
+``n_effective = weight ** 2 / weight_sq`` (``cells * weight / weight_sq``),
+so that a weighted rate is tested with what its rows are worth once the
+spread of the weights is counted: equal weights give the group's rows,
+unequal weights fewer.  An audit's JSON carries ``weight_sq`` (the sum of
+squared weights) per group; an older JSON without it is scaled to the
+group's rows (``cells * n / weight``), which ignores the spread of the
+weights, and the comparison warns that its intervals may then be too
+narrow.  Every p-value of one comparison is then corrected together with the
 current audit's correction (Benjamini-Hochberg or Holm,
 :func:`fairness_core.stats.adjust_p`) and compared with its alpha.
 
@@ -96,7 +99,8 @@ METHOD = ("The two audits are compared as independent samples, from the counts e
           "gap is the ratio of its two ratios to the reference (e.g. 1.9x then, 1.2x now: "
           "0.63), tested on the log scale with the delta method; a gap is compared only "
           "against the same reference group in both audits. With sample weights each group "
-          "counts its rows, not its weight total. All p-values of the comparison are "
+          "counts its effective number of rows (Kish: the squared sum of its weights over "
+          "the sum of their squares), not its weight total. All p-values of the comparison are "
           "corrected together.")
 #: Bootstrap replicates for the standard errors of balanced accuracy and F1.
 N_BOOT = 1000
@@ -126,15 +130,26 @@ class Snapshot:
         return list(dict.fromkeys(self.groups["model"]))
 
     def effective(self) -> np.ndarray:
-        """The cells as effective counts (see the module's description)."""
+        """The cells as effective counts (see the module's description):
+        scaled to Kish's effective rows where the sum of squared weights is
+        known, to the group's rows where it is not."""
         cells = self.groups[list(CELLS)].to_numpy(dtype=float)
         if not self.weighted:
             return cells
         n = self.groups["n"].to_numpy(dtype=float)
         w = self.groups["weight"].to_numpy(dtype=float)
+        sq = self.groups["weight_sq"].to_numpy(dtype=float) if "weight_sq" in self.groups \
+            else np.full(len(w), np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
-            scale = np.where(w > 0, n / w, 0.0)
+            scale = np.where(sq > 0, w / sq, np.where(w > 0, n / w, 0.0))
         return cells * scale[:, None]
+
+    @property
+    def spread_known(self) -> bool:
+        """False for a weighted audit whose JSON has no sums of squared
+        weights (an older file)."""
+        return not self.weighted or ("weight_sq" in self.groups
+                                     and bool(self.groups["weight_sq"].notna().all()))
 
 
 def _not_audit(name: str, why: str) -> InputError:
@@ -204,6 +219,8 @@ def read_audit(data, *, name: str | None = None) -> Snapshot:
     out = frame[["model", "attribute", "group"]].astype(str)
     out["n"] = _number_column(frame, "n", name)
     out["weight"] = _number_column(frame, "weight", name) if "weight" in frame else out["n"]
+    if "weight_sq" in frame and frame["weight_sq"].notna().all():
+        out["weight_sq"] = _number_column(frame, "weight_sq", name)
     if labelled:
         for c in CELLS:
             out[c] = _number_column(frame, c, name)
@@ -235,7 +252,8 @@ def snapshot(result, name: str = "this audit") -> Snapshot:
     """The :class:`Snapshot` of an :class:`~fairness_core.audit.AuditResult`,
     read the same way as its JSON."""
     g = result.group_metrics
-    groups = g[["model", "attribute", "group", "n", "weight", *CELLS]].copy()
+    groups = g[["model", "attribute", "group", "n", "weight",
+                *(["weight_sq"] if "weight_sq" in g else []), *CELLS]].copy()
     for c in ("model", "attribute", "group"):
         groups[c] = groups[c].astype(str)
     d = result.disparities[["model", "attribute", "metric", "group", "reference",
@@ -487,6 +505,13 @@ def compare_audits(baseline, current, *, models: dict | None = None,
     confidence = float(confidence if confidence is not None else c.spec.get("confidence", 0.95))
     decision = c.spec.get("positive_decision") or "benefit"
     warnings = _design_warnings(b, c)
+    for snap, who in ((b, f"The baseline {b.name!r}"), (c, "This audit")):
+        if not snap.spread_known:
+            warnings.append(f"{who} has sample weights but no sums of squared weights "
+                            "(its JSON comes from an older version): its groups count their "
+                            "rows, so with unequal weights the intervals of the changes are "
+                            "narrower than they should be. Audit its data again to compare "
+                            "with the spread of the weights.")
     mapping, notes = _match_models(b, c, models)
     warnings += notes
     unmatched = {
@@ -909,7 +934,8 @@ def mcnemar(b, c, n, confidence: float = 0.95, exact: bool = True):
 
 def paired_comparison(prepared, index, model_a: str, model_b: str, *,
                       decisions: dict | None = None, alpha: float | None = None,
-                      correction: str | None = None, confidence: float | None = None
+                      correction: str | None = None, confidence: float | None = None,
+                      joint: np.ndarray | None = None, rows: np.ndarray | None = None
                       ) -> pd.DataFrame:
     """Two models scored on the same rows, compared group by group.
 
@@ -919,6 +945,9 @@ def paired_comparison(prepared, index, model_a: str, model_b: str, *,
     rows where the two models disagree; p-values corrected together with
     the audit's correction.  Precision and the other rates among the
     people a model selects are not paired: each model selects other rows.
+
+    ``joint`` (and, with sample weights, ``rows``) are the two models'
+    :func:`~fairness_core.counts.paired_counts` when already counted.
 
     Returns
     -------
@@ -936,10 +965,12 @@ def paired_comparison(prepared, index, model_a: str, model_b: str, *,
     alpha = spec.alpha if alpha is None else alpha
     correction = correction or spec.correction
     confidence = spec.confidence if confidence is None else confidence
-    joint = paired_counts(prepared, index, model_a, model_b, decisions)
     weighted = prepared.weight is not None
+    if joint is None:
+        joint = paired_counts(prepared, index, model_a, model_b, decisions)
     if weighted:  # effective counts: scaled to the rows of each combination
-        rows = paired_counts(prepared, index, model_a, model_b, decisions, weighted=False)
+        if rows is None:
+            rows = paired_counts(prepared, index, model_a, model_b, decisions, weighted=False)
         tot_w, tot_n = joint.sum(axis=(1, 2, 3)), rows.sum(axis=(1, 2, 3))
         with np.errstate(invalid="ignore", divide="ignore"):
             joint = joint * np.where(tot_w > 0, tot_n / tot_w, 0.0)[:, None, None, None]
@@ -970,6 +1001,116 @@ def paired_comparison(prepared, index, model_a: str, model_b: str, *,
     out["significant"] = np.where(np.isnan(adj), False, adj < alpha)
     return out[PAIRED_COLUMNS]
 
+
+
+def audit_pairs(prepared, result, index=None) -> pd.DataFrame | None:
+    """The paired comparison of an audit's models, each with the next one in
+    the audit's order (the first with the second, the second with the third,
+    ...): ``m - 1`` pairs of ``m`` models, which compares each model with the
+    one listed before it (an old model, then its successor) without testing
+    every pair.  Score models are decided at the audit's thresholds.  One
+    extra bincount over the rows (two with sample weights) counts every
+    model's decisions jointly; each pair is a sum of that table.  The
+    p-values of all pairs are corrected together.
+
+    Returns
+    -------
+    DataFrame or None
+        :data:`PAIRED_COLUMNS`; None with fewer than two models.
+    """
+    from .counts import GroupIndex, joint_counts
+    spec = result.spec
+    models = list(spec.models)
+    if len(models) < 2:
+        return None
+    index = index or GroupIndex.build(prepared)
+    thresholds = {m: t["threshold"] for m, t in
+                  (result.provenance.get("thresholds") or {}).items() if m in prepared.scores}
+    decisions = {m: prepared.scores[m] >= t for m, t in thresholds.items()}
+    joint = joint_counts(prepared, index, models, decisions)
+    rows = joint_counts(prepared, index, models, decisions, weighted=False) \
+        if joint is not None and prepared.weight is not None else None
+    parts = []
+    for i in range(len(models) - 1):
+        pair = {}
+        if joint is not None:
+            other = tuple(2 + j for j in range(len(models)) if j not in (i, i + 1))
+            pair["joint"] = joint.sum(axis=other) if other else joint
+            if rows is not None:
+                pair["rows"] = rows.sum(axis=other) if other else rows
+        parts.append(paired_comparison(prepared, index, models[i], models[i + 1],
+                                       decisions=decisions, **pair))
+    out = pd.concat(parts, ignore_index=True)
+    adj = adjust_p(out["p_value"].to_numpy(dtype=float), spec.correction)
+    out["p_value_adjusted"] = adj
+    out["significant"] = np.where(np.isnan(adj), False, adj < spec.alpha)
+    return out
+
+
+def paired_sentences(paired: pd.DataFrame, confidence: float = 0.95,
+                     correction: str = "bh", alpha: float = 0.05) -> list:
+    """The paired comparison in plain words: a first sentence saying how
+    many differences were tested and how many are significant, then one
+    sentence per significant difference."""
+    if paired is None or not len(paired):
+        return []
+    lv = level(confidence)
+    corr = CORRECTION_NAMES.get(correction, correction)
+    n_tests = int(paired["p_value"].notna().sum())
+    sig = paired[paired["significant"]]
+    pairs = " and ".join(f"{a!r} with {b!r}" for a, b in dict.fromkeys(
+        zip(paired["model_a"], paired["model_b"])))
+    out = [f"Compared on the same rows: {pairs}. {len(sig):,} of {n_tests:,} differences "
+           f"are significant after {corr} correction at alpha {alpha:g}"
+           + (":" if len(sig) else ".")]
+    for r in sig.itertuples(index=False):
+        met = REGISTRY[r.metric]
+        who = "all rows" if r.attribute == OVERALL else f"{r.attribute} = {r.group!r}"
+        padj = (f"adjusted p = {p_value(r.p_value_adjusted)}" if r.p_value_adjusted >= 1e-4
+                else "adjusted p < 0.0001")
+        out.append(f"{met.label} for {who}: {r.model_a!r} {100 * r.value_a:.1f}%, "
+                   f"{r.model_b!r} {100 * r.value_b:.1f}% on the same {int(round(r.n)):,} "
+                   f"rows ({100 * r.difference:+.1f} points, {lv} CI "
+                   f"{100 * r.difference_ci_low:+.1f} to {100 * r.difference_ci_high:+.1f}; "
+                   f"{padj}).")
+    return out
+
+
+def render_paired(paired: pd.DataFrame, spec, names=()) -> str:
+    """The paired comparison for the terminal: the significant differences
+    between each model and the next on the same rows, as a table."""
+    from .formatting import short, visible_text
+    sentences = paired_sentences(paired, spec.confidence, spec.correction, spec.alpha)
+    lines = ["=== Models compared on the same rows (McNemar's test) ===",
+             visible_text(sentences[0], names)]
+    sig = paired[paired["significant"]]
+    if len(sig):
+        lv = level(spec.confidence)
+        many = len(set(zip(paired["model_a"], paired["model_b"]))) > 1
+
+        def pts(v):
+            return f"{100 * v:+.1f} pts"
+
+        table = pd.DataFrame({
+            **({"models": [f"{short(a, 20)} / {short(b, 20)}"
+                           for a, b in zip(sig["model_a"], sig["model_b"])]} if many else {}),
+            "attribute": [short(a, 30) for a in sig["attribute"]],
+            "group": [short(g, 30) for g in sig["group"]],
+            "metric": [REGISTRY[m].short for m in sig["metric"]],
+            "first": [f"{100 * v:.1f}%" for v in sig["value_a"]],
+            "second": [f"{100 * v:.1f}%" for v in sig["value_b"]],
+            "difference": [pts(v) for v in sig["difference"]],
+            f"{lv} CI": [f"{pts(lo)} to {pts(hi)}" for lo, hi in
+                         zip(sig["difference_ci_low"], sig["difference_ci_high"])],
+            "adj. p": [p_value(v) for v in sig["p_value_adjusted"]]})
+        if not many:
+            lines.append(f"first: {short(paired['model_a'].iloc[0], 40)}, second: "
+                         f"{short(paired['model_b'].iloc[0], 40)}")
+        lines.append(table.head(TERMINAL_ROWS).to_string(index=False))
+        if len(table) > TERMINAL_ROWS:
+            lines.append(f"... {len(table) - TERMINAL_ROWS:,} more in the JSON output "
+                         "(--json, under \"paired\").")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------

@@ -232,11 +232,17 @@ def count_table(source, index: GroupIndex | None = None) -> pd.DataFrame:
     ``source`` is a :class:`CountCube` or a prepared table.  Columns:
     ``model, attribute, group, n, weight, tn, fp, fn, tp`` where ``n`` is
     the number of rows and ``weight`` the sum of sample weights (equal to
-    ``n`` without weights).  The attribute ``"(overall)"`` has one group
+    ``n`` without weights).  With sample weights, ``weight_sq`` is the sum of
+    their squares and ``n_effective`` Kish's effective number of rows,
+    ``weight ** 2 / weight_sq``: what the group's weighted rates are worth
+    in rows when the weights are unequal.  The attribute ``"(overall)"`` has one group
     ``"(all)"`` with the totals.
     """
     cube = source if isinstance(source, CountCube) else count_cube(source, index)
+    squares = cube.weighted and bool(cube.weight_sq_cells) and all(
+        cube.weight_sq_cells.get(m) is not None for m in cube.cells)
     cols: dict = {k: [] for k in ("model", "attribute", "group", "n", "weight", "share",
+                                  *(("weight_sq", "n_effective") if squares else ()),
                                   *CELLS)}
     per_attr = []
     for name, inv, labels in cube.attributes:
@@ -252,6 +258,12 @@ def count_table(source, index: GroupIndex | None = None) -> pd.DataFrame:
             cols["group"].append(labels)
             cols["n"].append(n)
             cols["weight"].append(wsum)
+            if squares:  # Kish's effective number of rows: (sum w)^2 / sum w^2
+                sq = np.bincount(inv, weights=cube.weight_sq_cells[model].sum(axis=1),
+                                 minlength=g)
+                cols["weight_sq"].append(sq)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    cols["n_effective"].append(np.where(sq > 0, wsum ** 2 / sq, 0.0))
             tot = wsum.sum()
             cols["share"].append(wsum / tot if tot > 0 else np.full(g, np.nan))
             for j, c in enumerate(CELLS):
@@ -349,3 +361,29 @@ def paired_counts(prepared, index, model_a: str, model_b: str, decisions: dict |
         + np.asarray(da, dtype=np.int64) * 2 + np.asarray(db, dtype=np.int64)
     cnt = np.bincount(code, weights=w, minlength=8 * k)
     return cnt.reshape(k, 2, 2, 2)
+
+
+#: The joint decisions of this many models at most are counted in one pass.
+_JOINT_LIMIT = 1 << 24
+
+
+def joint_counts(prepared, index, models, decisions: dict | None = None,
+                 weighted: bool = True) -> np.ndarray | None:
+    """The joint counts of several models' decisions, per finest group
+    combination and true outcome, in one bincount over the rows: shape
+    ``(k, 2, 2, ..., 2)`` indexed ``[combination, outcome, decision of the
+    first model, decision of the second, ...]``.  Summing out all but two
+    models gives their :func:`paired_counts`.  None when the table would be
+    too large (many models and groups): count each pair then."""
+    k, m = index.n_combos, len(models)
+    if k << (m + 1) > _JOINT_LIMIT:
+        return None
+    w = prepared.weight if weighted and prepared.weight is not None else prepared.row_counts
+    code = index.key.astype(np.int64) << 1
+    code |= np.asarray(prepared.y, dtype=np.int64)
+    for model in models:
+        d = (decisions or {}).get(model, prepared.predictions[model])
+        code <<= 1
+        code |= np.asarray(d, dtype=np.int64)
+    cnt = np.bincount(code, weights=w, minlength=k << (m + 1))
+    return cnt.reshape((k, 2) + (2,) * m)

@@ -290,6 +290,26 @@ def _comparison(result, single: list, fig) -> list[str]:
             for attr in single]
 
 
+def _paired(result) -> dict | None:
+    """Each model against the next on the same rows, when the audit has them:
+    the significant differences in words, and per pair their table."""
+    paired = getattr(result, "paired", None)
+    if paired is None or not len(paired):
+        return None
+    from .compare import paired_sentences, paired_table
+    spec = result.spec
+    tables = []
+    sig = paired[paired["significant"]]
+    for (a, b), part in sig.groupby(["model_a", "model_b"], sort=False):
+        t = paired_table(part, None, spec.confidence)
+        t.insert(0, "attribute", list(part["attribute"]))
+        tables.append((f"{a} and {b}", _table(t.drop(columns=["significant"]),
+                                                (a, b, "difference", "adj. p"))))
+    return {"sentences": paired_sentences(paired, spec.confidence, spec.correction,
+                                          spec.alpha),
+            "tables": tables}
+
+
 def _mitigation(result, fig) -> dict | None:
     """The mitigation preview section, when the audit carries one."""
     d = getattr(result, "mitigation", None)
@@ -430,6 +450,7 @@ def html_report(result, *, title: str = "Fairness audit report", author: str = "
         "thresholds_title": "Thresholds and calibration" if result.labelled else
         "Score distributions and thresholds",
         "comparison": _comparison(result, single, fig),
+        "paired": _paired(result),
         "mitigation": _mitigation(result, fig),
         "earlier": _earlier(result),
         "limitations": _limitations(result),

@@ -565,3 +565,48 @@ def test_regression_sample_pages(app_page, app_url):
         assert_no_errors(page)
         expect(page.locator(CHART).first).to_be_visible()
         screenshot(page, shot)
+
+
+@pytest.mark.browser
+def test_compare_page_shows_the_findings_of_an_uploaded_baseline(app_page, app_url,
+                                                                  tmp_path):
+    """Upload an earlier audit's JSON on the Compare page: the findings and
+    the before/after chart appear, and the Export page says its report and
+    JSON carry the comparison."""
+    import pandas as pd
+
+    from fairness_core import AuditSpec, audit
+    from fairness_core.compare import compare_audits
+
+    spec = AuditSpec(label="repaid", positive="yes",
+                     predictions=["model_a_approved", "model_b_approved"],
+                     scores=["model_a_score", "model_b_score"],
+                     sensitive=["sex", "race", "age_group"], n_bootstrap=0)
+    loans = pd.read_csv(ROOT / "sample_data" / "loans.csv")
+    earlier = loans.sample(frac=0.5, random_state=1)  # half the rows, and a planted gap
+    earlier.loc[earlier["race"] == "Black", "model_a_approved"] = "no"
+    path = tmp_path / "earlier-audit.json"
+    path.write_text(audit(earlier, spec).to_json(), encoding="utf-8")
+    want = compare_audits(path, audit(loans, spec)).findings[0]
+    assert want["significant"]
+
+    page = app_page
+    open_app(page, app_url)
+    page.locator('[data-testid="stTopNavLink"]', has_text="Compare").click()
+    expect(title(page, "Compare with an earlier audit")).to_be_visible()
+    wait_idle(page)
+    page.locator(MAIN).locator('[data-testid="stFileUploader"] input[type="file"]') \
+        .set_input_files(str(path))
+    expect(title(page, "Findings")).to_be_visible()
+    wait_idle(page)
+    assert_no_errors(page)
+    main = page.locator(MAIN)
+    expect(main).to_contain_text("earlier-audit.json")
+    expect(main).to_contain_text(want["statement"][:70])
+    expect(main.locator(CHART)).to_have_count(1)
+    screenshot(page, "compare")
+    page.locator('[data-testid="stTopNavLink"]', has_text="Export").click()
+    expect(title(page, "Export")).to_be_visible()
+    wait_idle(page)
+    expect(main).to_contain_text("include the comparison with the earlier audit")
+    assert_no_errors(page)

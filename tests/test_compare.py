@@ -198,6 +198,82 @@ def test_weighted_audits_use_effective_counts():
         st.chi2_contingency([[x1, n1 - x1], [x2, n2 - x2]], correction=False).pvalue)
 
 
+def test_weighted_groups_publish_their_squared_weights_and_count_kish_rows():
+    d1, d2 = period(1), period(2)
+    rng = np.random.default_rng(5)
+    d1 = d1.assign(w=rng.lognormal(0, 1, len(d1)))
+    d2 = d2.assign(w=rng.lognormal(0, 1, len(d2)))
+    spec = AuditSpec(**{**SPEC, "weight": "w"})
+    a1, a2 = audit(d1, spec), audit(d2, spec)
+    rec = {(g["attribute"], g["group"]): g for g in json.loads(a1.to_json())["groups"]}
+    fem = d1[d1["sex"] == "Female"]
+    assert rec[("sex", "Female")]["weight_sq"] == pytest.approx((fem["w"] ** 2).sum())
+    assert rec[("sex", "Female")]["n_effective"] == pytest.approx(
+        fem["w"].sum() ** 2 / (fem["w"] ** 2).sum())
+    comp = compare_audits(json.loads(a1.to_json()), a2)
+    assert not any("squared weights" in w for w in comp.warnings)
+    row = comp.changes.set_index(["attribute", "group", "metric"]).loc[
+        ("sex", "Female", "selection_rate")]
+
+    def kish(d):  # the weighted rate over Kish's effective rows, by hand
+        s = d[d["sex"] == "Female"]
+        n_eff = s["w"].sum() ** 2 / (s["w"] ** 2).sum()
+        rate = s.loc[s["approved"] == "yes", "w"].sum() / s["w"].sum()
+        return rate * n_eff, n_eff
+
+    (x1, n1), (x2, n2) = kish(d1), kish(d2)
+    assert n1 < 0.6 * (d1["sex"] == "Female").sum()  # unequal weights: far fewer rows
+    p1, p2, pool = x1 / n1, x2 / n2, (x1 + x2) / (n1 + n2)
+    z = (p2 - p1) / math.sqrt(pool * (1 - pool) * (1 / n1 + 1 / n2))
+    assert row["p_value"] == pytest.approx(2 * st.norm.sf(abs(z)), rel=1e-9)
+    # an older JSON without the squared weights still compares, with a warning
+    old = json.loads(a1.to_json())
+    for g in old["groups"]:
+        g.pop("weight_sq"), g.pop("n_effective")
+    comp_old = compare_audits(old, a2)
+    assert any("no sums of squared weights" in w for w in comp_old.warnings)
+    row_old = comp_old.changes.set_index(["attribute", "group", "metric"]).loc[
+        ("sex", "Female", "selection_rate")]
+    assert row_old["change_ci_high"] - row_old["change_ci_low"] < \
+        row["change_ci_high"] - row["change_ci_low"]
+
+
+def test_weighted_change_intervals_keep_their_coverage_with_unequal_weights():
+    """Two periods with the same population rate, very unequal weights that
+    are unrelated to the decision: Kish's effective rows give intervals that
+    cover the true change (0) about 95% of the time; counting the rows
+    instead (an older JSON) covers it far less often.  Each replicate is one
+    attribute of a pair of audit JSONs written from pandas sums, so the
+    comparison runs once over every replicate."""
+    rng = np.random.default_rng(2024)
+    n, reps = 500, 400
+
+    def audit_json(squares: bool) -> dict:
+        rows = pd.DataFrame({"rep": np.repeat(np.arange(reps), n)})
+        rows["d"] = rng.random(len(rows)) < 0.3
+        rows["w"] = np.where(rng.random(len(rows)) < 0.2, 8.0, 1.0) * rng.uniform(
+            0.5, 1.5, len(rows))
+        rows["wd"] = rows["w"] * rows["d"]
+        rows["w2"] = rows["w"] ** 2
+        s = rows.groupby("rep").agg(n=("w", "size"), weight=("w", "sum"),
+                                    selected=("wd", "sum"), weight_sq=("w2", "sum"))
+        groups = [{"model": "m", "attribute": f"replicate {r}", "group": "all",
+                   "n": int(x.n), "weight": x.weight, "selected": x.selected,
+                   **({"weight_sq": x.weight_sq} if squares else {})}
+                  for r, x in s.iterrows()]
+        return {"spec": {"weight": "w"}, "provenance": {"weighted": True}, "groups": groups}
+
+    def coverage(squares: bool) -> float:
+        comp = compare_audits(audit_json(squares), audit_json(squares), n_boot=0)
+        ch = comp.changes[comp.changes["metric"] == "selection_rate"]
+        assert len(ch) == reps
+        return float(((ch["change_ci_low"] <= 0) & (ch["change_ci_high"] >= 0)).mean())
+
+    # 400 replicates of a 95% interval: between 0.92 and 0.98 (binomial, 99.7%)
+    assert 0.92 <= coverage(True) <= 0.98
+    assert coverage(False) < 0.85
+
+
 def test_read_audit_refuses_what_is_not_an_audit(tmp_path):
     for bad, words in ((b"not json", "not valid JSON"), (b"[1, 2]", "not a JSON object"),
                        (b'{"spec": {}, "groups": [{"model": "m"}]}', "no 'attribute'"),
@@ -340,6 +416,58 @@ def test_paired_comparison_matches_a_hand_mcnemar():
         paired_comparison(p, None, "m1", "m1")
 
 
+def test_each_model_is_paired_with_the_next_in_the_json_and_the_terminal(tmp_path, capsys):
+    df = _two_models(n=4000, seed=8)
+    rng = np.random.default_rng(9)
+    # a score model that mostly agrees with m2: decided at 0.6
+    df["s"] = np.clip(np.where(df["m2"] == 1, 0.75, 0.35) + rng.normal(0, 0.15, len(df)), 0, 1)
+    df.to_csv(tmp_path / "d.csv", index=False)
+    out = tmp_path / "a.json"
+    assert main([str(tmp_path / "d.csv"), "--label", "y", "--positive", "1", "--prediction",
+                 "m1", "--prediction", "m2", "--score", "s", "--threshold", "s=0.6",
+                 "--sensitive", "g", "--bootstrap", "0", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    paired = pd.DataFrame(json.loads(out.read_text())["paired"])
+    # consecutive pairs: m1 with m2, m2 with s
+    assert list(dict.fromkeys(zip(paired["model_a"], paired["model_b"]))) == [
+        ("m1", "m2"), ("m2", "s")]
+    df["s_dec"] = (df["s"] >= 0.6).astype(int)
+    for a, col_b in (("m1", "m2"), ("m2", "s_dec")):
+        for g in ("a", "b"):
+            pos = df[(df["g"] == g) & (df["y"] == 1)]
+            ct = pd.crosstab(pos[a], pos[col_b]).reindex(index=[0, 1], columns=[0, 1],
+                                                         fill_value=0)
+            only_a, only_b = int(ct.loc[1, 0]), int(ct.loc[0, 1])
+            r = paired[(paired["model_a"] == a) & (paired["group"] == g)
+                       & (paired["metric"] == "tpr")].iloc[0]
+            assert r["value_a"] == pytest.approx(pos[a].mean())
+            assert r["value_b"] == pytest.approx(pos[col_b].mean())
+            assert (r["discordant_a"], r["discordant_b"]) == (only_a, only_b)
+            assert r["p_value"] == pytest.approx(
+                st.binomtest(only_a, only_a + only_b).pvalue, rel=1e-9)
+    # every pair corrected together (Benjamini-Hochberg by scipy)
+    ok = paired["p_value"].notna()
+    assert paired.loc[ok, "p_value_adjusted"].to_numpy() == pytest.approx(
+        st.false_discovery_control(paired.loc[ok, "p_value"].to_numpy()))
+    assert (paired["significant"] == (paired["p_value_adjusted"] < 0.05)).all()
+    # the terminal lists the significant differences only
+    section = text.split("Models compared on the same rows")[1]
+    n_sig = int(paired["significant"].sum())
+    assert f"{n_sig} of {int(ok.sum())} differences are significant" in section
+    lines = section.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.split()[:2] == ["models",
+                                                                           "attribute"])
+    shown = lines[head + 1:head + 1 + min(n_sig, 20)]
+    assert all(line.rstrip().endswith(("< 0.0001",)) or float(line.split()[-1]) < 0.05
+               for line in shown)
+    assert n_sig > 20 and lines[head + 21].startswith(f"... {n_sig - 20} more in the JSON")
+    # a single model: no paired records
+    assert main([str(tmp_path / "d.csv"), "--label", "y", "--positive", "1", "--prediction",
+                 "m1", "--sensitive", "g", "--bootstrap", "0", "--json", str(out),
+                 "--quiet"]) == 0
+    assert "paired" not in json.loads(out.read_text())
+
+
 # --------------------------------------------------------------------------
 # the command line
 # --------------------------------------------------------------------------
@@ -408,6 +536,26 @@ def test_report_has_the_comparison_section(two_periods):
     assert "Comparison with an earlier audit" not in html_report(a1)
 
 
+def test_report_model_comparison_lists_the_significant_paired_differences():
+    from markupsafe import escape
+
+    from fairness_core.report import html_report
+    df = _two_models(n=4000, seed=8)
+    r = audit(df, AuditSpec(label="y", positive=1, predictions=["m1", "m2"], sensitive=["g"],
+                            n_bootstrap=0))
+    doc = html_report(r)
+    section = doc.split("Models compared on the same rows")[1].split("<h2")[0]
+    sig = r.paired[r.paired["significant"]]
+    assert len(sig) and "Significant differences: m1 and m2" in section
+    # the largest significant difference of a group's TPR, as pandas counts it
+    pos = df[(df["g"] == "a") & (df["y"] == 1)]
+    want = f"{100 * (pos['m1'].mean() - pos['m2'].mean()):+.1f} pts"
+    row = sig[(sig["group"] == "a") & (sig["metric"] == "tpr")]
+    assert len(row) and want in section
+    assert section.count("<li>") == len(sig)
+    assert str(escape("'m1'")) in section
+
+
 # --------------------------------------------------------------------------
 # the dashboard (AppTest)
 # --------------------------------------------------------------------------
@@ -458,6 +606,72 @@ def test_compare_page_shows_the_changes_of_an_uploaded_baseline():
         ("notes.json", b'{"hello": 1}', "application/json")).run()
     assert_clean(at)
     assert any("is not an audit's JSON" in unescape(e.value) for e in at.main.error)
+
+
+def _download(at, label: str) -> bytes:
+    """The bytes a download button on the page serves, read from the
+    in-memory media store of the app's last run."""
+    import gc
+
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+    url = next(b.proto.url for b in at.get("download_button") if b.proto.label == label)
+    file_id = url.rsplit("/", 1)[-1].split(".")[0]
+    for store in (o for o in gc.get_objects() if isinstance(o, MemoryMediaFileStorage)):
+        try:
+            return bytes(store.get_file(file_id).content)
+        except Exception:  # another run's store
+            continue
+    raise AssertionError(f"no bytes behind the download {label!r}")
+
+
+def test_exports_carry_the_comparison_loaded_on_the_compare_page():
+    from markupsafe import escape
+
+    from tests.test_app import assert_clean, ctx, page, unescape
+    at = _app()
+    result = ctx(at).result
+    loans = pd.read_csv(ROOT / "sample_data" / "loans.csv")
+    earlier = loans.iloc[::2].copy()
+    earlier.loc[earlier["race"] == "Black", "model_a_approved"] = "yes"
+    base = audit(earlier, result.spec)
+    at = page(at, "compare")
+    at.file_uploader(key="compare_upload").set_value(
+        ("earlier.json", base.to_json().encode("utf-8"), "application/json")).run()
+    assert_clean(at)
+    at = page(at, "export")
+    assert_clean(at)
+    assert any("'earlier.json'" in unescape(i.value) and "include the comparison"
+               in unescape(i.value) for i in at.main.info)
+    want = compare_audits(json.loads(base.to_json()), result)
+    doc = json.loads(_download(at, "Full audit (JSON)"))
+    assert doc["comparison"]["baseline"]["name"] == "earlier.json"
+    assert doc["comparison"]["findings"][0]["text"] == want.findings[0]["text"]
+    rec = next(r for r in doc["comparison"]["changes"] if r["group"] == "Black"
+               and r["metric"] == "selection_rate" and r["model"] == "model_a_approved")
+    b, c = earlier[earlier["race"] == "Black"], loans[loans["race"] == "Black"]
+    assert rec["change"] == pytest.approx((c["model_a_approved"] == "yes").mean()
+                                          - (b["model_a_approved"] == "yes").mean())
+    # the models on the same rows: each with the next, McNemar on pandas' counts
+    a_, b_ = result.spec.models[:2]
+    pos = loans[(loans["sex"] == "Female") & (loans["repaid"] == "yes")]
+    dec = {m: (pos[m] == "yes") if m in result.spec.predictions else
+           pos[m] >= result.provenance["thresholds"][m]["threshold"] for m in (a_, b_)}
+    ct = pd.crosstab(dec[a_], dec[b_]).reindex(index=[False, True], columns=[False, True],
+                                                fill_value=0)
+    only_a, only_b = int(ct.loc[True, False]), int(ct.loc[False, True])
+    rec = next(r for r in doc["paired"] if r["model_a"] == a_ and r["model_b"] == b_
+               and r["group"] == "Female" and r["metric"] == "tpr")
+    assert rec["p_value"] == pytest.approx(st.binomtest(only_a, only_a + only_b).pvalue)
+    # the report has the section
+    at.checkbox(key="report_pdf").set_value(False).run()
+    at.button(key="make_report").click().run()
+    assert_clean(at)
+    html = at.session_state["report"][1]["html"][0].decode("utf-8")
+    assert "Comparison with an earlier audit" in html
+    assert str(escape(want.findings[0]["text"])) in html
+    assert "Models compared on the same rows" in html
+    # the audit other sessions share is left as it was
+    assert ctx(at).result.comparison is None and ctx(at).result.paired is None
 
 
 def test_models_page_compares_two_models_on_the_same_rows():

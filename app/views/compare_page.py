@@ -33,6 +33,19 @@ def _load():
         st.session_state[BASELINE] = (None, None, err.message)
 
 
+def comparison(ctx):
+    """The comparison of this audit with the earlier audit loaded on this
+    page, or None (none loaded, or it could not be read).  Raises
+    InputError when the two audits do not match."""
+    got = st.session_state.get(BASELINE)
+    if got is None or got[1] is None:
+        return None
+    sha, snap, _ = got
+    r = ctx.result
+    return state.memo(("compare", sha, ctx.loaded.sha256, r.spec.to_json()),
+                      lambda: compare_audits(snap, r))
+
+
 def render():
     ctx = context("Compare with an earlier audit")
     if ctx is None:
@@ -58,8 +71,7 @@ def render():
         st.error(ctx.say(error), icon="⚠️")
         return
     try:
-        comp = state.memo(("compare", sha, ctx.loaded.sha256, r.spec.to_json()),
-                          lambda: compare_audits(snap, r))
+        comp = comparison(ctx)
     except InputError as err:
         st.error(ctx.say(err.message), icon="⚠️")
         return
@@ -69,7 +81,8 @@ def render():
     s = comp.settings
     st.caption(f"Earlier audit: {ctx.say(snap.name)}"
                + (f", made {ctx.say(snap.created)}" if snap.created else "")
-               + f". {s['n_tests']:,} changes tested. {ctx.say(s['method'])}")
+               + f". {s['n_tests']:,} changes tested. {ctx.say(s['method'])} The Export "
+               "page's report and JSON include this comparison.")
 
     st.subheader("Findings")
     for f in comp.findings[:12]:

@@ -127,11 +127,43 @@ def _apply_config():
         "success", "Configuration loaded: the audit uses its settings.")
 
 
+def with_extras(ctx):
+    """This session's audit with what its exports add: the comparison with
+    an earlier audit loaded on the Compare page, and each model against the
+    next on the same rows.  A copy: the audit itself may be shared with
+    other sessions.  Returns (result, the earlier audit's name or None)."""
+    import dataclasses
+
+    import state
+    from views.compare_page import BASELINE, comparison
+
+    r = ctx.result
+    if getattr(r, "task", "binary") != "binary":  # comparisons are of yes/no decisions
+        return r, None
+    try:
+        comp = comparison(ctx)
+    except InputError:  # the Compare page says why
+        comp = None
+    try:
+        pairs = state.audit_pairs(ctx.loaded, ctx.spec, r)
+    except InputError:
+        pairs = None
+    if comp is None and pairs is None:
+        return r, None
+    got = st.session_state.get(BASELINE)
+    return (dataclasses.replace(r, comparison=comp, paired=pairs),
+            got[1].name if comp is not None else None)
+
+
 def render():
     ctx = context("Export")
     if ctx is None:
         return
-    r = ctx.result
+    r, earlier = with_extras(ctx)
+    if earlier:
+        ctx.names.append(earlier)
+        st.info(ctx.say(f"The report and the JSON include the comparison with the earlier "
+                        f"audit {earlier!r} loaded on the Compare page."), icon="ℹ️")
 
     st.subheader("Audit report")
     st.caption("One self-contained HTML file that opens offline, and the same report as a "
@@ -153,7 +185,7 @@ def render():
         if suppress else 0
     want_pdf = c3.checkbox("Also as PDF", value=True, key="report_pdf")
     key = hashlib.sha256(repr((r.spec.to_json(), ctx.loaded.sha256, title, author, scope, k,
-                               want_pdf)).encode()).hexdigest()
+                               want_pdf, earlier, id(r.comparison))).encode()).hexdigest()
     if st.button("Make the report", type="primary", key="make_report"):
         with st.spinner("Writing the report..."):
             st.session_state["report"] = (key, make_report(r, title, author, scope, k,
