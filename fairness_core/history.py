@@ -73,7 +73,7 @@ def trend_table(saved: list[dict], model: str, metric: str) -> pd.DataFrame:
 
 def saved_name(saved: dict) -> str:
     """How a saved audit is called in a comparison's messages."""
-    return (f"audit {saved['id']} (version {saved['version']}, saved "
+    return (f"#{saved['id']} (version {saved['version']}, saved "
             f"{saved['saved_at']:%Y-%m-%d %H:%M} UTC)")
 
 
