@@ -115,7 +115,8 @@ def trend_steps(saved: list[dict], model: str, metric: str) -> pd.DataFrame:
         :data:`STEP_COLUMNS`: one row per later audit x attribute x group,
         ``before``/``after`` the ratios to the reference, ``change`` their
         ratio with its interval, and the p-value corrected within that
-        pair's comparison.  A pair with nothing in common, or whose
+        pair's comparison (all its models and metrics, as the comparison of
+        the two audits shows it).  A pair with nothing in common, or whose
         reference group changed, has no row.
     """
     ordered = sorted((a for a in saved if model in (a.get("models") or [model])),
@@ -123,7 +124,7 @@ def trend_steps(saved: list[dict], model: str, metric: str) -> pd.DataFrame:
     parts = []
     for prev, cur in zip(ordered, ordered[1:]):
         try:
-            comp = compare_saved(prev, cur, models={model: model})
+            comp = compare_saved(prev, cur)
         except InputError:
             continue
         g = comp.gaps[(comp.gaps["model"] == model) & (comp.gaps["metric"] == metric)]

@@ -430,9 +430,9 @@ def test_history_compares_two_saved_audits_with_a_planted_change(folder):
     assert g["trend"] == "narrowed"
 
     # the chart: each group's rate in both audits and the change with its interval
-    ok(at.selectbox(key="compare_model").set_value("approved").run())
-    ok(at.selectbox(key="compare_attribute").set_value("race").run())
-    ok(at.selectbox(key="compare_metric").set_value("selection_rate").run())
+    ok(at.selectbox(key="history_cmp_model").set_value("approved").run())
+    ok(at.selectbox(key="history_cmp_attribute").set_value("race").run())
+    ok(at.selectbox(key="history_cmp_metric").set_value("selection_rate").run())
     charts = at.get("plotly_chart")
     fig = json.loads(charts[-1].proto.spec)
     by_name = {t.get("name"): t for t in fig["data"]}

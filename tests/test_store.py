@@ -720,3 +720,36 @@ def test_a_table_counted_where_it_lives_is_known_by_its_counts(store, result, da
     assert created and other != first
     assert store.audit(first)["data_sha256"] not in (result.provenance["input"]["sha256"],
                                                      store.audit(other)["data_sha256"])
+
+
+def test_trend_steps_are_the_pairwise_comparisons_of_consecutive_audits(store, data):
+    """Each step of a trend is compare_saved of the audit and the one before;
+    a pair whose reference group changed has no step, and a pair with
+    nothing in common is refused by compare_saved with a clear message."""
+    from fairness_core import history
+
+    spec = dataclasses.replace(SPEC, n_bootstrap=0)
+    first = store.save_audit(audit(data, spec, name="a.csv"))[0]
+    second = store.save_audit(audit(data.head(600), spec, name="b.csv"))[0]
+    third = store.save_audit(audit(data.head(500), dataclasses.replace(
+        spec, reference={"sex": "Female"}), name="c.csv"))[0]
+    saved = [store.audit(i) for i in (third, first, second)]  # any order
+    steps = history.trend_steps(saved, "approved", "selection_rate")
+    assert set(steps["audit_id"]) == {second}  # 3 against 2: another reference group
+    pair = history.compare_saved(store.audit(first), store.audit(second))
+    want = pair.gaps[(pair.gaps["metric"] == "selection_rate") & (pair.gaps["model"] == "approved")]
+    assert list(steps["group"]) == list(want["group"])
+    assert steps["p_value_adjusted"].to_numpy(dtype=float) == pytest.approx(
+        want["p_value_adjusted"].to_numpy(dtype=float))
+    # by hand: the ratio of the selection rates, before and after
+    def ratio(df, g):
+        r = df.groupby("sex")["approved"].apply(lambda s: (s == "yes").mean())
+        return r[g] / r.drop(g).iloc[0]
+    g = steps.iloc[0]["group"]
+    assert steps.iloc[0]["before"] == pytest.approx(ratio(data, g))
+    assert steps.iloc[0]["after"] == pytest.approx(ratio(data.head(600), g))
+
+    other = store.save_audit(audit(data.assign(region="x"), dataclasses.replace(
+        spec, sensitive=["region"]), name="d.csv"))[0]
+    with pytest.raises(InputError, match="Nothing in #1 .* matches this audit"):
+        history.compare_saved(store.audit(first), store.audit(other))

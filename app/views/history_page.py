@@ -139,9 +139,9 @@ def _compare(store, shown: pd.DataFrame) -> None:
     metrics = [m for m in REGISTRY if m in set(comp.changes["metric"])]
     if models and attrs and metrics:
         c1, c2, c3 = st.columns(3)
-        model = c1.selectbox("Model", models, key="compare_model")
-        attribute = c2.selectbox("Attribute", attrs, key="compare_attribute")
-        metric = c3.selectbox("Metric", metrics, key="compare_metric",
+        model = c1.selectbox("Model", models, key="history_cmp_model")
+        attribute = c2.selectbox("Attribute", attrs, key="history_cmp_attribute")
+        metric = c3.selectbox("Metric", metrics, key="history_cmp_metric",
                               format_func=lambda m: REGISTRY[m].label)
         chart(charts.comparison_chart(comp.changes, model=model, attribute=attribute,
                                       metric=metric, confidence=s["confidence"]),
