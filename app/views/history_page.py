@@ -111,8 +111,7 @@ def _compare(store, shown: pd.DataFrame) -> None:
     for w in comp.warnings:
         st.warning(say(w), icon="⚠️")
     s = comp.settings
-    st.caption(f"{s['n_tests']:,} changes tested, as two independent samples. "
-               f"{say(s['method'])}")
+    st.caption(f"{s['n_tests']:,} changes tested. {say(s['method'])}")
     st.markdown("**Findings**")
     for f in comp.findings[:12]:
         st.markdown(f"{ICON[f['severity']]}: {say(f['text'])}")
@@ -155,7 +154,7 @@ def _compare(store, shown: pd.DataFrame) -> None:
 def render():
     st.title("History")
     st.caption("Every audit saved in the review store: filter them, follow a disparity over "
-               "the audits of one model, and put two audits side by side.")
+               "the audits of one model, and compare any two of them.")
     store = trail.store()
     if store is None:
         return
