@@ -674,10 +674,12 @@ def comparison_chart(changes: pd.DataFrame, *, model: str, attribute: str, metri
 
 
 def trend_chart(trend: pd.DataFrame, *, model: str, attribute: str, metric: str,
-                tolerance: float) -> go.Figure:
+                tolerance: float, steps: pd.DataFrame | None = None) -> go.Figure:
     """A disparity's ratio over saved audits, one line per group, with its
     intervals and the tolerance band (``trend`` from
-    :func:`fairness_core.history.trend_table`)."""
+    :func:`fairness_core.history.trend_table`).  With ``steps``
+    (:func:`fairness_core.history.trend_steps`), a point whose change from
+    the previous audit is significant is a filled diamond."""
     m = REGISTRY[metric]
     tol = Tolerance(tolerance)
     d = trend[(trend["model"] == model) & (trend["attribute"] == attribute)]
@@ -693,9 +695,16 @@ def trend_chart(trend: pd.DataFrame, *, model: str, attribute: str, metric: str,
         r = pd.to_numeric(g["ratio"], errors="coerce").to_numpy(dtype=float)
         lo = pd.to_numeric(g["ratio_ci_low"], errors="coerce").to_numpy(dtype=float)
         hi = pd.to_numeric(g["ratio_ci_high"], errors="coerce").to_numpy(dtype=float)
+        sig = [False] * len(g)
+        if steps is not None and len(steps):
+            s = steps[(steps["attribute"] == attribute) & (steps["group"] == group)]
+            hit = set(s.loc[s["significant"].fillna(False).astype(bool), "audit_id"])
+            sig = [i in hit for i in g["audit_id"]]
         fig.add_scatter(
             x=list(g["_x"]), y=r, mode="lines+markers", name=esc(group),
-            line=dict(color=colors[group], width=2), marker=dict(size=10),
+            line=dict(color=colors[group], width=2),
+            marker=dict(size=[15 if x else 10 for x in sig],
+                        symbol=["diamond" if x else "circle" for x in sig]),
             error_y=dict(type="data", symmetric=False,
                          array=np.nan_to_num(hi - r, nan=0.0, posinf=0.0),
                          arrayminus=np.nan_to_num(r - lo, nan=0.0, posinf=0.0),
@@ -709,4 +718,5 @@ def trend_chart(trend: pd.DataFrame, *, model: str, attribute: str, metric: str,
     return _layout(fig, f"{esc(m.label)} over saved audits: {esc(attribute)}",
                    subtitle=f"Model {esc(model)}; reference {ref or 'none'}. Bars: the "
                             f"intervals saved with each audit.<br>Shaded: {tol.band('x')} "
-                            "passes.")
+                            "passes." + ("<br>Diamond: a significant change from the previous "
+                                         "audit (corrected)." if steps is not None else ""))

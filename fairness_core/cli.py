@@ -51,8 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                "compas-scores-two-years.csv --label two_year_recid --positive 1 --prediction "
                "score_text --prediction-positive score_text=Medium,High --positive-decision "
                "harm --sensitive race")
-    p.add_argument("data", help="CSV, TSV, Parquet or XLSX file of predictions; a folder or "
-                                "glob of Parquet files; or a database URL (with --table)")
+    p.add_argument("data", nargs="?",
+                   help="CSV, TSV, Parquet or XLSX file of predictions; a folder or "
+                        "glob of Parquet files; or a database URL (with --table)")
     p.add_argument("--table", metavar="NAME",
                    help="the table to audit in the database at DATA (or a Spark table)")
     p.add_argument("--sources", metavar="FILE.toml",
@@ -131,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save this audit's settings (with the data's SHA-256) to load again")
     p.add_argument("--json", metavar="OUT.json", help="write the full audit as JSON")
     p.add_argument("--compare", metavar="BASELINE.json",
-                   help="compare with an earlier audit (the JSON its --json wrote): the change "
+                   help="compare with an earlier audit (the JSON its --json wrote, or store:ID "
+                        "for audit ID of the review store given by --store): the change "
                         "of every group's rates and of every gap, with intervals and tests")
     p.add_argument("--xlsx", metavar="OUT.xlsx",
                    help="write the group, disparity and summary tables as an Excel workbook")
@@ -162,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--review-import", metavar="IN.json",
                    help="with --store: read a review written by --review-export into the "
                         "store; it must be of the same data (SHA-256) and settings")
+    p.add_argument("--history", action="store_true",
+                   help="with --store and no DATA: list the audits saved in the store (id, "
+                        "version, time, data, models, sign-off)")
+    p.add_argument("--compare-saved", nargs=2, type=int, metavar=("EARLIER", "LATER"),
+                   help="with --store and no DATA: compare two saved audits by their ids "
+                        "(as --compare does); --json OUT.json writes the comparison")
     p.add_argument("--fail-on-disparity", action="store_true",
                    help="exit with status 1 when any disparity fails the tolerance")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
@@ -524,7 +532,12 @@ def main(argv=None) -> int:
         # Arrow allocates through malloc, which the reading child's memory
         # cap sees exactly (see fairness_core.guard); chosen before import.
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    if args.history or args.compare_saved:
+        return _history(args)
     try:
+        if args.data is None:
+            raise InputError("Give the DATA to audit: a file, folder or database URL. To see "
+                             "the saved audits, use --store URL --history.", field="data")
         spec = spec_from_args(args)
         if not spec.labelled and not args.quiet:
             print("fairness-audit: no --label given: auditing the decisions alone (selection "
@@ -597,7 +610,7 @@ def main(argv=None) -> int:
             result.warnings.insert(0, warn)
         if args.compare:
             from .compare import compare_audits
-            result.comparison = compare_audits(args.compare, result)
+            result.comparison = compare_audits(_baseline(args), result)
         review = _store(args, result)
         if args.json:
             _write(args.json, lambda p: Path(p).write_text(result.to_json(), encoding="utf-8"),
@@ -681,6 +694,94 @@ def main(argv=None) -> int:
         print(f"fairness-audit: {n} disparities fail the tolerance.", file=sys.stderr)
         return 1
     return 0
+
+
+def _saved_audit(store, text: str) -> dict:
+    """A saved audit of ``store`` by its id (``text``, from the command line)."""
+    try:
+        audit_id = int(str(text).strip())
+    except ValueError:
+        raise InputError(f"{text!r} is not the id of a saved audit (a whole number); list the "
+                         "saved audits with --store URL --history.", field="compare") from None
+    return store.audit(audit_id)
+
+
+def _baseline(args):
+    """``--compare``: a JSON file, or ``store:ID`` (a saved audit)."""
+    if not str(args.compare).startswith("store:"):
+        return args.compare
+    if not args.store:
+        raise InputError("--compare store:ID reads a saved audit from the review store: give "
+                         "--store URL too.", field="compare")
+    from .compare import read_audit
+    from .history import saved_name
+    from .store import open_store
+    store = open_store(args.store)
+    try:
+        saved = _saved_audit(store, args.compare[len("store:"):])
+    finally:
+        store.close()
+    return read_audit(saved["results"], name=saved_name(saved))
+
+
+def _history(args) -> int:
+    """``--history`` (list the saved audits) and ``--compare-saved EARLIER
+    LATER`` (compare two of them), without auditing data."""
+    try:
+        flag = "--history" if args.history else "--compare-saved"
+        if not args.store:
+            raise InputError(f"{flag} reads the review store: give --store URL (for example "
+                             "sqlite:///reviews.sqlite).", field="store")
+        if args.data is not None:
+            raise InputError(f"{flag} reads saved audits, not data: leave out "
+                             f"{str(args.data)!r}, or leave out {flag} to audit it.",
+                             field="data")
+        from .store import open_store
+        store = open_store(args.store)
+        try:
+            if args.history:
+                print(_history_table(store.audits()))
+                return 0
+            from .compare import render_comparison
+            from .history import compare_saved
+            earlier, later = (_saved_audit(store, i) for i in args.compare_saved)
+            if earlier["id"] == later["id"]:
+                raise InputError("--compare-saved needs two different audits.",
+                                 field="compare")
+            comp = compare_saved(earlier, later)
+        finally:
+            store.close()
+        if args.json:
+            import json
+            _write(args.json, lambda p: Path(p).write_text(
+                json.dumps(comp.to_dict(), indent=2, allow_nan=False), encoding="utf-8"),
+                "json")
+        names = [*comp.changes["group"].unique(), *comp.changes["attribute"].unique(),
+                 *comp.changes["model"].unique()]
+        if args.quiet:
+            for w in comp.warnings:
+                print(f"Warning: {visible_text(w, names)}", file=sys.stderr)
+        else:
+            print(render_comparison(comp, names))
+        return 0
+    except InputError as exc:
+        print(f"fairness-audit: error: {visible_text(exc.message)}", file=sys.stderr)
+        return 2
+
+
+def _history_table(listed) -> str:
+    """The saved audits for the terminal, newest first."""
+    if not len(listed):
+        return "No audit is saved in this store yet (save one with --store URL)."
+    import pandas as pd
+    table = pd.DataFrame({
+        "id": listed["id"], "version": listed["version"],
+        "saved (UTC)": listed["saved_at"].map(lambda t: f"{t:%Y-%m-%d %H:%M}"),
+        "data": listed["data_name"].fillna("").map(lambda v: short(visible_text(v), 40)),
+        "models": listed["models"].map(lambda ms: short(visible_text(", ".join(ms)), 50)),
+        "signed off": listed["signed"].map({True: "yes", False: "no"}),
+        "replaces": listed["previous_id"].map(lambda v: "" if pd.isna(v) else str(int(v)))})
+    return table.to_string(index=False)
 
 
 def _store(args, result):

@@ -1,19 +1,21 @@
 """Saved audits over time: the disparities of one model across its saved
-audits (for a trend chart), and a before/after table of two saved audits.
+audits (for a trend chart, with the significance of each step), and the
+comparison of any two saved audits.
 
-Both read the stored results (the audit JSON kept by
-:mod:`fairness_core.store`), never rows.  :func:`before_after` is a plain
-side-by-side of the stored numbers; a fuller comparison with intervals of
-the change can take its place with the same inputs.
+All read the stored results (the audit JSON kept by
+:mod:`fairness_core.store`, with each group's counts), never rows; the
+comparison is :func:`fairness_core.compare.compare_audits`.
 """
 from __future__ import annotations
 
 import pandas as pd
 
-from .metrics import REGISTRY, available_metrics, key_metrics
+from .compare import Comparison, compare_audits, read_audit
+from .errors import InputError
+from .metrics import available_metrics, key_metrics
 
 KEYS = ["model", "attribute", "metric", "group"]
-#: The disparity columns a trend and a before/after table show.
+#: The disparity columns a trend shows.
 SHOWN = ["reference", "value", "reference_value", "ratio", "ratio_ci_low", "ratio_ci_high",
          "verdict", "significant", "n"]
 
@@ -69,25 +71,64 @@ def trend_table(saved: list[dict], model: str, metric: str) -> pd.DataFrame:
     return out.sort_values(["saved_at", "audit_id"], kind="stable").reset_index(drop=True)
 
 
-def before_after(before: dict, after: dict) -> pd.DataFrame:
-    """The disparities of two saved audits side by side.
+def saved_name(saved: dict) -> str:
+    """How a saved audit is called in a comparison's messages."""
+    return (f"#{saved['id']} (version {saved['version']}, saved "
+            f"{saved['saved_at']:%Y-%m-%d %H:%M} UTC)")
 
-    ``before`` and ``after`` are stored results (the audit JSON).  One row
-    per model x attribute x metric x group present in either, with the
-    value, ratio and verdict before and after and the change of the ratio
-    (after minus before); a gap present in only one audit has blanks on the
-    other side.  Rows whose verdict changed come first.
+
+def compare_saved(baseline: dict, current: dict, **options) -> Comparison:
+    """Compare two saved audits with
+    :func:`fairness_core.compare.compare_audits`.
+
+    ``baseline`` and ``current`` are saved audits as
+    :meth:`fairness_core.store.Store.audit` returns them; their stored
+    results (the audit JSON, with each group's counts) are compared as two
+    independent samples: every change with its interval and test, all
+    p-values corrected together, and the findings ("The FPR gap ... narrowed
+    from 1.9x to 1.2x (significant)").  ``options`` go to
+    :func:`~fairness_core.compare.compare_audits` (``alpha``,
+    ``correction``, ``confidence``, ``models``, ...).
+
+    Raises
+    ------
+    InputError
+        When the two audits have nothing in common to compare.
     """
-    cols = ["value", "ratio", "ratio_ci_low", "ratio_ci_high", "verdict"]
-    a = disparities_of(before)[KEYS + cols]
-    b = disparities_of(after)[KEYS + cols]
-    out = a.merge(b, on=KEYS, how="outer", suffixes=("_before", "_after"))
-    for c in ("ratio_before", "ratio_after"):
-        out[c] = pd.to_numeric(out[c], errors="coerce")
-    out["ratio_change"] = out["ratio_after"] - out["ratio_before"]
-    out["verdict_changed"] = out["verdict_before"].fillna("") != out["verdict_after"].fillna("")
-    out["metric_label"] = out["metric"].map(lambda m: REGISTRY[m].label if m in REGISTRY
-                                            else m)
-    out = out.sort_values(["verdict_changed", "model", "attribute", "metric", "group"],
-                          ascending=[False, True, True, True, True], kind="stable")
-    return out.reset_index(drop=True)
+    return compare_audits(read_audit(baseline["results"], name=saved_name(baseline)),
+                          read_audit(current["results"], name=saved_name(current)), **options)
+
+
+#: Columns of :func:`trend_steps`.
+STEP_COLUMNS = ["audit_id", "previous_id", "attribute", "group", "reference", "before", "after",
+                "change", "change_ci_low", "change_ci_high", "p_value_adjusted",
+                "significant", "trend"]
+
+
+def trend_steps(saved: list[dict], model: str, metric: str) -> pd.DataFrame:
+    """The change of one metric's gaps of ``model`` from each saved audit to
+    the next (oldest first), from :func:`compare_saved` of the two.
+
+    Returns
+    -------
+    DataFrame
+        :data:`STEP_COLUMNS`: one row per later audit x attribute x group,
+        ``before``/``after`` the ratios to the reference, ``change`` their
+        ratio with its interval, and the p-value corrected within that
+        pair's comparison (all its models and metrics, as the comparison of
+        the two audits shows it).  A pair with nothing in common, or whose
+        reference group changed, has no row.
+    """
+    ordered = sorted((a for a in saved if model in (a.get("models") or [model])),
+                     key=lambda a: (a["saved_at"], a["id"]))
+    parts = []
+    for prev, cur in zip(ordered, ordered[1:]):
+        try:
+            comp = compare_saved(prev, cur)
+        except InputError:
+            continue
+        g = comp.gaps[(comp.gaps["model"] == model) & (comp.gaps["metric"] == metric)]
+        parts.append(g.assign(audit_id=cur["id"], previous_id=prev["id"]))
+    if not parts:
+        return pd.DataFrame(columns=STEP_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[STEP_COLUMNS]

@@ -151,6 +151,13 @@ def _figure(at) -> dict:
     return json.loads(charts[0].proto.spec)
 
 
+def _frame(at, column: str, nth: int = 0) -> pd.DataFrame:
+    """The nth table of the page that has ``column``."""
+    frames = [d.value for d in at.dataframe if column in d.value.columns]
+    assert len(frames) > nth, column
+    return frames[nth]
+
+
 def _values(v) -> list:
     """A plotly array as sent to the browser (a list, or typed binary)."""
     if isinstance(v, dict) and "bdata" in v:
@@ -191,13 +198,12 @@ def test_history_lists_filters_trends_and_compares(folder):
     up, down = _values(female["error_y"]["array"]), _values(female["error_y"]["arrayminus"])
     assert up[0] > 0 and down[0] > 0 and up[1] == 0 and down[1] == 0
 
-    ba = at.dataframe[0].value
-    row = ba[(ba["Model"] == MODEL) & (ba["Attribute"] == "sex") & (ba["Group"] == "Female")
-             & (ba["Metric"] == "Selection rate")].iloc[0]
-    # before: the older audit (the full sample); after: the newer (the first half)
+    # the step from the older audit to the newer, from the counts of the two
+    steps = _frame(at, "Since audit")
+    row = steps[steps["Group"] == "Female"].iloc[0]
     assert float(row["Ratio before"]) == pytest.approx(ratio(loans), abs=6e-4)
     assert float(row["Ratio after"]) == pytest.approx(ratio(part), abs=6e-4)
-    assert float(row["Change"]) == pytest.approx(ratio(part) - ratio(loans), abs=1.1e-3)
+    assert float(row["Change (x)"]) == pytest.approx(ratio(part) / ratio(loans), abs=6e-3)
 
 
 def test_a_reviewed_and_signed_audit_reaches_history_and_report(folder):
@@ -334,3 +340,124 @@ def test_browser_saves_reviews_and_shows_the_history(page, start_app, tmp_path):
     assert [(d["status"], d["justification"], d["reviewer"]) for d in decided] == [
         ("explained", "A known effect.", "Ann Analyst")]
     store.close()
+
+
+def _periods():
+    import importlib.util
+    sp = importlib.util.spec_from_file_location("make_periods",
+                                                ROOT / "sample_data" / "make_periods.py")
+    mp = importlib.util.module_from_spec(sp)
+    sp.loader.exec_module(mp)
+    out = []
+    for i in (1, 2):
+        seed, n, race_pen, fem_pen = mp.PERIODS[i]
+        out.append(mp.generate(seed=seed, n=n, race_penalty=race_pen, female_penalty=fem_pen))
+    return out
+
+
+def _unescape(text: str) -> str:
+    return text.replace("\\", "")
+
+
+def test_history_compares_two_saved_audits_with_a_planted_change(folder):
+    """Period 2's model was retrained to penalise Black applicants less
+    (sample_data/make_periods.py): the History page's comparison of the two
+    saved audits is compare_audits on their JSON, and its numbers are the
+    pandas counts' and scipy's."""
+    from scipy import stats as sps
+
+    from fairness_core import AuditSpec
+    from fairness_core.compare import change_table, compare_audits
+    from fairness_core.formatting import p_value
+
+    d1, d2 = _periods()
+    spec = AuditSpec(label="repaid", positive="yes", predictions=["approved"],
+                     sensitive=["sex", "race"], n_bootstrap=200)
+    r1, r2 = audit(d1, spec, name="loans_period1.csv"), audit(d2, spec, name="loans_period2.csv")
+    store = open_store(sqlite_url(folder))
+    id1, _ = store.save_audit(r1)
+    id2, _ = store.save_audit(r2)
+    stored = [store.audit(id1)["results"], store.audit(id2)["results"]]
+    store.close()
+    comp = compare_audits(json.loads(r1.to_json()), json.loads(r2.to_json()))
+
+    at = app_with_store(folder)
+    page(at, "history")
+    assert at.selectbox(key="compare_before").value == id1
+    assert at.selectbox(key="compare_after").value == id2
+
+    # hand counts: selection rates by race in each period
+    def rate(df, race):
+        return (df.loc[df["race"] == race, "approved"] == "yes").mean()
+
+    before = rate(d1, "Black") / rate(d1, "White")
+    after = rate(d2, "Black") / rate(d2, "White")
+    assert before < 0.8 < after  # the planted narrowing
+    said = [_unescape(t) for t in texts(at.markdown)]
+    finding = [t for t in said if "The selection rate gap for race = 'Black'" in t]
+    assert finding and f"narrowed from {before:.2f}x to {after:.2f}x" in finding[0]
+    assert "significant after" in finding[0] and finding[0].startswith("🟢 Better")
+    # every finding is on the page (past the twelfth, in an expander)
+    assert sum(t.startswith(("🔴", "🟢", "ℹ️")) for t in said) == len(comp.findings)
+
+    # the significant changes: exactly compare_audits' on the two JSON results
+    sig = _frame(at, "adj. p")
+    want = change_table(comp)
+    assert len(sig) == len(want) == int(comp.gaps["significant"].sum()
+                                         + comp.changes["significant"].sum()) > 0
+    assert list(sig["adj. p"]) == list(want["adj. p"])
+    assert not any("sex" == a for a in sig["attribute"])  # the sex gap was not changed
+
+    # the selection rate of Black applicants: scipy's two-proportion test on the counts
+    g1, g2 = d1[d1["race"] == "Black"], d2[d2["race"] == "Black"]
+    x1, x2 = int((g1["approved"] == "yes").sum()), int((g2["approved"] == "yes").sum())
+    table2 = [[x1, len(g1) - x1], [x2, len(g2) - x2]]
+    row = comp.changes[(comp.changes["attribute"] == "race") & (comp.changes["group"] == "Black")
+                       & (comp.changes["metric"] == "selection_rate")].iloc[0]
+    assert row["p_value"] == pytest.approx(
+        sps.chi2_contingency(table2, correction=False).pvalue, rel=1e-9)
+    assert row["significant"]
+    shown_row = sig[(sig["attribute"] == "race") & (sig["group"] == "Black")
+                    & (sig["what"] == "selection rate")].iloc[0]
+    assert shown_row["adj. p"] == p_value(row["p_value_adjusted"])
+    assert shown_row["change"] == f"{100 * (x2 / len(g2) - x1 / len(g1)):+.1f} pts"
+
+    # every gap, earlier and later: the hand ratios
+    gaps = _frame(at, "adj. p", 1)
+    g = gaps[(gaps["attribute"] == "race") & (gaps["group"] == "Black")
+             & gaps["what"].str.startswith("selection rate gap")].iloc[0]
+    assert g["before"] == f"{before:.2f}x" and g["after"] == f"{after:.2f}x"
+    assert g["trend"] == "narrowed"
+
+    # the chart: each group's rate in both audits and the change with its interval
+    ok(at.selectbox(key="history_cmp_model").set_value("approved").run())
+    ok(at.selectbox(key="history_cmp_attribute").set_value("race").run())
+    ok(at.selectbox(key="history_cmp_metric").set_value("selection_rate").run())
+    charts = at.get("plotly_chart")
+    fig = json.loads(charts[-1].proto.spec)
+    by_name = {t.get("name"): t for t in fig["data"]}
+    groups = [_unescape(y) for y in by_name["earlier audit"]["y"]]
+    i = groups.index("Black")
+    assert _values(by_name["earlier audit"]["x"])[i] == pytest.approx(100 * x1 / len(g1))
+    assert _values(by_name["this audit"]["x"])[i] == pytest.approx(100 * x2 / len(g2))
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Download every change (CSV)" in labels
+
+    # the trend: each point's bar is the interval stored with that audit
+    ok(at.selectbox(key="trend_model").set_value("approved").run())
+    ok(at.selectbox(key="trend_metric").set_value("selection_rate").run())
+    ok(at.selectbox(key="trend_attribute").set_value("race").run())
+    fig = json.loads(at.get("plotly_chart")[0].proto.spec)
+    black = [t for t in fig["data"] if t.get("name") == "Black"][0]
+    disp = [pd.DataFrame(s["disparities"]).query(
+        "model == 'approved' and attribute == 'race' and group == 'Black' and "
+        "metric == 'selection_rate'").iloc[0] for s in stored]
+    assert _values(black["y"]) == pytest.approx([before, after], rel=1e-9)
+    assert _values(black["error_y"]["array"]) == pytest.approx(
+        [d["ratio_ci_high"] - d["ratio"] for d in disp], rel=1e-9)
+    assert _values(black["error_y"]["arrayminus"]) == pytest.approx(
+        [d["ratio"] - d["ratio_ci_low"] for d in disp], rel=1e-9)
+    # and the step between them is significant, marked on the later point
+    assert black["marker"]["symbol"] == ["circle", "diamond"]
+    steps = _frame(at, "Since audit")
+    assert list(steps.loc[steps["Group"] == "Black", "Significant"]) == ["yes"]

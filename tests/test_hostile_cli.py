@@ -419,4 +419,4 @@ def test_a_mistyped_command_line_is_one_line_too(small_csv, capsys):
                        ("--bootstrap", "invalid int value", "fairness-audit --help"))
     assert_cli_refuses(capsys, [small_csv, *BASE_CLI, "--bogus"],
                        ("Unrecognized arguments: --bogus", "--help"))
-    assert_cli_refuses(capsys, [], ("required: data",))
+    assert_cli_refuses(capsys, [], ("Give the DATA to audit", "--history"))

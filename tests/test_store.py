@@ -613,6 +613,97 @@ def test_cli_without_store_writes_no_database(tmp_path, planted_csv, monkeypatch
     assert code == 0 and list(tmp_path.iterdir()) == []
 
 
+def test_cli_lists_and_compares_saved_audits(tmp_path):
+    """--history lists the saved audits; --compare-saved and --compare store:ID
+    compare two of them as compare_audits does on their JSON, whose numbers
+    are the pandas counts' and scipy's."""
+    import importlib.util
+    from pathlib import Path
+
+    from scipy import stats as sps
+
+    from fairness_core.compare import compare_audits
+
+    root = Path(__file__).resolve().parent.parent
+    sp = importlib.util.spec_from_file_location("make_periods",
+                                                root / "sample_data" / "make_periods.py")
+    mp = importlib.util.module_from_spec(sp)
+    sp.loader.exec_module(mp)
+    frames, paths = [], []
+    for i in (1, 2):  # period 2: the race penalty is down from 1.1 to 0.2
+        seed, n, race_pen, fem_pen = mp.PERIODS[i]
+        frames.append(mp.generate(seed=seed, n=n, race_penalty=race_pen,
+                                  female_penalty=fem_pen))
+        paths.append(tmp_path / f"loans_period{i}.csv")
+        frames[-1].to_csv(paths[-1], index=False)
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    args = ["--label", "repaid", "--positive", "yes", "--prediction", "approved",
+            "--sensitive", "sex", "--sensitive", "race", "--bootstrap", "0"]
+    jsons = []
+    for i, path in enumerate(paths):
+        jsons.append(tmp_path / f"audit{i + 1}.json")
+        code, _, err = _cli(path, *args, "--store", url, "--json", jsons[-1])
+        assert code == 0 and f"as audit {i + 1} (version 1)" in err
+
+    code, out, _ = _cli("--store", url, "--history")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:2] == ["id", "version"] and len(lines) == 3
+    assert lines[1].split()[0] == "2" and "loans_period2.csv" in lines[1]  # newest first
+    assert lines[2].split()[0] == "1" and "loans_period1.csv" in lines[2]
+
+    got = tmp_path / "comparison.json"
+    code, out, _ = _cli("--store", url, "--compare-saved", 1, 2, "--json", got)
+    assert code == 0 and "=== Comparison with the earlier audit #1 (version 1" in out
+    doc = json.loads(got.read_text(encoding="utf-8"))
+    want = compare_audits(jsons[0], jsons[1])
+    gaps = pd.DataFrame(doc["gaps"])
+    assert len(gaps) == len(want.gaps)
+    assert gaps["p_value_adjusted"].to_numpy(dtype=float) == pytest.approx(
+        want.gaps["p_value_adjusted"].to_numpy(dtype=float), nan_ok=True, rel=1e-12)
+    assert [f["text"] for f in doc["findings"]] == [f["text"] for f in want.findings]
+
+    # by hand: Black applicants' selection rate, its gap to White, and the
+    # two-proportion test of its change
+    def sel(df, race):
+        g = df[df["race"] == race]
+        return int((g["approved"] == "yes").sum()), len(g)
+
+    (x1, n1), (x2, n2) = sel(frames[0], "Black"), sel(frames[1], "Black")
+    (w1, m1), (w2, m2) = sel(frames[0], "White"), sel(frames[1], "White")
+    gap = gaps[(gaps["attribute"] == "race") & (gaps["group"] == "Black")
+               & (gaps["metric"] == "selection_rate")].iloc[0]
+    assert gap["before"] == pytest.approx((x1 / n1) / (w1 / m1), rel=1e-9)
+    assert gap["after"] == pytest.approx((x2 / n2) / (w2 / m2), rel=1e-9)
+    assert gap["significant"] and gap["trend"] == "narrowed"
+    changes = pd.DataFrame(doc["changes"])
+    row = changes[(changes["attribute"] == "race") & (changes["group"] == "Black")
+                  & (changes["metric"] == "selection_rate")].iloc[0]
+    assert row["p_value"] == pytest.approx(sps.chi2_contingency(
+        [[x1, n1 - x1], [x2, n2 - x2]], correction=False).pvalue, rel=1e-9)
+    assert f"narrowed from {gap['before']:.2f}x to {gap['after']:.2f}x" in out
+
+    # this audit against a saved one: the same comparison as against its JSON file
+    saved_out = tmp_path / "against_saved.json"
+    code, _, _ = _cli(paths[1], *args, "--compare", "store:1", "--store", url,
+                      "--json", saved_out, "--quiet")
+    assert code == 0
+    comp = json.loads(saved_out.read_text(encoding="utf-8"))["comparison"]
+    assert [f["text"] for f in comp["findings"]] == [f["text"] for f in want.findings]
+
+    for bad, message in [
+            (["--history"], "give --store URL"),
+            (["--store", url, "--compare-saved", 1, 9], "There is no saved audit 9"),
+            (["--store", url, "--compare-saved", 2, 2], "two different audits"),
+            ([paths[0], "--store", url, "--history"], "reads saved audits, not data"),
+            ([paths[1], *args, "--compare", "store:1"], "give --store URL too"),
+            ([paths[1], *args, "--compare", "store:one", "--store", url],
+             "'one' is not the id of a saved audit"),
+            (["--store", url], "Give the DATA to audit")]:
+        code, _, err = _cli(*bad)
+        assert code == 2 and message in err and "Traceback" not in err, (bad, err)
+
+
 def test_a_table_counted_where_it_lives_is_known_by_its_counts(store, result, data):
     """A database table has no file to hash: its audit is known by the count
     table it was computed from."""
@@ -629,3 +720,36 @@ def test_a_table_counted_where_it_lives_is_known_by_its_counts(store, result, da
     assert created and other != first
     assert store.audit(first)["data_sha256"] not in (result.provenance["input"]["sha256"],
                                                      store.audit(other)["data_sha256"])
+
+
+def test_trend_steps_are_the_pairwise_comparisons_of_consecutive_audits(store, data):
+    """Each step of a trend is compare_saved of the audit and the one before;
+    a pair whose reference group changed has no step, and a pair with
+    nothing in common is refused by compare_saved with a clear message."""
+    from fairness_core import history
+
+    spec = dataclasses.replace(SPEC, n_bootstrap=0)
+    first = store.save_audit(audit(data, spec, name="a.csv"))[0]
+    second = store.save_audit(audit(data.head(600), spec, name="b.csv"))[0]
+    third = store.save_audit(audit(data.head(500), dataclasses.replace(
+        spec, reference={"sex": "Female"}), name="c.csv"))[0]
+    saved = [store.audit(i) for i in (third, first, second)]  # any order
+    steps = history.trend_steps(saved, "approved", "selection_rate")
+    assert set(steps["audit_id"]) == {second}  # 3 against 2: another reference group
+    pair = history.compare_saved(store.audit(first), store.audit(second))
+    want = pair.gaps[(pair.gaps["metric"] == "selection_rate") & (pair.gaps["model"] == "approved")]
+    assert list(steps["group"]) == list(want["group"])
+    assert steps["p_value_adjusted"].to_numpy(dtype=float) == pytest.approx(
+        want["p_value_adjusted"].to_numpy(dtype=float))
+    # by hand: the ratio of the selection rates, before and after
+    def ratio(df, g):
+        r = df.groupby("sex")["approved"].apply(lambda s: (s == "yes").mean())
+        return r[g] / r.drop(g).iloc[0]
+    g = steps.iloc[0]["group"]
+    assert steps.iloc[0]["before"] == pytest.approx(ratio(data, g))
+    assert steps.iloc[0]["after"] == pytest.approx(ratio(data.head(600), g))
+
+    other = store.save_audit(audit(data.assign(region="x"), dataclasses.replace(
+        spec, sensitive=["region"]), name="d.csv"))[0]
+    with pytest.raises(InputError, match="Nothing in #1 .* matches this audit"):
+        history.compare_saved(store.audit(first), store.audit(other))
