@@ -185,7 +185,8 @@ def render():
         if suppress else 0
     want_pdf = c3.checkbox("Also as PDF", value=True, key="report_pdf")
     key = hashlib.sha256(repr((r.spec.to_json(), ctx.loaded.sha256, title, author, scope, k,
-                               want_pdf, earlier, id(r.comparison))).encode()).hexdigest()
+                               want_pdf, earlier, id(getattr(r, "comparison", None))))
+                         .encode()).hexdigest()
     if st.button("Make the report", type="primary", key="make_report"):
         with st.spinner("Writing the report..."):
             st.session_state["report"] = (key, make_report(r, title, author, scope, k,
