@@ -599,10 +599,12 @@ def main(argv=None) -> int:
                              f"audits of yes/no decisions; this is a {spec.task} audit.",
                              field="mitigate" if args.mitigate else "compare")
         mitigation = _mitigate(args, prepared, result)
-        if args.export_counts and result.task == "regression":
-            raise InputError("--export-counts writes the count table of yes/no decisions; a "
-                             "regression audit's numbers are in --json, --csv and --xlsx.",
-                             field="export_counts")
+        if args.export_counts and result.task != "binary":
+            where = ("the confusion tables of a multiclass audit are in its --json and --xlsx "
+                     "outputs ('confusion')" if result.task == "multiclass" else
+                     "a regression audit's numbers are in --json, --csv and --xlsx")
+            raise InputError(f"--export-counts writes the count table of yes/no decisions; "
+                             f"{where}.", field="export_counts")
         from . import exports
         sha = (result.provenance.get("input") or {}).get("sha256")
         warn = exports.check_data(getattr(args, "_config_data", None), sha)
@@ -629,10 +631,6 @@ def main(argv=None) -> int:
                               suppress_below=k, review=review)
         if args.report:
             _write(args.report, lambda p: Path(p).write_text(doc, encoding="utf-8"), "report")
-        if args.export_counts and getattr(result, "task", "binary") == "multiclass":
-            raise InputError("--export-counts writes the count table of yes/no decisions; the "
-                             "confusion tables of a multiclass audit are in its --json and "
-                             "--xlsx outputs ('confusion').", field="export_counts")
         if args.export_counts:
             _write(args.export_counts, lambda p: _export_counts(p, prepared, result, k),
                    "count table")
