@@ -492,9 +492,6 @@ def audit_frame(df: pd.DataFrame, info: TableInfo | None = None, *, spec: AuditS
     if spec.task == "regression":
         from .regression_result import audit_frame as regression_frame
         return regression_frame(df, info, spec=spec)
-    if spec.task != "binary":
-        raise InputError(f"A {spec.task} audit is not available yet; audit yes/no decisions "
-                         "(choose the label's positive values).", field="task")
     return run_audit(prepare(df, spec), info)
 
 

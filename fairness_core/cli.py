@@ -552,8 +552,11 @@ def main(argv=None) -> int:
         engine = None if args.sources else choose_engine(args)
         if args.sources:
             from .sources import count_source, get_source, read_sources_file
-            if spec.task != "multiclass":
-                _check_task(spec)
+            if spec.task == "regression":
+                raise InputError("A listed data source is audited as yes/no decisions or as "
+                                 "several classes; for a numeric outcome, audit the file or "
+                                 "table itself (DATA, with --table for a database).",
+                                 field="task")
             listed, problems = read_sources_file(args.sources)
             if args.data in problems:
                 raise InputError(problems[args.data], field="source")
@@ -587,7 +590,6 @@ def main(argv=None) -> int:
                 result = audit_engine(args.data, spec, table=args.table, engine=engine,
                                       spark_master=args.spark_master)
             else:
-                _check_task(spec)
                 prepared, info = prepare_from_engine(args.data, spec, table=args.table,
                                                      engine=engine,
                                                      spark_master=args.spark_master,
@@ -835,13 +837,6 @@ def _mitigate(args, prepared, result) -> str | None:
                           randomised=True if args.mitigate_randomised else None)
     result.mitigation = m.to_dict()
     return mitigation_text(m)
-
-
-def _check_task(spec) -> None:
-    if spec.task != "binary":
-        raise InputError(f"A {spec.task} audit is not available from the command line; "
-                         "audit yes/no decisions (choose the label's positive values with "
-                         "--positive).", field="task")
 
 
 def _harm_note(result) -> None:

@@ -350,3 +350,17 @@ def test_spark_table_audits_like_memory(spark):
     e = want.distributions["errors"].set_index(["attribute", "group", "bin"])["weight"]
     f = got.distributions["errors"].set_index(["attribute", "group", "bin"])["weight"]
     assert np.array_equal(e.to_numpy(), f.loc[e.index].to_numpy())
+
+
+def test_a_listed_source_is_not_audited_as_a_number(tmp_path, capsys):
+    """--sources counts yes/no decisions or classes where they live; a
+    regression audit of one is one clear line (exit 2) that says how to audit
+    the data instead, without the source's path."""
+    listing = tmp_path / "sources.toml"
+    listing.write_text(f'[sources.limits]\npath = "{SAMPLE}"\n')
+    code = main(["limits", "--sources", str(listing), "--task", "regression", "--label",
+                 "credit_limit", "--prediction", "model_a_limit", "--sensitive", "sex",
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "numeric outcome" in err and "--table" in err and str(SAMPLE) not in err
