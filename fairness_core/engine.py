@@ -489,13 +489,14 @@ def prepare_from_engine(data, spec: AuditSpec, *, table: str | None = None,
     return prepared, info
 
 
-def count_in_engine(data, spec: AuditSpec, *, table: str | None = None,
-                    engine: str = "duckdb", spark_master: str = "local[*]",
-                    progress=None, progress_delay: float | None = None):
-    """As :func:`prepare_from_engine`, and the records themselves:
-    ``(Prepared, TableInfo, records)``; the records are a count table
-    whose count column is :data:`ROWS` (for views that read groups' rows,
-    such as missing values per group)."""
+def count_where_it_lives(data, count, *, table: str | None = None, engine: str = "duckdb",
+                         spark_master: str = "local[*]", progress=None,
+                         progress_delay: float | None = None):
+    """Open ``data`` in the engine and run ``count(table, info, step)`` on it
+    while its files are hashed in a thread and ``progress`` (if given) is
+    called (see :func:`fairness_core.progress.watch`): ``(counted, info)``,
+    with the files' SHA-256 and the engine in ``info``.  A failure inside
+    the engine is an InputError that names the data."""
     import threading
 
     from . import progress as _progress
@@ -515,7 +516,7 @@ def count_in_engine(data, spec: AuditSpec, *, table: str | None = None,
                 source, progress, engine=name,
                 delay=_progress.DELAY if progress_delay is None else progress_delay)
         with watching as step:
-            records, meta = engine_records(t, spec, name=info.name, step=step)
+            counted = count(t, info, step)
     except InputError:
         raise
     except Exception as exc:
@@ -530,6 +531,20 @@ def count_in_engine(data, spec: AuditSpec, *, table: str | None = None,
                              field="file")
         info.sha256 = sha[0]
     info.engine = engine if not is_url(str(data)) else str(data).split("://", 1)[0]
+    return counted, info
+
+
+def count_in_engine(data, spec: AuditSpec, *, table: str | None = None,
+                    engine: str = "duckdb", spark_master: str = "local[*]",
+                    progress=None, progress_delay: float | None = None):
+    """As :func:`prepare_from_engine`, and the records themselves:
+    ``(Prepared, TableInfo, records)``; the records are a count table
+    whose count column is :data:`ROWS` (for views that read groups' rows,
+    such as missing values per group)."""
+    (records, meta), info = count_where_it_lives(
+        data, lambda t, info, step: engine_records(t, spec, name=info.name, step=step),
+        table=table, engine=engine, spark_master=spark_master, progress=progress,
+        progress_delay=progress_delay)
     info.records = meta["records"]
     for s, nb in meta["score_bins"].items():
         info.warnings.append(f"The score {s!r} has too many distinct values to count one by "

@@ -429,42 +429,13 @@ def audit_multiclass_engine(data, spec: AuditSpec, *, table: str | None = None,
     and audit them: the rows never come into memory.  ``progress``, when
     given, is called while the engine counts, as in
     :func:`fairness_core.engine.prepare_from_engine`."""
-    import contextlib
-    import threading
-
-    from . import progress as _progress
-
-    from .engine import _hash_files, _open, is_url
+    from .engine import count_where_it_lives
     from .multiclass import cube_from_engine
 
     check_multiclass_spec(spec)
-    t, info, files = _open(data, table=table, engine=engine, spark_master=spark_master)
-    sha: list = []
-    hashing = threading.Thread(target=lambda: sha.append(_hash_files(files)), daemon=True,
-                               name="fairness-audit-sha256")
-    if files:
-        hashing.start()
-    try:
-        if progress is None:
-            watching = contextlib.nullcontext()
-        else:
-            engine_name, source = _progress.engine_source(t.get_backend())
-            watching = _progress.watch(
-                source, progress, engine=engine_name,
-                delay=_progress.DELAY if progress_delay is None else progress_delay)
-        with watching:
-            cube = cube_from_engine(t, spec)
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"The {engine} engine could not count {info.name!r} "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}).",
-                         field="file") from None
-    if files:
-        hashing.join()
-        if sha:
-            info.sha256 = sha[0]
-    info.engine = engine if not is_url(str(data)) else str(data).split("://", 1)[0]
+    cube, info = count_where_it_lives(
+        data, lambda t, info, step: cube_from_engine(t, spec), table=table, engine=engine,
+        spark_master=spark_master, progress=progress, progress_delay=progress_delay)
     if name is not None:
         info.name = name
     return result_from_cube(cube, spec, info)
