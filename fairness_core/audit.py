@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import platform
@@ -19,7 +18,7 @@ from .counts import OVERALL, CountCube, GroupIndex, count_cube, count_table
 from .disparity import disparities, summary
 from .findings import findings
 from .errors import InputError
-from .io import TableInfo, check_duplicates, read_table
+from .io import TableInfo, check_duplicates, frame_sha256, read_table
 from .metrics import (NO_OUTCOME, OUTCOME_SCORE_METRICS, REGISTRY, add_metrics,
                       blank_outcome_metrics, needs_outcome, undefined_reason,
                       undefined_reasons_table)
@@ -456,14 +455,15 @@ def operating_point_problems(cube: CountCube, prepared: Prepared) -> dict:
     return out
 
 
-def read_source(data, spec: AuditSpec, *, name: str | None = None
-                ) -> tuple[pd.DataFrame, TableInfo]:
+def read_source(data, spec: AuditSpec, *, name: str | None = None,
+                encodings: dict | None = None) -> tuple[pd.DataFrame, TableInfo]:
     """The table of an audit (read when ``data`` is a path or bytes, only
-    the spec's columns) and where it came from."""
+    the spec's columns) and where it came from.  The Arrow columns of a
+    DataFrame that its hash encodes are kept in ``encodings`` for
+    :func:`prepare`."""
     if isinstance(data, pd.DataFrame):
         df = data
-        h = hashlib.sha256(pd.util.hash_pandas_object(df[spec.columns()], index=False)
-                           .to_numpy().tobytes()).hexdigest() if set(spec.columns()) <= set(
+        h = frame_sha256(df, spec.columns(), encodings) if set(spec.columns()) <= set(
             map(str, df.columns)) else None
         info = TableInfo(name=name or "(data frame)", format="dataframe", sha256=h,
                          size_bytes=int(df.memory_usage(deep=False).sum()),
@@ -476,8 +476,9 @@ def prepare_source(data, spec: AuditSpec, *, name: str | None = None
                    ) -> tuple[Prepared, TableInfo]:
     """Read (when ``data`` is a path or bytes) and prepare the table of an
     audit: the rows, validated and encoded, and where they came from."""
-    df, info = read_source(data, spec, name=name)
-    return prepare(df, spec), info
+    encodings: dict = {}
+    df, info = read_source(data, spec, name=name, encodings=encodings)
+    return prepare(df, spec, encodings=encodings), info
 
 
 def audit_frame(df: pd.DataFrame, info: TableInfo | None = None, *, spec: AuditSpec):

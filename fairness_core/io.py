@@ -832,6 +832,120 @@ def _read_xlsx(data: bytes, name: str, columns) -> tuple[pd.DataFrame, dict]:
                          "or export it as CSV.", field="file") from None
 
 
+def frame_sha256(df: pd.DataFrame, columns=None, encodings: dict | None = None) -> str:
+    """The SHA-256 of a table's content: the names, types and values of its
+    ``columns`` (all of them when None), in row order; the index is left out.
+
+    Equal tables give equal digests and a change of any value, name, type
+    or row order changes the digest.  What is hashed is each column's raw
+    content, not its text: the bytes of a numpy column (a float's NaN and
+    -0.0 written one way), the distinct values and each row's code of an
+    Arrow string column (:func:`fairness_core.prepare.arrow_codes`, the
+    same however its rows are split into chunks), the categories and codes
+    of a categorical, and pandas' hash of each value for any other column.
+    The Arrow columns encoded here are kept in ``encodings`` (column ->
+    codes and distinct values) for :func:`fairness_core.prepare.prepare`,
+    and ones found there are not encoded again.
+    """
+    sub = df if columns is None else df[list(columns)]
+    h = hashlib.sha256(b"fairness-audit table 1\0")
+    _hash_part(h, str(len(sub)).encode())
+    repeated = set(sub.columns[sub.columns.duplicated()])
+    for j, name in enumerate(sub.columns):
+        series = sub.iloc[:, j]
+        _hash_part(h, repr(name).encode("utf-8", "surrogatepass"))
+        _hash_column(h, series, None if name in repeated else encodings, name)
+    return h.hexdigest()
+
+
+def _hash_part(h, data) -> None:
+    """Add one part to a digest, preceded by its length so that parts cannot
+    run into each other."""
+    data = memoryview(data).cast("B")
+    h.update(struct.pack("<Q", data.nbytes))
+    h.update(data)
+
+
+def _hash_column(h, series: pd.Series, encodings: dict | None, key) -> None:
+    import numpy as np
+
+    from .prepare import arrow_encoded, is_arrow
+
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM" and dtype.itemsize <= 16 \
+            and not (dtype.kind == "f" and dtype.itemsize > 8):
+        values = np.ascontiguousarray(series.to_numpy())
+        if dtype.kind in "fc":
+            values = _canonical_floats(values)
+        _hash_part(h, f"numpy {dtype.str}".encode())
+        _hash_part(h, values.view(np.uint8))
+        return
+    if isinstance(dtype, pd.CategoricalDtype):
+        _hash_part(h, f"categorical ordered={bool(dtype.ordered)}".encode())
+        _hash_column(h, pd.Series(dtype.categories), None, None)
+        _hash_part(h, np.ascontiguousarray(series.cat.codes.to_numpy()).view(np.uint8))
+        return
+    if is_arrow(dtype) and _is_arrow_text(dtype):
+        codes, dictionary = arrow_encoded(series, encodings, key)
+        if dictionary.null_count == 0:
+            _hash_part(h, f"arrow text {dtype}".encode())
+            _hash_text(h, dictionary)
+            small = np.int8 if len(dictionary) < 128 else \
+                np.int16 if len(dictionary) < 1 << 15 else np.int32
+            _hash_part(h, codes.astype(small).view(np.uint8))
+            return
+    _hash_part(h, f"pandas {dtype}".encode())
+    _hash_part(h, np.ascontiguousarray(
+        pd.util.hash_pandas_object(series, index=False).to_numpy()).view(np.uint8))
+
+
+def _canonical_floats(values):
+    """Floats (or complex numbers) with every NaN and every -0.0 written the
+    same way, as pandas' own hashing does; the array itself when it has none."""
+    import numpy as np
+
+    parts = values.view(f"f{values.dtype.itemsize // 2}") if values.dtype.kind == "c" \
+        else values
+    if not len(parts):
+        return values
+    # Two passes without a temporary array: a NaN makes the maximum NaN, and
+    # -0.0 is the smallest value its bits can stand for as a signed integer.
+    bits = parts.view(f"i{parts.dtype.itemsize}")
+    has_nan = np.isnan(parts.max())
+    has_negative_zero = bits.min() == np.iinfo(bits.dtype).min
+    if not has_nan and not has_negative_zero:
+        return values
+    parts = parts.copy()
+    if has_nan:
+        parts[np.isnan(parts)] = np.nan
+    if has_negative_zero:
+        parts[parts == 0] = 0.0
+    return parts
+
+
+def _is_arrow_text(dtype) -> bool:
+    import pyarrow as pa
+
+    t = dtype.pyarrow_dtype if isinstance(dtype, pd.ArrowDtype) else pa.large_string()
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+def _hash_text(h, values) -> None:
+    """Add an Arrow array of text without missing values: its lengths and bytes,
+    whatever its string type, offset or chunk it came from."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not pa.types.is_large_string(values.type):
+        values = values.cast(pa.large_string())
+    _, offsets, data = values.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int64, count=len(values) + 1,
+                         offset=values.offset * 8)
+    start, stop = int(ends[0]), int(ends[-1])
+    _hash_part(h, np.diff(ends))
+    _hash_part(h, memoryview(data)[start:stop] if data is not None else b"")
+
+
 def read_table(source, *, name: str | None = None, columns=None, fmt: str | None = None
                ) -> tuple[pd.DataFrame, TableInfo]:
     """Read a table from a path or from bytes.

@@ -158,48 +158,72 @@ class Prepared:
         return self.weight_sq if self.weight_sq is not None else self.weight ** 2
 
 
-_PARALLEL_ROWS = 1_000_000
+def arrow_codes(arr):
+    """Dictionary-encode an Arrow array or chunked array in one pass.
+
+    Returns each row's code (int32, -1 = missing) and the distinct values
+    as an Arrow array, in the order they first occur: the same codes and
+    values for the same rows however the rows are split into chunks.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(arr.type):
+        return _dictionary_codes(arr)
+    if isinstance(arr, pa.ChunkedArray) and arr.num_chunks == 1:
+        arr = arr.chunk(0)
+    if isinstance(arr, pa.ChunkedArray) and arr.num_chunks == 0:
+        return np.empty(0, dtype=np.int32), pa.array([], type=arr.type)
+    enc = pc.dictionary_encode(arr)
+    if isinstance(enc, pa.ChunkedArray):
+        # the chunks share one dictionary, and their indices point into it
+        dictionary = enc.chunk(enc.num_chunks - 1).dictionary
+        indices = pa.chunked_array([ch.indices for ch in enc.chunks], type=pa.int32())
+    else:
+        dictionary, indices = enc.dictionary, enc.indices
+    if indices.null_count:
+        indices = pc.fill_null(indices, -1)
+    codes = indices.to_numpy()
+    if codes.dtype != np.int32:
+        codes = codes.astype(np.int32)
+    return codes, dictionary
 
 
-def _arrow_codes(arr):
-    """Dictionary-encode an Arrow string array; large chunked arrays are
-    encoded chunk by chunk on two threads (Arrow releases the GIL)."""
+def _dictionary_codes(arr):
+    """:func:`arrow_codes` of an Arrow dictionary array, whose chunks may each
+    have their own dictionary (with values no row uses, kept as values)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     parts = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-    big = len(arr) >= _PARALLEL_ROWS
-    if big and len(parts) == 1:
-        step = -(-len(arr) // 8)
-        parts = [parts[0].slice(i, step) for i in range(0, len(arr), step)]
-    starts = np.cumsum([0] + [len(p) for p in parts])
     out = np.empty(len(arr), dtype=np.int32)
-
-    def encode(p):
-        return p if pa.types.is_dictionary(p.type) else pc.dictionary_encode(p)
-
-    def remap(job):
-        ch, lut, start = job
+    seen: dict = {}
+    start = 0
+    for ch in parts:
+        lut = np.array([seen.setdefault(v, len(seen)) for v in ch.dictionary.to_pylist()]
+                       + [-1], dtype=np.int32)
         idx = pc.fill_null(ch.indices, -1).to_numpy(zero_copy_only=False)
         np.take(lut, idx, out=out[start:start + len(ch)])
+        start += len(ch)
+    return out, pa.array(list(seen), type=arr.type.value_type)
 
-    seen: dict = {}
 
-    def luts(chunks):
-        for ch, start in zip(chunks, starts):
-            lut = np.array([seen.setdefault(v, len(seen)) for v in ch.dictionary.to_pylist()]
-                           + [-1], dtype=np.int32)
-            yield ch, lut, start
+def is_arrow(dtype) -> bool:
+    """True for a column stored in Arrow (pandas' ``str`` and ``string[pyarrow]``
+    dtypes, ``pd.ArrowDtype``)."""
+    return getattr(dtype, "storage", None) == "pyarrow" or isinstance(dtype, pd.ArrowDtype)
 
-    if big and len(parts) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            chunks = list(pool.map(encode, parts))
-            list(pool.map(remap, list(luts(chunks))))
-    else:
-        for job in luts([encode(p) for p in parts]):
-            remap(job)
-    return out, list(seen)
+
+def arrow_encoded(series: pd.Series, encodings: dict | None = None, key=None):
+    """:func:`arrow_codes` of an Arrow-backed column, kept in ``encodings[key]``
+    (when ``encodings`` is given) so that it is computed once."""
+    found = encodings.get(key) if encodings is not None else None
+    if found is None:
+        import pyarrow as pa
+        found = arrow_codes(pa.array(series.array))
+        if encodings is not None:
+            encodings[key] = found
+    return found
 
 
 def _drop_unused(codes: np.ndarray, uniques: list, has_missing: bool = True):
@@ -214,12 +238,14 @@ def _drop_unused(codes: np.ndarray, uniques: list, has_missing: bool = True):
     return lut[codes], [u for u, k in zip(uniques, used) if k]
 
 
-def codes_and_uniques(series: pd.Series):
+def codes_and_uniques(series: pd.Series, encodings: dict | None = None, key=None):
     """Integer codes (-1 = missing) and the distinct values of a column.
 
     Fast paths for the column types that large tables come in: booleans,
     small-range integers, pandas categoricals and Arrow strings (hashing
-    with Arrow is about twice as fast as pandas' generic path).
+    with Arrow is about twice as fast as pandas' generic path).  An Arrow
+    column's encoding (:func:`arrow_codes`) is taken from ``encodings[key]``
+    when it is there, and put there otherwise.
     """
     dtype = series.dtype
     if isinstance(dtype, pd.CategoricalDtype):
@@ -237,9 +263,9 @@ def codes_and_uniques(series: pd.Series):
             if lo:
                 shifted -= lo
             return _drop_unused(shifted, list(range(lo, hi + 1)), has_missing=False)
-    if getattr(dtype, "storage", None) == "pyarrow" or isinstance(dtype, pd.ArrowDtype):
-        import pyarrow as pa
-        return _arrow_codes(pa.array(series.array))
+    if is_arrow(dtype):
+        codes, dictionary = arrow_encoded(series, encodings, key)
+        return codes, dictionary.to_pylist()
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     return codes.astype(np.int32), list(uniques)
 
@@ -249,7 +275,7 @@ class _BinaryColumn:
     the boolean "is the positive value" array, computed without a per-row
     code array for plain numeric columns."""
 
-    def __init__(self, series: pd.Series):
+    def __init__(self, series: pd.Series, encodings: dict | None = None, key=None):
         dtype = series.dtype
         kind = dtype.kind if isinstance(dtype, np.dtype) else None
         self.codes = None
@@ -267,7 +293,7 @@ class _BinaryColumn:
                 uniques = pd.unique(self.x)
             self.uniques = list(uniques)
         else:
-            self.codes, self.uniques = codes_and_uniques(series)
+            self.codes, self.uniques = codes_and_uniques(series, encodings, key)
             self.missing = self.codes < 0
             if not self.missing.any():
                 self.missing = None
@@ -373,8 +399,10 @@ def _numeric(series: pd.Series, col: str, role: str, field_: str) -> np.ndarray:
     return coerced.astype("float64").to_numpy(na_value=np.nan)
 
 
-def _encode_sensitive(series: pd.Series, col: str, spec: AuditSpec):
-    """Return ``(codes, lut, levels)`` for a sensitive column (see Prepared)."""
+def _encode_sensitive(series: pd.Series, col: str, spec: AuditSpec,
+                      encodings: dict | None = None):
+    """Return ``(codes, lut, levels)`` for a sensitive column (see Prepared);
+    ``encodings`` as in :func:`codes_and_uniques`."""
     if col in spec.bins:
         values = _numeric(series, col, "binned sensitive", "bins")
         edges = spec.bins[col]
@@ -394,7 +422,7 @@ def _encode_sensitive(series: pd.Series, col: str, spec: AuditSpec):
         if len(uniques) > spec.max_groups:
             codes, uniques = _drop_unused(codes.astype(np.int32), uniques)
     else:
-        codes, uniques = codes_and_uniques(series)
+        codes, uniques = codes_and_uniques(series, encodings, col)
     n_distinct = len(uniques)
     if n_distinct > spec.max_groups:
         numeric = pd.api.types.is_numeric_dtype(series.dtype) and \
@@ -490,7 +518,8 @@ def _fmt_edge(x: float) -> str:
 
 def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
             weight_sq: str | None = None, score_ranges: dict | None = None,
-            score_bins: dict | None = None, score_sums: dict | None = None) -> Prepared:
+            score_bins: dict | None = None, score_sums: dict | None = None,
+            encodings: dict | None = None) -> Prepared:
     """Validate ``df`` against ``spec`` and encode it.
 
     Rows with a missing label, prediction, score or weight are dropped and
@@ -505,6 +534,10 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
     into (its values are then the bins' lower edges), and ``score_sums``
     the two columns of each such score's summed (weighted) values and
     squared values per record.
+
+    ``encodings`` (column -> :func:`arrow_codes`) holds the Arrow columns
+    already dictionary-encoded, such as by :func:`fairness_core.io.frame_sha256`;
+    the ones encoded here are added to it.
     """
     present = [str(c) for c in df.columns]
     missing = [c for c in spec.columns() if c not in present]
@@ -524,7 +557,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
 
     # --- label -----------------------------------------------------------
     labelled = spec.labelled
-    label_col = _BinaryColumn(df[spec.label]) if labelled else None
+    label_col = _BinaryColumn(df[spec.label], encodings, spec.label) if labelled else None
     label_values = label_col.values() if labelled else {}
     if labelled and not label_values:
         raise InputError(f"The label column {spec.label!r} is entirely empty. Choose the "
@@ -540,7 +573,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
     pred_parts, pred_tokens = {}, {}
     all_values = dict(label_values)
     for col in spec.predictions:
-        pcol = _BinaryColumn(df[col])
+        pcol = _BinaryColumn(df[col], encodings, col)
         values = pcol.values()
         given = spec.prediction_positive.get(col)
         if given:
@@ -618,16 +651,17 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
     scores, ranges, thresholds, threshold_notes = {}, {}, {}, {}
     for col in spec.scores:
         s = _numeric(df[col], col, "score", "scores")
-        bad = ~np.isfinite(s)
-        if bad.all():
-            raise InputError(f"The score column {col!r} has no numeric values.",
-                             field="scores", column=col)
-        if bad.any():
+        lo, hi = float(np.min(s)), float(np.max(s))
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # a NaN or an infinity
+            bad = ~np.isfinite(s)
+            if bad.all():
+                raise InputError(f"The score column {col!r} has no numeric values.",
+                                 field="scores", column=col)
             dropped[f"missing score ({col})"] = rows(bad)
             keep &= ~bad
+            lo, hi = float(np.min(s[~bad])), float(np.max(s[~bad]))
         scores[col] = s
-        lo, hi = (score_ranges or {}).get(col) or (float(np.min(s[~bad])),
-                                                   float(np.max(s[~bad])))
+        lo, hi = (score_ranges or {}).get(col) or (lo, hi)
         ranges[col] = (lo, hi)
         thresholds[col], threshold_notes[col] = resolve_threshold(spec.threshold_for(col),
                                                                   lo, hi)
@@ -647,7 +681,7 @@ def prepare(df: pd.DataFrame, spec: AuditSpec, *, counts: str | None = None,
 
     # --- sensitive attributes -------------------------------------------
     codes, levels = {}, {}
-    encoded = [_encode_sensitive(df[c], c, spec) for c in spec.sensitive]
+    encoded = [_encode_sensitive(df[c], c, spec, encodings) for c in spec.sensitive]
     luts, notes = {}, {}
     for col, (k, lut, lv) in zip(spec.sensitive, encoded):
         codes[col], luts[col], levels[col] = k, lut, lv
