@@ -848,13 +848,14 @@ def frame_sha256(df: pd.DataFrame, columns=None, encodings: dict | None = None) 
     and ones found there are not encoded again.
     """
     sub = df if columns is None else df[list(columns)]
+    repeated = set(sub.columns[sub.columns.duplicated()])
     h = hashlib.sha256(b"fairness-audit table 1\0")
     _hash_part(h, str(len(sub)).encode())
-    repeated = set(sub.columns[sub.columns.duplicated()])
     for j, name in enumerate(sub.columns):
-        series = sub.iloc[:, j]
+        column = hashlib.sha256()
+        _hash_column(column, sub.iloc[:, j], None if name in repeated else encodings, name)
         _hash_part(h, repr(name).encode("utf-8", "surrogatepass"))
-        _hash_column(h, series, None if name in repeated else encodings, name)
+        h.update(column.digest())
     return h.hexdigest()
 
 
