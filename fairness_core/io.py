@@ -939,6 +939,10 @@ def _hash_text(h, values) -> None:
 
     if not pa.types.is_large_string(values.type):
         values = values.cast(pa.large_string())
+    if not len(values):
+        _hash_part(h, b"")
+        _hash_part(h, b"")
+        return
     _, offsets, data = values.buffers()
     ends = np.frombuffer(offsets, dtype=np.int64, count=len(values) + 1,
                          offset=values.offset * 8)
