@@ -186,3 +186,11 @@ def test_audit_groups_from_chunked_text_match_pandas_counts():
     assert np.array_equal(ext[prepared.codes["region"] + 1],
                           np.concatenate([[len(levels) - 1], one.luts["region"]])
                           [one.codes["region"] + 1])
+
+
+def test_a_text_column_of_missing_values_is_not_one_of_empty_texts():
+    missing = pd.DataFrame({"g": pd.Series([None, None], dtype="str")})
+    empty = pd.DataFrame({"g": pd.Series(["", ""], dtype="str")})
+    assert frame_sha256(missing) == frame_sha256(missing.copy())
+    assert frame_sha256(missing) != frame_sha256(empty)
+    assert frame_sha256(missing.iloc[:0]) != frame_sha256(missing)
