@@ -9,6 +9,7 @@ over the bins give every threshold (a threshold change is a lookup).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -315,32 +316,93 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
                        weight_sq=sq, calibration=calibration, moments=moments)
 
 
-def _attribute_sums(index: GroupIndex, attributes: list, combos: np.ndarray) -> dict:
-    """Sum per-combination arrays (k, ...) up to every attribute's groups:
-    each attribute from the smallest finer one already summed (sex from
-    sex x race, not from every combination).
+#: Bins per step of :func:`_pair_sums`: small enough to stay in the CPU's
+#: cache, large enough that each step is one sizeable matrix product.
+_PAIR_CHUNK = 2048
+#: Whole numbers below this are exact in single precision.
+_F32_EXACT = float(1 << 24)
+_blas = None
 
-    ``attributes`` is a list of (name, columns, combo_to_group, n_groups);
-    returns name -> (n_groups, ...) float arrays."""
-    k = index.n_combos
-    done: list = []  # (columns, combo_to_group, sums)
-    out = {}
-    for name, cols, inv, ng in sorted(attributes, key=lambda a: -len(a[1])):
-        src_inv, src = np.arange(k), combos
-        for dcols, dinv, dsum in done:
-            if set(cols) <= set(dcols) and len(dsum) < len(src):
-                src_inv, src = dinv, dsum
-        if ng == len(src) and np.array_equal(inv, src_inv):
-            g = src if src.dtype == np.float64 else src.astype(np.float64)
+
+def _one_blas_thread():
+    """A context in which the matrix products run on one thread: they are
+    small, and a second thread mostly waits (and costs CPU time doing so)."""
+    global _blas
+    try:
+        if _blas is None:
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController()
+        return _blas.limit(limits=1, user_api="blas")
+    except Exception:  # no thread control here: the products run as configured
+        return contextlib.nullcontext()
+
+
+def _pair_sums(neg: np.ndarray, pos: np.ndarray, chunk_totals: np.ndarray) -> tuple:
+    """Rank statistics of every pair of combinations, (k, k) each.
+
+    ``below[i, j]`` = sum over bins b of ``pos[i, b]`` times the negatives of
+    combination j in the bins up to and including b; ``ties[i, j]`` = sum
+    over b of ``pos[i, b] * neg[j, b]``.  A group's AUC numerator is the sum
+    of ``below - ties / 2`` over its pairs of combinations, and ``ties``
+    summed the same way counts its pairs that share a bin.
+
+    The bins are taken :data:`_PAIR_CHUNK` at a time (``chunk_totals``, (k, 2,
+    n_chunks), holds each chunk's negatives and positives).  Within a chunk
+    the running sums start from zero and the negatives of earlier chunks
+    enter as one outer product, so whole-number counts stay small enough
+    for an exact single-precision matrix product; larger or weighted counts
+    use double precision.
+    """
+    k, nb = neg.shape
+    below, ties = np.zeros((k, k)), np.zeros((k, k))
+    n_tot, p_tot = chunk_totals[:, 0].astype(np.float64), chunk_totals[:, 1].astype(np.float64)
+    whole = neg.dtype.kind in "iub" and pos.dtype.kind in "iub"
+    # every product and partial sum in a chunk is a whole number at most p_max * n_max
+    p_max, n_max = p_tot.max(axis=0), n_tot.max(axis=0)
+    small = whole & (p_max * n_max < _F32_EXACT) & (p_max < _F32_EXACT) & (n_max < _F32_EXACT)
+    size = min(_PAIR_CHUNK, nb)
+    buffers = {}
+    for c, a in enumerate(range(0, nb, _PAIR_CHUNK)):
+        b = min(a + _PAIR_CHUNK, nb)
+        dt = np.float32 if small[c] else np.float64
+        if dt not in buffers:
+            buffers[dt] = (np.empty((k, size), dtype=dt), np.empty((2 * k, size), dtype=dt))
+        p, y = buffers[dt][0][:, :b - a], buffers[dt][1][:, :b - a]
+        p[...] = pos[:, a:b]
+        nc = y[k:]
+        nc[...] = neg[:, a:b]
+        if whole:  # whole-number running sums are quicker, and exact, before conversion
+            y[:k] = np.cumsum(neg[:, a:b], axis=1)
         else:
-            to = np.zeros(len(src), dtype=np.int64)
-            to[src_inv] = inv
-            g = np.zeros((ng,) + src.shape[1:])
-            for j in range(len(src)):
-                g[to[j]] += src[j]
-        done.append((cols, inv, g))
-        out[name] = g
-    return out
+            np.cumsum(nc, axis=1, out=y[:k])
+        r = np.dot(p, y.T)
+        below += r[:, :k]
+        ties += r[:, k:]
+    # the negatives of the chunks before each chunk, times its positives
+    before = np.cumsum(n_tot, axis=1) - n_tot
+    below += p_tot @ before.T
+    return below, ties
+
+
+def _group_plan(index: GroupIndex, spec) -> tuple:
+    """Every group of every attribute (and the overall one): its attribute
+    and label, and which combinations it sums, as a (G, k) 0/1 matrix."""
+    names, labels, rows = [], [], []
+    sets = [(INTERSECTION_SEP.join(a), index.marginal(a)[:2]) for a in spec.attribute_sets()]
+    sets.append(("(overall)", (np.zeros(index.n_combos, dtype=np.int64), ["(all)"])))
+    for name, (inv, labs) in sets:
+        m = np.zeros((len(labs), index.n_combos))
+        m[inv, np.arange(index.n_combos)] = 1.0
+        rows.append(m)
+        names += [name] * len(labs)
+        labels += list(labs)
+    return names, labels, np.concatenate(rows)
+
+
+def _strings(values: list, codes: np.ndarray):
+    """``values[codes]`` as a pandas array of the type pandas infers for
+    ``values`` (strings), without converting each row's Python string."""
+    return pd.Series(list(values)).array.take(codes)
 
 
 def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
@@ -383,140 +445,162 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     selected, ``tn`` = not selected).  The mean scores are exact, from the
     scores themselves (or, for a score an engine cut into fine bins, from
     its records' sums of the scores and of their squares).
+
+    Everything is first summed per finest combination (k of them), then to
+    every group of every attribute at once with one (groups x k) 0/1
+    matrix; the AUC, quadratic in the counts, from the (k x k) rank
+    statistics of the pairs of combinations (:func:`_pair_sums`).
     """
-    labelled = prepared.has_label
     index = index or GroupIndex.build(prepared)
-    spec = prepared.spec
-    attributes = []
-    for a in spec.attribute_sets():
-        inv, labels = index.marginal(a)[:2]
-        attributes.append((INTERSECTION_SEP.join(a), tuple(a), inv, labels))
-    attributes.append(("(overall)", (), np.zeros(index.n_combos, dtype=np.int64), ["(all)"]))
-    plan = [(name, cols, inv, len(labels)) for name, cols, inv, labels in attributes]
     if counts is None:
         counts = {m: count_scores(prepared, index, m, max_exact_values, n_bins)
                   for m in prepared.scores}
+    with _one_blas_thread():
+        return _score_views(prepared, index, counts, n_curve, n_bins)
+
+
+def _score_views(prepared: Prepared, index: GroupIndex, counts: dict, n_curve: int,
+                 n_bins: int) -> dict:
+    """:func:`score_analysis` of the score counts."""
+    labelled = prepared.has_label
+    names, labels, member = _group_plan(index, prepared.spec)
+    n_groups = len(labels)
     cal_edges = calibration_edges(n_bins)
-    auc_frames, curve_frames, cal_frames, sum_frames, dist_frames = [], [], [], [], []
-    for model, sc in counts.items():
+    auc_parts, curve_parts, cal_parts, sum_parts, dist_parts = [], [], [], [], []
+    for mi, (model, sc) in enumerate(counts.items()):
         threshold = prepared.thresholds.get(model, 0.5)
         edges = sc.edges
         if sc.counts is not None:
-            per_bin, row_bin = sc.counts, sc.rows
+            per_bin, row_bin, sq_tot = sc.counts, sc.rows, None
+            if sc.weight_sq is not None:
+                sq_tot = sc.weight_sq.sum(axis=(1, 2))
         else:  # only running sums are kept: back to bins
             cum = sc.cumulative()
             per_bin = np.diff(cum[0], axis=2)
             row_bin = None if cum[1] is None else np.diff(cum[1], axis=2)
-        sums = _attribute_sums(index, plan, per_bin)
+            sq_tot = None if cum[2] is None else cum[2][:, :, -1].sum(axis=1)
+        nb = per_bin.shape[2]
         # curve thresholds: evenly spaced among the fine edges, plus the audit's own
         pick = np.unique(np.concatenate([
             np.linspace(0, len(edges) - 1, min(n_curve, len(edges))).round().astype(int),
             np.searchsorted(edges, [threshold])]))
         pick = pick[pick < len(edges)]
-        if sc.calibration is not None:
-            cal_of_bin = np.r_[0, np.searchsorted(cal_edges[1:-1], edges, side="left")]
-            cal_w = _sum_ranges(per_bin, cal_of_bin, n_bins)
-            cal_n = cal_w if row_bin is None else _sum_ranges(row_bin, cal_of_bin, n_bins)
-            cal_sums = _attribute_sums(index, plan, np.concatenate(
-                [cal_w, cal_n, *sc.calibration], axis=1))
-        # mean scores and distributions from the score counts
-        w_bin = per_bin.sum(axis=1)  # (k, n_bins): bin b holds edges[b - 1]
-        s_w = w_bin.sum(axis=1)
-        if sc.counts is not None:
-            sq_bin = sc.weight_sq
-            s_q = None if sq_bin is None else sq_bin.sum(axis=(1, 2))
-        else:
-            s_q = None if cum[2] is None else cum[2][:, :, -1].sum(axis=1)
-        s_n = s_w if row_bin is None else row_bin.sum(axis=(1, 2))
-        s_q = s_w if s_q is None else s_q
+        # each fine bin's calibration bin and distribution bin (both non-decreasing)
+        cal_of_bin = np.r_[0, np.searchsorted(cal_edges[1:-1], edges, side="left")]
         d_edges = np.linspace(sc.lo, sc.hi, N_DIST_BINS + 1) if sc.hi > sc.lo \
             else np.array([sc.lo, sc.lo])
         n_d = len(d_edges) - 1
         # bin 0 is empty; giving it the first edge keeps the bins' order
         d_of_bin = np.clip(np.searchsorted(d_edges, np.r_[edges[0], edges], side="right") - 1,
                            0, n_d - 1)
-        starts = np.flatnonzero(np.r_[True, d_of_bin[1:] != d_of_bin[:-1]])
-        d_w = np.zeros((len(w_bin), n_d))
-        d_w[:, d_of_bin[starts]] = np.add.reduceat(w_bin, starts, axis=1)
-        moment_sums = _attribute_sums(index, plan, np.column_stack(
-            [s_n, s_w, *sc.moments, s_q, d_w]))
-        for name, _, _, labels in attributes:
-            g_cnt = sums[name]
-            ng = len(labels)
-            neg, pos = g_cnt[:, 0, :], g_cnt[:, 1, :]
-            c_neg = np.cumsum(neg, axis=1)
-            q, p = neg.sum(axis=1), pos.sum(axis=1)
-            # positives in the bins up to each picked edge: sums of the runs between picks
-            fn = np.cumsum(np.add.reduceat(pos, np.r_[0, pick + 1], axis=1)[:, :-1], axis=1)
-            ties = np.einsum("gj,gj->g", pos, neg)
+        # one pass over the bins: sums over the runs between every boundary needed
+        starts = np.unique(np.concatenate([
+            [0], pick + 1, np.flatnonzero(np.diff(cal_of_bin)) + 1,
+            np.flatnonzero(np.diff(d_of_bin)) + 1, np.arange(0, nb, _PAIR_CHUNK)]))
+        starts = starts[starts < nb]
+        blocks = np.add.reduceat(per_bin, starts, axis=2)  # (k, 2, n_blocks)
+        run = np.cumsum(blocks, axis=2)
+        at_pick = np.searchsorted(starts, pick + 1)  # the bins up to pick j end block m - 1
+        below = run[:, :, at_pick - 1]  # (k, 2, n_pick): tn and fn
+        tot = run[:, :, -1]  # (k, 2): negatives, positives
+        w_blocks = blocks.sum(axis=1)
+        s_w = tot.sum(axis=1)
+        s_n = s_w if row_bin is None else row_bin.sum(axis=(1, 2))
+        s_q = s_w if sq_tot is None else sq_tot
+        d_w = _sum_ranges(w_blocks, d_of_bin[starts], n_d)
+        combo = [s_n, s_w, *sc.moments, s_q]
+        combo = np.concatenate([np.column_stack(combo).astype(np.float64), d_w,
+                                tot.astype(np.float64),
+                                below.reshape(len(tot), -1).astype(np.float64)], axis=1)
+        has_cal = sc.calibration is not None
+        if has_cal:
+            cal_w = _sum_ranges(blocks, cal_of_bin[starts], n_bins)
+            cal_n = cal_w if row_bin is None else _sum_ranges(
+                np.add.reduceat(row_bin, starts, axis=2), cal_of_bin[starts], n_bins)
+            cal = np.concatenate([cal_w, cal_n, *sc.calibration], axis=1)  # (k, 8, n_bins)
+            combo = np.concatenate([combo, cal.reshape(len(cal), -1)], axis=1)
+        g = member @ combo  # every group's sums
+        ms, o = g[:, :5], 5
+        gd = g[:, o:o + n_d]
+        o += n_d
+        q, p = g[:, o], g[:, o + 1]
+        o += 2
+        n_pick = len(pick)
+        tn, fn = g[:, o:o + n_pick], g[:, o + n_pick:o + 2 * n_pick]
+        o += 2 * n_pick
+        if labelled:
+            chunk_totals = np.add.reduceat(
+                blocks, np.searchsorted(starts, np.arange(0, nb, _PAIR_CHUNK)), axis=2)
+            pairs_below, pairs_tied = _pair_sums(per_bin[:, 0], per_bin[:, 1], chunk_totals)
+            # each group's sums over its pairs of combinations
+            num = np.einsum("gi,ij,gj->g", member, pairs_below - 0.5 * pairs_tied, member)
+            ties = np.einsum("gi,ij,gj->g", member, pairs_tied, member)
             with np.errstate(invalid="ignore", divide="ignore"):
                 pq = p * q
-                # pairs in one bin count one half
-                auc = np.where(pq > 0, (np.einsum("gj,gj->g", pos, c_neg) - 0.5 * ties) / pq,
-                               np.nan)
+                auc = np.where(pq > 0, num / pq, np.nan)
                 bound = np.where(pq > 0, 0.5 * ties / pq, np.nan)
             if sc.exact:  # pairs in one bin are true ties: AUC counts them one half
                 bound = np.where(np.isnan(auc), np.nan, 0.0)
-            if labelled:
-                shown_p, shown_q = p, q
-            else:  # no outcome: nothing to rank or count against
-                auc = bound = shown_p = shown_q = np.full(ng, np.nan)
-            ms = moment_sums[name]
-            sum_frames.append(pd.DataFrame({
-                "model": model, "attribute": name, "group": labels,
-                "n": ms[:, 0].round().astype(np.int64), "weight": ms[:, 1],
-                "sum_score": ms[:, 2], "sum_score_sq": ms[:, 3], "sum_weight_sq": ms[:, 4]}))
-            dist_frames.append(pd.DataFrame({
-                "model": model, "attribute": name,
-                "group": np.repeat(np.asarray(labels, dtype=object), n_d),
-                "bin": np.tile(np.arange(n_d), ng),
-                "bin_low": np.tile(d_edges[:-1], ng), "bin_high": np.tile(d_edges[1:], ng),
-                "weight": ms[:, 5:].ravel()}))
-            frame = pd.DataFrame({"model": model, "attribute": name, "group": labels,
-                                  "auc": auc, "auc_error_bound": bound,
-                                  "positives": shown_p, "negatives": shown_q})
-            # at or above edges[j]  <=>  bin >= j + 1: the bins up to j are below
-            tn = c_neg[:, pick]
-            tp, fp = p[:, None] - fn, q[:, None] - tn
-            curve_frames.append(pd.DataFrame({
-                "model": model, "attribute": name,
-                "group": np.repeat(np.asarray(labels, dtype=object), len(pick)),
-                "threshold": np.tile(edges[pick], ng),
-                **{c: v.ravel() for c, v in zip(CELLS, (tn, fp, fn, tp))}}))
-            if sc.calibration is not None:
-                cs = cal_sums[name]  # (ng, 8, n_bins): weight, rows, score, square x label
-                gw, gn = cs[:, 0] + cs[:, 1], cs[:, 2] + cs[:, 3]
-                gs, gy = cs[:, 4] + cs[:, 5], cs[:, 1]
-                # sum of w (s - y)^2 = sum w s^2 - 2 sum over positives of w s + their weight
-                sq = (cs[:, 6] + cs[:, 7]).sum(1) - 2 * cs[:, 5].sum(1) + gy.sum(1)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    frame["brier"] = sq / gw.sum(1)
-                    mean_s, obs = gs / gw, gy / gw
-                gi, bi = np.nonzero(gn > 0)
-                cal_frames.append(pd.DataFrame({
-                    "model": model, "attribute": name,
-                    "group": np.asarray(labels, dtype=object)[gi], "bin": bi,
-                    "bin_low": cal_edges[bi], "bin_high": cal_edges[bi + 1],
-                    "n": np.rint(gn[gi, bi]).astype(np.int64), "weight": gw[gi, bi],
-                    "mean_score": mean_s[gi, bi], "observed_rate": obs[gi, bi]}))
-            else:
-                frame["brier"] = np.nan
-            auc_frames.append(frame)
+            shown_p, shown_q = p, q
+        else:  # no outcome: nothing to rank or count against
+            auc = bound = shown_p = shown_q = np.full(n_groups, np.nan)
+        brier = np.full(n_groups, np.nan)
+        if has_cal:
+            cs = g[:, o:].reshape(n_groups, 8, n_bins)  # weight, rows, score, square x label
+            gw, gn = cs[:, 0] + cs[:, 1], cs[:, 2] + cs[:, 3]
+            gs, gy = cs[:, 4] + cs[:, 5], cs[:, 1]
+            # sum of w (s - y)^2 = sum w s^2 - 2 sum over positives of w s + their weight
+            sq = (cs[:, 6] + cs[:, 7]).sum(1) - 2 * cs[:, 5].sum(1) + gy.sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                brier = sq / gw.sum(1)
+                mean_s, obs = gs / gw, gy / gw
+            gi, bi = np.nonzero(gn > 0)
+            cal_parts.append((mi, gi, {
+                "bin": bi, "bin_low": cal_edges[bi], "bin_high": cal_edges[bi + 1],
+                "n": np.rint(gn[gi, bi]).astype(np.int64), "weight": gw[gi, bi],
+                "mean_score": mean_s[gi, bi], "observed_rate": obs[gi, bi]}))
+        auc_parts.append((mi, np.arange(n_groups), {
+            "auc": auc, "auc_error_bound": bound, "positives": shown_p,
+            "negatives": shown_q, "brier": brier}))
+        sum_parts.append((mi, np.arange(n_groups), {
+            "n": ms[:, 0].round().astype(np.int64), "weight": ms[:, 1],
+            "sum_score": ms[:, 2], "sum_score_sq": ms[:, 3], "sum_weight_sq": ms[:, 4]}))
+        dist_parts.append((mi, np.repeat(np.arange(n_groups), n_d), {
+            "bin": np.tile(np.arange(n_d), n_groups),
+            "bin_low": np.tile(d_edges[:-1], n_groups),
+            "bin_high": np.tile(d_edges[1:], n_groups), "weight": gd.ravel()}))
+        # at or above edges[j]  <=>  bin >= j + 1: the bins up to j are below
+        tp, fp = p[:, None] - fn, q[:, None] - tn
+        curve_parts.append((mi, np.repeat(np.arange(n_groups), n_pick), {
+            "threshold": np.tile(edges[pick], n_groups),
+            **{c: v.ravel() for c, v in zip(CELLS, (tn, fp, fn, tp))}}))
 
-    def cat(frames, cols):
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    models = list(counts)
+    group_names = np.asarray(names, dtype=object)
+
+    def frame(parts, cols):
+        if not parts:
+            return pd.DataFrame(columns=cols)
+        gi = np.concatenate([p[1] for p in parts])
+        mi = np.concatenate([np.full(len(p[1]), p[0]) for p in parts])
+        attr_of = pd.Series(group_names).array  # attribute names per group row
+        data = {"model": _strings(models, mi), "attribute": attr_of.take(gi),
+                "group": _strings(labels, gi)}
+        for c in cols[3:]:
+            data[c] = np.concatenate([p[2][c] for p in parts])
+        return pd.DataFrame(data, columns=cols)
 
     return {
-        "auc": cat(auc_frames, ["model", "attribute", "group", "auc", "auc_error_bound",
-                                "positives", "negatives", "brier"]),
-        "curves": cat(curve_frames, ["model", "attribute", "group", "threshold", *CELLS]),
-        "calibration": cat(cal_frames, ["model", "attribute", "group", "bin", "bin_low",
-                                        "bin_high", "n", "weight", "mean_score",
-                                        "observed_rate"]),
-        "sums": cat(sum_frames, ["model", "attribute", "group", "n", "weight", "sum_score",
-                                 "sum_score_sq", "sum_weight_sq"]),
-        "distribution": cat(dist_frames, ["model", "attribute", "group", "bin", "bin_low",
-                                          "bin_high", "weight"]),
+        "auc": frame(auc_parts, ["model", "attribute", "group", "auc", "auc_error_bound",
+                                 "positives", "negatives", "brier"]),
+        "curves": frame(curve_parts, ["model", "attribute", "group", "threshold", *CELLS]),
+        "calibration": frame(cal_parts, ["model", "attribute", "group", "bin", "bin_low",
+                                         "bin_high", "n", "weight", "mean_score",
+                                         "observed_rate"]),
+        "sums": frame(sum_parts, ["model", "attribute", "group", "n", "weight", "sum_score",
+                                  "sum_score_sq", "sum_weight_sq"]),
+        "distribution": frame(dist_parts, ["model", "attribute", "group", "bin", "bin_low",
+                                           "bin_high", "weight"]),
     }
 
 
