@@ -89,6 +89,85 @@ def bin_scores(s: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, s, side="right").astype(np.int32)
 
 
+#: Rows per step of the passes over a score column: their temporary arrays
+#: stay in the CPU's cache.
+_ROW_CHUNK = 1 << 16
+
+
+class _FineBinner:
+    """:func:`bin_scores` for the edges :func:`fine_edges` makes, ``edges =
+    fine_edges(lo, hi, threshold, n_bins, extra)``: the even edges ``lo +
+    (hi - lo) / n_bins * j`` and a few others (``others``: the threshold
+    and ``extra``).
+
+    Each score's even bin comes from arithmetic, checked against the even
+    edges recomputed exactly as :func:`fine_edges` computes them; a table
+    then adds the other edges below that bin.  The few scores whose guess is
+    off, or whose even bin holds another edge, are placed by a binary
+    search.  ``usable`` is false when the edges are not of that form (a
+    single score value, or even edges too close to be distinct).
+    """
+
+    def __init__(self, edges: np.ndarray, lo: float, hi: float, n_bins: int, others=()):
+        self.edges, self.lo, self.n_bins = edges, lo, n_bins
+        self.usable = bool(hi > lo) and n_bins >= 2
+        if not self.usable:
+            return
+        self.step = step = (hi - lo) / n_bins
+        even = lo + step * np.arange(n_bins)  # as fine_edges makes them
+        others = np.unique(np.asarray(others, dtype=float))
+        at = np.minimum(np.searchsorted(even, others), n_bins - 1)
+        others = others[even[at] != others]
+        self.usable = len(edges) == n_bins + len(others) and bool((even[1:] > even[:-1]).all())
+        # per even bin q (scores from even[q] up to even[q + 1]), at q + 1: the
+        # edges at or below even[q], or -1 when another edge lies inside the bin
+        table = np.empty(n_bins + 1, dtype=np.int32)
+        table[0] = -1
+        table[1:] = np.arange(1, n_bins + 1) + np.searchsorted(others, even, side="right")
+        inside = np.searchsorted(even, others, side="right")
+        table[inside[inside > 0]] = -1
+        self.table, self.top = table, even[-1]
+
+    def __call__(self, s: np.ndarray) -> np.ndarray:
+        if not self.usable:
+            return bin_scores(s, self.edges)
+        n_bins, step, lo = self.n_bins, self.step, self.lo
+        t = s - lo
+        t *= 1 / step  # a guess, checked below
+        np.floor(t, out=t)
+        np.clip(t, 0, n_bins - 1, out=t)  # also tames inf
+        edge = t * step
+        edge += lo
+        off = np.greater_equal(s, edge)
+        np.logical_not(off, out=off)  # below its bin's lower edge (or not a number)
+        t += 1
+        np.multiply(t, step, out=edge)
+        edge += lo
+        # at or above the next edge (the last bin has none: checked below)
+        off |= s >= edge
+        q1 = t.astype(np.int32)
+        b = np.take(self.table, q1)
+        off |= b < 0
+        fix = np.flatnonzero(off)
+        if len(fix):
+            last = (q1[fix] == n_bins) & (s[fix] >= self.top) & (b[fix] >= 0)
+            fix = fix[~last]
+            b[fix] = np.searchsorted(self.edges, s[fix], side="right")
+        return b
+
+
+def fine_bins(s: np.ndarray, edges: np.ndarray, lo: float, hi: float, n_bins: int,
+              others=()) -> np.ndarray:
+    """``bin_scores(s, edges)`` (the same numbers), quicker for ``edges =
+    fine_edges(lo, hi, threshold, n_bins, extra)`` with ``others`` holding
+    the threshold and ``extra``; see :class:`_FineBinner`."""
+    binner = _FineBinner(edges, lo, hi, n_bins, others)
+    out = np.empty(len(s), dtype=np.int32)
+    for a in range(0, len(s), _ROW_CHUNK):
+        out[a:a + _ROW_CHUNK] = binner(s[a:a + _ROW_CHUNK])
+    return out
+
+
 def is_probability(lo: float, hi: float) -> bool:
     """Scores within [0, 1]: the Brier score and calibration apply."""
     return lo >= 0 and hi <= 1
@@ -244,33 +323,67 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
     exact = False
     if not engine_bins:
         # the distinct values of a part are a lower bound: a cheap "too many"
-        head = s[:2 * max_exact_values + 1]
+        head = s[:max_exact_values + 1]
         if len(np.unique(head)) <= max_exact_values:
             values, inv = np.unique(s, return_inverse=True)
             exact = len(values) <= max_exact_values
     if exact:  # one bin per distinct score (and the threshold)
         i = int(np.searchsorted(values, threshold))
         if i < len(values) and values[i] == threshold:
-            edges, b = values, inv + 1
+            edges, b_all = values, inv + 1
         else:
             edges = np.insert(values, i, threshold)
-            b = inv + 1
-            b += inv >= i
+            b_all = inv + 1
+            b_all += inv >= i
         del inv
     else:
-        edges = fine_edges(lo, hi, threshold, engine_bins or FINE_BINS, split_edges(lo, hi))
-        b = bin_scores(s, edges)
+        n_fine, extra = engine_bins or FINE_BINS, split_edges(lo, hi)
+        edges = fine_edges(lo, hi, threshold, n_fine, extra)
+        binner = _FineBinner(edges, lo, hi, n_fine, np.r_[threshold, extra])
     nb = len(edges) + 1
     k = index.n_combos
-    yb = prepared.y.view(np.uint8) if prepared.y.dtype == bool else prepared.y
-    code = index.key.astype(np.int64) * 2
-    code += yb
-    # (combination, label) of each row, for calibration
-    pair = code.copy() if is_probability(lo, hi) and prepared.has_label else None
-    code *= nb
-    code += b
     size = k * 2 * nb
+    yb = prepared.y.view(np.uint8) if prepared.y.dtype == bool else prepared.y
+    key = index.key
+    small = np.int32 if size < (1 << 31) else np.int64
     mult = prepared.row_counts
+    calibrate = is_probability(lo, hi) and prepared.has_label
+    if not exact:  # the (weighted) sums of the scores and of their squares
+        sums = prepared.score_sums.get(model)  # an engine summed each record's
+        w = prepared.weight if prepared.weight is not None else mult
+        if calibrate:  # per combination, label and calibration bin
+            # each fine bin lies inside one calibration bin: the one of its lower edge
+            cal_of_bin = np.r_[0, np.searchsorted(calibration_edges(n_cal_bins)[1:-1], edges,
+                                                  side="left")]
+            cal_of_bin = cal_of_bin.astype(np.uint8 if n_cal_bins < 256 else small)
+            n_sums = k * 2 * n_cal_bins
+        else:  # per combination
+            n_sums = k
+        score_sums = np.zeros((2, n_sums))
+    # each row's (combination, label, bin), a chunk of rows at a time
+    code = np.empty(len(s), dtype=np.intp)
+    for a in range(0, len(s), _ROW_CHUNK):
+        part = slice(a, a + _ROW_CHUNK)
+        b = b_all[part] if exact else binner(s[part])
+        pair = key[part].astype(small)
+        pair *= 2
+        pair += yb[part]
+        np.multiply(pair, nb, out=code[part])
+        code[part] += b
+        if exact:
+            continue
+        if sums is None:
+            ws = s[part] if w is None else s[part] * w[part]
+            ws2 = ws * s[part]
+        else:
+            ws, ws2 = sums[0][part], sums[1][part]
+        if calibrate:
+            pair *= n_cal_bins
+            pair += np.take(cal_of_bin, b)
+        else:
+            pair = key[part]
+        score_sums[0] += np.bincount(pair, weights=ws, minlength=n_sums)
+        score_sums[1] += np.bincount(pair, weights=ws2, minlength=n_sums)
     rows = sq = None
     if prepared.weight is not None:
         counts = np.bincount(code, weights=prepared.weight, minlength=size)
@@ -282,36 +395,23 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
     del code
     counts = counts.reshape(k, 2, nb)
     calibration = moments = None
-    if not exact:
-        sums = prepared.score_sums.get(model)
-        if sums is None:
-            w = prepared.weight if prepared.weight is not None else mult
-            ws = s if w is None else s * w
-            ws2 = ws * s
-        else:  # an engine summed each record's scores and their squares
-            ws, ws2 = sums
-    if pair is not None:
-        cal_inner = calibration_edges(n_cal_bins)[1:-1]
-        # each fine bin lies inside one calibration bin: the one of its lower edge
-        cal_of_bin = np.r_[0, np.searchsorted(cal_inner, edges, side="left")]
+    if calibrate:
         if exact:  # a bin is one value: its sums are its weight times the value
+            cal_of_bin = np.r_[0, np.searchsorted(calibration_edges(n_cal_bins)[1:-1], edges,
+                                                  side="left")]
             v = np.r_[0.0, edges]
             w = counts.astype(np.float64)
             calibration = (_sum_ranges(w * v, cal_of_bin, n_cal_bins),
                            _sum_ranges(w * (v * v), cal_of_bin, n_cal_bins))
         else:
-            pair *= n_cal_bins
-            pair += cal_of_bin[b]
-            m = k * 2 * n_cal_bins
-            calibration = tuple(np.bincount(pair, weights=x, minlength=m)
-                                .reshape(k, 2, n_cal_bins) for x in (ws, ws2))
+            calibration = tuple(x.reshape(k, 2, n_cal_bins) for x in score_sums)
         moments = tuple(c.sum(axis=(1, 2)) for c in calibration)
     elif exact:
         v = np.r_[0.0, edges]
         w = counts.sum(axis=1).astype(np.float64)
         moments = (w @ v, w @ (v * v))
     else:
-        moments = tuple(np.bincount(index.key, weights=x, minlength=k) for x in (ws, ws2))
+        moments = tuple(score_sums)
     return ScoreCounts(edges=edges, exact=exact, lo=lo, hi=hi, counts=counts, rows=rows,
                        weight_sq=sq, calibration=calibration, moments=moments)
 
