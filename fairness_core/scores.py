@@ -437,51 +437,58 @@ def _one_blas_thread():
         return contextlib.nullcontext()
 
 
-def _pair_sums(neg: np.ndarray, pos: np.ndarray, chunk_totals: np.ndarray) -> tuple:
-    """Rank statistics of every pair of combinations, (k, k) each.
+def _bin_pass(per_bin: np.ndarray, starts: np.ndarray, pairs: bool) -> tuple:
+    """The per-combination bins (k, 2, n_bins) summed over the runs of bins
+    that begin at ``starts`` (k, 2, n_runs), and, with ``pairs``, the rank
+    statistics of every pair of combinations, (k, k) each:
 
-    ``below[i, j]`` = sum over bins b of ``pos[i, b]`` times the negatives of
-    combination j in the bins up to and including b; ``ties[i, j]`` = sum
-    over b of ``pos[i, b] * neg[j, b]``.  A group's AUC numerator is the sum
-    of ``below - ties / 2`` over its pairs of combinations, and ``ties``
-    summed the same way counts its pairs that share a bin.
+    ``below[i, j]`` = sum over bins b of combination i's positives in b
+    times combination j's negatives in the bins up to and including b;
+    ``ties[i, j]`` = sum over b of i's positives times j's negatives in b.
+    A group's AUC numerator is the sum of ``below - ties / 2`` over its
+    pairs of combinations, and ``ties`` summed the same way counts its
+    pairs that share a bin.
 
-    The bins are taken :data:`_PAIR_CHUNK` at a time (``chunk_totals``, (k, 2,
-    n_chunks), holds each chunk's negatives and positives).  Within a chunk
-    the running sums start from zero and the negatives of earlier chunks
-    enter as one outer product, so whole-number counts stay small enough
-    for an exact single-precision matrix product; larger or weighted counts
-    use double precision.
+    The pairs' sums are matrix products over :data:`_PAIR_CHUNK` bins at a
+    time (``starts`` holds every chunk's start).  Within a chunk the running
+    sums start from zero and the negatives of earlier chunks enter as one
+    outer product, so that whole-number counts stay small enough for an
+    exact single-precision product; larger or weighted counts use double
+    precision.
     """
-    k, nb = neg.shape
-    below, ties = np.zeros((k, k)), np.zeros((k, k))
-    n_tot, p_tot = chunk_totals[:, 0].astype(np.float64), chunk_totals[:, 1].astype(np.float64)
-    whole = neg.dtype.kind in "iub" and pos.dtype.kind in "iub"
+    runs = np.add.reduceat(per_bin, starts, axis=2)
+    if not pairs:
+        return runs, None, None
+    k, _, nb = per_bin.shape
+    whole = per_bin.dtype.kind in "iub"
+    chunks = np.arange(0, nb, _PAIR_CHUNK)
+    totals = np.add.reduceat(runs, np.searchsorted(starts, chunks), axis=2).astype(np.float64)
+    n_tot, p_tot = totals[:, 0], totals[:, 1]  # (k, n_chunks)
     # every product and partial sum in a chunk is a whole number at most p_max * n_max
     p_max, n_max = p_tot.max(axis=0), n_tot.max(axis=0)
-    small = whole & (p_max * n_max < _F32_EXACT) & (p_max < _F32_EXACT) & (n_max < _F32_EXACT)
-    size = min(_PAIR_CHUNK, nb)
-    buffers = {}
-    for c, a in enumerate(range(0, nb, _PAIR_CHUNK)):
+    exact32 = whole & (p_max * n_max < _F32_EXACT) & (np.maximum(p_max, n_max) < _F32_EXACT)
+    below, ties = np.zeros((k, k)), np.zeros((k, k))
+    width = min(_PAIR_CHUNK, nb)
+    buffers: dict = {}
+    for c, a in enumerate(chunks):
         b = min(a + _PAIR_CHUNK, nb)
-        dt = np.float32 if small[c] else np.float64
+        chunk = per_bin[:, :, a:b]
+        dt = np.float32 if exact32[c] else np.float64
         if dt not in buffers:
-            buffers[dt] = (np.empty((k, size), dtype=dt), np.empty((2 * k, size), dtype=dt))
+            buffers[dt] = (np.empty((k, width), dtype=dt), np.empty((2 * k, width), dtype=dt))
         p, y = buffers[dt][0][:, :b - a], buffers[dt][1][:, :b - a]
-        p[...] = pos[:, a:b]
-        nc = y[k:]
-        nc[...] = neg[:, a:b]
+        p[...] = chunk[:, 1]
+        y[k:] = chunk[:, 0]
         if whole:  # whole-number running sums are quicker, and exact, before conversion
-            y[:k] = np.cumsum(neg[:, a:b], axis=1)
+            y[:k] = np.cumsum(chunk[:, 0], axis=1)
         else:
-            np.cumsum(nc, axis=1, out=y[:k])
+            np.cumsum(y[k:], axis=1, out=y[:k])
         r = np.dot(p, y.T)
         below += r[:, :k]
         ties += r[:, k:]
-    # the negatives of the chunks before each chunk, times its positives
-    before = np.cumsum(n_tot, axis=1) - n_tot
-    below += p_tot @ before.T
-    return below, ties
+    # each chunk's positives times the negatives of the chunks before it
+    below += p_tot @ (np.cumsum(n_tot, axis=1) - n_tot).T
+    return runs, below, ties
 
 
 def _group_plan(index: GroupIndex, spec) -> tuple:
@@ -499,10 +506,11 @@ def _group_plan(index: GroupIndex, spec) -> tuple:
     return names, labels, np.concatenate(rows)
 
 
-def _strings(values: list, codes: np.ndarray):
-    """``values[codes]`` as a pandas array of the type pandas infers for
-    ``values`` (strings), without converting each row's Python string."""
-    return pd.Series(list(values)).array.take(codes)
+def _strings(values: list):
+    """``values`` as the pandas array pandas makes of them in a column (for
+    strings, its string type): repeated by ``take``, each row's Python
+    string is never converted again."""
+    return pd.Series(list(values)).array
 
 
 def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
@@ -585,20 +593,22 @@ def _score_views(prepared: Prepared, index: GroupIndex, counts: dict, n_curve: i
             np.linspace(0, len(edges) - 1, min(n_curve, len(edges))).round().astype(int),
             np.searchsorted(edges, [threshold])]))
         pick = pick[pick < len(edges)]
-        # each fine bin's calibration bin and distribution bin (both non-decreasing)
-        cal_of_bin = np.r_[0, np.searchsorted(cal_edges[1:-1], edges, side="left")]
         d_edges = np.linspace(sc.lo, sc.hi, N_DIST_BINS + 1) if sc.hi > sc.lo \
             else np.array([sc.lo, sc.lo])
         n_d = len(d_edges) - 1
-        # bin 0 is empty; giving it the first edge keeps the bins' order
-        d_of_bin = np.clip(np.searchsorted(d_edges, np.r_[edges[0], edges], side="right") - 1,
-                           0, n_d - 1)
+        cal_inner = cal_edges[1:-1]
         # one pass over the bins: sums over the runs between every boundary needed
+        # (the curves' thresholds, the calibration and distribution bins, the chunks)
         starts = np.unique(np.concatenate([
-            [0], pick + 1, np.flatnonzero(np.diff(cal_of_bin)) + 1,
-            np.flatnonzero(np.diff(d_of_bin)) + 1, np.arange(0, nb, _PAIR_CHUNK)]))
+            [0], pick + 1, np.searchsorted(edges, cal_inner, side="right") + 1,
+            np.searchsorted(edges, d_edges, side="left") + 1, np.arange(0, nb, _PAIR_CHUNK)]))
         starts = starts[starts < nb]
-        blocks = np.add.reduceat(per_bin, starts, axis=2)  # (k, 2, n_blocks)
+        # each run's calibration bin and distribution bin: those of its first
+        # bin, placed by its lower edge (bin 0 is empty and placed at the first)
+        low = edges[np.maximum(starts - 1, 0)]
+        cal_of_run = np.where(starts > 0, np.searchsorted(cal_inner, low, side="left"), 0)
+        d_of_run = np.clip(np.searchsorted(d_edges, low, side="right") - 1, 0, n_d - 1)
+        blocks, pairs_below, pairs_tied = _bin_pass(per_bin, starts, labelled)
         run = np.cumsum(blocks, axis=2)
         at_pick = np.searchsorted(starts, pick + 1)  # the bins up to pick j end block m - 1
         below = run[:, :, at_pick - 1]  # (k, 2, n_pick): tn and fn
@@ -607,16 +617,16 @@ def _score_views(prepared: Prepared, index: GroupIndex, counts: dict, n_curve: i
         s_w = tot.sum(axis=1)
         s_n = s_w if row_bin is None else row_bin.sum(axis=(1, 2))
         s_q = s_w if sq_tot is None else sq_tot
-        d_w = _sum_ranges(w_blocks, d_of_bin[starts], n_d)
+        d_w = _sum_ranges(w_blocks, d_of_run, n_d)
         combo = [s_n, s_w, *sc.moments, s_q]
         combo = np.concatenate([np.column_stack(combo).astype(np.float64), d_w,
                                 tot.astype(np.float64),
                                 below.reshape(len(tot), -1).astype(np.float64)], axis=1)
         has_cal = sc.calibration is not None
         if has_cal:
-            cal_w = _sum_ranges(blocks, cal_of_bin[starts], n_bins)
+            cal_w = _sum_ranges(blocks, cal_of_run, n_bins)
             cal_n = cal_w if row_bin is None else _sum_ranges(
-                np.add.reduceat(row_bin, starts, axis=2), cal_of_bin[starts], n_bins)
+                np.add.reduceat(row_bin, starts, axis=2), cal_of_run, n_bins)
             cal = np.concatenate([cal_w, cal_n, *sc.calibration], axis=1)  # (k, 8, n_bins)
             combo = np.concatenate([combo, cal.reshape(len(cal), -1)], axis=1)
         g = member @ combo  # every group's sums
@@ -629,9 +639,6 @@ def _score_views(prepared: Prepared, index: GroupIndex, counts: dict, n_curve: i
         tn, fn = g[:, o:o + n_pick], g[:, o + n_pick:o + 2 * n_pick]
         o += 2 * n_pick
         if labelled:
-            chunk_totals = np.add.reduceat(
-                blocks, np.searchsorted(starts, np.arange(0, nb, _PAIR_CHUNK)), axis=2)
-            pairs_below, pairs_tied = _pair_sums(per_bin[:, 0], per_bin[:, 1], chunk_totals)
             # each group's sums over its pairs of combinations
             num = np.einsum("gi,ij,gj->g", member, pairs_below - 0.5 * pairs_tied, member)
             ties = np.einsum("gi,ij,gj->g", member, pairs_tied, member)
@@ -675,20 +682,19 @@ def _score_views(prepared: Prepared, index: GroupIndex, counts: dict, n_curve: i
             "threshold": np.tile(edges[pick], n_groups),
             **{c: v.ravel() for c, v in zip(CELLS, (tn, fp, fn, tp))}}))
 
-    models = list(counts)
-    group_names = np.asarray(names, dtype=object)
+    # the text columns: each distinct value converted once, then repeated
+    model_of, attribute_of, label_of = (_strings(v) for v in (list(counts), names, labels))
 
     def frame(parts, cols):
         if not parts:
             return pd.DataFrame(columns=cols)
         gi = np.concatenate([p[1] for p in parts])
         mi = np.concatenate([np.full(len(p[1]), p[0]) for p in parts])
-        attr_of = pd.Series(group_names).array  # attribute names per group row
-        data = {"model": _strings(models, mi), "attribute": attr_of.take(gi),
-                "group": _strings(labels, gi)}
+        data = {"model": model_of.take(mi), "attribute": attribute_of.take(gi),
+                "group": label_of.take(gi)}
         for c in cols[3:]:
             data[c] = np.concatenate([p[2][c] for p in parts])
-        return pd.DataFrame(data, columns=cols)
+        return pd.DataFrame(data, copy=False)
 
     return {
         "auc": frame(auc_parts, ["model", "attribute", "group", "auc", "auc_error_bound",
