@@ -10,6 +10,7 @@ over the bins give every threshold (a threshold change is a lookup).
 from __future__ import annotations
 
 import contextlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -302,6 +303,19 @@ def _sum_ranges(a: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _value_sums(w: np.ndarray, v: np.ndarray, out_of_bin: np.ndarray, n_out: int) -> tuple:
+    """Sums of ``w * v`` and ``w * v**2`` (``w`` (m, n_bins), one value
+    ``v`` per bin) over the bins into ``n_out`` outputs per row (bin j adds
+    to output ``out_of_bin[j]``), each bin added after the one before: an
+    empty bin (the audit's threshold among the distinct scores) leaves the
+    sums exactly as they are."""
+    m, nb = w.shape
+    to = (np.arange(m)[:, None] * n_out + out_of_bin).ravel()
+    wv = w * v
+    return tuple(np.bincount(to, weights=x.ravel(), minlength=m * n_out).reshape(m, n_out)
+                 for x in (wv, wv * v))
+
+
 def count_scores(prepared: Prepared, index: GroupIndex, model: str,
                  max_exact_values: int = MAX_EXACT_VALUES,
                  n_cal_bins: int = N_CAL_BINS) -> ScoreCounts:
@@ -399,17 +413,14 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
         if exact:  # a bin is one value: its sums are its weight times the value
             cal_of_bin = np.r_[0, np.searchsorted(calibration_edges(n_cal_bins)[1:-1], edges,
                                                   side="left")]
-            v = np.r_[0.0, edges]
-            w = counts.astype(np.float64)
-            calibration = (_sum_ranges(w * v, cal_of_bin, n_cal_bins),
-                           _sum_ranges(w * (v * v), cal_of_bin, n_cal_bins))
+            calibration = tuple(x.reshape(k, 2, n_cal_bins) for x in _value_sums(
+                counts.reshape(2 * k, nb), np.r_[0.0, edges], cal_of_bin, n_cal_bins))
         else:
             calibration = tuple(x.reshape(k, 2, n_cal_bins) for x in score_sums)
         moments = tuple(c.sum(axis=(1, 2)) for c in calibration)
     elif exact:
-        v = np.r_[0.0, edges]
-        w = counts.sum(axis=1).astype(np.float64)
-        moments = (w @ v, w @ (v * v))
+        moments = _value_sums(counts.sum(axis=1), np.r_[0.0, edges], np.zeros(nb, np.intp), 1)
+        moments = tuple(x.ravel() for x in moments)
     else:
         moments = tuple(score_sums)
     return ScoreCounts(edges=edges, exact=exact, lo=lo, hi=hi, counts=counts, rows=rows,
@@ -421,20 +432,33 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
 _PAIR_CHUNK = 2048
 #: Whole numbers below this are exact in single precision.
 _F32_EXACT = float(1 << 24)
-_blas = None
+_blas: dict = {"controller": None, "limiter": None, "users": 0}
+_blas_lock = threading.Lock()
 
 
+@contextlib.contextmanager
 def _one_blas_thread():
     """A context in which the matrix products run on one thread: they are
-    small, and a second thread mostly waits (and costs CPU time doing so)."""
-    global _blas
+    small, and a second thread mostly waits (and costs CPU time doing so).
+    Nested or concurrent uses share one limit, lifted when the last ends."""
+    with _blas_lock:
+        if _blas["users"] == 0:
+            try:
+                if _blas["controller"] is None:
+                    from threadpoolctl import ThreadpoolController
+                    _blas["controller"] = ThreadpoolController()
+                _blas["limiter"] = _blas["controller"].limit(limits=1, user_api="blas")
+            except Exception:  # no thread control here: the products run as configured
+                _blas["limiter"] = None
+        _blas["users"] += 1
     try:
-        if _blas is None:
-            from threadpoolctl import ThreadpoolController
-            _blas = ThreadpoolController()
-        return _blas.limit(limits=1, user_api="blas")
-    except Exception:  # no thread control here: the products run as configured
-        return contextlib.nullcontext()
+        yield
+    finally:
+        with _blas_lock:
+            _blas["users"] -= 1
+            if _blas["users"] == 0 and _blas["limiter"] is not None:
+                _blas["limiter"].restore_original_limits()
+                _blas["limiter"] = None
 
 
 def _bin_pass(per_bin: np.ndarray, starts: np.ndarray, pairs: bool) -> tuple:
@@ -493,17 +517,29 @@ def _bin_pass(per_bin: np.ndarray, starts: np.ndarray, pairs: bool) -> tuple:
 
 def _group_plan(index: GroupIndex, spec) -> tuple:
     """Every group of every attribute (and the overall one): its attribute
-    and label, and which combinations it sums, as a (G, k) 0/1 matrix."""
-    names, labels, rows = [], [], []
+    and label, and which combinations it sums, both as a (G, k) 0/1 matrix
+    and as, per attribute, the combinations in group order with the first
+    of each group (for :func:`_group_sums`)."""
+    names, labels, rows, plan = [], [], [], []
     sets = [(INTERSECTION_SEP.join(a), index.marginal(a)[:2]) for a in spec.attribute_sets()]
     sets.append(("(overall)", (np.zeros(index.n_combos, dtype=np.int64), ["(all)"])))
     for name, (inv, labs) in sets:
         m = np.zeros((len(labs), index.n_combos))
         m[inv, np.arange(index.n_combos)] = 1.0
         rows.append(m)
+        order = np.argsort(inv, kind="stable")
+        plan.append((order, np.searchsorted(inv[order], np.arange(len(labs)))))
         names += [name] * len(labs)
         labels += list(labs)
-    return names, labels, np.concatenate(rows)
+    return names, labels, np.concatenate(rows), plan
+
+
+def _group_sums(plan: list, combo: np.ndarray) -> np.ndarray:
+    """Per-combination rows (k, ...) summed to every group (G, ...), each
+    group's combinations added one after another in a fixed order (so that
+    a group's sums do not depend on what else is summed alongside)."""
+    return np.concatenate([np.add.reduceat(combo[order], starts, axis=0)
+                           for order, starts in plan])
 
 
 def _strings(values: list):
@@ -571,7 +607,7 @@ def _score_views(prepared: Prepared, index: GroupIndex, counts: dict, n_curve: i
                  n_bins: int) -> dict:
     """:func:`score_analysis` of the score counts."""
     labelled = prepared.has_label
-    names, labels, member = _group_plan(index, prepared.spec)
+    names, labels, member, plan = _group_plan(index, prepared.spec)
     n_groups = len(labels)
     cal_edges = calibration_edges(n_bins)
     auc_parts, curve_parts, cal_parts, sum_parts, dist_parts = [], [], [], [], []
@@ -629,7 +665,7 @@ def _score_views(prepared: Prepared, index: GroupIndex, counts: dict, n_curve: i
                 np.add.reduceat(row_bin, starts, axis=2), cal_of_run, n_bins)
             cal = np.concatenate([cal_w, cal_n, *sc.calibration], axis=1)  # (k, 8, n_bins)
             combo = np.concatenate([combo, cal.reshape(len(cal), -1)], axis=1)
-        g = member @ combo  # every group's sums
+        g = _group_sums(plan, combo)  # every group's sums
         ms, o = g[:, :5], 5
         gd = g[:, o:o + n_d]
         o += n_d

@@ -16,13 +16,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn.metrics as skm
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.calibration import calibration_curve
 
 from fairness_core import AuditSpec
 from fairness_core.counts import GroupIndex
 from fairness_core.prepare import prepare
-from fairness_core.scores import (FINE_BINS, N_DIST_BINS, count_scores, fine_edges,
-                                  score_analysis, split_edges)
+from fairness_core.scores import (FINE_BINS, N_DIST_BINS, count_scores, fine_bins,
+                                  fine_edges, score_analysis, split_edges)
 
 COLS = ["sex", "race", "age"]
 MAX_EXACT = 1000  # "exact" has 201 distinct values, "fine" about 20,000
@@ -227,3 +229,26 @@ def test_score_views_from_running_sums():
         sc.cumulative()
         assert sc.counts is None
     _check(score_analysis(prepared, index, counts=counts), df, True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=300),
+       st.floats(-1e6, 1e6, allow_nan=False), st.integers(1, 5000), st.booleans(),
+       st.integers(0, 3))
+def test_fine_bins_equal_a_binary_search(values, threshold, n_bins, unit, copies):
+    """Scores placed in fine bins by arithmetic land where a binary search
+    over the edges puts them: also right on an edge, one float either side
+    of it, on the threshold and on the calibration edges."""
+    s = np.asarray(values)
+    if unit:  # scores in [0, 1], whose calibration edges are fine edges too
+        s = np.abs(s) / (np.abs(s).max() or 1.0)
+        threshold = abs(threshold) / 1e6
+    lo, hi = float(s.min()), float(s.max())
+    extra = split_edges(lo, hi)
+    edges = fine_edges(lo, hi, threshold, n_bins, extra)
+    on = edges[(edges >= lo) & (edges <= hi)][::max(1, len(edges) // 50)]
+    near = np.concatenate([on, np.nextafter(on, -np.inf), np.nextafter(on, np.inf)])
+    s = np.concatenate([s] + [near[(near >= lo) & (near <= hi)]] * copies)
+    got = fine_bins(s, edges, lo, hi, n_bins, np.r_[threshold, extra])
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, np.searchsorted(edges, s, side="right"))
