@@ -363,7 +363,7 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
     mult = prepared.row_counts
     calibrate = is_probability(lo, hi) and prepared.has_label
     if not exact:  # the (weighted) sums of the scores and of their squares
-        sums = prepared.score_sums.get(model)  # an engine summed each record's
+        sums = prepared.score_sums.get(model)  # or an engine's, per record
         w = prepared.weight if prepared.weight is not None else mult
         if calibrate:  # per combination, label and calibration bin
             # each fine bin lies inside one calibration bin: the one of its lower edge
@@ -427,7 +427,7 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
                        weight_sq=sq, calibration=calibration, moments=moments)
 
 
-#: Bins per step of :func:`_pair_sums`: small enough to stay in the CPU's
+#: Bins per step of :func:`_bin_pass`: small enough to stay in the CPU's
 #: cache, large enough that each step is one sizeable matrix product.
 _PAIR_CHUNK = 2048
 #: Whole numbers below this are exact in single precision.
