@@ -6,6 +6,12 @@ count of positives and negatives at each distinct score, or in each fine
 score bin (:class:`ScoreCounts`): it is counted once, in one pass over the
 rows.  Every attribute's groups are sums of combinations; cumulative sums
 over the bins give every threshold (a threshold change is a lookup).
+
+The views are computed per combination first and then summed to every group
+of every attribute at once.  The AUC is quadratic in the counts: a group's
+count of (positive, negative) pairs is the sum, over its pairs of
+combinations, of those combinations' pair counts, so one (k x k) table of
+pair counts per model serves every group.
 """
 from __future__ import annotations
 
