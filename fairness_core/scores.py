@@ -486,24 +486,26 @@ def _bin_pass(per_bin: np.ndarray, starts: np.ndarray, pairs: bool) -> tuple:
     exact single-precision product; larger or weighted counts use double
     precision.
     """
-    runs = np.add.reduceat(per_bin, starts, axis=2)
     if not pairs:
-        return runs, None, None
+        return np.add.reduceat(per_bin, starts, axis=2), None, None
     k, _, nb = per_bin.shape
     whole = per_bin.dtype.kind in "iub"
     chunks = np.arange(0, nb, _PAIR_CHUNK)
-    totals = np.add.reduceat(runs, np.searchsorted(starts, chunks), axis=2).astype(np.float64)
-    n_tot, p_tot = totals[:, 0], totals[:, 1]  # (k, n_chunks)
-    # every product and partial sum in a chunk is a whole number at most p_max * n_max
-    p_max, n_max = p_tot.max(axis=0), n_tot.max(axis=0)
-    exact32 = whole & (p_max * n_max < _F32_EXACT) & (np.maximum(p_max, n_max) < _F32_EXACT)
+    bounds = np.searchsorted(starts, np.append(chunks, nb))
     below, ties = np.zeros((k, k)), np.zeros((k, k))
     width = min(_PAIR_CHUNK, nb)
     buffers: dict = {}
+    runs, totals = [], []
     for c, a in enumerate(chunks):
         b = min(a + _PAIR_CHUNK, nb)
         chunk = per_bin[:, :, a:b]
-        dt = np.float32 if exact32[c] else np.float64
+        runs.append(np.add.reduceat(chunk, starts[bounds[c]:bounds[c + 1]] - a, axis=2))
+        n_c, p_c = runs[-1].sum(axis=2).T.astype(np.float64)
+        totals.append((n_c, p_c))
+        # every product and partial sum below is a whole number at most p_max * n_max
+        p_max, n_max = p_c.max(), n_c.max()
+        small = whole and p_max * n_max < _F32_EXACT and max(p_max, n_max) < _F32_EXACT
+        dt = np.float32 if small else np.float64
         if dt not in buffers:
             buffers[dt] = (np.empty((k, width), dtype=dt), np.empty((2 * k, width), dtype=dt))
         p, y = buffers[dt][0][:, :b - a], buffers[dt][1][:, :b - a]
@@ -517,35 +519,38 @@ def _bin_pass(per_bin: np.ndarray, starts: np.ndarray, pairs: bool) -> tuple:
         below += r[:, :k]
         ties += r[:, k:]
     # each chunk's positives times the negatives of the chunks before it
+    n_tot, p_tot = (np.array(t).T for t in zip(*totals))  # (k, n_chunks)
     below += p_tot @ (np.cumsum(n_tot, axis=1) - n_tot).T
-    return runs, below, ties
+    return np.concatenate(runs, axis=2), below, ties
 
 
 def _group_plan(index: GroupIndex, spec) -> tuple:
     """Every group of every attribute (and the overall one): its attribute
     and label, and which combinations it sums, both as a (G, k) 0/1 matrix
-    and as, per attribute, the combinations in group order with the first
-    of each group (for :func:`_group_sums`)."""
-    names, labels, rows, plan = [], [], [], []
+    and as the combinations of each group in turn, with where each group's
+    begin (for :func:`_group_sums`)."""
+    names, labels, rows, order, first = [], [], [], [], []
     sets = [(INTERSECTION_SEP.join(a), index.marginal(a)[:2]) for a in spec.attribute_sets()]
     sets.append(("(overall)", (np.zeros(index.n_combos, dtype=np.int64), ["(all)"])))
     for name, (inv, labs) in sets:
         m = np.zeros((len(labs), index.n_combos))
         m[inv, np.arange(index.n_combos)] = 1.0
         rows.append(m)
-        order = np.argsort(inv, kind="stable")
-        plan.append((order, np.searchsorted(inv[order], np.arange(len(labs)))))
+        o = np.argsort(inv, kind="stable")
+        first.append(len(order) * index.n_combos
+                     + np.searchsorted(inv[o], np.arange(len(labs))))
+        order.append(o)
         names += [name] * len(labs)
         labels += list(labs)
-    return names, labels, np.concatenate(rows), plan
+    return names, labels, np.concatenate(rows), (np.concatenate(order), np.concatenate(first))
 
 
-def _group_sums(plan: list, combo: np.ndarray) -> np.ndarray:
+def _group_sums(plan: tuple, combo: np.ndarray) -> np.ndarray:
     """Per-combination rows (k, ...) summed to every group (G, ...), each
     group's combinations added one after another in a fixed order (so that
     a group's sums do not depend on what else is summed alongside)."""
-    return np.concatenate([np.add.reduceat(combo[order], starts, axis=0)
-                           for order, starts in plan])
+    order, first = plan
+    return np.add.reduceat(combo[order], first, axis=0)
 
 
 def _strings(values: list):
@@ -682,8 +687,8 @@ def _score_views(prepared: Prepared, index: GroupIndex, counts: dict, n_curve: i
         o += 2 * n_pick
         if labelled:
             # each group's sums over its pairs of combinations
-            num = np.einsum("gi,ij,gj->g", member, pairs_below - 0.5 * pairs_tied, member)
-            ties = np.einsum("gi,ij,gj->g", member, pairs_tied, member)
+            num = ((member @ (pairs_below - 0.5 * pairs_tied)) * member).sum(axis=1)
+            ties = ((member @ pairs_tied) * member).sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 pq = p * q
                 auc = np.where(pq > 0, num / pq, np.nan)
