@@ -6,9 +6,17 @@ count of positives and negatives at each distinct score, or in each fine
 score bin (:class:`ScoreCounts`): it is counted once, in one pass over the
 rows.  Every attribute's groups are sums of combinations; cumulative sums
 over the bins give every threshold (a threshold change is a lookup).
+
+The views are computed per combination first and then summed to every group
+of every attribute at once.  The AUC is quadratic in the counts: a group's
+count of (positive, negative) pairs is the sum, over its pairs of
+combinations, of those combinations' pair counts, so one (k x k) table of
+pair counts per model serves every group.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +94,85 @@ def bin_scores(s: np.ndarray, edges: np.ndarray) -> np.ndarray:
         b[high] += 1
     # very uneven edges (a threshold far outside the scores): a binary search
     return np.searchsorted(edges, s, side="right").astype(np.int32)
+
+
+#: Rows per step of the passes over a score column: their temporary arrays
+#: stay in the CPU's cache.
+_ROW_CHUNK = 1 << 16
+
+
+class _FineBinner:
+    """:func:`bin_scores` for the edges :func:`fine_edges` makes, ``edges =
+    fine_edges(lo, hi, threshold, n_bins, extra)``: the even edges ``lo +
+    (hi - lo) / n_bins * j`` and a few others (``others``: the threshold
+    and ``extra``).
+
+    Each score's even bin comes from arithmetic, checked against the even
+    edges recomputed exactly as :func:`fine_edges` computes them; a table
+    then adds the other edges below that bin.  The few scores whose guess is
+    off, or whose even bin holds another edge, are placed by a binary
+    search.  ``usable`` is false when the edges are not of that form (a
+    single score value, or even edges too close to be distinct).
+    """
+
+    def __init__(self, edges: np.ndarray, lo: float, hi: float, n_bins: int, others=()):
+        self.edges, self.lo, self.n_bins = edges, lo, n_bins
+        self.usable = bool(hi > lo) and n_bins >= 2
+        if not self.usable:
+            return
+        self.step = step = (hi - lo) / n_bins
+        even = lo + step * np.arange(n_bins)  # as fine_edges makes them
+        others = np.unique(np.asarray(others, dtype=float))
+        at = np.minimum(np.searchsorted(even, others), n_bins - 1)
+        others = others[even[at] != others]
+        self.usable = len(edges) == n_bins + len(others) and bool((even[1:] > even[:-1]).all())
+        # per even bin q (scores from even[q] up to even[q + 1]), at q + 1: the
+        # edges at or below even[q], or -1 when another edge lies inside the bin
+        table = np.empty(n_bins + 1, dtype=np.int32)
+        table[0] = -1
+        table[1:] = np.arange(1, n_bins + 1) + np.searchsorted(others, even, side="right")
+        inside = np.searchsorted(even, others, side="right")
+        table[inside[inside > 0]] = -1
+        self.table, self.top = table, even[-1]
+
+    def __call__(self, s: np.ndarray) -> np.ndarray:
+        if not self.usable:
+            return bin_scores(s, self.edges)
+        n_bins, step, lo = self.n_bins, self.step, self.lo
+        t = s - lo
+        t *= 1 / step  # a guess, checked below
+        np.floor(t, out=t)
+        np.clip(t, 0, n_bins - 1, out=t)  # also tames inf
+        edge = t * step
+        edge += lo
+        off = np.greater_equal(s, edge)
+        np.logical_not(off, out=off)  # below its bin's lower edge (or not a number)
+        t += 1
+        np.multiply(t, step, out=edge)
+        edge += lo
+        # at or above the next edge (the last bin has none: checked below)
+        off |= s >= edge
+        q1 = t.astype(np.int32)
+        b = np.take(self.table, q1)
+        off |= b < 0
+        fix = np.flatnonzero(off)
+        if len(fix):
+            last = (q1[fix] == n_bins) & (s[fix] >= self.top) & (b[fix] >= 0)
+            fix = fix[~last]
+            b[fix] = np.searchsorted(self.edges, s[fix], side="right")
+        return b
+
+
+def fine_bins(s: np.ndarray, edges: np.ndarray, lo: float, hi: float, n_bins: int,
+              others=()) -> np.ndarray:
+    """``bin_scores(s, edges)`` (the same numbers), quicker for ``edges =
+    fine_edges(lo, hi, threshold, n_bins, extra)`` with ``others`` holding
+    the threshold and ``extra``; see :class:`_FineBinner`."""
+    binner = _FineBinner(edges, lo, hi, n_bins, others)
+    out = np.empty(len(s), dtype=np.int32)
+    for a in range(0, len(s), _ROW_CHUNK):
+        out[a:a + _ROW_CHUNK] = binner(s[a:a + _ROW_CHUNK])
+    return out
 
 
 def is_probability(lo: float, hi: float) -> bool:
@@ -222,6 +309,19 @@ def _sum_ranges(a: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _value_sums(w: np.ndarray, v: np.ndarray, out_of_bin: np.ndarray, n_out: int) -> tuple:
+    """Sums of ``w * v`` and ``w * v**2`` (``w`` (m, n_bins), one value
+    ``v`` per bin) over the bins into ``n_out`` outputs per row (bin j adds
+    to output ``out_of_bin[j]``), each bin added after the one before: an
+    empty bin (the audit's threshold among the distinct scores) leaves the
+    sums exactly as they are."""
+    m, nb = w.shape
+    to = (np.arange(m)[:, None] * n_out + out_of_bin).ravel()
+    wv = w * v
+    return tuple(np.bincount(to, weights=x.ravel(), minlength=m * n_out).reshape(m, n_out)
+                 for x in (wv, wv * v))
+
+
 def count_scores(prepared: Prepared, index: GroupIndex, model: str,
                  max_exact_values: int = MAX_EXACT_VALUES,
                  n_cal_bins: int = N_CAL_BINS) -> ScoreCounts:
@@ -243,33 +343,67 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
     exact = False
     if not engine_bins:
         # the distinct values of a part are a lower bound: a cheap "too many"
-        head = s[:2 * max_exact_values + 1]
+        head = s[:max_exact_values + 1]
         if len(np.unique(head)) <= max_exact_values:
             values, inv = np.unique(s, return_inverse=True)
             exact = len(values) <= max_exact_values
     if exact:  # one bin per distinct score (and the threshold)
         i = int(np.searchsorted(values, threshold))
         if i < len(values) and values[i] == threshold:
-            edges, b = values, inv + 1
+            edges, b_all = values, inv + 1
         else:
             edges = np.insert(values, i, threshold)
-            b = inv + 1
-            b += inv >= i
+            b_all = inv + 1
+            b_all += inv >= i
         del inv
     else:
-        edges = fine_edges(lo, hi, threshold, engine_bins or FINE_BINS, split_edges(lo, hi))
-        b = bin_scores(s, edges)
+        n_fine, extra = engine_bins or FINE_BINS, split_edges(lo, hi)
+        edges = fine_edges(lo, hi, threshold, n_fine, extra)
+        binner = _FineBinner(edges, lo, hi, n_fine, np.r_[threshold, extra])
     nb = len(edges) + 1
     k = index.n_combos
-    yb = prepared.y.view(np.uint8) if prepared.y.dtype == bool else prepared.y
-    code = index.key.astype(np.int64) * 2
-    code += yb
-    # (combination, label) of each row, for calibration
-    pair = code.copy() if is_probability(lo, hi) and prepared.has_label else None
-    code *= nb
-    code += b
     size = k * 2 * nb
+    yb = prepared.y.view(np.uint8) if prepared.y.dtype == bool else prepared.y
+    key = index.key
+    small = np.int32 if size < (1 << 31) else np.int64
     mult = prepared.row_counts
+    calibrate = is_probability(lo, hi) and prepared.has_label
+    if not exact:  # the (weighted) sums of the scores and of their squares
+        sums = prepared.score_sums.get(model)  # or an engine's, per record
+        w = prepared.weight if prepared.weight is not None else mult
+        if calibrate:  # per combination, label and calibration bin
+            # each fine bin lies inside one calibration bin: the one of its lower edge
+            cal_of_bin = np.r_[0, np.searchsorted(calibration_edges(n_cal_bins)[1:-1], edges,
+                                                  side="left")]
+            cal_of_bin = cal_of_bin.astype(np.uint8 if n_cal_bins < 256 else small)
+            n_sums = k * 2 * n_cal_bins
+        else:  # per combination
+            n_sums = k
+        score_sums = np.zeros((2, n_sums))
+    # each row's (combination, label, bin), a chunk of rows at a time
+    code = np.empty(len(s), dtype=np.intp)
+    for a in range(0, len(s), _ROW_CHUNK):
+        part = slice(a, a + _ROW_CHUNK)
+        b = b_all[part] if exact else binner(s[part])
+        pair = key[part].astype(small)
+        pair *= 2
+        pair += yb[part]
+        np.multiply(pair, nb, out=code[part])
+        code[part] += b
+        if exact:
+            continue
+        if sums is None:
+            ws = s[part] if w is None else s[part] * w[part]
+            ws2 = ws * s[part]
+        else:
+            ws, ws2 = sums[0][part], sums[1][part]
+        if calibrate:
+            pair *= n_cal_bins
+            pair += np.take(cal_of_bin, b)
+        else:
+            pair = key[part]
+        score_sums[0] += np.bincount(pair, weights=ws, minlength=n_sums)
+        score_sums[1] += np.bincount(pair, weights=ws2, minlength=n_sums)
     rows = sq = None
     if prepared.weight is not None:
         counts = np.bincount(code, weights=prepared.weight, minlength=size)
@@ -281,66 +415,149 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
     del code
     counts = counts.reshape(k, 2, nb)
     calibration = moments = None
-    if not exact:
-        sums = prepared.score_sums.get(model)
-        if sums is None:
-            w = prepared.weight if prepared.weight is not None else mult
-            ws = s if w is None else s * w
-            ws2 = ws * s
-        else:  # an engine summed each record's scores and their squares
-            ws, ws2 = sums
-    if pair is not None:
-        cal_inner = calibration_edges(n_cal_bins)[1:-1]
-        # each fine bin lies inside one calibration bin: the one of its lower edge
-        cal_of_bin = np.r_[0, np.searchsorted(cal_inner, edges, side="left")]
+    if calibrate:
         if exact:  # a bin is one value: its sums are its weight times the value
-            v = np.r_[0.0, edges]
-            w = counts.astype(np.float64)
-            calibration = (_sum_ranges(w * v, cal_of_bin, n_cal_bins),
-                           _sum_ranges(w * (v * v), cal_of_bin, n_cal_bins))
+            cal_of_bin = np.r_[0, np.searchsorted(calibration_edges(n_cal_bins)[1:-1], edges,
+                                                  side="left")]
+            calibration = tuple(x.reshape(k, 2, n_cal_bins) for x in _value_sums(
+                counts.reshape(2 * k, nb), np.r_[0.0, edges], cal_of_bin, n_cal_bins))
         else:
-            pair *= n_cal_bins
-            pair += cal_of_bin[b]
-            m = k * 2 * n_cal_bins
-            calibration = tuple(np.bincount(pair, weights=x, minlength=m)
-                                .reshape(k, 2, n_cal_bins) for x in (ws, ws2))
+            calibration = tuple(x.reshape(k, 2, n_cal_bins) for x in score_sums)
         moments = tuple(c.sum(axis=(1, 2)) for c in calibration)
     elif exact:
-        v = np.r_[0.0, edges]
-        w = counts.sum(axis=1).astype(np.float64)
-        moments = (w @ v, w @ (v * v))
+        moments = _value_sums(counts.sum(axis=1), np.r_[0.0, edges], np.zeros(nb, np.intp), 1)
+        moments = tuple(x.ravel() for x in moments)
     else:
-        moments = tuple(np.bincount(index.key, weights=x, minlength=k) for x in (ws, ws2))
+        moments = tuple(score_sums)
     return ScoreCounts(edges=edges, exact=exact, lo=lo, hi=hi, counts=counts, rows=rows,
                        weight_sq=sq, calibration=calibration, moments=moments)
 
 
-def _attribute_sums(index: GroupIndex, attributes: list, combos: np.ndarray) -> dict:
-    """Sum per-combination arrays (k, ...) up to every attribute's groups:
-    each attribute from the smallest finer one already summed (sex from
-    sex x race, not from every combination).
+#: Bins per step of :func:`_bin_pass`: small enough to stay in the CPU's
+#: cache, large enough that each step is one sizeable matrix product.
+_PAIR_CHUNK = 2048
+#: Whole numbers below this are exact in single precision.
+_F32_EXACT = float(1 << 24)
+_blas: dict = {"controller": None, "limiter": None, "users": 0}
+_blas_lock = threading.Lock()
 
-    ``attributes`` is a list of (name, columns, combo_to_group, n_groups);
-    returns name -> (n_groups, ...) float arrays."""
-    k = index.n_combos
-    done: list = []  # (columns, combo_to_group, sums)
-    out = {}
-    for name, cols, inv, ng in sorted(attributes, key=lambda a: -len(a[1])):
-        src_inv, src = np.arange(k), combos
-        for dcols, dinv, dsum in done:
-            if set(cols) <= set(dcols) and len(dsum) < len(src):
-                src_inv, src = dinv, dsum
-        if ng == len(src) and np.array_equal(inv, src_inv):
-            g = src if src.dtype == np.float64 else src.astype(np.float64)
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """A context in which the matrix products run on one thread: they are
+    small, and a second thread mostly waits (and costs CPU time doing so).
+    Nested or concurrent uses share one limit, lifted when the last ends."""
+    with _blas_lock:
+        if _blas["users"] == 0:
+            try:
+                if _blas["controller"] is None:
+                    from threadpoolctl import ThreadpoolController
+                    _blas["controller"] = ThreadpoolController()
+                _blas["limiter"] = _blas["controller"].limit(limits=1, user_api="blas")
+            except Exception:  # no thread control here: the products run as configured
+                _blas["limiter"] = None
+        _blas["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas["users"] -= 1
+            if _blas["users"] == 0 and _blas["limiter"] is not None:
+                _blas["limiter"].restore_original_limits()
+                _blas["limiter"] = None
+
+
+def _bin_pass(per_bin: np.ndarray, starts: np.ndarray, pairs: bool) -> tuple:
+    """The per-combination bins (k, 2, n_bins) summed over the runs of bins
+    that begin at ``starts`` (k, 2, n_runs), and, with ``pairs``, the rank
+    statistics of every pair of combinations, (k, k) each:
+
+    ``below[i, j]`` = sum over bins b of combination i's positives in b
+    times combination j's negatives in the bins up to and including b;
+    ``ties[i, j]`` = sum over b of i's positives times j's negatives in b.
+    A group's AUC numerator is the sum of ``below - ties / 2`` over its
+    pairs of combinations, and ``ties`` summed the same way counts its
+    pairs that share a bin.
+
+    The pairs' sums are matrix products over :data:`_PAIR_CHUNK` bins at a
+    time (``starts`` holds every chunk's start).  Within a chunk the running
+    sums start from zero and the negatives of earlier chunks enter as one
+    outer product, so that whole-number counts stay small enough for an
+    exact single-precision product; larger or weighted counts use double
+    precision.
+    """
+    if not pairs:
+        return np.add.reduceat(per_bin, starts, axis=2), None, None
+    k, _, nb = per_bin.shape
+    whole = per_bin.dtype.kind in "iub"
+    chunks = np.arange(0, nb, _PAIR_CHUNK)
+    bounds = np.searchsorted(starts, np.append(chunks, nb))
+    below, ties = np.zeros((k, k)), np.zeros((k, k))
+    width = min(_PAIR_CHUNK, nb)
+    buffers: dict = {}
+    runs, totals = [], []
+    for c, a in enumerate(chunks):
+        b = min(a + _PAIR_CHUNK, nb)
+        chunk = per_bin[:, :, a:b]
+        runs.append(np.add.reduceat(chunk, starts[bounds[c]:bounds[c + 1]] - a, axis=2))
+        n_c, p_c = runs[-1].sum(axis=2).T.astype(np.float64)
+        totals.append((n_c, p_c))
+        # every product and partial sum below is a whole number at most p_max * n_max
+        p_max, n_max = p_c.max(), n_c.max()
+        small = whole and p_max * n_max < _F32_EXACT and max(p_max, n_max) < _F32_EXACT
+        dt = np.float32 if small else np.float64
+        if dt not in buffers:
+            buffers[dt] = (np.empty((k, width), dtype=dt), np.empty((2 * k, width), dtype=dt))
+        p, y = buffers[dt][0][:, :b - a], buffers[dt][1][:, :b - a]
+        p[...] = chunk[:, 1]
+        y[k:] = chunk[:, 0]
+        if whole:  # whole-number running sums are quicker, and exact, before conversion
+            y[:k] = np.cumsum(chunk[:, 0], axis=1)
         else:
-            to = np.zeros(len(src), dtype=np.int64)
-            to[src_inv] = inv
-            g = np.zeros((ng,) + src.shape[1:])
-            for j in range(len(src)):
-                g[to[j]] += src[j]
-        done.append((cols, inv, g))
-        out[name] = g
-    return out
+            np.cumsum(y[k:], axis=1, out=y[:k])
+        r = np.dot(p, y.T)
+        below += r[:, :k]
+        ties += r[:, k:]
+    # each chunk's positives times the negatives of the chunks before it
+    n_tot, p_tot = (np.array(t).T for t in zip(*totals))  # (k, n_chunks)
+    below += p_tot @ (np.cumsum(n_tot, axis=1) - n_tot).T
+    return np.concatenate(runs, axis=2), below, ties
+
+
+def _group_plan(index: GroupIndex, spec) -> tuple:
+    """Every group of every attribute (and the overall one): its attribute
+    and label, and which combinations it sums, both as a (G, k) 0/1 matrix
+    and as the combinations of each group in turn, with where each group's
+    begin (for :func:`_group_sums`)."""
+    names, labels, rows, order, first = [], [], [], [], []
+    sets = [(INTERSECTION_SEP.join(a), index.marginal(a)[:2]) for a in spec.attribute_sets()]
+    sets.append(("(overall)", (np.zeros(index.n_combos, dtype=np.int64), ["(all)"])))
+    for name, (inv, labs) in sets:
+        m = np.zeros((len(labs), index.n_combos))
+        m[inv, np.arange(index.n_combos)] = 1.0
+        rows.append(m)
+        o = np.argsort(inv, kind="stable")
+        first.append(len(order) * index.n_combos
+                     + np.searchsorted(inv[o], np.arange(len(labs))))
+        order.append(o)
+        names += [name] * len(labs)
+        labels += list(labs)
+    return names, labels, np.concatenate(rows), (np.concatenate(order), np.concatenate(first))
+
+
+def _group_sums(plan: tuple, combo: np.ndarray) -> np.ndarray:
+    """Per-combination rows (k, ...) summed to every group (G, ...), each
+    group's combinations added one after another in a fixed order (so that
+    a group's sums do not depend on what else is summed alongside)."""
+    order, first = plan
+    return np.add.reduceat(combo[order], first, axis=0)
+
+
+def _strings(values: list):
+    """``values`` as the pandas array pandas makes of them in a column (for
+    strings, its string type): repeated by ``take``, each row's Python
+    string is never converted again."""
+    return pd.Series(list(values)).array
 
 
 def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
@@ -383,140 +600,160 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     selected, ``tn`` = not selected).  The mean scores are exact, from the
     scores themselves (or, for a score an engine cut into fine bins, from
     its records' sums of the scores and of their squares).
+
+    Everything is first summed per finest combination (k of them), then to
+    every group of every attribute at once with one (groups x k) 0/1
+    matrix; the AUC, quadratic in the counts, from the (k x k) rank
+    statistics of the pairs of combinations (:func:`_pair_sums`).
     """
-    labelled = prepared.has_label
     index = index or GroupIndex.build(prepared)
-    spec = prepared.spec
-    attributes = []
-    for a in spec.attribute_sets():
-        inv, labels = index.marginal(a)[:2]
-        attributes.append((INTERSECTION_SEP.join(a), tuple(a), inv, labels))
-    attributes.append(("(overall)", (), np.zeros(index.n_combos, dtype=np.int64), ["(all)"]))
-    plan = [(name, cols, inv, len(labels)) for name, cols, inv, labels in attributes]
     if counts is None:
         counts = {m: count_scores(prepared, index, m, max_exact_values, n_bins)
                   for m in prepared.scores}
+    with _one_blas_thread():
+        return _score_views(prepared, index, counts, n_curve, n_bins)
+
+
+def _score_views(prepared: Prepared, index: GroupIndex, counts: dict, n_curve: int,
+                 n_bins: int) -> dict:
+    """:func:`score_analysis` of the score counts."""
+    labelled = prepared.has_label
+    names, labels, member, plan = _group_plan(index, prepared.spec)
+    n_groups = len(labels)
     cal_edges = calibration_edges(n_bins)
-    auc_frames, curve_frames, cal_frames, sum_frames, dist_frames = [], [], [], [], []
-    for model, sc in counts.items():
+    auc_parts, curve_parts, cal_parts, sum_parts, dist_parts = [], [], [], [], []
+    for mi, (model, sc) in enumerate(counts.items()):
         threshold = prepared.thresholds.get(model, 0.5)
         edges = sc.edges
         if sc.counts is not None:
-            per_bin, row_bin = sc.counts, sc.rows
+            per_bin, row_bin, sq_tot = sc.counts, sc.rows, None
+            if sc.weight_sq is not None:
+                sq_tot = sc.weight_sq.sum(axis=(1, 2))
         else:  # only running sums are kept: back to bins
             cum = sc.cumulative()
             per_bin = np.diff(cum[0], axis=2)
             row_bin = None if cum[1] is None else np.diff(cum[1], axis=2)
-        sums = _attribute_sums(index, plan, per_bin)
+            sq_tot = None if cum[2] is None else cum[2][:, :, -1].sum(axis=1)
+        nb = per_bin.shape[2]
         # curve thresholds: evenly spaced among the fine edges, plus the audit's own
         pick = np.unique(np.concatenate([
             np.linspace(0, len(edges) - 1, min(n_curve, len(edges))).round().astype(int),
             np.searchsorted(edges, [threshold])]))
         pick = pick[pick < len(edges)]
-        if sc.calibration is not None:
-            cal_of_bin = np.r_[0, np.searchsorted(cal_edges[1:-1], edges, side="left")]
-            cal_w = _sum_ranges(per_bin, cal_of_bin, n_bins)
-            cal_n = cal_w if row_bin is None else _sum_ranges(row_bin, cal_of_bin, n_bins)
-            cal_sums = _attribute_sums(index, plan, np.concatenate(
-                [cal_w, cal_n, *sc.calibration], axis=1))
-        # mean scores and distributions from the score counts
-        w_bin = per_bin.sum(axis=1)  # (k, n_bins): bin b holds edges[b - 1]
-        s_w = w_bin.sum(axis=1)
-        if sc.counts is not None:
-            sq_bin = sc.weight_sq
-            s_q = None if sq_bin is None else sq_bin.sum(axis=(1, 2))
-        else:
-            s_q = None if cum[2] is None else cum[2][:, :, -1].sum(axis=1)
-        s_n = s_w if row_bin is None else row_bin.sum(axis=(1, 2))
-        s_q = s_w if s_q is None else s_q
         d_edges = np.linspace(sc.lo, sc.hi, N_DIST_BINS + 1) if sc.hi > sc.lo \
             else np.array([sc.lo, sc.lo])
         n_d = len(d_edges) - 1
-        # bin 0 is empty; giving it the first edge keeps the bins' order
-        d_of_bin = np.clip(np.searchsorted(d_edges, np.r_[edges[0], edges], side="right") - 1,
-                           0, n_d - 1)
-        starts = np.flatnonzero(np.r_[True, d_of_bin[1:] != d_of_bin[:-1]])
-        d_w = np.zeros((len(w_bin), n_d))
-        d_w[:, d_of_bin[starts]] = np.add.reduceat(w_bin, starts, axis=1)
-        moment_sums = _attribute_sums(index, plan, np.column_stack(
-            [s_n, s_w, *sc.moments, s_q, d_w]))
-        for name, _, _, labels in attributes:
-            g_cnt = sums[name]
-            ng = len(labels)
-            neg, pos = g_cnt[:, 0, :], g_cnt[:, 1, :]
-            c_neg = np.cumsum(neg, axis=1)
-            q, p = neg.sum(axis=1), pos.sum(axis=1)
-            # positives in the bins up to each picked edge: sums of the runs between picks
-            fn = np.cumsum(np.add.reduceat(pos, np.r_[0, pick + 1], axis=1)[:, :-1], axis=1)
-            ties = np.einsum("gj,gj->g", pos, neg)
+        cal_inner = cal_edges[1:-1]
+        # one pass over the bins: sums over the runs between every boundary needed
+        # (the curves' thresholds, the calibration and distribution bins, the chunks)
+        starts = np.unique(np.concatenate([
+            [0], pick + 1, np.searchsorted(edges, cal_inner, side="right") + 1,
+            np.searchsorted(edges, d_edges, side="left") + 1, np.arange(0, nb, _PAIR_CHUNK)]))
+        starts = starts[starts < nb]
+        # each run's calibration bin and distribution bin: those of its first
+        # bin, placed by its lower edge (bin 0 is empty and placed at the first)
+        low = edges[np.maximum(starts - 1, 0)]
+        cal_of_run = np.where(starts > 0, np.searchsorted(cal_inner, low, side="left"), 0)
+        d_of_run = np.clip(np.searchsorted(d_edges, low, side="right") - 1, 0, n_d - 1)
+        blocks, pairs_below, pairs_tied = _bin_pass(per_bin, starts, labelled)
+        run = np.cumsum(blocks, axis=2)
+        at_pick = np.searchsorted(starts, pick + 1)  # the bins up to pick j end block m - 1
+        below = run[:, :, at_pick - 1]  # (k, 2, n_pick): tn and fn
+        tot = run[:, :, -1]  # (k, 2): negatives, positives
+        w_blocks = blocks.sum(axis=1)
+        s_w = tot.sum(axis=1)
+        s_n = s_w if row_bin is None else row_bin.sum(axis=(1, 2))
+        s_q = s_w if sq_tot is None else sq_tot
+        d_w = _sum_ranges(w_blocks, d_of_run, n_d)
+        combo = [s_n, s_w, *sc.moments, s_q]
+        combo = np.concatenate([np.column_stack(combo).astype(np.float64), d_w,
+                                tot.astype(np.float64),
+                                below.reshape(len(tot), -1).astype(np.float64)], axis=1)
+        has_cal = sc.calibration is not None
+        if has_cal:
+            cal_w = _sum_ranges(blocks, cal_of_run, n_bins)
+            cal_n = cal_w if row_bin is None else _sum_ranges(
+                np.add.reduceat(row_bin, starts, axis=2), cal_of_run, n_bins)
+            cal = np.concatenate([cal_w, cal_n, *sc.calibration], axis=1)  # (k, 8, n_bins)
+            combo = np.concatenate([combo, cal.reshape(len(cal), -1)], axis=1)
+        g = _group_sums(plan, combo)  # every group's sums
+        ms, o = g[:, :5], 5
+        gd = g[:, o:o + n_d]
+        o += n_d
+        q, p = g[:, o], g[:, o + 1]
+        o += 2
+        n_pick = len(pick)
+        tn, fn = g[:, o:o + n_pick], g[:, o + n_pick:o + 2 * n_pick]
+        o += 2 * n_pick
+        if labelled:
+            # each group's sums over its pairs of combinations
+            num = ((member @ (pairs_below - 0.5 * pairs_tied)) * member).sum(axis=1)
+            ties = ((member @ pairs_tied) * member).sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 pq = p * q
-                # pairs in one bin count one half
-                auc = np.where(pq > 0, (np.einsum("gj,gj->g", pos, c_neg) - 0.5 * ties) / pq,
-                               np.nan)
+                auc = np.where(pq > 0, num / pq, np.nan)
                 bound = np.where(pq > 0, 0.5 * ties / pq, np.nan)
             if sc.exact:  # pairs in one bin are true ties: AUC counts them one half
                 bound = np.where(np.isnan(auc), np.nan, 0.0)
-            if labelled:
-                shown_p, shown_q = p, q
-            else:  # no outcome: nothing to rank or count against
-                auc = bound = shown_p = shown_q = np.full(ng, np.nan)
-            ms = moment_sums[name]
-            sum_frames.append(pd.DataFrame({
-                "model": model, "attribute": name, "group": labels,
-                "n": ms[:, 0].round().astype(np.int64), "weight": ms[:, 1],
-                "sum_score": ms[:, 2], "sum_score_sq": ms[:, 3], "sum_weight_sq": ms[:, 4]}))
-            dist_frames.append(pd.DataFrame({
-                "model": model, "attribute": name,
-                "group": np.repeat(np.asarray(labels, dtype=object), n_d),
-                "bin": np.tile(np.arange(n_d), ng),
-                "bin_low": np.tile(d_edges[:-1], ng), "bin_high": np.tile(d_edges[1:], ng),
-                "weight": ms[:, 5:].ravel()}))
-            frame = pd.DataFrame({"model": model, "attribute": name, "group": labels,
-                                  "auc": auc, "auc_error_bound": bound,
-                                  "positives": shown_p, "negatives": shown_q})
-            # at or above edges[j]  <=>  bin >= j + 1: the bins up to j are below
-            tn = c_neg[:, pick]
-            tp, fp = p[:, None] - fn, q[:, None] - tn
-            curve_frames.append(pd.DataFrame({
-                "model": model, "attribute": name,
-                "group": np.repeat(np.asarray(labels, dtype=object), len(pick)),
-                "threshold": np.tile(edges[pick], ng),
-                **{c: v.ravel() for c, v in zip(CELLS, (tn, fp, fn, tp))}}))
-            if sc.calibration is not None:
-                cs = cal_sums[name]  # (ng, 8, n_bins): weight, rows, score, square x label
-                gw, gn = cs[:, 0] + cs[:, 1], cs[:, 2] + cs[:, 3]
-                gs, gy = cs[:, 4] + cs[:, 5], cs[:, 1]
-                # sum of w (s - y)^2 = sum w s^2 - 2 sum over positives of w s + their weight
-                sq = (cs[:, 6] + cs[:, 7]).sum(1) - 2 * cs[:, 5].sum(1) + gy.sum(1)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    frame["brier"] = sq / gw.sum(1)
-                    mean_s, obs = gs / gw, gy / gw
-                gi, bi = np.nonzero(gn > 0)
-                cal_frames.append(pd.DataFrame({
-                    "model": model, "attribute": name,
-                    "group": np.asarray(labels, dtype=object)[gi], "bin": bi,
-                    "bin_low": cal_edges[bi], "bin_high": cal_edges[bi + 1],
-                    "n": np.rint(gn[gi, bi]).astype(np.int64), "weight": gw[gi, bi],
-                    "mean_score": mean_s[gi, bi], "observed_rate": obs[gi, bi]}))
-            else:
-                frame["brier"] = np.nan
-            auc_frames.append(frame)
+            shown_p, shown_q = p, q
+        else:  # no outcome: nothing to rank or count against
+            auc = bound = shown_p = shown_q = np.full(n_groups, np.nan)
+        brier = np.full(n_groups, np.nan)
+        if has_cal:
+            cs = g[:, o:].reshape(n_groups, 8, n_bins)  # weight, rows, score, square x label
+            gw, gn = cs[:, 0] + cs[:, 1], cs[:, 2] + cs[:, 3]
+            gs, gy = cs[:, 4] + cs[:, 5], cs[:, 1]
+            # sum of w (s - y)^2 = sum w s^2 - 2 sum over positives of w s + their weight
+            sq = (cs[:, 6] + cs[:, 7]).sum(1) - 2 * cs[:, 5].sum(1) + gy.sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                brier = sq / gw.sum(1)
+                mean_s, obs = gs / gw, gy / gw
+            gi, bi = np.nonzero(gn > 0)
+            cal_parts.append((mi, gi, {
+                "bin": bi, "bin_low": cal_edges[bi], "bin_high": cal_edges[bi + 1],
+                "n": np.rint(gn[gi, bi]).astype(np.int64), "weight": gw[gi, bi],
+                "mean_score": mean_s[gi, bi], "observed_rate": obs[gi, bi]}))
+        auc_parts.append((mi, np.arange(n_groups), {
+            "auc": auc, "auc_error_bound": bound, "positives": shown_p,
+            "negatives": shown_q, "brier": brier}))
+        sum_parts.append((mi, np.arange(n_groups), {
+            "n": ms[:, 0].round().astype(np.int64), "weight": ms[:, 1],
+            "sum_score": ms[:, 2], "sum_score_sq": ms[:, 3], "sum_weight_sq": ms[:, 4]}))
+        dist_parts.append((mi, np.repeat(np.arange(n_groups), n_d), {
+            "bin": np.tile(np.arange(n_d), n_groups),
+            "bin_low": np.tile(d_edges[:-1], n_groups),
+            "bin_high": np.tile(d_edges[1:], n_groups), "weight": gd.ravel()}))
+        # at or above edges[j]  <=>  bin >= j + 1: the bins up to j are below
+        tp, fp = p[:, None] - fn, q[:, None] - tn
+        curve_parts.append((mi, np.repeat(np.arange(n_groups), n_pick), {
+            "threshold": np.tile(edges[pick], n_groups),
+            **{c: v.ravel() for c, v in zip(CELLS, (tn, fp, fn, tp))}}))
 
-    def cat(frames, cols):
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    # the text columns: each distinct value converted once, then repeated
+    model_of, attribute_of, label_of = (_strings(v) for v in (list(counts), names, labels))
+
+    def frame(parts, cols):
+        if not parts:
+            return pd.DataFrame(columns=cols)
+        gi = np.concatenate([p[1] for p in parts])
+        mi = np.concatenate([np.full(len(p[1]), p[0]) for p in parts])
+        data = {"model": model_of.take(mi), "attribute": attribute_of.take(gi),
+                "group": label_of.take(gi)}
+        for c in cols[3:]:
+            data[c] = np.concatenate([p[2][c] for p in parts])
+        return pd.DataFrame(data, copy=False)
 
     return {
-        "auc": cat(auc_frames, ["model", "attribute", "group", "auc", "auc_error_bound",
-                                "positives", "negatives", "brier"]),
-        "curves": cat(curve_frames, ["model", "attribute", "group", "threshold", *CELLS]),
-        "calibration": cat(cal_frames, ["model", "attribute", "group", "bin", "bin_low",
-                                        "bin_high", "n", "weight", "mean_score",
-                                        "observed_rate"]),
-        "sums": cat(sum_frames, ["model", "attribute", "group", "n", "weight", "sum_score",
-                                 "sum_score_sq", "sum_weight_sq"]),
-        "distribution": cat(dist_frames, ["model", "attribute", "group", "bin", "bin_low",
-                                          "bin_high", "weight"]),
+        "auc": frame(auc_parts, ["model", "attribute", "group", "auc", "auc_error_bound",
+                                 "positives", "negatives", "brier"]),
+        "curves": frame(curve_parts, ["model", "attribute", "group", "threshold", *CELLS]),
+        "calibration": frame(cal_parts, ["model", "attribute", "group", "bin", "bin_low",
+                                         "bin_high", "n", "weight", "mean_score",
+                                         "observed_rate"]),
+        "sums": frame(sum_parts, ["model", "attribute", "group", "n", "weight", "sum_score",
+                                  "sum_score_sq", "sum_weight_sq"]),
+        "distribution": frame(dist_parts, ["model", "attribute", "group", "bin", "bin_low",
+                                           "bin_high", "weight"]),
     }
 
 
