@@ -453,8 +453,11 @@ class Uncertainty:
                 v, r = flat[mi[at] * n_g + gc[at]], flat[mi[at] * n_g + rc[at]]
                 diff = v - r
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    ratio = np.where(r > 0, v / r,
-                                     np.where((r == 0) & (v > 0), np.inf, np.nan))
+                    # for values of at least 0 (every metric): x / 0 is inf and 0 / 0 NaN
+                    ratio = v / r
+                    if (r < 0).any() or (v < 0).any():
+                        ratio = np.where(r > 0, ratio,
+                                         np.where((r == 0) & (v > 0), np.inf, np.nan))
                 del v, r
                 wald = ~rate[at]
                 if wald.any():  # the standard error, where a Wald test needs it
