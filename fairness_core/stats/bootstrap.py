@@ -443,27 +443,29 @@ class Uncertainty:
             attrs, disp["reference"].to_numpy(dtype=object))), dtype=np.intp, count=n)
         # the proportions of rows are tested on their counts, without it
         rate = np.array([m.is_rate and not self.weighted for m in REGISTRY.values()])[mi]
+        B = next(iter(self.store.values())).shape[2]
+        # a slice of rows at a time: (rows x replicates) arrays stay small;
+        # three arrays made once serve every slice (fresh large arrays cost
+        # more to map into memory than to fill)
+        width = max(x.stop - x.start for x in _slices(n, B * 8))
+        v_buf, r_buf, d_buf = (np.empty((width, B)) for _ in range(3))
         for m, st in self.store.items():
             rows = np.flatnonzero(model == m)
-            n_g, B = st.shape[1], st.shape[2]
+            n_g = st.shape[1]
             flat = st.reshape(-1, B)
-            # a slice of rows at a time: (rows x replicates) arrays stay small
             for part in _slices(len(rows), B * 8):
                 at = rows[part]
-                v, r = flat[mi[at] * n_g + gc[at]], flat[mi[at] * n_g + rc[at]]
-                diff = v - r
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    # for values of at least 0 (every metric): x / 0 is inf and 0 / 0 NaN
-                    ratio = v / r
-                    if (r < 0).any() or (v < 0).any():
-                        ratio = np.where(r > 0, ratio,
-                                         np.where((r == 0) & (v > 0), np.inf, np.nan))
-                del v, r
+                k = len(at)
+                v = np.take(flat, mi[at] * n_g + gc[at], axis=0, out=v_buf[:k], mode="clip")
+                r = np.take(flat, mi[at] * n_g + rc[at], axis=0, out=r_buf[:k], mode="clip")
+                diff = np.subtract(v, r, out=d_buf[:k])
                 wald = ~rate[at]
                 if wald.any():  # the standard error, where a Wald test needs it
                     boot_se[at[wald]] = _standard_error(diff[wald])
                 d_lo[at], d_hi[at] = row_quantiles(diff, (a, 1 - a))
-                del diff
+                # every metric is at least 0: x / 0 is inf for x > 0, and 0 / 0 NaN
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    ratio = np.divide(v, r, out=v)
                 r_lo[at], r_hi[at] = row_quantiles(ratio, (a, 1 - a))
         return d_lo, d_hi, r_lo, r_hi, boot_se
 
