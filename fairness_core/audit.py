@@ -26,6 +26,7 @@ from .metrics import (NO_OUTCOME, OUTCOME_SCORE_METRICS, REGISTRY, add_metrics,
 from .prepare import Prepared, prepare, resolve_threshold, score_decision_words
 from .scores import count_scores, probability_warnings, score_analysis, score_means
 from .stats import Uncertainty, finish_tests
+from .stats.tests import Proportions
 from .spec import AuditSpec
 
 
@@ -330,7 +331,7 @@ def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
     disp = pd.concat([disp, unc.disparity_stats(disp, per_group)], axis=1)
     summ = summary(per_group, disp, spec)
     summ = pd.concat([summ, unc.summary_intervals(summ)], axis=1)
-    return groups, disp, summ, unc.describe()
+    return groups, disp, summ, unc.describe(), unc.proportions
 
 
 def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
@@ -377,7 +378,7 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
         parts.append(part)
     groups = pd.concat([p[0] for p in parts], ignore_index=True)
     disp = finish_tests(pd.concat([p[1] for p in parts], ignore_index=True), groups, spec,
-                        cube.weighted)
+                        cube.weighted, counts=Proportions.concat(p[4] for p in parts))
     per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
     summ = pd.concat([p[2] for p in parts], ignore_index=True)
     sig = disp[(disp["verdict"] == "fail") & disp["significant"]].groupby(

@@ -117,7 +117,8 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec, not_judged: dict | None =
     verdict = np.select([degenerate, small, undefined, zero_ref & (val == 0), zero_ref, inside],
                         [INSUFFICIENT, INSUFFICIENT, INSUFFICIENT, PASS, FAIL, PASS], FAIL)
     metric_names = np.asarray(metrics, dtype=object)[mi]
-    reasons = [_reason(*r, mgs, band) if not d else not_judged[m] for r, d, m in
+    interval = band.interval()
+    reasons = [_reason(*r, mgs, interval) if not d else not_judged[m] for r, d, m in
                zip(zip(n, n_ref, val, refv, ratio, small, undefined, metric_names, inside),
                    degenerate, models)]
     return pd.DataFrame({
@@ -129,7 +130,8 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec, not_judged: dict | None =
         "verdict": verdict.astype(object), "verdict_reason": reasons})
 
 
-def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, inside, mgs, band) -> str:
+def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, inside, mgs,
+            interval: str) -> str:
     if small:
         parts = [f"this group has {_fmt_n(n)} rows" if n < mgs else None,
                  f"the reference has {_fmt_n(n_ref)} rows" if n_ref < mgs else None]
@@ -141,7 +143,7 @@ def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, inside, mgs, b
         return ("both the group and the reference are at 0" if val == 0 else
                 "the reference is at 0 and this group is not, so the ratio is unbounded")
     side = "inside" if inside else "outside"
-    return f"ratio {ratio:.3f} is {side} {band.interval()}"
+    return f"ratio {ratio:.3f} is {side} {interval}"
 
 
 def between(x) -> tuple[np.ndarray, np.ndarray]:

@@ -417,6 +417,9 @@ class Uncertainty:
         for arr in (d_lo, d_hi, r_lo, r_hi):
             arr[~defined] = np.nan
         counts = Proportions.of(disp, groups, self.weighted)
+        #: the counts behind the rows of the last disparity table (for
+        #: :func:`~fairness_core.stats.tests.finish_tests`)
+        self.proportions = counts
         p, test = disparity_tests(disp, counts, boot_se, self.spec.min_group_size)
         return pd.DataFrame({
             "difference_ci_low": d_lo, "difference_ci_high": d_hi,
