@@ -15,7 +15,7 @@ import pandas as pd
 from ..counts import CELLS, OVERALL
 from ..disparity import SUMMARY_COLUMNS, SUMMARY_METRICS, between_summaries
 from ..limits import limits
-from ..metrics import _DEN, _NAMES, _NUM, REGISTRY, metric_values, needs_outcome
+from ..metrics import _DEN, _NAMES, _NUM, REGISTRY, needs_outcome
 from .intervals import wilson_interval
 from .tests import Proportions, disparity_tests
 
@@ -120,24 +120,9 @@ def aggregate(cells: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
 #: Bytes of temporary arrays per (replicate x group) while replicates turn
 #: into metrics (cells, numerators, denominators, values, a few more).
 _WORK_PER_GROUP = 8 * (4 + 3 * len(REGISTRY) + 4)
-#: Temporary arrays are made a slice of replicates at a time, about this size.
+#: Temporary arrays are made a slice of replicates (or of rows) at a time, about
+#: this size.
 _CHUNK_BYTES = 64 << 20
-
-
-def replicate_metrics(draws: np.ndarray, inv: np.ndarray, n_groups: int,
-                      labelled: bool = True) -> np.ndarray:
-    """Every registry metric of every replicate and group, ``(n_boot,
-    metrics, groups)``, from ``(n_boot, k, 4)`` replicate counts per
-    combination; computed a slice of replicates at a time so that the
-    temporary arrays stay small whatever the number of groups."""
-    n_boot = draws.shape[0]
-    out = np.empty((n_boot, len(REGISTRY), n_groups))
-    step = max(1, _CHUNK_BYTES // (_WORK_PER_GROUP * max(n_groups, draws.shape[1], 1)))
-    for b in range(0, n_boot, step):
-        vals = metric_values(aggregate(draws[b:b + step], inv, n_groups), labelled)
-        for j, m in enumerate(REGISTRY):
-            out[b:b + step, j] = vals[m]
-    return out
 
 
 def _replicate_rows(attributes) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -198,8 +183,9 @@ def replicate_store(draws: np.ndarray, attributes, labelled: bool = True,
     one after the other, in the order of ``attributes`` (list of ``(name,
     combo_to_group, group_labels)``), and each number's replicates in one
     contiguous row, ready to be sorted.  The values are those of
-    :func:`replicate_metrics` of each attribute (``whole``: the draws are
-    whole numbers, counts of rows, whose sums do not depend on their order).
+    :func:`~fairness_core.metrics.metric_values` of each attribute's
+    :func:`aggregate` (``whole``: the draws are whole numbers, counts of
+    rows, whose sums do not depend on their order).
     Computed a slice of replicates at a time so that the temporary arrays
     stay small."""
     n_boot = draws.shape[0]
