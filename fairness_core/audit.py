@@ -318,8 +318,15 @@ def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
         auc = scores["auc"]
         auc = auc[auc["model"].isin(models)][["model", "attribute", "group", "auc",
                                               "auc_error_bound", "brier"]]
-        if len(auc):
-            groups = groups.merge(auc, on=["model", "attribute", "group"], how="left")
+        if len(auc):  # a left merge on the keys, by position: quicker on a small table
+            keys = ("model", "attribute", "group")
+            where = {k: i for i, k in enumerate(zip(*(auc[c].to_numpy(dtype=object)
+                                                      for c in keys)))}
+            at = np.fromiter((where.get(k, -1) for k in zip(
+                *(groups[c].to_numpy(dtype=object) for c in keys))), dtype=np.intp,
+                count=len(groups))
+            groups = groups.assign(**{c: np.where(at >= 0, auc[c].to_numpy()[at], np.nan)
+                                      for c in ("auc", "auc_error_bound", "brier")})
     unc = Uncertainty(sub.row_cells, sub.cells if sub.weighted else None, sub.attributes,
                       spec, weight_sq_cells=sub.weight_sq_cells, cache=cache,
                       streams=streams)

@@ -22,6 +22,7 @@ metric's direction for both (:meth:`Metric.direction`).
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -154,18 +155,24 @@ def findings(disp: pd.DataFrame, spec, words: dict | None = None,
                     "attribute": None, "group": None, "metric": None,
                     "statement": statement,
                     "text": _prefixed(statement, model, many_models)})
-    fails = disp[disp["verdict"] == FAIL].copy()
-    if len(fails):
-        with np.errstate(divide="ignore"):
-            fails["_dist"] = np.abs(np.log(fails["ratio"].where(fails["ratio"] > 0)))
+    at = np.flatnonzero(disp["verdict"].to_numpy(dtype=object) == FAIL)
+    # the failing rows, each as an object with a field per column (Python
+    # values, as ``itertuples`` gives): few rows, so no frame is built for them
+    cols = {c: disp[c].iloc[at].tolist() for c in disp.columns} if len(at) else {}
+    fails = [SimpleNamespace(**dict(zip(cols, vals))) for vals in zip(*cols.values())]
+    if fails:
         if not has_sig:
-            fails["significant"] = False
-        fails["_sev"] = [SEVERITY_ORDER[band.severity(FAIL, s, r)]
-                         for s, r in zip(fails["significant"], fails["ratio"])]
-        fails["_tier"] = fails["metric"].map(lambda m: tier(m, decision))
-        fails = fails.sort_values(["_sev", "_tier", "_dist"], ascending=[True, True, False],
-                                  na_position="first")
-        for r in fails.itertuples(index=False):
+            for r in fails:
+                r.significant = False
+
+        def order(r):  # most severe first; then by tier; then the farthest ratio first
+            dist = abs(math.log(r.ratio)) if r.ratio > 0 else math.nan  # NaN (no ratio) first
+            return (SEVERITY_ORDER[band.severity(FAIL, r.significant, r.ratio)],
+                    tier(r.metric, decision), not math.isnan(dist),
+                    0.0 if math.isnan(dist) else -dist)
+
+        fails.sort(key=order)
+        for r in fails:
             ratio = None if math.isnan(r.ratio) else float(r.ratio)
             side = direction(r.metric, r.value, r.reference_value, decision)
             rec = {"severity": band.severity(FAIL, bool(r.significant), r.ratio),
