@@ -118,9 +118,16 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec, not_judged: dict | None =
                         [INSUFFICIENT, INSUFFICIENT, INSUFFICIENT, PASS, FAIL, PASS], FAIL)
     metric_names = np.asarray(metrics, dtype=object)[mi]
     interval = band.interval()
-    reasons = [_reason(*r, mgs, interval) if not d else not_judged[m] for r, d, m in
-               zip(zip(n, n_ref, val, refv, ratio, small, undefined, metric_names, inside),
-                   degenerate, models)]
+    # most rows compare two defined values: their reason is one format, the
+    # others' are written one by one
+    common = ~degenerate & ~small & ~undefined & ~zero_ref
+    reasons = np.empty(len(val), dtype=object)
+    reasons[common] = [f"ratio {x:.3f} is {'inside' if i else 'outside'} {interval}"
+                       for x, i in zip(ratio[common].tolist(), inside[common].tolist())]
+    for i in np.flatnonzero(~common).tolist():
+        reasons[i] = not_judged[models[i]] if degenerate[i] else _reason(
+            n[i], n_ref[i], val[i], refv[i], ratio[i], small[i], undefined[i],
+            metric_names[i], inside[i], mgs, interval)
     return pd.DataFrame({
         "model": models,
         "attribute": groups["attribute"].to_numpy(dtype=object)[gr],

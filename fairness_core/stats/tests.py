@@ -177,7 +177,9 @@ class Proportions:
         ri = np.fromiter((where.get(k, -1) for k in zip(
             model, attr, disp["reference"].to_numpy(dtype=object))), dtype=np.intp, count=n)
         g_cells, r_cells = cells[gi], cells[ri]
-        mi = disp["metric"].map({m: i for i, m in enumerate(REGISTRY)}).to_numpy(dtype=np.intp)
+        pos = {m: i for i, m in enumerate(REGISTRY)}
+        mi = np.fromiter((pos[m] for m in disp["metric"].to_numpy(dtype=object)), dtype=np.intp,
+                         count=n)
         num, den = _RATE_NUM[mi], _RATE_DEN[mi]
         return cls((g_cells * num).sum(axis=1), (g_cells * den).sum(axis=1),
                    (r_cells * num).sum(axis=1), (r_cells * den).sum(axis=1))
