@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import platform
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -388,9 +389,11 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
                         cube.weighted, counts=Proportions.concat(p[4] for p in parts))
     per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
     summ = pd.concat([p[2] for p in parts], ignore_index=True)
-    sig = disp[(disp["verdict"] == "fail") & disp["significant"]].groupby(
-        ["model", "attribute"], sort=False).size()
-    summ["n_fail_significant"] = [int(sig.get((m, a), 0))
+    fail_sig = (disp["verdict"].to_numpy(dtype=object) == "fail") & \
+        disp["significant"].to_numpy(dtype=bool)
+    sig = Counter(zip(disp["model"].to_numpy(dtype=object)[fail_sig],
+                      disp["attribute"].to_numpy(dtype=object)[fail_sig]))
+    summ["n_fail_significant"] = [sig.get((m, a), 0)
                                   for m, a in zip(summ["model"], summ["attribute"])]
     summ["n_fail_not_significant"] = summ["n_fail"] - summ["n_fail_significant"]
     sc = dict(scores) if scores else {"auc": pd.DataFrame(), "curves": pd.DataFrame(),

@@ -2,6 +2,8 @@
 between-group summaries, all computed from the per-group metric table."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 
@@ -39,7 +41,11 @@ def _check_named_references(groups: pd.DataFrame, spec: AuditSpec) -> None:
 
 def _blocks(groups: pd.DataFrame):
     """Row positions of each model x attribute block, in table order."""
-    return groups.groupby(["model", "attribute"], sort=False).indices.items()
+    blocks: dict = {}
+    for i, key in enumerate(zip(groups["model"].to_numpy(dtype=object),
+                                groups["attribute"].to_numpy(dtype=object))):
+        blocks.setdefault(key, []).append(i)
+    return [(key, np.asarray(rows, dtype=np.intp)) for key, rows in blocks.items()]
 
 
 def disparities(groups: pd.DataFrame, spec: AuditSpec, not_judged: dict | None = None
@@ -255,11 +261,13 @@ def summary(groups: pd.DataFrame, disp: pd.DataFrame, spec: AuditSpec) -> pd.Dat
     tpr_d, fpr_d = between(values["tpr"])[0], between(values["fpr"])[0]
     n_all = groups["n"].to_numpy()
     grp = groups["group"].to_numpy(dtype=object)
-    vc = disp.groupby(["model", "attribute", "verdict"], sort=False).size().to_dict()
+    model_d, attr_d, verdict_d = (disp[c].to_numpy(dtype=object)
+                                  for c in ("model", "attribute", "verdict"))
+    vc = Counter(zip(model_d, attr_d, verdict_d))
     sig = {}
     if "significant" in disp:
-        f = disp[(disp["verdict"] == FAIL) & disp["significant"].astype(bool)]
-        sig = f.groupby(["model", "attribute"], sort=False).size().to_dict()
+        f = (verdict_d == FAIL) & disp["significant"].astype(bool).to_numpy()
+        sig = Counter(zip(model_d[f], attr_d[f]))
     recs = []
     for b, ((model, attribute), rows) in enumerate(blocks):
         rec = {"model": model, "attribute": attribute, "n_groups": len(rows),

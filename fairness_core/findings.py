@@ -158,7 +158,8 @@ def findings(disp: pd.DataFrame, spec, words: dict | None = None,
     at = np.flatnonzero(disp["verdict"].to_numpy(dtype=object) == FAIL)
     # the failing rows, each as an object with a field per column (Python
     # values, as ``itertuples`` gives): few rows, so no frame is built for them
-    cols = {c: disp[c].iloc[at].tolist() for c in disp.columns} if len(at) else {}
+    rows = disp.take(at)
+    cols = {c: rows[c].tolist() for c in rows.columns} if len(at) else {}
     fails = [SimpleNamespace(**dict(zip(cols, vals))) for vals in zip(*cols.values())]
     if fails:
         if not has_sig:
