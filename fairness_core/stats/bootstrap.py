@@ -167,7 +167,11 @@ _SUM_KEYS = tuple(dict.fromkeys(tuple(c) for c in np.hstack([_NUM, _DEN]).T))
 
 def _cell_sum(cells: np.ndarray, coef: np.ndarray) -> np.ndarray:
     """``sum(coef[c] * cells[c])`` over the four cells (on axis 0), in
-    :data:`CELLS` order, leaving out the cells of coefficient 0."""
+    :data:`CELLS` order, leaving out the cells of coefficient 0 (one cell
+    of coefficient 1: that cell itself, not a copy)."""
+    nonzero = np.flatnonzero(coef)
+    if len(nonzero) == 1 and coef[nonzero[0]] == 1:
+        return cells[nonzero[0]]
     acc = None
     for c, w in enumerate(coef):
         if w:
