@@ -977,25 +977,33 @@ def paired_comparison(prepared, index, model_a: str, model_b: str, *,
     metrics = [m for m in PAIRED_METRICS if spec.labelled or m == "selection_rate"]
     attrs = [(INTER.join(a), *index.marginal(a)[:2]) for a in spec.attribute_sets()]
     attrs.append((OVERALL, np.zeros(index.n_combos, dtype=np.int64), ["(all)"]))
-    parts = []
+    # every attribute x metric block's events, then one test of them all and
+    # one table (building a table per block costs more than the tests)
+    events, attribute, group, metric = [], [], [], []
     for name, inv, labels in attrs:
         g = len(labels)
         agg = np.zeros((g, 2, 2, 2))
         np.add.at(agg, inv, joint)
+        labels = np.asarray(labels, dtype=object)
         for m in metrics:
-            both, a_only, b_only, pop = _pair_events(agg, m)
-            d, lo, hi, p = mcnemar(a_only, b_only, pop, confidence, exact=not weighted)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                va = np.where(pop > 0, (both + a_only) / pop, np.nan)
-                vb = np.where(pop > 0, (both + b_only) / pop, np.nan)
-            parts.append(pd.DataFrame({
-                "model_a": model_a, "model_b": model_b, "attribute": name,
-                "group": np.asarray(labels, dtype=object), "metric": m, "n": pop,
-                "value_a": va, "value_b": vb, "difference": d, "difference_ci_low": lo,
-                "difference_ci_high": hi, "discordant_a": a_only, "discordant_b": b_only,
-                "p_value": p, "test": np.where(np.isnan(p), "",
-                                               MCNEMAR if not weighted else MCNEMAR_Z)}))
-    out = pd.concat(parts, ignore_index=True)
+            events.append(_pair_events(agg, m))
+            attribute.append(np.full(g, name, dtype=object))
+            group.append(labels)
+            metric.append(np.full(g, m, dtype=object))
+    both, a_only, b_only, pop = (np.concatenate([np.asarray(e[i], dtype=float) for e in events])
+                                 for i in range(4))
+    d, lo, hi, p = mcnemar(a_only, b_only, pop, confidence, exact=not weighted)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        va = np.where(pop > 0, (both + a_only) / pop, np.nan)
+        vb = np.where(pop > 0, (both + b_only) / pop, np.nan)
+    n = len(pop)
+    out = pd.DataFrame({
+        "model_a": np.full(n, model_a, dtype=object), "model_b": np.full(n, model_b, dtype=object),
+        "attribute": np.concatenate(attribute), "group": np.concatenate(group),
+        "metric": np.concatenate(metric), "n": pop, "value_a": va, "value_b": vb,
+        "difference": d, "difference_ci_low": lo, "difference_ci_high": hi,
+        "discordant_a": a_only, "discordant_b": b_only, "p_value": p,
+        "test": np.where(np.isnan(p), "", MCNEMAR if not weighted else MCNEMAR_Z).astype(object)})
     adj = adjust_p(out["p_value"].to_numpy(dtype=float), correction)
     out["p_value_adjusted"] = adj
     out["significant"] = np.where(np.isnan(adj), False, adj < alpha)

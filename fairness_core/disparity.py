@@ -2,6 +2,8 @@
 between-group summaries, all computed from the per-group metric table."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 
@@ -39,7 +41,11 @@ def _check_named_references(groups: pd.DataFrame, spec: AuditSpec) -> None:
 
 def _blocks(groups: pd.DataFrame):
     """Row positions of each model x attribute block, in table order."""
-    return groups.groupby(["model", "attribute"], sort=False).indices.items()
+    blocks: dict = {}
+    for i, key in enumerate(zip(groups["model"].to_numpy(dtype=object),
+                                groups["attribute"].to_numpy(dtype=object))):
+        blocks.setdefault(key, []).append(i)
+    return [(key, np.asarray(rows, dtype=np.intp)) for key, rows in blocks.items()]
 
 
 def disparities(groups: pd.DataFrame, spec: AuditSpec, not_judged: dict | None = None
@@ -117,9 +123,17 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec, not_judged: dict | None =
     verdict = np.select([degenerate, small, undefined, zero_ref & (val == 0), zero_ref, inside],
                         [INSUFFICIENT, INSUFFICIENT, INSUFFICIENT, PASS, FAIL, PASS], FAIL)
     metric_names = np.asarray(metrics, dtype=object)[mi]
-    reasons = [_reason(*r, mgs, band) if not d else not_judged[m] for r, d, m in
-               zip(zip(n, n_ref, val, refv, ratio, small, undefined, metric_names, inside),
-                   degenerate, models)]
+    interval = band.interval()
+    # most rows compare two defined values: their reason is one format, the
+    # others' are written one by one
+    common = ~degenerate & ~small & ~undefined & ~zero_ref
+    reasons = np.empty(len(val), dtype=object)
+    reasons[common] = [f"ratio {x:.3f} is {'inside' if i else 'outside'} {interval}"
+                       for x, i in zip(ratio[common].tolist(), inside[common].tolist())]
+    for i in np.flatnonzero(~common).tolist():
+        reasons[i] = not_judged[models[i]] if degenerate[i] else _reason(
+            n[i], n_ref[i], val[i], refv[i], ratio[i], small[i], undefined[i],
+            metric_names[i], inside[i], mgs, interval)
     return pd.DataFrame({
         "model": models,
         "attribute": groups["attribute"].to_numpy(dtype=object)[gr],
@@ -129,7 +143,8 @@ def disparities(groups: pd.DataFrame, spec: AuditSpec, not_judged: dict | None =
         "verdict": verdict.astype(object), "verdict_reason": reasons})
 
 
-def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, inside, mgs, band) -> str:
+def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, inside, mgs,
+            interval: str) -> str:
     if small:
         parts = [f"this group has {_fmt_n(n)} rows" if n < mgs else None,
                  f"the reference has {_fmt_n(n_ref)} rows" if n_ref < mgs else None]
@@ -141,7 +156,7 @@ def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, inside, mgs, b
         return ("both the group and the reference are at 0" if val == 0 else
                 "the reference is at 0 and this group is not, so the ratio is unbounded")
     side = "inside" if inside else "outside"
-    return f"ratio {ratio:.3f} is {side} {band.interval()}"
+    return f"ratio {ratio:.3f} is {side} {interval}"
 
 
 def between(x) -> tuple[np.ndarray, np.ndarray]:
@@ -246,11 +261,13 @@ def summary(groups: pd.DataFrame, disp: pd.DataFrame, spec: AuditSpec) -> pd.Dat
     tpr_d, fpr_d = between(values["tpr"])[0], between(values["fpr"])[0]
     n_all = groups["n"].to_numpy()
     grp = groups["group"].to_numpy(dtype=object)
-    vc = disp.groupby(["model", "attribute", "verdict"], sort=False).size().to_dict()
+    model_d, attr_d, verdict_d = (disp[c].to_numpy(dtype=object)
+                                  for c in ("model", "attribute", "verdict"))
+    vc = Counter(zip(model_d, attr_d, verdict_d))
     sig = {}
     if "significant" in disp:
-        f = disp[(disp["verdict"] == FAIL) & disp["significant"].astype(bool)]
-        sig = f.groupby(["model", "attribute"], sort=False).size().to_dict()
+        f = (verdict_d == FAIL) & disp["significant"].astype(bool).to_numpy()
+        sig = Counter(zip(model_d[f], attr_d[f]))
     recs = []
     for b, ((model, attribute), rows) in enumerate(blocks):
         rec = {"model": model, "attribute": attribute, "n_groups": len(rows),

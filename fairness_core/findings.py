@@ -22,6 +22,7 @@ metric's direction for both (:meth:`Metric.direction`).
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -154,18 +155,25 @@ def findings(disp: pd.DataFrame, spec, words: dict | None = None,
                     "attribute": None, "group": None, "metric": None,
                     "statement": statement,
                     "text": _prefixed(statement, model, many_models)})
-    fails = disp[disp["verdict"] == FAIL].copy()
-    if len(fails):
-        with np.errstate(divide="ignore"):
-            fails["_dist"] = np.abs(np.log(fails["ratio"].where(fails["ratio"] > 0)))
+    at = np.flatnonzero(disp["verdict"].to_numpy(dtype=object) == FAIL)
+    # the failing rows, each as an object with a field per column (Python
+    # values, as ``itertuples`` gives): few rows, so no frame is built for them
+    rows = disp.take(at)
+    cols = {c: rows[c].tolist() for c in rows.columns} if len(at) else {}
+    fails = [SimpleNamespace(**dict(zip(cols, vals))) for vals in zip(*cols.values())]
+    if fails:
         if not has_sig:
-            fails["significant"] = False
-        fails["_sev"] = [SEVERITY_ORDER[band.severity(FAIL, s, r)]
-                         for s, r in zip(fails["significant"], fails["ratio"])]
-        fails["_tier"] = fails["metric"].map(lambda m: tier(m, decision))
-        fails = fails.sort_values(["_sev", "_tier", "_dist"], ascending=[True, True, False],
-                                  na_position="first")
-        for r in fails.itertuples(index=False):
+            for r in fails:
+                r.significant = False
+
+        def order(r):  # most severe first; then by tier; then the farthest ratio first
+            dist = abs(math.log(r.ratio)) if r.ratio > 0 else math.nan  # NaN (no ratio) first
+            return (SEVERITY_ORDER[band.severity(FAIL, r.significant, r.ratio)],
+                    tier(r.metric, decision), not math.isnan(dist),
+                    0.0 if math.isnan(dist) else -dist)
+
+        fails.sort(key=order)
+        for r in fails:
             ratio = None if math.isnan(r.ratio) else float(r.ratio)
             side = direction(r.metric, r.value, r.reference_value, decision)
             rec = {"severity": band.severity(FAIL, bool(r.significant), r.ratio),
@@ -203,16 +211,21 @@ def _info_findings(disp: pd.DataFrame, decision: str, many_models: bool,
     """What passed on every key metric, and what could not be judged, per
     model x attribute (naming only the metrics that really were not judged)."""
     keys = available_metrics(labelled, key_metrics(decision))
-    key = disp[disp["metric"].isin(keys) & ~disp["model"].isin(skip)]
-    cols = {c: key[c].to_numpy(dtype=object) for c in ("verdict", "verdict_reason", "group",
-                                                         "metric")}
-    n = key["n"].to_numpy()
-    need = key["rows_needed"].to_numpy(dtype=float) if "rows_needed" in key else None
+    # the columns as arrays, then the rows of the key metrics: quicker than a
+    # filtered copy of the whole table
+    take = (disp["metric"].isin(keys) & ~disp["model"].isin(skip)).to_numpy(dtype=bool)
+    cols = {c: disp[c].to_numpy(dtype=object)[take] for c in (
+        "verdict", "verdict_reason", "group", "metric", "model", "attribute")}
+    n = disp["n"].to_numpy()[take]
+    need = disp["rows_needed"].to_numpy(dtype=float)[take] if "rows_needed" in disp else None
     small = np.array(["fewer than the minimum" in r for r in cols["verdict_reason"]],
                      dtype=bool)
     out = []
-    blocks = key.groupby(["model", "attribute"], sort=False).indices
+    blocks: dict = {}  # model x attribute -> its rows, in order of appearance
+    for i, block in enumerate(zip(cols.pop("model"), cols.pop("attribute"))):
+        blocks.setdefault(block, []).append(i)
     for (model, attribute), rows in blocks.items():
+        rows = np.asarray(rows, dtype=np.intp)
         verdict = cols["verdict"][rows]
         if (verdict == PASS).all():
             names = ", ".join(REGISTRY[m].label.lower() for m in keys)

@@ -24,7 +24,8 @@ from fairness_core.counts import CELLS
 from fairness_core.disparity import SUMMARY_COLUMNS, between, between_summaries
 from fairness_core.metrics import DISPARITY_METRICS, metric_values
 from fairness_core.stats import (Uncertainty, adjust_p, aggregate, bootstrap_cells, fisher_p,
-                                 quantiles, rows_for_power, two_proportion_p, wilson_interval)
+                                 quantiles, replicate_store, row_quantiles, rows_for_power,
+                                 two_proportion_p, wilson_interval)
 
 SEL = "selection_rate"
 
@@ -270,6 +271,89 @@ def test_quantiles_equal_numpy_nanquantile():
     # fewer than half the replicates defined: no interval
     assert np.isnan(lo[~enough]).all() and np.isnan(hi[~enough]).all()
     assert not enough[0, 0] and not enough[1, 1]
+
+
+def test_row_quantiles_equal_numpy_nanquantile_with_nan_and_inf():
+    """The percentile helper on rows (sorted in place): NaN ignored, +-inf
+    kept as values, rows with fewer than half defined (or none) give NaN."""
+    rng = np.random.default_rng(43)
+    x = rng.standard_normal((60, 1000))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    x[:10] = np.where(rng.random((10, 1000)) < 0.3, np.inf, x[:10])     # ratios over a 0
+    x[10:15] = np.where(rng.random((5, 1000)) < 0.3, -np.inf, x[10:15])
+    x[15, :990] = np.inf                                               # both ends inf
+    x[20] = np.nan                                                     # never defined
+    x[21, :600] = np.nan                                               # 40% defined
+    x[22] = 0.25                                                       # all equal
+    x[23, 1:] = np.nan                                                 # one value
+    x[30:] = rng.integers(0, 4, (30, 1000)) / 3                       # many ties
+    qs = (0.025, 0.975, 0.05, 0.5)
+    got = row_quantiles(x.copy(), qs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = np.nanquantile(x, qs, axis=1)
+    enough = (~np.isnan(x)).mean(axis=1) >= 0.5
+    assert not enough[20] and not enough[21] and not enough[23] and enough[22]
+    for g, w in zip(got, want):
+        assert np.isnan(g[~enough]).all()
+        both = enough & ~np.isnan(w)
+        np.testing.assert_allclose(g[both], w[both], rtol=1e-12, atol=0)
+        # numpy interpolates between two equal infinities to NaN; the helper
+        # keeps the infinity both neighbours share
+        assert np.isinf(g[enough & np.isnan(w)]).all()
+    assert np.isinf(got[1][:10]).any() and np.isinf(got[0][15])
+    # the same numbers as the helper over axis 0
+    for g, q in zip(got, quantiles(x.T, qs)):
+        np.testing.assert_array_equal(g, q)
+
+
+def test_replicate_store_equals_each_attributes_metrics():
+    """Every attribute's replicate metrics at once, in the store's layout,
+    equal the registry's formulas on each attribute's summed counts, with
+    and without sample weights and without a true outcome."""
+    rng = np.random.default_rng(44)
+    k = 12
+    row_cells = rng.integers(0, 40, size=(k, 4))
+    row_cells[3] = 0                                                 # an empty combination
+    row_cells[5, 2:] = 0                                             # no actual positives
+    attributes = [("a", np.arange(k) % 3, ["x", "y", "z"]),
+                  ("b", np.arange(k) // 4, ["p", "q", "r", "s"]),    # "s" has no combination
+                  ("a & b", np.arange(k), [str(i) for i in range(k)]),
+                  ("(overall)", np.zeros(k, dtype=np.int64), ["(all)"])]
+    weights = rng.gamma(2.0, 1.0, size=(k, 4)) * row_cells
+    for draws, whole in ((bootstrap_cells(row_cells, 300, np.random.default_rng(1)), True),
+                         (bootstrap_cells(row_cells, 300, np.random.default_rng(1), weights,
+                                          weights ** 2 / np.maximum(row_cells, 1)), False)):
+        for labelled in (True, False):
+            store = replicate_store(draws, attributes, labelled, whole=whole)
+            assert store.shape == (len(REGISTRY), 3 + 4 + k + 1, 300)
+            start = 0
+            for _name, inv, labels in attributes:
+                g = len(labels)
+                want = metric_values(aggregate(draws, inv, g), labelled)
+                for j, m in enumerate(REGISTRY):
+                    got = store[j, start:start + g, :].T                 # (replicates, groups)
+                    np.testing.assert_allclose(got, want[m], rtol=1e-13, atol=0,
+                                               err_msg=f"{m} {labelled}")
+                    np.testing.assert_array_equal(np.isnan(got), np.isnan(want[m]))
+                start += g
+            assert np.isnan(store[:, 3 + 3]).all()                       # "s": no rows
+            if not labelled:
+                assert np.isnan(store[list(REGISTRY).index("tpr")]).all()
+
+
+def test_uncertainty_values_are_the_stores_replicates():
+    rc = np.array([[30, 20, 10, 40], [25, 5, 20, 50], [12, 10, 6, 15]])
+    spec = _spec(seed=9, n_bootstrap=200)
+    attrs = [("g", np.arange(3), ["a", "b", "c"]), ("h", np.array([0, 0, 1]), ["u", "v"])]
+    unc = Uncertainty({"pred": rc}, None, attrs, spec)
+    draws = bootstrap_cells(rc, 200, np.random.default_rng([9, 0]))
+    for name, inv, labels in attrs:
+        want = metric_values(aggregate(draws, inv, len(labels)))
+        got = unc.values[("pred", name)]                              # (replicates, metrics, groups)
+        assert got.shape == (200, len(REGISTRY), len(labels))
+        for j, m in enumerate(REGISTRY):
+            np.testing.assert_array_equal(got[:, j, :], want[m])
 
 
 def _between_by_hand(row):
@@ -700,3 +784,28 @@ def test_weighted_count_bootstrap_matches_weighted_row_bootstrap():
         # relative MC error of each SD is about 1.1% (see the unweighted test)
         assert sel_count[:, j].std(ddof=1) == pytest.approx(sel_rows[:, j].std(ddof=1),
                                                             rel=0.10), j
+
+
+def test_finish_tests_with_counts_of_each_part_equals_counting_again():
+    """The audit hands each model's disparity counts on to the correction
+    of all p-values; the result equals counting them again from the table."""
+    from fairness_core.stats import Proportions, finish_tests
+    from fairness_core.stats.tests import FINISHED_COLUMNS
+    rng = np.random.default_rng(45)
+    n = 3000
+    df = pd.DataFrame({"g": rng.choice(list("abc"), n, p=[0.6, 0.3, 0.1]),
+                       "y": rng.integers(0, 2, n), "p1": rng.integers(0, 2, n),
+                       "p2": (rng.random(n) < 0.3).astype(int)})
+    result = audit(df, _spec(predictions=["p1", "p2"], sensitive=["g"], n_bootstrap=100))
+    # one model's rows, then the other's: the table of two audit parts
+    full = result.disparities.sort_values("model", kind="stable").reset_index(drop=True)
+    disp = full.drop(columns=["p_value_adjusted", "significant", "rows_needed",
+                              "more_rows_needed", "reference_rows_needed"])
+    groups = result.groups
+    parts = [Proportions.of(disp[disp["model"] == m], groups, False) for m in ("p1", "p2")]
+    counts = Proportions.concat(parts)
+    assert len(counts.n1) == len(disp) and counts.known.sum() > 10
+    again = finish_tests(disp, groups, result.spec, False)
+    handed = finish_tests(disp, groups, result.spec, False, counts=counts)
+    pd.testing.assert_frame_equal(again, handed)
+    pd.testing.assert_frame_equal(handed[list(FINISHED_COLUMNS)], full[list(FINISHED_COLUMNS)])

@@ -27,7 +27,8 @@ scipy is imported by the functions that need it, not by this package.
 """
 from __future__ import annotations
 
-from .bootstrap import Uncertainty, aggregate, bootstrap_cells, quantiles
+from .bootstrap import (Uncertainty, aggregate, bootstrap_cells, quantiles, replicate_store,
+                        row_quantiles)
 from .intervals import hall_interval, wilson_interval, z_value
 from .power import rows_for_power, rows_needed
 from .tests import (FINISHED_COLUMNS, MIN_EXPECTED, Proportions, adjust_p, disparity_tests,
@@ -35,5 +36,5 @@ from .tests import (FINISHED_COLUMNS, MIN_EXPECTED, Proportions, adjust_p, dispa
 
 __all__ = ["FINISHED_COLUMNS", "MIN_EXPECTED", "Proportions", "Uncertainty", "adjust_p",
            "aggregate", "bootstrap_cells", "disparity_tests", "finish_tests", "fisher_p",
-           "hall_interval", "min_expected", "quantiles", "rows_for_power", "rows_needed",
-           "two_proportion_p", "wald_p", "welch", "wilson_interval", "z_value"]
+           "hall_interval", "min_expected", "quantiles", "replicate_store", "row_quantiles",
+           "rows_for_power", "rows_needed", "two_proportion_p", "wald_p", "welch", "wilson_interval", "z_value"]

@@ -13,25 +13,26 @@ import numpy as np
 import pandas as pd
 
 from ..counts import CELLS, OVERALL
-from ..disparity import SUMMARY_COLUMNS, between_summaries
+from ..disparity import SUMMARY_COLUMNS, SUMMARY_METRICS, between_summaries
 from ..limits import limits
-from ..metrics import REGISTRY, metric_values
+from ..metrics import _DEN, _NAMES, _NUM, REGISTRY, needs_outcome
 from .intervals import wilson_interval
 from .tests import Proportions, disparity_tests
 
 _MIN_DEFINED = 0.5  # share of replicates that must be defined for an interval
 
 
-def quantiles(x: np.ndarray, qs, min_defined: float = _MIN_DEFINED) -> list[np.ndarray]:
-    """Quantiles along axis 0 ignoring NaN (linear interpolation, as
-    ``numpy.nanquantile``), vectorised over the other axes.  Columns with
-    fewer than ``min_defined`` of their values defined give NaN."""
-    x = np.asarray(x, dtype=float)
-    n = x.shape[0]
-    rest = x.shape[1:]
-    a = np.ascontiguousarray(x.reshape(n, -1).T)  # one row per column
+def row_quantiles(a: np.ndarray, qs, min_defined: float = _MIN_DEFINED) -> list[np.ndarray]:
+    """Quantiles of each row of a 2-d array ignoring NaN (linear
+    interpolation, as ``numpy.nanquantile`` along axis 1).  Rows with fewer
+    than ``min_defined`` of their values defined give NaN.
+
+    Sorts ``a`` in place (pass a copy to keep it): with the replicates of
+    each number in a row of a C-contiguous array, no transposed copy is
+    made."""
+    n = a.shape[1]
     a.sort(axis=1)  # NaN sorts last
-    n_def = (~np.isnan(a)).sum(axis=1)
+    n_def = _defined_after_sort(a)
     rows = np.arange(a.shape[0])
     out = []
     for q in qs:
@@ -42,9 +43,30 @@ def quantiles(x: np.ndarray, qs, min_defined: float = _MIN_DEFINED) -> list[np.n
         a_lo, a_hi = a[rows, lo], a[rows, hi]
         with np.errstate(invalid="ignore"):
             v = np.where(a_lo == a_hi, a_lo, a_lo + (a_hi - a_lo) * frac)
-        v = np.where(n_def >= max(1, min_defined * n), v, np.nan)
-        out.append(v.reshape(rest))
+        out.append(np.where(n_def >= max(1, min_defined * n), v, np.nan))
     return out
+
+
+def _defined_after_sort(a: np.ndarray) -> np.ndarray:
+    """The number of values that are not NaN in each row of a row-sorted
+    array (NaN sorts last): counted only in the rows that end in NaN."""
+    n_def = np.full(a.shape[0], a.shape[1], dtype=np.intp)
+    if a.shape[1]:
+        some = np.flatnonzero(np.isnan(a[:, -1]))
+        if len(some):
+            n_def[some] = (~np.isnan(a[some])).sum(axis=1)
+    return n_def
+
+
+def quantiles(x: np.ndarray, qs, min_defined: float = _MIN_DEFINED) -> list[np.ndarray]:
+    """Quantiles along axis 0 ignoring NaN (linear interpolation, as
+    ``numpy.nanquantile``), vectorised over the other axes.  Columns with
+    fewer than ``min_defined`` of their values defined give NaN."""
+    x = np.asarray(x, dtype=float)
+    n = x.shape[0]
+    rest = x.shape[1:]
+    a = np.array(x.reshape(n, -1).T, order="C")  # one row per column, a copy
+    return [v.reshape(rest) for v in row_quantiles(a, qs, min_defined)]
 
 
 def bootstrap_cells(row_cells: np.ndarray, n_boot: int, rng: np.random.Generator,
@@ -98,23 +120,109 @@ def aggregate(cells: np.ndarray, inv: np.ndarray, n_groups: int) -> np.ndarray:
 #: Bytes of temporary arrays per (replicate x group) while replicates turn
 #: into metrics (cells, numerators, denominators, values, a few more).
 _WORK_PER_GROUP = 8 * (4 + 3 * len(REGISTRY) + 4)
-#: Temporary arrays are made a slice of replicates at a time, about this size.
+#: Temporary arrays are made a slice of replicates (or of rows) at a time, about
+#: this size.
 _CHUNK_BYTES = 64 << 20
 
 
-def replicate_metrics(draws: np.ndarray, inv: np.ndarray, n_groups: int,
-                      labelled: bool = True) -> np.ndarray:
-    """Every registry metric of every replicate and group, ``(n_boot,
-    metrics, groups)``, from ``(n_boot, k, 4)`` replicate counts per
-    combination; computed a slice of replicates at a time so that the
-    temporary arrays stay small whatever the number of groups."""
+def _replicate_rows(attributes) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """How the combinations of a count table add up into every attribute's
+    groups at once: the combinations repeated once per attribute, sorted by
+    their group (stably: each group adds its combinations in table order,
+    as :func:`aggregate` does), where each group's run starts, the groups
+    that have a run, and the number of groups of all attributes."""
+    gid, combo, start = [], [], 0
+    for _name, inv, labels in attributes:
+        inv = np.asarray(inv, dtype=np.intp)
+        gid.append(inv + start)
+        combo.append(np.arange(len(inv)))
+        start += len(labels)
+    gid = np.concatenate(gid) if gid else np.zeros(0, dtype=np.intp)
+    combo = np.concatenate(combo) if combo else np.zeros(0, dtype=np.intp)
+    order = np.argsort(gid, kind="stable")
+    gid, combo = gid[order], combo[order]
+    starts = np.flatnonzero(np.r_[True, gid[1:] != gid[:-1]]) if len(gid) else gid
+    return combo, starts, gid[starts], start
+
+
+def _group_sums(rows: np.ndarray, starts: np.ndarray, present: np.ndarray,
+                out: np.ndarray) -> None:
+    """``out[present[i]]`` = the sum of ``rows[starts[i]:starts[i + 1]]``
+    (rows in order, one after the other, as ``numpy.add.reduceat``):
+    a reduction per group is quicker than ``reduceat`` over a few hundred
+    groups, ``reduceat`` over many."""
+    if len(starts) > 256:
+        out[present] = np.add.reduceat(rows, starts, axis=0)
+        return
+    ends = np.r_[starts[1:], len(rows)]
+    for g, s, e in zip(present.tolist(), starts.tolist(), ends.tolist()):
+        if e - s == 1:
+            out[g] = rows[s]
+        else:
+            np.add.reduce(rows[s:e], axis=0, out=out[g])
+
+
+_SUM_KEYS = tuple(dict.fromkeys(tuple(c) for c in np.hstack([_NUM, _DEN]).T))
+
+
+def _cell_sum(cells: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """``sum(coef[c] * cells[c])`` over the four cells (on axis 0), in
+    :data:`CELLS` order, leaving out the cells of coefficient 0 (one cell
+    of coefficient 1: that cell itself, not a copy)."""
+    nonzero = np.flatnonzero(coef)
+    if len(nonzero) == 1 and coef[nonzero[0]] == 1:
+        return cells[nonzero[0]]
+    acc = None
+    for c, w in enumerate(coef):
+        if w:
+            term = cells[c] if w == 1 else w * cells[c]
+            acc = term.copy() if acc is None else acc.__iadd__(term)
+    return np.zeros(cells.shape[1:]) if acc is None else acc
+
+
+def replicate_store(draws: np.ndarray, attributes, labelled: bool = True,
+                    whole: bool = False) -> np.ndarray:
+    """Every registry metric of every group of every attribute in every
+    replicate, ``(metrics, groups, n_boot)``: the groups of the attributes
+    one after the other, in the order of ``attributes`` (list of ``(name,
+    combo_to_group, group_labels)``), and each number's replicates in one
+    contiguous row, ready to be sorted.  The values are those of
+    :func:`~fairness_core.metrics.metric_values` of each attribute's
+    :func:`aggregate` (``whole``: the draws are whole numbers, counts of
+    rows, whose sums do not depend on their order).
+    Computed a slice of replicates at a time so that the temporary arrays
+    stay small."""
     n_boot = draws.shape[0]
-    out = np.empty((n_boot, len(REGISTRY), n_groups))
-    step = max(1, _CHUNK_BYTES // (_WORK_PER_GROUP * max(n_groups, draws.shape[1], 1)))
+    combo, starts, present, n_groups = _replicate_rows(attributes)
+    out = np.full((len(REGISTRY), n_groups, n_boot), np.nan)
+    names = list(REGISTRY)
+    at = {m: j for j, m in enumerate(names)}
+    per_boot = 8 * 4 * (draws.shape[1] + len(combo)) + _WORK_PER_GROUP * max(n_groups, 1)
+    step = max(1, _CHUNK_BYTES // per_boot)
     for b in range(0, n_boot, step):
-        vals = metric_values(aggregate(draws[b:b + step], inv, n_groups), labelled)
-        for j, m in enumerate(REGISTRY):
-            out[b:b + step, j] = vals[m]
+        sums_by_group = np.zeros((n_groups, 4, draws[b:b + step].shape[0]))
+        if len(combo) and whole:  # counts of rows: exact sums, in any order
+            part = np.ascontiguousarray(draws[b:b + step].transpose(1, 2, 0))  # (k, 4, boot)
+            _group_sums(part[combo], starts, present, sums_by_group)
+            del part
+        elif len(combo):  # sums of weights: in the order of :func:`aggregate`
+            sums_by_group[present] = np.add.reduceat(
+                draws[b:b + step][:, combo, :], starts, axis=1).transpose(1, 2, 0)
+        cells = sums_by_group.transpose(1, 0, 2)  # (4, groups, boot)
+        # each numerator and denominator once, though several metrics share it
+        sums = {key: _cell_sum(cells, np.array(key)) for key in _SUM_KEYS}
+        for j, name in enumerate(_NAMES):
+            if not labelled and needs_outcome(name):
+                continue
+            den = sums[tuple(_DEN[:, j])]
+            np.divide(sums[tuple(_NUM[:, j])], den, out=out[at[name], :, b:b + step],
+                      where=den > 0)
+        del cells, sums_by_group, sums
+        if labelled:
+            tpr = out[at["tpr"], :, b:b + step]
+            tnr = out[at["tnr"], :, b:b + step]
+            out[at["balanced_accuracy"], :, b:b + step] = np.where(
+                np.isnan(tpr), tnr, np.where(np.isnan(tnr), tpr, (tpr + tnr) / 2))
     return out
 
 
@@ -138,6 +246,18 @@ def bootstrap_bytes(n_boot: int, n_combos: int, group_counts, n_models: int,
     draws = n_boot * max(int(n_combos), 1) * 4 * 8 * copies
     widest = max(max(group_counts), int(n_combos), 1)
     return kept + draws + min(2 * _CHUNK_BYTES, n_boot * widest * _WORK_PER_GROUP)
+
+
+def _standard_error(diff: np.ndarray) -> np.ndarray:
+    """The standard deviation (``ddof=1``) of each row of ``diff`` (the
+    replicates of one difference) ignoring NaN; NaN with fewer than half
+    of them defined."""
+    ok = ~np.isnan(diff)
+    cnt = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(ok, diff, 0).sum(axis=1) / cnt
+        var = (np.where(ok, diff - mean[:, None], 0) ** 2).sum(axis=1) / (cnt - 1)
+    return np.where(cnt >= _MIN_DEFINED * diff.shape[1], np.sqrt(var), np.nan)
 
 
 class Uncertainty:
@@ -165,7 +285,20 @@ class Uncertainty:
         self.spec = spec
         self.weighted = weighted_cells is not None
         self.labels = {name: list(labels) for name, _inv, labels in attributes}
+        #: (model, attribute) -> its replicates, ``(n_boot, metrics, groups)``
+        #: (a view of :attr:`store`)
         self.values: dict = {}
+        #: model -> every metric of every attribute's groups in every
+        #: replicate, ``(metrics, groups, n_boot)`` (see :func:`replicate_store`)
+        self.store: dict = {}
+        #: attribute -> the position of its first group in a store
+        self.offsets: dict = {}
+        start = 0
+        for name, _inv, labels in attributes:
+            self.offsets[name] = start
+            start += len(labels)
+        self._where = {(name, lab): self.offsets[name] + i
+                       for name, labels in self.labels.items() for i, lab in enumerate(labels)}
         B = spec.n_bootstrap
         if B <= 0:
             return
@@ -179,29 +312,36 @@ class Uncertainty:
             field="n_bootstrap",
             fix="Use fewer bootstrap replicates (0 turns them off), or fewer groups (fewer "
                 "sensitive attributes or intersections, or coarser ranges).")
+        labelled = getattr(spec, "labelled", True)
         for i, (model, rc) in enumerate(row_cells.items()):
             i = streams.get(model, i) if streams else i
             wc = weighted_cells[model] if self.weighted else None
             sq = weight_sq_cells[model] if self.weighted and weight_sq_cells else None
-            key = (model, i, B, spec.seed, getattr(spec, "labelled", True), tuple(names),
-                   rc.tobytes(), None if wc is None else wc.tobytes(), None if sq is None else sq.tobytes())
+            key = ("store", model, i, B, spec.seed, labelled, tuple(names),
+                   tuple(len(a[2]) for a in attributes), rc.tobytes(),
+                   None if wc is None else wc.tobytes(), None if sq is None else sq.tobytes())
             if cache is not None and key in cache:
-                values = cache[key]
+                store = cache[key]
             else:
                 # one stream per model: a model's intervals do not depend on the
                 # other models (and survive a change of another model's threshold)
                 rng = np.random.default_rng([spec.seed, i])
                 draws = bootstrap_cells(rc, B, rng, wc, sq)
-                values = {name: replicate_metrics(draws, inv, len(labels),
-                                                  getattr(spec, "labelled", True))
-                          for name, inv, labels in attributes}
+                store = replicate_store(draws, attributes, labelled, whole=wc is None)
                 del draws
                 if cache is not None:
                     if len(cache) > 16:
                         cache.clear()
-                    cache[key] = values
+                    cache[key] = store
+            self.store[model] = store
             for name in names:
-                self.values[(model, name)] = values[name]
+                off, g = self.offsets[name], len(self.labels[name])
+                self.values[(model, name)] = store[:, off:off + g, :].transpose(2, 0, 1)
+
+    def _columns(self, attrs, groups) -> np.ndarray:
+        """The position in a store of each (attribute, group); -1 when unknown."""
+        return np.fromiter((self._where.get(k, -1) for k in zip(attrs, groups)),
+                           dtype=np.intp, count=len(attrs))
 
     # -- group metrics ------------------------------------------------------
     def group_intervals(self, groups: pd.DataFrame) -> pd.DataFrame:
@@ -215,33 +355,41 @@ class Uncertainty:
         # only the metrics without a Wilson interval need bootstrap quantiles
         boot = np.array([not (m.is_rate and not self.weighted) for m in REGISTRY.values()])
         bj = np.flatnonzero(boot)
-        if self.values and len(bj):
-            for (model, attr), g in groups.groupby(["model", "attribute"], sort=False):
-                vals = self.values.get((model, attr))
-                if vals is None:
-                    continue
-                pos = {lab: i for i, lab in enumerate(self.labels[attr])}
-                gi = np.array([pos[x] for x in g["group"]])
-                rows = groups.index.get_indexer(g.index)
-                for part in _slices(len(gi), vals.shape[0] * len(bj) * 3):
-                    lo, hi = quantiles(vals[:, bj[:, None], gi[part]], (a, 1 - a))
-                    lo_all[np.ix_(rows[part], bj)] = lo.T
-                    hi_all[np.ix_(rows[part], bj)] = hi.T
+        if self.store and len(bj):
+            model = groups["model"].to_numpy(dtype=object)
+            col = self._columns(groups["attribute"].to_numpy(dtype=object),
+                                groups["group"].to_numpy(dtype=object))
+            for m, st in self.store.items():
+                rows = np.flatnonzero((model == m) & (col >= 0))
+                n_g, B = st.shape[1], st.shape[2]
+                flat = st.reshape(-1, B)
+                for part in _slices(len(rows), B * len(bj) * 3):
+                    at = rows[part]
+                    reps = flat[(bj[None, :] * n_g + col[at][:, None]).ravel()]
+                    lo, hi = row_quantiles(reps, (a, 1 - a))
+                    lo_all[np.ix_(at, bj)] = lo.reshape(len(at), len(bj))
+                    hi_all[np.ix_(at, bj)] = hi.reshape(len(at), len(bj))
         cells = groups[list(CELLS)].to_numpy(dtype=float)
+        defined = groups[list(REGISTRY)].notna().to_numpy()
+        wilson = ~boot
+        w_lo = w_hi = None
+        if wilson.any():
+            rates = [m for j, m in enumerate(REGISTRY.values()) if wilson[j]]
+            w_lo, w_hi = wilson_interval(cells @ np.stack([m.num_vector for m in rates], 1),
+                                         cells @ np.stack([m.den_vector for m in rates], 1),
+                                         conf)
         methods = {}
-        for j, (name, m) in enumerate(REGISTRY.items()):
-            if m.is_rate and not self.weighted:
-                lo, hi = wilson_interval(cells @ m.num_vector, cells @ m.den_vector, conf)
-                defined = groups[name].notna().to_numpy()
-                lo, hi = np.where(defined, lo, np.nan), np.where(defined, hi, np.nan)
+        w = 0
+        for j, name in enumerate(REGISTRY):
+            if wilson[j]:
+                lo, hi = w_lo[:, w], w_hi[:, w]
+                w += 1
                 methods[name] = "wilson"
             else:
                 lo, hi = lo_all[:, j], hi_all[:, j]
-                defined = groups[name].notna().to_numpy()
-                lo, hi = np.where(defined, lo, np.nan), np.where(defined, hi, np.nan)
                 methods[name] = "bootstrap percentile" if self.values else "none"
-            out[f"{name}_ci_low"] = lo
-            out[f"{name}_ci_high"] = hi
+            out[f"{name}_ci_low"] = np.where(defined[:, j], lo, np.nan)
+            out[f"{name}_ci_high"] = np.where(defined[:, j], hi, np.nan)
         self.interval_methods = methods
         return pd.DataFrame(out, index=groups.index)
 
@@ -259,6 +407,9 @@ class Uncertainty:
         for arr in (d_lo, d_hi, r_lo, r_hi):
             arr[~defined] = np.nan
         counts = Proportions.of(disp, groups, self.weighted)
+        #: the counts behind the rows of the last disparity table (for
+        #: :func:`~fairness_core.stats.tests.finish_tests`)
+        self.proportions = counts
         p, test = disparity_tests(disp, counts, boot_se, self.spec.min_group_size)
         return pd.DataFrame({
             "difference_ci_low": d_lo, "difference_ci_high": d_hi,
@@ -271,36 +422,44 @@ class Uncertainty:
         replicates)."""
         n = len(disp)
         a = (1 - self.spec.confidence) / 2
-        metric_pos = {m: i for i, m in enumerate(REGISTRY)}
         d_lo, d_hi, r_lo, r_hi, boot_se = (np.full(n, np.nan) for _ in range(5))
-        if not (self.values and n):
+        if not (self.store and n):
             return d_lo, d_hi, r_lo, r_hi, boot_se
-        for (model, attr), d in disp.groupby(["model", "attribute"], sort=False):
-            vals = self.values[(model, attr)]
-            pos = {lab: i for i, lab in enumerate(self.labels[attr])}
-            mi = d["metric"].map(metric_pos).to_numpy()
-            gi = np.array([pos[x] for x in d["group"]])
-            ri = np.array([pos[x] for x in d["reference"]])
-            rows = disp.index.get_indexer(d.index)
-            # a slice of rows at a time: (replicates x rows) arrays stay small
-            for part in _slices(len(d), vals.shape[0] * 8):
-                v, r = vals[:, mi[part], gi[part]], vals[:, mi[part], ri[part]]
-                diff = v - r
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    ratio = np.where(r > 0, v / r,
-                                     np.where((r == 0) & (v > 0), np.inf, np.nan))
-                del v, r
+        metric_pos = {m: i for i, m in enumerate(REGISTRY)}
+        model = disp["model"].to_numpy(dtype=object)
+        attrs = disp["attribute"].to_numpy(dtype=object)
+        mi = np.fromiter((metric_pos[m] for m in disp["metric"].to_numpy(dtype=object)),
+                         dtype=np.intp, count=n)
+        gc = np.fromiter((self._where[k] for k in zip(
+            attrs, disp["group"].to_numpy(dtype=object))), dtype=np.intp, count=n)
+        rc = np.fromiter((self._where[k] for k in zip(
+            attrs, disp["reference"].to_numpy(dtype=object))), dtype=np.intp, count=n)
+        # the proportions of rows are tested on their counts, without it
+        rate = np.array([m.is_rate and not self.weighted for m in REGISTRY.values()])[mi]
+        B = next(iter(self.store.values())).shape[2]
+        # a slice of rows at a time: (rows x replicates) arrays stay small;
+        # three arrays made once serve every slice (fresh large arrays cost
+        # more to map into memory than to fill)
+        width = max(x.stop - x.start for x in _slices(n, B * 8))
+        v_buf, r_buf, d_buf = (np.empty((width, B)) for _ in range(3))
+        for m, st in self.store.items():
+            rows = np.flatnonzero(model == m)
+            n_g = st.shape[1]
+            flat = st.reshape(-1, B)
+            for part in _slices(len(rows), B * 8):
                 at = rows[part]
-                d_lo[at], d_hi[at] = quantiles(diff, (a, 1 - a))
-                r_lo[at], r_hi[at] = quantiles(ratio, (a, 1 - a))
-                del ratio
-                ok = ~np.isnan(diff)
-                cnt = ok.sum(axis=0)
+                k = len(at)
+                v = np.take(flat, mi[at] * n_g + gc[at], axis=0, out=v_buf[:k], mode="clip")
+                r = np.take(flat, mi[at] * n_g + rc[at], axis=0, out=r_buf[:k], mode="clip")
+                diff = np.subtract(v, r, out=d_buf[:k])
+                wald = ~rate[at]
+                if wald.any():  # the standard error, where a Wald test needs it
+                    boot_se[at[wald]] = _standard_error(diff[wald])
+                d_lo[at], d_hi[at] = row_quantiles(diff, (a, 1 - a))
+                # every metric is at least 0: x / 0 is inf for x > 0, and 0 / 0 NaN
                 with np.errstate(invalid="ignore", divide="ignore"):
-                    mean = np.where(ok, diff, 0).sum(axis=0) / cnt
-                    var = (np.where(ok, diff - mean, 0) ** 2).sum(axis=0) / (cnt - 1)
-                boot_se[at] = np.where(cnt >= _MIN_DEFINED * diff.shape[0], np.sqrt(var),
-                                       np.nan)
+                    ratio = np.divide(v, r, out=v)
+                r_lo[at], r_hi[at] = row_quantiles(ratio, (a, 1 - a))
         return d_lo, d_hi, r_lo, r_hi, boot_se
 
     # -- between-group summaries ----------------------------------------------------
@@ -312,19 +471,34 @@ class Uncertainty:
         a = (1 - self.spec.confidence) / 2
         out = {f"{c}_{s}": np.full(len(summ), np.nan) for c in SUMMARY_COLUMNS
                for s in ("ci_low", "ci_high")}
-        if not self.values:
+        if not self.store:
             return pd.DataFrame(out, index=summ.index)
         defined = summ[list(SUMMARY_COLUMNS)].notna().to_numpy()
-        for i, (model, attr) in enumerate(zip(summ["model"], summ["attribute"])):
-            vals = self.values.get((model, attr))
-            if vals is None:
+        models = summ["model"].to_numpy(dtype=object)
+        attrs = summ["attribute"].to_numpy(dtype=object)
+        metric_pos = {m: j for j, m in enumerate(REGISTRY)}
+        for m, st in self.store.items():
+            idx = [i for i in range(len(summ)) if models[i] == m and attrs[i] in self.offsets]
+            if not idx:
                 continue
-            reps = between_summaries({m: vals[:, j, :] for j, m in enumerate(REGISTRY)})
-            lo, hi = quantiles(np.stack([reps[c] for c in SUMMARY_COLUMNS], axis=1),
-                               (a, 1 - a))
-            for j, c in enumerate(SUMMARY_COLUMNS):
-                out[f"{c}_ci_low"][i] = lo[j] if defined[i, j] else np.nan
-                out[f"{c}_ci_high"][i] = hi[j] if defined[i, j] else np.nan
+            n_g, B = st.shape[1], st.shape[2]
+            sizes = [len(self.labels[attrs[i]]) for i in idx]
+            # every block's groups, padded with a row of NaN (undefined) to the widest
+            pos = np.full((len(idx), max(sizes)), n_g, dtype=np.intp)
+            for b, (i, g) in enumerate(zip(idx, sizes)):
+                pos[b, :g] = self.offsets[attrs[i]] + np.arange(g)
+            values = {}
+            for name in SUMMARY_METRICS:
+                padded = np.vstack([st[metric_pos[name]], np.full((1, B), np.nan)])
+                values[name] = padded[pos].transpose(0, 2, 1)  # (blocks, n_boot, groups)
+            reps = between_summaries(values)
+            stacked = np.stack([reps[c] for c in SUMMARY_COLUMNS], axis=1).reshape(-1, B)
+            lo, hi = (x.reshape(len(idx), len(SUMMARY_COLUMNS))
+                      for x in row_quantiles(stacked, (a, 1 - a)))
+            for b, i in enumerate(idx):
+                for j, c in enumerate(SUMMARY_COLUMNS):
+                    out[f"{c}_ci_low"][i] = lo[b, j] if defined[i, j] else np.nan
+                    out[f"{c}_ci_high"][i] = hi[b, j] if defined[i, j] else np.nan
         return pd.DataFrame(out, index=summ.index)
 
     def describe(self) -> dict:

@@ -142,6 +142,13 @@ class Proportions:
         return ~np.isnan(self.n1)
 
     @classmethod
+    def concat(cls, parts) -> Proportions:
+        """The counts of disparity tables put one after the other."""
+        parts = list(parts)
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) if parts else np.zeros(0)
+                     for f in ("x1", "n1", "x2", "n2")))
+
+    @classmethod
     def of(cls, disp: pd.DataFrame, groups: pd.DataFrame, weighted: bool) -> Proportions:
         """The group's and the reference's cells of each disparity row,
         times the coefficients of the row's metric.
@@ -170,7 +177,9 @@ class Proportions:
         ri = np.fromiter((where.get(k, -1) for k in zip(
             model, attr, disp["reference"].to_numpy(dtype=object))), dtype=np.intp, count=n)
         g_cells, r_cells = cells[gi], cells[ri]
-        mi = disp["metric"].map({m: i for i, m in enumerate(REGISTRY)}).to_numpy(dtype=np.intp)
+        pos = {m: i for i, m in enumerate(REGISTRY)}
+        mi = np.fromiter((pos[m] for m in disp["metric"].to_numpy(dtype=object)), dtype=np.intp,
+                         count=n)
         num, den = _RATE_NUM[mi], _RATE_DEN[mi]
         return cls((g_cells * num).sum(axis=1), (g_cells * den).sum(axis=1),
                    (r_cells * num).sum(axis=1), (r_cells * den).sum(axis=1))
@@ -221,7 +230,8 @@ FINISHED_COLUMNS = ("difference_ci_low", "difference_ci_high", "ratio_ci_low",
                     "rows_needed", "more_rows_needed", "reference_rows_needed")
 
 
-def finish_tests(disp: pd.DataFrame, groups: pd.DataFrame, spec, weighted: bool) -> pd.DataFrame:
+def finish_tests(disp: pd.DataFrame, groups: pd.DataFrame, spec, weighted: bool,
+                 counts: Proportions | None = None) -> pd.DataFrame:
     """Correct every p-value of an audit together (Benjamini-Hochberg or
     Holm), mark the significant gaps, and estimate the rows needed where a
     gap fails the tolerance without being significant, or cannot be judged.
@@ -237,6 +247,9 @@ def finish_tests(disp: pd.DataFrame, groups: pd.DataFrame, spec, weighted: bool)
     spec : AuditSpec
     weighted : bool
         The group table's cells hold sample weights.
+    counts : Proportions, optional
+        ``Proportions.of(disp, groups, weighted)`` when already known (see
+        :meth:`Proportions.concat`).
 
     Returns
     -------
@@ -245,7 +258,9 @@ def finish_tests(disp: pd.DataFrame, groups: pd.DataFrame, spec, weighted: bool)
     """
     p_adj = adjust_p(disp["p_value"].to_numpy(dtype=float), spec.correction)
     significant = np.where(np.isnan(p_adj), False, p_adj < spec.alpha)
-    needed = rows_needed(disp, Proportions.of(disp, groups, weighted), significant, spec)
+    if counts is None:
+        counts = Proportions.of(disp, groups, weighted)
+    needed = rows_needed(disp, counts, significant, spec)
     out = disp.assign(p_value_adjusted=p_adj, significant=significant, **needed)
     front = [c for c in out.columns if c not in FINISHED_COLUMNS]
     return out[front + list(FINISHED_COLUMNS)]
