@@ -48,6 +48,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
+from .threads import thread_map
 from .formatting import short
 from .limits import Limits, limits
 
@@ -851,11 +852,16 @@ def frame_sha256(df: pd.DataFrame, columns=None, encodings: dict | None = None) 
     repeated = set(sub.columns[sub.columns.duplicated()])
     h = hashlib.sha256(b"fairness-audit table 1\0")
     _hash_part(h, str(len(sub)).encode())
-    for j, name in enumerate(sub.columns):
+    def column_digest(j):
         column = hashlib.sha256()
+        name = sub.columns[j]
         _hash_column(column, sub.iloc[:, j], None if name in repeated else encodings, name)
+        return column.digest()
+
+    # each column on its own (text columns are encoded, every column hashed)
+    for name, digest in zip(sub.columns, thread_map(column_digest, range(sub.shape[1]))):
         _hash_part(h, repr(name).encode("utf-8", "surrogatepass"))
-        h.update(column.digest())
+        h.update(digest)
     return h.hexdigest()
 
 

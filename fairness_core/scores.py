@@ -25,6 +25,7 @@ import pandas as pd
 from .counts import CELLS, GroupIndex
 from .prepare import Prepared
 from .spec import INTERSECTION_SEP
+from .threads import thread_map
 
 N_CURVE = 201
 N_CAL_BINS = 10
@@ -608,8 +609,9 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     """
     index = index or GroupIndex.build(prepared)
     if counts is None:
-        counts = {m: count_scores(prepared, index, m, max_exact_values, n_bins)
-                  for m in prepared.scores}
+        models = list(prepared.scores)
+        counts = dict(zip(models, thread_map(
+            lambda m: count_scores(prepared, index, m, max_exact_values, n_bins), models)))
     with _one_blas_thread():
         return _score_views(prepared, index, counts, n_curve, n_bins)
 
