@@ -4,6 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_memory_audit.py            # 1M rows, 5 runs
     .venv/bin/python benchmarks/bench_memory_audit.py --repeat 9 --no-fairlearn
+    .venv/bin/python benchmarks/bench_memory_audit.py --scores score_a   # one model
 
 On the benchmark table (benchmarks/generate.py: 3 sensitive attributes, 40
 intersectional groups, 2 scores) it times:
@@ -52,6 +53,7 @@ from fairness_core import AuditSpec, audit  # noqa: E402
 from fairness_core.audit import Auditor, audit_from_counts, prepare_source  # noqa: E402
 from fairness_core.counts import GroupIndex, count_cube  # noqa: E402
 from fairness_core.scores import count_scores, score_analysis  # noqa: E402
+from fairness_core.threads import workers  # noqa: E402
 
 SPEC = AuditSpec(label="label", scores=["score_a", "score_b"],
                  sensitive=["sex", "race", "age_group"], intersectional=True)
@@ -89,12 +91,16 @@ def phases(df: pd.DataFrame, repeat: int) -> dict:
 
 
 def main() -> None:
+    global SPEC
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-fairlearn", action="store_true")
+    ap.add_argument("--scores", nargs="+", default=list(SPEC.scores),
+                    help="the score models to audit (default: score_a score_b)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "memory_audit.json")
     args = ap.parse_args()
+    SPEC = AuditSpec.from_dict({**SPEC.to_dict(), "scores": list(args.scores)})
     df = pd.read_parquet(ensure(args.rows, csv=args.rows <= 1_000_000), columns=COLUMNS)
     audit(df, SPEC)  # warm up
     out: dict = {"rows": len(df), "spec": SPEC.to_dict()}
@@ -112,14 +118,15 @@ def main() -> None:
     import fairlearn
     import numpy
     out["meta"] = {"python": platform.python_version(), "machine": platform.machine(),
-                   "cpus": os.cpu_count(), "load_average": os.getloadavg(),
+                   "cpus": os.cpu_count(), "threads": workers(), "load_average": os.getloadavg(),
                    "pandas": pd.__version__, "numpy": numpy.__version__,
                    "fairlearn": fairlearn.__version__, "repeat": args.repeat}
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     a = out["audit"]
     lines = ["| | time |", "|---|---|",
-             f"| audit(DataFrame), {len(df):,} rows, 2 scores, 7 attributes, bootstrap "
+             f"| audit(DataFrame), {len(df):,} rows, {len(SPEC.scores)} score model(s), "
+             f"7 attributes, bootstrap "
              f"(median wall / CPU) | {a['wall_s'] * 1000:.0f} ms / {a['cpu_s'] * 1000:.0f} ms |"]
     for k, v in out["phases_cpu"].items():
         lines.append(f"| phase {k[:-2]} (CPU) | {v * 1000:.0f} ms |")

@@ -194,3 +194,22 @@ def test_a_text_column_of_missing_values_is_not_one_of_empty_texts():
     assert frame_sha256(missing) == frame_sha256(missing.copy())
     assert frame_sha256(missing) != frame_sha256(empty)
     assert frame_sha256(missing.iloc[:0]) != frame_sha256(missing)
+
+
+@pytest.mark.parametrize("late", [False, True])
+@pytest.mark.parametrize("n_values", [3, 40, 5000])
+def test_text_codes_are_the_order_of_first_occurrence(late, n_values):
+    """Each row's code is its value's rank by first occurrence (-1 when
+    missing), as pandas.factorize numbers them, however many distinct values
+    there are and wherever a value first occurs."""
+    rng = np.random.default_rng(n_values)
+    pool = np.array([f"v{i}" for i in range(n_values)] + [None], dtype=object)
+    values = pool[rng.integers(0, n_values + 1, 30_000)]
+    if late:
+        values[25_000] = "only here"
+    arr = pa.chunked_array([pa.array(values[:7_000]), pa.array(values[7_000:])])
+    codes, dictionary = arrow_codes(arr)
+    expected, uniques = pd.factorize(pd.Series(values, dtype=object))
+    assert codes.dtype == np.int32
+    np.testing.assert_array_equal(codes, expected)
+    assert dictionary.to_pylist() == list(uniques)
