@@ -22,7 +22,8 @@ MODULES = {"numpy": "numpy", "pandas": "pandas", "pyarrow": "pyarrow", "scipy": 
            "playwright": "playwright", "kaleido": "kaleido", "pytest": "pytest",
            "hypothesis": "hypothesis", "pytest-playwright": "pytest_playwright",
            "fairlearn": "fairlearn", "scikit-learn": "sklearn",
-           "sqlalchemy": "sqlalchemy", "alembic": "alembic"}
+           "sqlalchemy": "sqlalchemy", "alembic": "alembic",
+           "threadpoolctl": "threadpoolctl"}
 
 
 def _python(code: str) -> dict:
