@@ -16,6 +16,7 @@ from ..counts import CELLS, OVERALL
 from ..disparity import SUMMARY_COLUMNS, SUMMARY_METRICS, between_summaries
 from ..limits import limits
 from ..metrics import _DEN, _NAMES, _NUM, REGISTRY, needs_outcome
+from ..threads import thread_map, workers
 from .intervals import wilson_interval
 from .tests import Proportions, disparity_tests
 
@@ -31,7 +32,7 @@ def row_quantiles(a: np.ndarray, qs, min_defined: float = _MIN_DEFINED) -> list[
     each number in a row of a C-contiguous array, no transposed copy is
     made."""
     n = a.shape[1]
-    a.sort(axis=1)  # NaN sorts last
+    _sort_rows(a)  # NaN sorts last
     n_def = _defined_after_sort(a)
     rows = np.arange(a.shape[0])
     out = []
@@ -45,6 +46,21 @@ def row_quantiles(a: np.ndarray, qs, min_defined: float = _MIN_DEFINED) -> list[
             v = np.where(a_lo == a_hi, a_lo, a_lo + (a_hi - a_lo) * frac)
         out.append(np.where(n_def >= max(1, min_defined * n), v, np.nan))
     return out
+
+
+#: Elements from which :func:`_sort_rows` splits the rows between threads.
+_SPLIT_SORT = 1 << 18
+
+
+def _sort_rows(a: np.ndarray) -> None:
+    """Sort each row of ``a`` in place, blocks of rows on the machine's
+    cores side by side (numpy's sort releases Python's lock)."""
+    n_threads = min(workers(), a.shape[0])
+    if n_threads < 2 or a.size < _SPLIT_SORT:
+        a.sort(axis=1)
+        return
+    bounds = np.linspace(0, a.shape[0], n_threads + 1).astype(np.intp)
+    thread_map(lambda i: a[bounds[i]:bounds[i + 1]].sort(axis=1), range(n_threads))
 
 
 def _defined_after_sort(a: np.ndarray) -> np.ndarray:
@@ -234,18 +250,19 @@ def _slices(n: int, floats_per_item: int) -> list[slice]:
 
 
 def bootstrap_bytes(n_boot: int, n_combos: int, group_counts, n_models: int,
-                    weighted: bool = False) -> int:
+                    weighted: bool = False, at_once: int = 1) -> int:
     """Memory the bootstrap of ``n_models`` models needs at its peak, in
     bytes: the replicates it keeps (``n_boot`` x metrics x every
-    attribute's groups, per model), one model's replicate counts per
-    combination and cell with their temporary copies, and the slices of
-    temporary arrays."""
+    attribute's groups, per model), and, for each of the ``at_once``
+    models drawn at the same time, its replicate counts per combination and
+    cell with their temporary copies and the slices of temporary arrays."""
     group_counts = [int(g) for g in group_counts] or [1]
     kept = n_boot * len(REGISTRY) * sum(group_counts) * n_models * 8
     copies = 4 if weighted else 2  # integer draws and their float copy; weights' noise
     draws = n_boot * max(int(n_combos), 1) * 4 * 8 * copies
     widest = max(max(group_counts), int(n_combos), 1)
-    return kept + draws + min(2 * _CHUNK_BYTES, n_boot * widest * _WORK_PER_GROUP)
+    return kept + max(1, at_once) * (
+        draws + min(2 * _CHUNK_BYTES, n_boot * widest * _WORK_PER_GROUP))
 
 
 def _standard_error(diff: np.ndarray) -> np.ndarray:
@@ -303,16 +320,8 @@ class Uncertainty:
         if B <= 0:
             return
         names = [a[0] for a in attributes]
-        need = bootstrap_bytes(B, max((len(rc) for rc in row_cells.values()), default=0),
-                               [len(a[2]) for a in attributes], len(row_cells), self.weighted)
-        n_groups = sum(len(a[2]) for a in attributes if a[0] != OVERALL)
-        models = f"{len(row_cells)} model{'s' if len(row_cells) > 1 else ''}"
-        limits().check_memory(
-            f"The bootstrap ({B:,} replicates of {n_groups:,} groups, {models})", need,
-            field="n_bootstrap",
-            fix="Use fewer bootstrap replicates (0 turns them off), or fewer groups (fewer "
-                "sensitive attributes or intersections, or coarser ranges).")
         labelled = getattr(spec, "labelled", True)
+        todo, stores = [], {}  # the models whose replicates are not in the cache
         for i, (model, rc) in enumerate(row_cells.items()):
             i = streams.get(model, i) if streams else i
             wc = weighted_cells[model] if self.weighted else None
@@ -321,18 +330,37 @@ class Uncertainty:
                    tuple(len(a[2]) for a in attributes), rc.tobytes(),
                    None if wc is None else wc.tobytes(), None if sq is None else sq.tobytes())
             if cache is not None and key in cache:
-                store = cache[key]
+                stores[model] = cache[key]
             else:
-                # one stream per model: a model's intervals do not depend on the
-                # other models (and survive a change of another model's threshold)
-                rng = np.random.default_rng([spec.seed, i])
-                draws = bootstrap_cells(rc, B, rng, wc, sq)
-                store = replicate_store(draws, attributes, labelled, whole=wc is None)
-                del draws
-                if cache is not None:
-                    if len(cache) > 16:
-                        cache.clear()
-                    cache[key] = store
+                todo.append((model, i, rc, wc, sq, key))
+        at_once = min(workers(), len(todo))
+        need = bootstrap_bytes(B, max((len(rc) for rc in row_cells.values()), default=0),
+                               [len(a[2]) for a in attributes], len(row_cells), self.weighted,
+                               at_once)
+        n_groups = sum(len(a[2]) for a in attributes if a[0] != OVERALL)
+        models = f"{len(row_cells)} model{'s' if len(row_cells) > 1 else ''}"
+        limits().check_memory(
+            f"The bootstrap ({B:,} replicates of {n_groups:,} groups, {models})", need,
+            field="n_bootstrap",
+            fix="Use fewer bootstrap replicates (0 turns them off), or fewer groups (fewer "
+                "sensitive attributes or intersections, or coarser ranges).")
+
+        def draw(job):
+            _model, i, rc, wc, sq, _key = job
+            # one stream per model: a model's intervals do not depend on the
+            # other models (and survive a change of another model's threshold)
+            draws = bootstrap_cells(rc, B, np.random.default_rng([spec.seed, i]), wc, sq)
+            return replicate_store(draws, attributes, labelled, whole=wc is None)
+
+        # the models side by side (the draws release Python's lock)
+        for job, store in zip(todo, thread_map(draw, todo)):
+            stores[job[0]] = store
+            if cache is not None:
+                if len(cache) > 16:
+                    cache.clear()
+                cache[job[5]] = store
+        for model in row_cells:
+            store = stores[model]
             self.store[model] = store
             for name in names:
                 off, g = self.offsets[name], len(self.labels[name])
