@@ -367,8 +367,8 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
     else:  # a new threshold changes only the score models' counts
         batches = [b for b in (tuple(m for m in cube.cells if m not in spec.scores),
                                tuple(m for m in cube.cells if m in spec.scores)) if b]
-
-    def audit_part(models):
+    parts = []
+    for models in batches:
         # the reasons for not judging a model name its threshold
         key = ("part", models, jkey, tuple((m, not_judged.get(m)) for m in models),
                *(cube.cells[m].tobytes() + cube.row_cells[m].tobytes() for m in models))
@@ -382,9 +382,7 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
                     for k in [k for k in cache if k != "bootstrap"][:20]:
                         del cache[k]
                 cache[key] = part
-        return part
-
-    parts = [audit_part(b) for b in batches]
+        parts.append(part)
     groups = pd.concat([p[0] for p in parts], ignore_index=True)
     disp = finish_tests(pd.concat([p[1] for p in parts], ignore_index=True), groups, spec,
                         cube.weighted, counts=Proportions.concat(p[4] for p in parts))

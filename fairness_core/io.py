@@ -48,9 +48,9 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import InputError
-from .threads import thread_map
 from .formatting import short
 from .limits import Limits, limits
+from .threads import thread_map
 
 FORMATS = ("csv", "tsv", "parquet", "xlsx")
 _EXT = {".csv": "csv", ".txt": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
@@ -852,6 +852,7 @@ def frame_sha256(df: pd.DataFrame, columns=None, encodings: dict | None = None) 
     repeated = set(sub.columns[sub.columns.duplicated()])
     h = hashlib.sha256(b"fairness-audit table 1\0")
     _hash_part(h, str(len(sub)).encode())
+
     def column_digest(j):
         column = hashlib.sha256()
         name = sub.columns[j]
