@@ -24,9 +24,7 @@ GroupIndex.build, count_cube
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -35,24 +33,12 @@ sys.path.insert(0, str(HERE))
 
 import pandas as pd  # noqa: E402
 
-from bench_memory_audit import SPEC  # noqa: E402
+from bench_memory_audit import SPEC, timed  # noqa: E402
 from generate import COLUMNS, ensure  # noqa: E402
 
 from fairness_core.audit import prepare_source, read_source  # noqa: E402
 from fairness_core.counts import GroupIndex, count_cube  # noqa: E402
 from fairness_core.prepare import prepare  # noqa: E402
-
-
-def timed(fn, repeat: int) -> tuple[float, float]:
-    """Median CPU and wall milliseconds of ``repeat`` calls after one warm-up."""
-    fn()
-    cpu, wall = [], []
-    for _ in range(repeat):
-        c0, w0 = time.process_time(), time.perf_counter()
-        fn()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return statistics.median(cpu) * 1e3, statistics.median(wall) * 1e3
 
 
 def main() -> None:
@@ -71,8 +57,9 @@ def main() -> None:
     print(f"| {len(df):,} rows, median of {args.repeat} | CPU ms | wall ms |")
     print("|---|---|---|")
     for name, fn in parts:
-        cpu, wall = timed(fn, args.repeat)
-        print(f"| {name} | {cpu:.1f} | {wall:.1f} |")
+        fn()  # warm-up
+        t = timed(fn, args.repeat)
+        print(f"| {name} | {t['cpu_s'] * 1e3:.1f} | {t['wall_s'] * 1e3:.1f} |")
 
 
 if __name__ == "__main__":

@@ -293,7 +293,7 @@ def count_records(prepared: Prepared, index: GroupIndex | None = None,
     -------
     (table, count column name, notes)
     """
-    from .scores import bin_scores, fine_edges
+    from .scores import fine_bins, fine_edges
 
     index = index or GroupIndex.build(prepared)
     spec = prepared.spec
@@ -313,8 +313,10 @@ def count_records(prepared: Prepared, index: GroupIndex | None = None,
         uniq = np.unique(s)
         if len(uniq) > max_score_values:
             lo, hi = prepared.score_ranges[model]
-            edges = fine_edges(lo, hi, prepared.thresholds[model], max_score_values)
-            s = edges[np.maximum(bin_scores(s, edges) - 1, 0)]
+            threshold = prepared.thresholds[model]
+            edges = fine_edges(lo, hi, threshold, max_score_values)
+            s = edges[np.maximum(fine_bins(s, edges, lo, hi, max_score_values, [threshold]) - 1,
+                                 0)]
             notes.append(f"The score {model!r} has {len(uniq):,} distinct values; it is written "
                          f"as {len(edges):,} fine bins (the lower edge of each, the threshold "
                          "among them), so the decisions at the threshold are exact and the "

@@ -199,3 +199,28 @@ def test_export_suppresses_small_groups(tmp_path, capsys):
     assert (true_sizes < 200).any()  # something really was left out
     assert set(sizes.index) == set(true_sizes[true_sizes >= 200].index)
     assert "fewer than 200 rows were left out" in err
+
+
+def test_many_distinct_scores_are_written_as_the_lower_edges_of_fine_bins():
+    """A score with more distinct values than the table keeps is written as
+    the lower edge of its fine bin (found here by a binary search over the
+    edges), and every decision at the threshold stays as the rows have it."""
+    from fairness_core.counts import count_records
+    from fairness_core.prepare import prepare
+    from fairness_core.scores import fine_edges
+
+    df = _rows(n=20_000, seed=11)
+    df["s"] = np.random.default_rng(11).beta(2, 3, len(df))  # all distinct
+    spec = AuditSpec(**{**SPEC, "threshold": 0.37})
+    prepared = prepare(df, spec)
+    table, count_col, notes = count_records(prepared, max_score_values=500)
+    assert any("fine bins" in n for n in notes)
+    s = prepared.scores["s"]
+    edges = fine_edges(float(s.min()), float(s.max()), 0.37, 500)
+    lower = edges[np.maximum(np.searchsorted(edges, s, side="right") - 1, 0)]
+    expected = pd.Series(prepared.row_counts if prepared.row_counts is not None
+                         else np.ones(len(s), dtype=np.int64)).groupby(lower).sum()
+    got = table.groupby("s")[count_col].sum()
+    pd.testing.assert_series_equal(got, expected, check_names=False, check_index_type=False)
+    # the decisions at the threshold, from the written scores, are the rows' own
+    assert int(table.loc[table["s"] >= 0.37, count_col].sum()) == int((s >= 0.37).sum())

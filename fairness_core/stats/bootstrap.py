@@ -360,8 +360,7 @@ class Uncertainty:
                     cache.clear()
                 cache[job[5]] = store
         for model in row_cells:
-            store = stores[model]
-            self.store[model] = store
+            self.store[model] = store = stores[model]
             for name in names:
                 off, g = self.offsets[name], len(self.labels[name])
                 self.values[(model, name)] = store[:, off:off + g, :].transpose(2, 0, 1)
