@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .counts import OVERALL, CountCube, GroupIndex, count_cube, count_table
+from .counts import (OVERALL, CountCube, GroupIndex, count_cube, count_table, row_positions,
+                     take_rows)
 from .disparity import disparities, summary
 from .findings import findings
 from .errors import InputError
@@ -27,6 +28,7 @@ from .prepare import Prepared, prepare, resolve_threshold, score_decision_words
 from .scores import count_scores, probability_warnings, score_analysis, score_means
 from .stats import Uncertainty, finish_tests
 from .stats.tests import Proportions
+from .threads import alongside
 from .spec import AuditSpec
 
 
@@ -296,12 +298,26 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
     spec = prepared.spec
     index = GroupIndex.build(prepared)
     cube = count_cube(prepared, index)
-    sc = score_analysis(prepared, index) if prepared.scores else None
-    result = audit_from_counts(cube, spec, prepared=prepared, info=info, scores=sc)
+    boot: dict = {}
+    # the bootstrap (numpy work that releases Python's lock) is drawn while
+    # the score columns are counted
+    with alongside(draw_bootstrap, cube, spec, boot):
+        sc = score_analysis(prepared, index) if prepared.scores else None
+    result = audit_from_counts(cube, spec, prepared=prepared, info=info, scores=sc,
+                               bootstrap=boot)
     if len(spec.models) > 1:  # each model against the next, on the same rows
         from .compare import audit_pairs
         result.paired = audit_pairs(prepared, result, index)
     return result
+
+
+def draw_bootstrap(cube: CountCube, spec: AuditSpec, cache: dict) -> None:
+    """Draw the bootstrap replicates of every model of ``cube`` into ``cache``
+    (see :class:`~fairness_core.stats.Uncertainty`), as
+    :func:`audit_from_counts` draws them, to be found there."""
+    Uncertainty(cube.row_cells, cube.cells if cube.weighted else None, cube.attributes, spec,
+                weight_sq_cells=cube.weight_sq_cells, cache=cache,
+                streams={m: i for i, m in enumerate(cube.cells)})
 
 
 def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
@@ -318,14 +334,9 @@ def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
         auc = scores["auc"]
         auc = auc[auc["model"].isin(models)][["model", "attribute", "group", "auc",
                                               "auc_error_bound", "brier"]]
-        if len(auc):  # a left merge on the keys, by position: quicker on a small table
-            keys = ("model", "attribute", "group")
-            where = {k: i for i, k in enumerate(zip(*(auc[c].to_numpy(dtype=object)
-                                                      for c in keys)))}
-            at = np.fromiter((where.get(k, -1) for k in zip(
-                *(groups[c].to_numpy(dtype=object) for c in keys))), dtype=np.intp,
-                count=len(groups))
-            groups = groups.assign(**{c: np.where(at >= 0, auc[c].to_numpy()[at], np.nan)
+        if len(auc):
+            at = row_positions(groups, auc)
+            groups = groups.assign(**{c: take_rows(auc[c].to_numpy(), at)
                                       for c in ("auc", "auc_error_bound", "brier")})
     unc = Uncertainty(sub.row_cells, sub.cells if sub.weighted else None, sub.attributes,
                       spec, weight_sq_cells=sub.weight_sq_cells, cache=cache,
@@ -343,7 +354,8 @@ def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
 
 def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
                       info: TableInfo | None = None, scores: dict | None = None,
-                      cache: dict | None = None) -> AuditResult:
+                      cache: dict | None = None, bootstrap: dict | None = None
+                      ) -> AuditResult:
     """Everything after the one pass over the rows: metrics, disparities,
     intervals, tests, summaries and findings, from the count cube alone.
 
@@ -354,7 +366,8 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
     and the score models are audited as two parts and kept there, keyed by
     their counts and the settings, so that a new threshold recomputes only
     the score models); the p-values of all models are then corrected
-    together.
+    together.  ``bootstrap`` holds replicates already drawn by
+    :func:`draw_bootstrap` (without a ``cache``).
     """
     judgement = {k: v for k, v in spec.to_dict().items()
                  if k not in ("threshold", "predictions", "scores", "alpha", "correction",
@@ -375,7 +388,7 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
         if cache is not None and key in cache:
             part = cache[key]
         else:
-            boot = cache.setdefault("bootstrap", {}) if cache is not None else None
+            boot = cache.setdefault("bootstrap", {}) if cache is not None else bootstrap
             part = _model_part(cube, spec, models, streams, scores, boot, not_judged)
             if cache is not None:
                 if len(cache) > 40:

@@ -226,6 +226,30 @@ def count_cube(prepared: Prepared, index: GroupIndex | None = None) -> CountCube
                      attributes=attrs, weighted=weighted, weight_sq_cells=sq)
 
 
+#: The columns that name a row of a group table.
+GROUP_KEYS = ("model", "attribute", "group")
+
+
+def row_positions(rows: pd.DataFrame, table: pd.DataFrame, keys=GROUP_KEYS) -> np.ndarray:
+    """The position in ``table`` of the first row with the same ``keys``
+    values as each row of ``rows`` (-1 where there is none): a left merge
+    by position, quicker than a merge on text keys for tables of a few
+    hundred rows."""
+    where: dict = {}
+    for i, k in enumerate(zip(*(table[c].to_numpy(dtype=object) for c in keys))):
+        where.setdefault(k, i)
+    return np.fromiter((where.get(k, -1) for k in zip(
+        *(rows[c].to_numpy(dtype=object) for c in keys))), dtype=np.intp, count=len(rows))
+
+
+def take_rows(values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """``values[at]`` as floats, NaN where ``at`` is -1 (see :func:`row_positions`)."""
+    values = np.asarray(values, dtype=float)
+    if not len(values):
+        return np.full(len(at), np.nan)
+    return np.where(at >= 0, values[at], np.nan)
+
+
 def count_table(source, index: GroupIndex | None = None) -> pd.DataFrame:
     """The count table: one row per model x attribute x group.
 

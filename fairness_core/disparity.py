@@ -159,7 +159,7 @@ def _reason(n, n_ref, val, refv, ratio, small, undefined, metric, inside, mgs,
     return f"ratio {ratio:.3f} is {side} {interval}"
 
 
-def between(x) -> tuple[np.ndarray, np.ndarray]:
+def between(x, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """fairlearn's between-groups difference (max - min) and ratio
     (min / max) over the groups where the metric is defined.
 
@@ -169,17 +169,20 @@ def between(x) -> tuple[np.ndarray, np.ndarray]:
         A metric's values with the groups on the last axis (NaN where the
         metric is undefined), under any leading axes (blocks, bootstrap
         replicates).
+    axis : int
+        The axis of the groups, when not the last (the quickest is the one
+        along which the values lie furthest apart in memory).
 
     Returns
     -------
-    difference, ratio : arrays of shape ``x.shape[:-1]``
+    difference, ratio : arrays of the shape of ``x`` without ``axis``
         NaN with fewer than two defined groups; the ratio is NaN too when
         the largest value is 0.
     """
     x = np.asarray(x, dtype=float)
-    k = (~np.isnan(x)).sum(axis=-1)
-    hi = np.fmax.reduce(x, axis=-1, initial=np.nan)
-    lo = np.fmin.reduce(x, axis=-1, initial=np.nan)
+    k = (~np.isnan(x)).sum(axis=axis)
+    hi = np.fmax.reduce(x, axis=axis, initial=np.nan)
+    lo = np.fmin.reduce(x, axis=axis, initial=np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         difference = np.where(k >= 2, hi - lo, np.nan)
         ratio = np.where((k >= 2) & (hi > 0), lo / hi, np.nan)
@@ -212,21 +215,21 @@ SUMMARY_COLUMNS = tuple(f"{name}_{part}" for name in SUMMARIES
 SUMMARY_METRICS = tuple(dict.fromkeys(m for metrics, _ in SUMMARIES.values() for m in metrics))
 
 
-def between_summaries(values) -> dict[str, np.ndarray]:
+def between_summaries(values, axis: int = -1) -> dict[str, np.ndarray]:
     """Every summary of :data:`SUMMARIES` from the metrics' values.
 
     Parameters
     ----------
     values : mapping metric name -> array (..., groups)
-        The groups on the last axis, as for :func:`between`; the same
-        leading shape for every metric.
+        The groups on the last axis (or on ``axis``), as for
+        :func:`between`; the same shape for every metric.
 
     Returns
     -------
     dict
         :data:`SUMMARY_COLUMNS` -> arrays of the leading shape.
     """
-    parts = {m: between(values[m]) for m in SUMMARY_METRICS}
+    parts = {m: between(values[m], axis) for m in SUMMARY_METRICS}
     out = {}
     for name, (metrics, combine) in SUMMARIES.items():
         pair = parts[metrics[0]] if combine is None else combine(*(parts[m] for m in metrics))

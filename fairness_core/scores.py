@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .counts import CELLS, GroupIndex
+from .counts import CELLS, GroupIndex, row_positions, take_rows
 from .prepare import Prepared
 from .spec import INTERSECTION_SEP
 from .threads import thread_map
@@ -386,7 +386,7 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
     for a in range(0, len(s), _ROW_CHUNK):
         part = slice(a, a + _ROW_CHUNK)
         b = b_all[part] if exact else binner(s[part])
-        pair = key[part].astype(small)
+        pair = key[part].astype(np.intp)  # numpy's bincount counts intp codes quickest
         pair *= 2
         pair += yb[part]
         np.multiply(pair, nb, out=code[part])
@@ -402,7 +402,7 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
             pair *= n_cal_bins
             pair += np.take(cal_of_bin, b)
         else:
-            pair = key[part]
+            pair = key[part].astype(np.intp)
         score_sums[0] += np.bincount(pair, weights=ws, minlength=n_sums)
         score_sums[1] += np.bincount(pair, weights=ws2, minlength=n_sums)
     rows = sq = None
@@ -797,14 +797,13 @@ def score_means(sums: pd.DataFrame, groups: pd.DataFrame, confidence: float = 0.
         var = np.where(n > 1, var * n / (n - 1), np.nan)  # the sample variance
         se = np.sqrt(var * sums["sum_weight_sq"].to_numpy(dtype=float)) / W
     z = z_value(confidence)
-    out = sums[["model", "attribute", "group", "n", "weight"]].copy()
+    out = sums[["model", "attribute", "group", "n", "weight"]].reset_index(drop=True)
     out["mean_score"] = np.where(W > 0, mean, np.nan)
     out["sd_score"] = np.sqrt(var)
     out["mean_ci_low"], out["mean_ci_high"] = mean - z * se, mean + z * se
     out["threshold"] = out["model"].map(thresholds or {}).astype(float)
-    rates = groups[["model", "attribute", "group", "selection_rate",
-                    *(c for c in ("selection_rate_ci_low", "selection_rate_ci_high")
-                      if c in groups)]].rename(columns=lambda c: c.replace(
-                          "selection_rate", "share_above"))
-    out = out.merge(rates, on=["model", "attribute", "group"], how="left")
+    at = row_positions(out, groups)
+    for c in ("selection_rate", "selection_rate_ci_low", "selection_rate_ci_high"):
+        if c in groups:
+            out[c.replace("selection_rate", "share_above")] = take_rows(groups[c].to_numpy(), at)
     return out.reindex(columns=cols)

@@ -9,6 +9,7 @@ same however many cores it ran on.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -40,3 +41,24 @@ def thread_map(fn, items) -> list:
         return [fn(x) for x in items]
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="fairness-audit") as pool:
         return list(pool.map(fn, items))
+
+
+@contextlib.contextmanager
+def alongside(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` on a thread of its own while the body of
+    the ``with`` block runs, and wait for it at the end of the block (not
+    at all with one worker: then nothing runs).  ``fn`` only prepares work
+    that is done again when it is missing, so its errors are dropped: the
+    step that needs its result meets them itself."""
+    if workers() < 2:
+        yield
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairness-audit") as pool:
+        job = pool.submit(fn, *args, **kwargs)
+        try:
+            yield
+        finally:
+            try:
+                job.result()
+            except Exception:
+                pass

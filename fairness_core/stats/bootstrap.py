@@ -517,8 +517,8 @@ class Uncertainty:
             values = {}
             for name in SUMMARY_METRICS:
                 padded = np.vstack([st[metric_pos[name]], np.full((1, B), np.nan)])
-                values[name] = padded[pos].transpose(0, 2, 1)  # (blocks, n_boot, groups)
-            reps = between_summaries(values)
+                values[name] = padded[pos]  # (blocks, groups, n_boot)
+            reps = between_summaries(values, axis=1)
             stacked = np.stack([reps[c] for c in SUMMARY_COLUMNS], axis=1).reshape(-1, B)
             lo, hi = (x.reshape(len(idx), len(SUMMARY_COLUMNS))
                       for x in row_quantiles(stacked, (a, 1 - a)))
