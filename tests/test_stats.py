@@ -273,6 +273,41 @@ def test_quantiles_equal_numpy_nanquantile():
     assert not enough[0, 0] and not enough[1, 1]
 
 
+def test_row_quantiles_of_fully_defined_rows_equal_numpy_quantile():
+    """Rows without NaN take the partition path: the same numbers as numpy's
+    quantile, for levels near both ends, the middle and the extremes, with
+    ties, infinities, and a mix with rows that have NaN."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((40, 1000))
+    x[:5] = rng.integers(0, 3, (5, 1000)) / 7                         # many ties
+    x[5] = np.where(rng.random(1000) < 0.05, np.inf, x[5])             # a few inf
+    x[6] = np.where(rng.random(1000) < 0.05, -np.inf, x[6])
+    x[7] = 1.5                                                         # all equal
+    qs = (0.025, 0.975, 0.5, 0.0, 1.0, 0.3, 0.999)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = np.quantile(x, qs, axis=1)
+    # by hand: the two sorted values around each quantile, interpolated
+    srt = np.sort(x, axis=1)
+    for rows in (x, np.vstack([x, np.full((1, 1000), np.nan)])):  # alone, and with a NaN row
+        got = row_quantiles(rows.copy(), qs)
+        for g, w, q in zip(got, want, qs):
+            assert np.isnan(g[len(x):]).all()
+            pos = q * 999
+            lo = int(np.floor(pos))
+            a, b = srt[:, lo], srt[:, min(lo + 1, 999)]
+            with np.errstate(invalid="ignore"):
+                hand = np.where(a == b, a, a + (b - a) * (pos - lo))
+            np.testing.assert_array_equal(g[:len(x)], hand)
+            finite = np.isfinite(w)
+            np.testing.assert_allclose(g[:len(x)][finite], w[finite], rtol=1e-12, atol=0)
+    # a row of one value, and rows split between the cores
+    np.testing.assert_array_equal(row_quantiles(np.array([[3.0]]), (0.1, 0.9)), [[3.0], [3.0]])
+    big = rng.standard_normal((600, 1000))
+    got = row_quantiles(big.copy(), (0.025, 0.975))
+    np.testing.assert_allclose(got, np.quantile(big, (0.025, 0.975), axis=1), rtol=1e-12)
+
+
 def test_row_quantiles_equal_numpy_nanquantile_with_nan_and_inf():
     """The percentile helper on rows (sorted in place): NaN ignored, +-inf
     kept as values, rows with fewer than half defined (or none) give NaN."""

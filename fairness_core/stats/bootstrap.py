@@ -28,23 +28,73 @@ def row_quantiles(a: np.ndarray, qs, min_defined: float = _MIN_DEFINED) -> list[
     interpolation, as ``numpy.nanquantile`` along axis 1).  Rows with fewer
     than ``min_defined`` of their values defined give NaN.
 
-    Sorts ``a`` in place (pass a copy to keep it): with the replicates of
-    each number in a row of a C-contiguous array, no transposed copy is
-    made."""
-    n = a.shape[1]
-    _sort_rows(a)  # NaN sorts last
-    n_def = _defined_after_sort(a)
-    rows = np.arange(a.shape[0])
-    out = []
-    for q in qs:
+    Reorders each row of ``a`` in place (pass a copy to keep it).  A row
+    with every value defined needs only the two values around each
+    quantile: a partition finds them, quicker than a sort; the other rows
+    are sorted (NaN last).  With the replicates of each number in a row of
+    a C-contiguous array, no transposed copy is made."""
+    n_rows, n = a.shape
+    gaps = np.isnan(a).any(axis=1) if n else np.ones(n_rows, dtype=bool)
+    if not gaps.any():
+        return _full_row_quantiles(a, qs)
+    out = [np.full(n_rows, np.nan) for _ in qs]
+    some = np.flatnonzero(gaps)
+    part = a[some]
+    _sort_rows(part)  # NaN sorts last
+    n_def = _defined_after_sort(part)
+    rows = np.arange(len(some))
+    for o, q in zip(out, qs):
         pos = q * np.maximum(n_def - 1, 0)
         lo = np.floor(pos).astype(np.intp)
         hi = np.minimum(lo + 1, np.maximum(n_def - 1, 0))
-        frac = pos - lo
-        a_lo, a_hi = a[rows, lo], a[rows, hi]
-        with np.errstate(invalid="ignore"):
-            v = np.where(a_lo == a_hi, a_lo, a_lo + (a_hi - a_lo) * frac)
-        out.append(np.where(n_def >= max(1, min_defined * n), v, np.nan))
+        v = _between(part[rows, lo], part[rows, hi], pos - lo)
+        o[some] = np.where(n_def >= max(1, min_defined * n), v, np.nan)
+    full = np.flatnonzero(~gaps)
+    if len(full):
+        for o, v in zip(out, _full_row_quantiles(a[full], qs)):
+            o[full] = v
+    return out
+
+
+def _between(a_lo: np.ndarray, a_hi: np.ndarray, frac) -> np.ndarray:
+    """The linear interpolation of the quantiles of :func:`row_quantiles`."""
+    with np.errstate(invalid="ignore"):
+        return np.where(a_lo == a_hi, a_lo, a_lo + (a_hi - a_lo) * frac)
+
+
+def _full_row_quantiles(a: np.ndarray, qs) -> list[np.ndarray]:
+    """:func:`row_quantiles` of rows without NaN: for each quantile, one
+    partition of every row puts one of its two values in place, and the
+    largest value before it (or the smallest after it) is the other.  Large
+    arrays are split into blocks of rows on the machine's cores."""
+    n_threads = min(workers(), a.shape[0])
+    if n_threads < 2 or a.size < _SPLIT_SORT:
+        return _select_quantiles(a, qs)
+    bounds = np.linspace(0, a.shape[0], n_threads + 1).astype(np.intp)
+    parts = thread_map(lambda i: _select_quantiles(a[bounds[i]:bounds[i + 1]], qs),
+                       range(n_threads))
+    return [np.concatenate([p[j] for p in parts]) for j in range(len(qs))]
+
+
+def _select_quantiles(a: np.ndarray, qs) -> list[np.ndarray]:
+    n = a.shape[1]
+    out = []
+    for q in qs:
+        if not n:
+            out.append(np.full(a.shape[0], np.nan))
+            continue
+        pos = q * (n - 1)
+        lo = int(np.floor(pos))
+        hi = min(lo + 1, n - 1)
+        if hi <= n // 2:  # near the low end: the value at hi and the largest below it
+            a.partition(hi, axis=1)
+            a_hi = a[:, hi].copy()
+            a_lo = a[:, :hi].max(axis=1) if lo < hi else a_hi
+        else:  # near the high end: the value at lo and the smallest above it
+            a.partition(lo, axis=1)
+            a_lo = a[:, lo].copy()
+            a_hi = a[:, lo + 1:].min(axis=1) if hi > lo else a_lo
+        out.append(_between(a_lo, a_hi, pos - lo))
     return out
 
 
@@ -139,6 +189,9 @@ _WORK_PER_GROUP = 8 * (4 + 3 * len(REGISTRY) + 4)
 #: Temporary arrays are made a slice of replicates (or of rows) at a time, about
 #: this size.
 _CHUNK_BYTES = 64 << 20
+#: The same for the replicates of the disparities, which are sorted: slices
+#: that stay in the CPU's cache sort quicker.
+_REPLICATE_SLICE_BYTES = 8 << 20
 
 
 def _replicate_rows(attributes) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -242,10 +295,10 @@ def replicate_store(draws: np.ndarray, attributes, labelled: bool = True,
     return out
 
 
-def _slices(n: int, floats_per_item: int) -> list[slice]:
-    """Slices that cover ``range(n)``, each of about :data:`_CHUNK_BYTES`
-    when an item takes ``floats_per_item`` floats of temporary arrays."""
-    step = max(1, _CHUNK_BYTES // max(8 * floats_per_item, 1))
+def _slices(n: int, floats_per_item: int, size: int = _CHUNK_BYTES) -> list[slice]:
+    """Slices that cover ``range(n)``, each of about ``size`` bytes when an
+    item takes ``floats_per_item`` floats of temporary arrays."""
+    step = max(1, size // max(8 * floats_per_item, 1))
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
@@ -467,13 +520,13 @@ class Uncertainty:
         # a slice of rows at a time: (rows x replicates) arrays stay small;
         # three arrays made once serve every slice (fresh large arrays cost
         # more to map into memory than to fill)
-        width = max(x.stop - x.start for x in _slices(n, B * 8))
+        width = max(x.stop - x.start for x in _slices(n, B * 8, _REPLICATE_SLICE_BYTES))
         v_buf, r_buf, d_buf = (np.empty((width, B)) for _ in range(3))
         for m, st in self.store.items():
             rows = np.flatnonzero(model == m)
             n_g = st.shape[1]
             flat = st.reshape(-1, B)
-            for part in _slices(len(rows), B * 8):
+            for part in _slices(len(rows), B * 8, _REPLICATE_SLICE_BYTES):
                 at = rows[part]
                 k = len(at)
                 v = np.take(flat, mi[at] * n_g + gc[at], axis=0, out=v_buf[:k], mode="clip")
@@ -503,29 +556,27 @@ class Uncertainty:
         defined = summ[list(SUMMARY_COLUMNS)].notna().to_numpy()
         models = summ["model"].to_numpy(dtype=object)
         attrs = summ["attribute"].to_numpy(dtype=object)
-        metric_pos = {m: j for j, m in enumerate(REGISTRY)}
-        for m, st in self.store.items():
-            idx = [i for i in range(len(summ)) if models[i] == m and attrs[i] in self.offsets]
-            if not idx:
+        metric_pos = [list(REGISTRY).index(name) for name in SUMMARY_METRICS]
+        rows, reps = [], []
+        for i, (m, attr) in enumerate(zip(models, attrs)):
+            st = self.store.get(m)
+            if st is None or attr not in self.offsets:
                 continue
-            n_g, B = st.shape[1], st.shape[2]
-            sizes = [len(self.labels[attrs[i]]) for i in idx]
-            # every block's groups, padded with a row of NaN (undefined) to the widest
-            pos = np.full((len(idx), max(sizes)), n_g, dtype=np.intp)
-            for b, (i, g) in enumerate(zip(idx, sizes)):
-                pos[b, :g] = self.offsets[attrs[i]] + np.arange(g)
-            values = {}
-            for name in SUMMARY_METRICS:
-                padded = np.vstack([st[metric_pos[name]], np.full((1, B), np.nan)])
-                values[name] = padded[pos]  # (blocks, groups, n_boot)
-            reps = between_summaries(values, axis=1)
-            stacked = np.stack([reps[c] for c in SUMMARY_COLUMNS], axis=1).reshape(-1, B)
-            lo, hi = (x.reshape(len(idx), len(SUMMARY_COLUMNS))
-                      for x in row_quantiles(stacked, (a, 1 - a)))
-            for b, i in enumerate(idx):
-                for j, c in enumerate(SUMMARY_COLUMNS):
-                    out[f"{c}_ci_low"][i] = lo[b, j] if defined[i, j] else np.nan
-                    out[f"{c}_ci_high"][i] = hi[b, j] if defined[i, j] else np.nan
+            # an attribute's groups lie next to each other in the store: each
+            # metric's replicates of them are a view, (groups, n_boot)
+            off, g = self.offsets[attr], len(self.labels[attr])
+            values = {name: st[j, off:off + g] for name, j in zip(SUMMARY_METRICS, metric_pos)}
+            found = between_summaries(values, axis=0)
+            rows.append(i)
+            reps.append(np.stack([found[c] for c in SUMMARY_COLUMNS]))
+        if rows:
+            lo, hi = row_quantiles(np.concatenate(reps), (a, 1 - a))
+            shape = (len(rows), len(SUMMARY_COLUMNS))
+            lo, hi = lo.reshape(shape), hi.reshape(shape)
+            ok = defined[rows]
+            for j, c in enumerate(SUMMARY_COLUMNS):
+                out[f"{c}_ci_low"][rows] = np.where(ok[:, j], lo[:, j], np.nan)
+                out[f"{c}_ci_high"][rows] = np.where(ok[:, j], hi[:, j], np.nan)
         return pd.DataFrame(out, index=summ.index)
 
     def describe(self) -> dict:
