@@ -28,7 +28,7 @@ from .prepare import Prepared, prepare, resolve_threshold, score_decision_words
 from .scores import count_scores, probability_warnings, score_analysis, score_means
 from .stats import Uncertainty, finish_tests
 from .stats.tests import Proportions
-from .threads import alongside
+from .threads import started
 from .spec import AuditSpec
 
 
@@ -298,30 +298,21 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
     spec = prepared.spec
     index = GroupIndex.build(prepared)
     cube = count_cube(prepared, index)
-    boot: dict = {}
-    # the bootstrap (numpy work that releases Python's lock) is drawn while
-    # the score columns are counted
-    with alongside(draw_bootstrap, cube, spec, boot):
-        sc = score_analysis(prepared, index) if prepared.scores else None
+    # everything that needs only the counts (numpy work of the bootstrap
+    # that mostly releases Python's lock) runs while the score columns are
+    # counted
+    parts = started(model_parts, cube, spec, prepared) if prepared.scores else None
+    sc = score_analysis(prepared, index) if prepared.scores else None
     result = audit_from_counts(cube, spec, prepared=prepared, info=info, scores=sc,
-                               bootstrap=boot)
+                               parts=parts() if parts else None)
     if len(spec.models) > 1:  # each model against the next, on the same rows
         from .compare import audit_pairs
         result.paired = audit_pairs(prepared, result, index)
     return result
 
 
-def draw_bootstrap(cube: CountCube, spec: AuditSpec, cache: dict) -> None:
-    """Draw the bootstrap replicates of every model of ``cube`` into ``cache``
-    (see :class:`~fairness_core.stats.Uncertainty`), as
-    :func:`audit_from_counts` draws them, to be found there."""
-    Uncertainty(cube.row_cells, cube.cells if cube.weighted else None, cube.attributes, spec,
-                weight_sq_cells=cube.weight_sq_cells, cache=cache,
-                streams={m: i for i, m in enumerate(cube.cells)})
-
-
 def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
-                scores: dict | None, cache: dict | None, not_judged: dict | None = None):
+                cache: dict | None, not_judged: dict | None = None):
     """Groups, disparities (p-values not yet corrected) and summaries of some
     models: everything that depends on those models' counts alone."""
     sub = dataclasses.replace(
@@ -330,14 +321,6 @@ def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
         weight_sq_cells=None if cube.weight_sq_cells is None else
         {m: cube.weight_sq_cells[m] for m in models})
     groups = add_metrics(count_table(sub), spec.labelled)
-    if scores is not None and len(scores["auc"]):
-        auc = scores["auc"]
-        auc = auc[auc["model"].isin(models)][["model", "attribute", "group", "auc",
-                                              "auc_error_bound", "brier"]]
-        if len(auc):
-            at = row_positions(groups, auc)
-            groups = groups.assign(**{c: take_rows(auc[c].to_numpy(), at)
-                                      for c in ("auc", "auc_error_bound", "brier")})
     unc = Uncertainty(sub.row_cells, sub.cells if sub.weighted else None, sub.attributes,
                       spec, weight_sq_cells=sub.weight_sq_cells, cache=cache,
                       streams=streams)
@@ -352,22 +335,16 @@ def _model_part(cube: CountCube, spec: AuditSpec, models: tuple, streams: dict,
     return groups, disp, summ, unc.describe(), unc.proportions
 
 
-def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
-                      info: TableInfo | None = None, scores: dict | None = None,
-                      cache: dict | None = None, bootstrap: dict | None = None
-                      ) -> AuditResult:
-    """Everything after the one pass over the rows: metrics, disparities,
-    intervals, tests, summaries and findings, from the count cube alone.
+def model_parts(cube: CountCube, spec: AuditSpec, prepared: Prepared,
+                cache: dict | None = None) -> tuple[list, dict]:
+    """What :func:`audit_from_counts` computes from the counts of each model
+    alone (groups without the score columns, disparities, summaries and
+    their intervals), and the models whose gaps are not judged.
 
-    ``spec`` may differ from the one the cube was counted with in anything
-    that does not change the counts (reference groups, tolerance, minimum
-    group size, alpha, correction, bootstrap settings).  Each model is
-    audited from its own counts (given a ``cache`` dict, the decision models
-    and the score models are audited as two parts and kept there, keyed by
-    their counts and the settings, so that a new threshold recomputes only
-    the score models); the p-values of all models are then corrected
-    together.  ``bootstrap`` holds replicates already drawn by
-    :func:`draw_bootstrap` (without a ``cache``).
+    Each model is audited from its own counts; given a ``cache`` dict, the
+    decision models and the score models are audited as two parts and kept
+    there, keyed by their counts and the settings, so that a new threshold
+    recomputes only the score models.
     """
     judgement = {k: v for k, v in spec.to_dict().items()
                  if k not in ("threshold", "predictions", "scores", "alpha", "correction",
@@ -388,15 +365,52 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
         if cache is not None and key in cache:
             part = cache[key]
         else:
-            boot = cache.setdefault("bootstrap", {}) if cache is not None else bootstrap
-            part = _model_part(cube, spec, models, streams, scores, boot, not_judged)
+            boot = cache.setdefault("bootstrap", {}) if cache is not None else None
+            part = _model_part(cube, spec, models, streams, boot, not_judged)
             if cache is not None:
                 if len(cache) > 40:
                     for k in [k for k in cache if k != "bootstrap"][:20]:
                         del cache[k]
                 cache[key] = part
         parts.append(part)
-    groups = pd.concat([p[0] for p in parts], ignore_index=True)
+    return parts, not_judged
+
+
+def _with_score_columns(groups: pd.DataFrame, scores: dict | None,
+                        labelled: bool) -> pd.DataFrame:
+    """The group table with each score model's AUC, its error bound and the
+    Brier score (from :func:`~fairness_core.scores.score_analysis`), placed
+    after the metrics, before their intervals."""
+    auc = scores["auc"] if scores is not None else None
+    if auc is None or not len(auc):
+        return groups
+    at = row_positions(groups, auc)
+    if not (at >= 0).any():
+        return groups
+    first = next((i for i, c in enumerate(groups.columns) if str(c).endswith("_ci_low")),
+                 len(groups.columns))
+    groups = groups.copy()
+    for j, c in enumerate(OUTCOME_SCORE_METRICS):
+        groups.insert(first + j, c, take_rows(auc[c].to_numpy(), at) if labelled else np.nan)
+    return groups
+
+
+def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
+                      info: TableInfo | None = None, scores: dict | None = None,
+                      cache: dict | None = None, parts: tuple | None = None) -> AuditResult:
+    """Everything after the one pass over the rows: metrics, disparities,
+    intervals, tests, summaries and findings, from the count cube alone.
+
+    ``spec`` may differ from the one the cube was counted with in anything
+    that does not change the counts (reference groups, tolerance, minimum
+    group size, alpha, correction, bootstrap settings).  The parts that
+    need each model's counts alone come from :func:`model_parts` (with
+    ``cache``), or are given as ``parts`` (what it returned); the p-values
+    of all models are then corrected together.
+    """
+    parts, not_judged = parts if parts is not None else model_parts(cube, spec, prepared, cache)
+    groups = _with_score_columns(pd.concat([p[0] for p in parts], ignore_index=True), scores,
+                                 spec.labelled)
     disp = finish_tests(pd.concat([p[1] for p in parts], ignore_index=True), groups, spec,
                         cube.weighted, counts=Proportions.concat(p[4] for p in parts))
     per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)

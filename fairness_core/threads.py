@@ -9,8 +9,8 @@ same however many cores it ran on.
 """
 from __future__ import annotations
 
-import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 #: Environment variable capping the threads of one audit (1 runs every
@@ -43,22 +43,27 @@ def thread_map(fn, items) -> list:
         return list(pool.map(fn, items))
 
 
-@contextlib.contextmanager
-def alongside(fn, *args, **kwargs):
-    """Run ``fn(*args, **kwargs)`` on a thread of its own while the body of
-    the ``with`` block runs, and wait for it at the end of the block (not
-    at all with one worker: then nothing runs).  ``fn`` only prepares work
-    that is done again when it is missing, so its errors are dropped: the
-    step that needs its result meets them itself."""
+def started(fn, *args, **kwargs):
+    """Start ``fn(*args, **kwargs)`` on a thread of its own and return a
+    function that waits for its result (and raises its error).  With one
+    worker nothing starts: the returned function computes the result when
+    called."""
     if workers() < 2:
-        yield
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fairness-audit") as pool:
-        job = pool.submit(fn, *args, **kwargs)
+        return lambda: fn(*args, **kwargs)
+    out: dict = {}
+
+    def run():
         try:
-            yield
-        finally:
-            try:
-                job.result()
-            except Exception:
-                pass
+            out["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # raised again by the caller's thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, name="fairness-audit", daemon=True)
+    thread.start()
+
+    def result():
+        thread.join()
+        if "error" in out:
+            raise out["error"]
+        return out["value"]
+    return result
