@@ -301,10 +301,10 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
     # everything that needs only the counts (numpy work of the bootstrap
     # that mostly releases Python's lock) runs while the score columns are
     # counted
-    parts = started(model_parts, cube, spec, prepared) if prepared.scores else None
+    judged = started(judge, cube, spec, prepared) if prepared.scores else None
     sc = score_analysis(prepared, index) if prepared.scores else None
     result = audit_from_counts(cube, spec, prepared=prepared, info=info, scores=sc,
-                               parts=parts() if parts else None)
+                               judged=judged() if judged else None)
     if len(spec.models) > 1:  # each model against the next, on the same rows
         from .compare import audit_pairs
         result.paired = audit_pairs(prepared, result, index)
@@ -395,22 +395,15 @@ def _with_score_columns(groups: pd.DataFrame, scores: dict | None,
     return groups
 
 
-def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
-                      info: TableInfo | None = None, scores: dict | None = None,
-                      cache: dict | None = None, parts: tuple | None = None) -> AuditResult:
-    """Everything after the one pass over the rows: metrics, disparities,
-    intervals, tests, summaries and findings, from the count cube alone.
-
-    ``spec`` may differ from the one the cube was counted with in anything
-    that does not change the counts (reference groups, tolerance, minimum
-    group size, alpha, correction, bootstrap settings).  The parts that
-    need each model's counts alone come from :func:`model_parts` (with
-    ``cache``), or are given as ``parts`` (what it returned); the p-values
-    of all models are then corrected together.
-    """
-    parts, not_judged = parts if parts is not None else model_parts(cube, spec, prepared, cache)
-    groups = _with_score_columns(pd.concat([p[0] for p in parts], ignore_index=True), scores,
-                                 spec.labelled)
+def judge(cube: CountCube, spec: AuditSpec, prepared: Prepared,
+          cache: dict | None = None) -> dict:
+    """Everything of an audit that needs the counts alone (not the score
+    columns): the group table without the score columns, the disparities
+    with every model's p-values corrected together, the summaries, the
+    findings and the warnings about models and small groups.  The parts of
+    each model come from :func:`model_parts` (with ``cache``)."""
+    parts, not_judged = model_parts(cube, spec, prepared, cache)
+    groups = pd.concat([p[0] for p in parts], ignore_index=True)
     disp = finish_tests(pd.concat([p[1] for p in parts], ignore_index=True), groups, spec,
                         cube.weighted, counts=Proportions.concat(p[4] for p in parts))
     per_group = groups[groups["attribute"] != OVERALL].reset_index(drop=True)
@@ -422,22 +415,48 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
     summ["n_fail_significant"] = [sig.get((m, a), 0)
                                   for m, a in zip(summ["model"], summ["attribute"])]
     summ["n_fail_not_significant"] = summ["n_fail"] - summ["n_fail_significant"]
+    small_groups = []
+    small = per_group[(per_group["n"] < spec.min_group_size)
+                      & (per_group["model"] == spec.models[0])]
+    for attr, g in small.groupby("attribute", sort=False):
+        small_groups.append(
+            f"{attr}: {len(g)} group(s) have fewer than {spec.min_group_size} rows and get no "
+            f"pass/fail verdict ({', '.join(map(repr, g['group'][:5]))}"
+            f"{' ...' if len(g) > 5 else ''}).")
+    found = findings(disp, spec, words=prepared.words, decisions=prepared.decisions,
+                     not_judged=not_judged)
+    return {"groups": groups, "disparities": disp, "summary": summ, "findings": found,
+            "not_judged": not_judged, "small_groups": small_groups,
+            "statistics": parts[0][3] if parts else {}}
+
+
+def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
+                      info: TableInfo | None = None, scores: dict | None = None,
+                      cache: dict | None = None, judged: dict | None = None) -> AuditResult:
+    """Everything after the one pass over the rows: metrics, disparities,
+    intervals, tests, summaries and findings, from the count cube alone.
+
+    ``spec`` may differ from the one the cube was counted with in anything
+    that does not change the counts (reference groups, tolerance, minimum
+    group size, alpha, correction, bootstrap settings).  What needs the
+    counts alone comes from :func:`judge` (with ``cache``), or is given as
+    ``judged`` (what it returned); the score columns and the mean scores
+    are then added.
+    """
+    judged = judged if judged is not None else judge(cube, spec, prepared, cache)
+    groups = _with_score_columns(judged["groups"], scores, spec.labelled)
+    disp, summ = judged["disparities"], judged["summary"]
     sc = dict(scores) if scores else {"auc": pd.DataFrame(), "curves": pd.DataFrame(),
                                       "calibration": pd.DataFrame()}
     sc["means"] = score_means(sc.get("sums", pd.DataFrame()), groups, spec.confidence,
                               prepared.thresholds)
-    described = parts[0][3] if parts else {}
+    described = judged["statistics"]
     warnings = [f"Model {m!r}: {reason}. None of its gaps is judged." for m, reason in
-                not_judged.items()]
+                judged["not_judged"].items()]
     warnings += list(info.warnings) if info is not None else []
     warnings += list(prepared.warnings)
     warnings += probability_warnings(prepared)
-    small = per_group[(per_group["n"] < spec.min_group_size)
-                      & (per_group["model"] == spec.models[0])]
-    for attr, g in small.groupby("attribute", sort=False):
-        warnings.append(f"{attr}: {len(g)} group(s) have fewer than {spec.min_group_size} rows "
-                        f"and get no pass/fail verdict ({', '.join(map(repr, g['group'][:5]))}"
-                        f"{' ...' if len(g) > 5 else ''}).")
+    warnings += judged["small_groups"]
     provenance = {
         "input": info.to_dict() if info else None,
         "rows_read": prepared.n_rows_read,
@@ -463,10 +482,8 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
         "library_versions": library_versions(),
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    found = findings(disp, spec, words=prepared.words, decisions=prepared.decisions,
-                     not_judged=not_judged)
     return AuditResult(spec=spec, provenance=provenance, groups=groups, disparities=disp,
-                       summary=summ, scores=sc, findings=found, warnings=warnings)
+                       summary=summ, scores=sc, findings=judged["findings"], warnings=warnings)
 
 
 def operating_point_problems(cube: CountCube, prepared: Prepared) -> dict:

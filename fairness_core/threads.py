@@ -1,11 +1,13 @@
 """Independent pieces of an audit on the machine's cores.
 
 The heavy steps of an in-memory audit (dictionary-encoding text columns,
-hashing columns, counting each score column, bootstrapping each model) are
-numpy, Arrow and hashlib work that releases the GIL, and each piece is
-independent of the others: threads run them side by side without copying
-any data.  Results come back in the order of the items, so an audit is the
-same however many cores it ran on.
+hashing columns, counting each score column, bootstrapping each model,
+sorting replicates) are numpy, Arrow and hashlib work that mostly releases
+Python's lock, and each piece is independent of the others: threads run
+them side by side without copying any data.  Everything an audit computes
+from the counts alone runs on its own thread while the score columns are
+counted (:func:`started`).  Results come back in the order of the items,
+so an audit is the same however many cores it ran on.
 """
 from __future__ import annotations
 
