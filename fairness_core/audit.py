@@ -307,7 +307,7 @@ def run_audit(prepared: Prepared, info: TableInfo | None = None) -> AuditResult:
                                judged=judged() if judged else None)
     if len(spec.models) > 1:  # each model against the next, on the same rows
         from .compare import audit_pairs
-        result.paired = audit_pairs(prepared, result, index)
+        result.paired = audit_pairs(prepared, result, index, cube)
     return result
 
 

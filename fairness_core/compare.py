@@ -1011,7 +1011,7 @@ def paired_comparison(prepared, index, model_a: str, model_b: str, *,
 
 
 
-def audit_pairs(prepared, result, index=None) -> pd.DataFrame | None:
+def audit_pairs(prepared, result, index=None, cube=None) -> pd.DataFrame | None:
     """The paired comparison of an audit's models, each with the next one in
     the audit's order (the first with the second, the second with the third,
     ...): ``m - 1`` pairs of ``m`` models, which compares each model with the
@@ -1019,7 +1019,9 @@ def audit_pairs(prepared, result, index=None) -> pd.DataFrame | None:
     every pair.  Score models are decided at the audit's thresholds.  One
     extra bincount over the rows (two with sample weights) counts every
     model's decisions jointly; each pair is a sum of that table.  The
-    p-values of all pairs are corrected together.
+    p-values of all pairs are corrected together.  The count cube of the
+    audit (``cube``, its decisions at the prepared thresholds), when it
+    holds the joint counts, spares that bincount.
 
     Returns
     -------
@@ -1034,10 +1036,15 @@ def audit_pairs(prepared, result, index=None) -> pd.DataFrame | None:
     index = index or GroupIndex.build(prepared)
     thresholds = {m: t["threshold"] for m, t in
                   (result.provenance.get("thresholds") or {}).items() if m in prepared.scores}
-    decisions = {m: prepared.scores[m] >= t for m, t in thresholds.items()}
-    joint = joint_counts(prepared, index, models, decisions)
-    rows = joint_counts(prepared, index, models, decisions, weighted=False) \
-        if joint is not None and prepared.weight is not None else None
+    if cube is not None and cube.joint is not None and list(cube.cells) == models and all(
+            t == prepared.thresholds.get(m) for m, t in thresholds.items()):
+        decisions = None
+        joint, rows = cube.joint, cube.joint_rows if prepared.weight is not None else None
+    else:
+        decisions = {m: prepared.scores[m] >= t for m, t in thresholds.items()}
+        joint = joint_counts(prepared, index, models, decisions)
+        rows = joint_counts(prepared, index, models, decisions, weighted=False) \
+            if joint is not None and prepared.weight is not None else None
     parts = []
     for i in range(len(models) - 1):
         pair = {}

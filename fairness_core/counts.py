@@ -114,7 +114,7 @@ _FUSE_MODELS = 4
 
 
 def combo_counts(prepared: Prepared, index: GroupIndex, weighted: bool = True,
-                 weights: np.ndarray | None = None):
+                 weights: np.ndarray | None = None, joint: dict | None = None):
     """Confusion counts per model and finest combination.
 
     Up to four models are counted in one pass: each row's code packs its
@@ -128,6 +128,10 @@ def combo_counts(prepared: Prepared, index: GroupIndex, weighted: bool = True,
         int64 row counts.
     rows : ndarray (n_combos,) of unweighted row counts.
     weight_sums : ndarray (n_combos,) of weight sums (equal to rows unweighted).
+
+    Given a ``joint`` dict, the joint counts of every model's decisions
+    (:func:`joint_counts`) are kept in ``joint["counts"]`` when the models
+    were counted in one pass.
     """
     k = index.n_combos
     mult = prepared.row_counts
@@ -153,6 +157,8 @@ def combo_counts(prepared: Prepared, index: GroupIndex, weighted: bool = True,
         if as_rows:
             cnt = cnt.astype(np.int64)
         cnt = cnt.reshape((k, 2) + (2,) * m)
+        if joint is not None and m == len(models):
+            joint["counts"] = cnt
         for j, model in enumerate(part):
             other = tuple(2 + i for i in range(m) if i != j)
             cm = cnt.sum(axis=other) if other else cnt
@@ -189,6 +195,9 @@ class CountCube:
     rows, wsum : (k,) row counts and weight sums per combination
     attributes : list of (name, combo_to_group, group_labels), ending with
         ``("(overall)", zeros, ["(all)"])``
+    joint, joint_rows : the models' joint decisions per combination and
+        outcome, as :func:`joint_counts` counts them (weighted, and in rows),
+        when the pass over the rows counted them; else None
     """
 
     cells: dict
@@ -198,6 +207,8 @@ class CountCube:
     attributes: list
     weighted: bool
     weight_sq_cells: dict | None = None
+    joint: np.ndarray | None = None
+    joint_rows: np.ndarray | None = None
 
     @property
     def models(self) -> list:
@@ -214,16 +225,19 @@ def _sum_groups(cm: np.ndarray, inv: np.ndarray, g: int) -> np.ndarray:
 def count_cube(prepared: Prepared, index: GroupIndex | None = None) -> CountCube:
     """One pass over the rows: the :class:`CountCube` of an audit."""
     index = index or GroupIndex.build(prepared)
-    cells, rows, wsum = combo_counts(prepared, index)
+    joint, joint_rows = {}, {}
+    cells, rows, wsum = combo_counts(prepared, index, joint=joint)
     weighted = prepared.weight is not None
-    row_cells = combo_counts(prepared, index, weighted=False)[0] if weighted else cells
+    row_cells = combo_counts(prepared, index, weighted=False, joint=joint_rows)[0] \
+        if weighted else cells
     sq = combo_counts(prepared, index, weights=prepared.weight_squares)[0] if weighted \
         else None
     attrs = [(INTERSECTION_SEP.join(a), *index.marginal(a)[:2])
              for a in prepared.spec.attribute_sets()]
     attrs.append((OVERALL, np.zeros(index.n_combos, dtype=np.int64), [ALL]))
     return CountCube(cells=cells, row_cells=row_cells, rows=rows, wsum=wsum,
-                     attributes=attrs, weighted=weighted, weight_sq_cells=sq)
+                     attributes=attrs, weighted=weighted, weight_sq_cells=sq,
+                     joint=joint.get("counts"), joint_rows=joint_rows.get("counts"))
 
 
 #: The columns that name a row of a group table.

@@ -388,6 +388,39 @@ def test_paired_counts_are_the_crosstab_and_add_up_over_parts():
     assert np.array_equal(parts[0] + parts[1], joint)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_count_cube_keeps_the_joint_decisions_the_paired_comparison_reads(weighted):
+    """The pass that counts the cube also counts every model's decisions
+    jointly: the same table as a crosstab of the rows (weights summed), and
+    the audit's paired comparison read off it equals the one counted again
+    from the rows."""
+    from fairness_core.audit import run_audit
+    from fairness_core.compare import audit_pairs
+    from fairness_core.counts import count_cube
+    df = _two_models(n=5000, seed=11)
+    df["m3"] = (df["m1"] + df["m2"] + (np.arange(len(df)) % 3 == 0)) % 2
+    df["w"] = np.random.default_rng(2).random(len(df)) + 0.5
+    spec = AuditSpec(label="y", positive=1, predictions=["m1", "m2", "m3"], sensitive=["g"],
+                     weight="w" if weighted else None, n_bootstrap=0)
+    p = prepare(df, spec)
+    idx = GroupIndex.build(p)
+    cube = count_cube(p, idx)
+    assert cube.joint is not None and (cube.joint_rows is not None) == weighted
+    groups = list(idx.levels["g"])
+    want = df.groupby(["g", "y", "m1", "m2", "m3"])["w"].agg(["sum", "size"])
+    for (g, y, a, b, c), r in want.iterrows():
+        combo = int(np.flatnonzero(idx.combos[:, 0] == groups.index(g))[0])
+        got = cube.joint[combo, y, a, b, c]
+        assert got == pytest.approx(r["sum"] if weighted else r["size"], rel=1e-12)
+        if weighted:
+            assert cube.joint_rows[combo, y, a, b, c] == r["size"]
+    assert cube.joint.sum() == pytest.approx(df["w"].sum() if weighted else len(df))
+    result = run_audit(p)
+    again = audit_pairs(p, result, idx)  # counted from the rows
+    assert len(result.paired) > 0 and set(result.paired["model_a"]) == {"m1", "m2"}
+    pd.testing.assert_frame_equal(result.paired, again)
+
+
 def test_paired_comparison_matches_a_hand_mcnemar():
     df = _two_models()
     spec = AuditSpec(label="y", positive=1, predictions=["m1", "m2"], sensitive=["g"])
