@@ -98,7 +98,8 @@ def _select_quantiles(a: np.ndarray, qs) -> list[np.ndarray]:
     return out
 
 
-#: Elements from which :func:`_sort_rows` splits the rows between threads.
+#: Elements from which :func:`_sort_rows` and :func:`_full_row_quantiles`
+#: split the rows between threads.
 _SPLIT_SORT = 1 << 18
 
 
@@ -189,8 +190,8 @@ _WORK_PER_GROUP = 8 * (4 + 3 * len(REGISTRY) + 4)
 #: Temporary arrays are made a slice of replicates (or of rows) at a time, about
 #: this size.
 _CHUNK_BYTES = 64 << 20
-#: The same for the replicates of the disparities, which are sorted: slices
-#: that stay in the CPU's cache sort quicker.
+#: The same for the replicates of the disparities, whose rows are reordered
+#: to find their percentiles: slices that stay in the CPU's cache go quicker.
 _REPLICATE_SLICE_BYTES = 8 << 20
 
 
