@@ -15,6 +15,8 @@ pair counts per model serves every group.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +25,7 @@ import pandas as pd
 from .counts import CELLS, GroupIndex, row_positions, take_rows
 from .prepare import Prepared
 from .spec import INTERSECTION_SEP
-from .threads import one_blas_thread, thread_map
+from .threads import thread_map
 
 N_CURVE = 201
 N_CAL_BINS = 10
@@ -437,6 +439,33 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
 _PAIR_CHUNK = 2048
 #: Whole numbers below this are exact in single precision.
 _F32_EXACT = float(1 << 24)
+_blas: dict = {"controller": None, "limiter": None, "users": 0}
+_blas_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """A context in which the matrix products run on one thread: they are
+    small, and a second thread mostly waits (and costs CPU time doing so).
+    Nested or concurrent uses share one limit, lifted when the last ends."""
+    with _blas_lock:
+        if _blas["users"] == 0:
+            try:
+                if _blas["controller"] is None:
+                    from threadpoolctl import ThreadpoolController
+                    _blas["controller"] = ThreadpoolController()
+                _blas["limiter"] = _blas["controller"].limit(limits=1, user_api="blas")
+            except Exception:  # no thread control here: the products run as configured
+                _blas["limiter"] = None
+        _blas["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas["users"] -= 1
+            if _blas["users"] == 0 and _blas["limiter"] is not None:
+                _blas["limiter"].restore_original_limits()
+                _blas["limiter"] = None
 
 
 def _bin_pass(per_bin: np.ndarray, starts: np.ndarray, pairs: bool) -> tuple:
@@ -583,7 +612,7 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
         models = list(prepared.scores)
         counts = dict(zip(models, thread_map(
             lambda m: count_scores(prepared, index, m, max_exact_values, n_bins), models)))
-    with one_blas_thread():
+    with _one_blas_thread():
         return _score_views(prepared, index, counts, n_curve, n_bins)
 
 

@@ -11,7 +11,6 @@ so an audit is the same however many cores it ran on.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -70,32 +69,3 @@ def started(fn, *args, **kwargs):
             raise out["error"]
         return out["value"]
     return result
-
-
-_blas: dict = {"controller": None, "limiter": None, "users": 0}
-_blas_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def one_blas_thread():
-    """A context in which the matrix products run on one thread: they are
-    small, and a second thread mostly waits (and costs CPU time doing so).
-    Nested or concurrent uses share one limit, lifted when the last ends."""
-    with _blas_lock:
-        if _blas["users"] == 0:
-            try:
-                if _blas["controller"] is None:
-                    from threadpoolctl import ThreadpoolController
-                    _blas["controller"] = ThreadpoolController()
-                _blas["limiter"] = _blas["controller"].limit(limits=1, user_api="blas")
-            except Exception:  # no thread control here: the products run as configured
-                _blas["limiter"] = None
-        _blas["users"] += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas["users"] -= 1
-            if _blas["users"] == 0 and _blas["limiter"] is not None:
-                _blas["limiter"].restore_original_limits()
-                _blas["limiter"] = None

@@ -16,7 +16,7 @@ from ..counts import CELLS, OVERALL
 from ..disparity import SUMMARY_COLUMNS, SUMMARY_METRICS, between_summaries
 from ..limits import limits
 from ..metrics import _DEN, _NAMES, _NUM, REGISTRY, needs_outcome
-from ..threads import one_blas_thread, thread_map, workers
+from ..threads import thread_map, workers
 from .intervals import wilson_interval
 from .tests import Proportions, disparity_tests
 
@@ -215,6 +215,23 @@ def _replicate_rows(attributes) -> tuple[np.ndarray, np.ndarray, np.ndarray, int
     return combo, starts, gid[starts], start
 
 
+def _group_sums(rows: np.ndarray, starts: np.ndarray, present: np.ndarray,
+                out: np.ndarray) -> None:
+    """``out[present[i]]`` = the sum of ``rows[starts[i]:starts[i + 1]]``
+    (rows in order, one after the other, as ``numpy.add.reduceat``):
+    a reduction per group is quicker than ``reduceat`` over a few hundred
+    groups, ``reduceat`` over many."""
+    if len(starts) > 256:
+        out[present] = np.add.reduceat(rows, starts, axis=0)
+        return
+    ends = np.r_[starts[1:], len(rows)]
+    for g, s, e in zip(present.tolist(), starts.tolist(), ends.tolist()):
+        if e - s == 1:
+            out[g] = rows[s]
+        else:
+            np.add.reduce(rows[s:e], axis=0, out=out[g])
+
+
 _SUM_KEYS = tuple(dict.fromkeys(tuple(c) for c in np.hstack([_NUM, _DEN]).T))
 
 
@@ -252,23 +269,15 @@ def replicate_store(draws: np.ndarray, attributes, labelled: bool = True,
     at = {m: j for j, m in enumerate(names)}
     per_boot = 8 * 4 * (draws.shape[1] + len(combo)) + _WORK_PER_GROUP * max(n_groups, 1)
     step = max(1, _CHUNK_BYTES // per_boot)
-    k = draws.shape[1]
-    if whole and len(combo):  # which combinations each group adds up, as a 0/1 matrix
-        member = np.zeros((n_groups, k))
-        member[np.repeat(present, np.diff(np.r_[starts, len(combo)])), combo] = 1.0
     for b in range(0, n_boot, step):
-        n_b = draws[b:b + step].shape[0]
-        if len(combo) and whole:  # counts of rows: whole numbers, exact sums in any order
+        sums_by_group = np.zeros((n_groups, 4, draws[b:b + step].shape[0]))
+        if len(combo) and whole:  # counts of rows: exact sums, in any order
             part = np.ascontiguousarray(draws[b:b + step].transpose(1, 2, 0))  # (k, 4, boot)
-            with one_blas_thread():
-                sums_by_group = (member @ part.reshape(k, -1)).reshape(n_groups, 4, n_b)
+            _group_sums(part[combo], starts, present, sums_by_group)
             del part
         elif len(combo):  # sums of weights: in the order of :func:`aggregate`
-            sums_by_group = np.zeros((n_groups, 4, n_b))
             sums_by_group[present] = np.add.reduceat(
                 draws[b:b + step][:, combo, :], starts, axis=1).transpose(1, 2, 0)
-        else:
-            sums_by_group = np.zeros((n_groups, 4, n_b))
         cells = sums_by_group.transpose(1, 0, 2)  # (4, groups, boot)
         # each numerator and denominator once, though several metrics share it
         sums = {key: _cell_sum(cells, np.array(key)) for key in _SUM_KEYS}
