@@ -78,7 +78,8 @@ def bin_scores(s: np.ndarray, edges: np.ndarray) -> np.ndarray:
     e = len(edges)
     if e > 1 and edges[-1] > edges[0]:
         w = (edges[-1] - edges[0]) / (e - 1)
-        q = np.floor((s - edges[0]) / w)
+        with np.errstate(over="ignore"):  # edges a few floats apart: inf, clipped below
+            q = np.floor((s - edges[0]) / w)
         np.clip(q, 0, e - 1, out=q)  # also tames inf from extreme scores
         # edges at or below each grid point: the guess is off by the few
         # edges that fall between a grid point and the score
