@@ -244,16 +244,19 @@ def count_cube(prepared: Prepared, index: GroupIndex | None = None) -> CountCube
 GROUP_KEYS = ("model", "attribute", "group")
 
 
-def row_positions(rows: pd.DataFrame, table: pd.DataFrame, keys=GROUP_KEYS) -> np.ndarray:
+def row_positions(rows: pd.DataFrame, table: pd.DataFrame, keys=GROUP_KEYS,
+                  row_keys=None) -> np.ndarray:
     """The position in ``table`` of the first row with the same ``keys``
-    values as each row of ``rows`` (-1 where there is none): a left merge
-    by position, quicker than a merge on text keys for tables of a few
-    hundred rows."""
+    values as each row of ``rows`` (read from its ``row_keys`` columns, by
+    default the same names), -1 where there is none: a left merge by
+    position, quicker than a merge on text keys for tables of a few
+    thousand rows."""
     where: dict = {}
     for i, k in enumerate(zip(*(table[c].to_numpy(dtype=object) for c in keys))):
         where.setdefault(k, i)
     return np.fromiter((where.get(k, -1) for k in zip(
-        *(rows[c].to_numpy(dtype=object) for c in keys))), dtype=np.intp, count=len(rows))
+        *(rows[c].to_numpy(dtype=object) for c in (row_keys or keys)))), dtype=np.intp,
+        count=len(rows))
 
 
 def take_rows(values: np.ndarray, at: np.ndarray) -> np.ndarray:

@@ -367,17 +367,16 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
     size = k * 2 * nb
     yb = prepared.y.view(np.uint8) if prepared.y.dtype == bool else prepared.y
     key = index.key
-    small = np.int32 if size < (1 << 31) else np.int64
     mult = prepared.row_counts
     calibrate = is_probability(lo, hi) and prepared.has_label
+    if calibrate:
+        # each bin lies inside one calibration bin: the one of its lower edge
+        cal_of_bin = np.r_[0, np.searchsorted(calibration_edges(n_cal_bins)[1:-1], edges,
+                                              side="left")]
     if not exact:  # the (weighted) sums of the scores and of their squares
         sums = prepared.score_sums.get(model)  # or an engine's, per record
         w = prepared.weight if prepared.weight is not None else mult
         if calibrate:  # per combination, label and calibration bin
-            # each fine bin lies inside one calibration bin: the one of its lower edge
-            cal_of_bin = np.r_[0, np.searchsorted(calibration_edges(n_cal_bins)[1:-1], edges,
-                                                  side="left")]
-            cal_of_bin = cal_of_bin.astype(np.uint8 if n_cal_bins < 256 else small)
             n_sums = k * 2 * n_cal_bins
         else:  # per combination
             n_sums = k
@@ -387,8 +386,8 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
     for a in range(0, len(s), _ROW_CHUNK):
         part = slice(a, a + _ROW_CHUNK)
         b = b_all[part] if exact else binner(s[part])
-        pair = key[part].astype(np.intp)  # numpy's bincount counts intp codes quickest
-        pair *= 2
+        combo = key[part].astype(np.intp)  # numpy's bincount counts intp codes quickest
+        pair = combo * 2
         pair += yb[part]
         np.multiply(pair, nb, out=code[part])
         code[part] += b
@@ -403,7 +402,7 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
             pair *= n_cal_bins
             pair += np.take(cal_of_bin, b)
         else:
-            pair = key[part].astype(np.intp)
+            pair = combo
         score_sums[0] += np.bincount(pair, weights=ws, minlength=n_sums)
         score_sums[1] += np.bincount(pair, weights=ws2, minlength=n_sums)
     rows = sq = None
@@ -419,8 +418,6 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
     calibration = moments = None
     if calibrate:
         if exact:  # a bin is one value: its sums are its weight times the value
-            cal_of_bin = np.r_[0, np.searchsorted(calibration_edges(n_cal_bins)[1:-1], edges,
-                                                  side="left")]
             calibration = tuple(x.reshape(k, 2, n_cal_bins) for x in _value_sums(
                 counts.reshape(2 * k, nb), np.r_[0.0, edges], cal_of_bin, n_cal_bins))
         else:
@@ -606,7 +603,7 @@ def score_analysis(prepared: Prepared, index: GroupIndex | None = None,
     Everything is first summed per finest combination (k of them), then to
     every group of every attribute at once with one (groups x k) 0/1
     matrix; the AUC, quadratic in the counts, from the (k x k) rank
-    statistics of the pairs of combinations (:func:`_pair_sums`).
+    statistics of the pairs of combinations (:func:`_bin_pass`).
     """
     index = index or GroupIndex.build(prepared)
     if counts is None:

@@ -67,12 +67,9 @@ def _full_row_quantiles(a: np.ndarray, qs) -> list[np.ndarray]:
     partition of every row puts one of its two values in place, and the
     largest value before it (or the smallest after it) is the other.  Large
     arrays are split into blocks of rows on the machine's cores."""
-    n_threads = min(workers(), a.shape[0])
-    if n_threads < 2 or a.size < _SPLIT_SORT:
-        return _select_quantiles(a, qs)
-    bounds = np.linspace(0, a.shape[0], n_threads + 1).astype(np.intp)
-    parts = thread_map(lambda i: _select_quantiles(a[bounds[i]:bounds[i + 1]], qs),
-                       range(n_threads))
+    parts = thread_map(lambda block: _select_quantiles(block, qs), _row_blocks(a))
+    if len(parts) == 1:
+        return parts[0]
     return [np.concatenate([p[j] for p in parts]) for j in range(len(qs))]
 
 
@@ -98,20 +95,25 @@ def _select_quantiles(a: np.ndarray, qs) -> list[np.ndarray]:
     return out
 
 
-#: Elements from which :func:`_sort_rows` and :func:`_full_row_quantiles`
-#: split the rows between threads.
+#: Elements from which :func:`_row_blocks` splits the rows between threads.
 _SPLIT_SORT = 1 << 18
+
+
+def _row_blocks(a: np.ndarray) -> list[np.ndarray]:
+    """``a`` as blocks of rows (views), one per core when it is large enough
+    to be worth splitting (numpy's sort and partition release Python's
+    lock), else ``[a]``."""
+    n_threads = min(workers(), a.shape[0])
+    if n_threads < 2 or a.size < _SPLIT_SORT:
+        return [a]
+    bounds = np.linspace(0, a.shape[0], n_threads + 1).astype(np.intp)
+    return [a[bounds[i]:bounds[i + 1]] for i in range(n_threads)]
 
 
 def _sort_rows(a: np.ndarray) -> None:
     """Sort each row of ``a`` in place, blocks of rows on the machine's
-    cores side by side (numpy's sort releases Python's lock)."""
-    n_threads = min(workers(), a.shape[0])
-    if n_threads < 2 or a.size < _SPLIT_SORT:
-        a.sort(axis=1)
-        return
-    bounds = np.linspace(0, a.shape[0], n_threads + 1).astype(np.intp)
-    thread_map(lambda i: a[bounds[i]:bounds[i + 1]].sort(axis=1), range(n_threads))
+    cores side by side."""
+    thread_map(lambda block: block.sort(axis=1), _row_blocks(a))
 
 
 def _defined_after_sort(a: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..counts import CELLS
+from ..counts import CELLS, row_positions
 from ..metrics import REGISTRY
 from .power import rows_needed
 
@@ -117,7 +117,6 @@ def adjust_p(p: np.ndarray, method: str = "bh") -> np.ndarray:
 # ---------------------------------------------------------------------------
 # Per disparity
 # ---------------------------------------------------------------------------
-_KEY = ["model", "attribute", "group"]
 _RATE_NUM = np.stack([m.num_vector if m.is_rate else np.full(len(CELLS), np.nan)
                       for m in REGISTRY.values()])
 _RATE_DEN = np.stack([m.den_vector if m.is_rate else np.full(len(CELLS), np.nan)
@@ -165,17 +164,10 @@ class Proportions:
         n = len(disp)
         if weighted:
             return cls(*(np.full(n, np.nan) for _ in range(4)))
-        # row positions through a dict of keys: much faster than a MultiIndex
-        # reindex for the few thousand rows of an audit
-        where = {k: i for i, k in enumerate(zip(*(groups[c].to_numpy(dtype=object)
-                                                   for c in _KEY)))}
         cells = np.vstack([groups[list(CELLS)].to_numpy(dtype=float),
                            np.full((1, len(CELLS)), np.nan)])  # row -1: not found
-        model, attr = (disp[c].to_numpy(dtype=object) for c in ("model", "attribute"))
-        gi = np.fromiter((where.get(k, -1) for k in zip(
-            model, attr, disp["group"].to_numpy(dtype=object))), dtype=np.intp, count=n)
-        ri = np.fromiter((where.get(k, -1) for k in zip(
-            model, attr, disp["reference"].to_numpy(dtype=object))), dtype=np.intp, count=n)
+        gi = row_positions(disp, groups)
+        ri = row_positions(disp, groups, row_keys=("model", "attribute", "reference"))
         g_cells, r_cells = cells[gi], cells[ri]
         pos = {m: i for i, m in enumerate(REGISTRY)}
         mi = np.fromiter((pos[m] for m in disp["metric"].to_numpy(dtype=object)), dtype=np.intp,
