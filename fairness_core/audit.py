@@ -25,7 +25,8 @@ from .metrics import (NO_OUTCOME, OUTCOME_SCORE_METRICS, REGISTRY, add_metrics,
                       blank_outcome_metrics, needs_outcome, undefined_reason,
                       undefined_reasons_table)
 from .prepare import Prepared, prepare, resolve_threshold, score_decision_words
-from .scores import count_scores, probability_warnings, score_analysis, score_means
+from .scores import (auc_bound_warnings, count_scores, probability_warnings, score_analysis,
+                     score_means)
 from .stats import Uncertainty, finish_tests
 from .stats.tests import Proportions
 from .threads import started
@@ -456,6 +457,7 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
     warnings += list(info.warnings) if info is not None else []
     warnings += list(prepared.warnings)
     warnings += probability_warnings(prepared)
+    warnings += auc_bound_warnings(sc.get("auc"), prepared)
     warnings += judged["small_groups"]
     provenance = {
         "input": info.to_dict() if info else None,

@@ -376,13 +376,14 @@ def roc_chart(curves: pd.DataFrame, operating: pd.DataFrame, *, model: str, attr
     aucs = {}
     if auc is not None and len(auc):
         a = auc[(auc["model"] == model) & (auc["attribute"] == attribute)]
-        aucs = dict(zip(a["group"], a["auc"]))
+        bounds = a["auc_error_bound"] if "auc_error_bound" in a else [None] * len(a)
+        aucs = dict(zip(a["group"], zip(a["auc"], bounds)))
     for grp in order:
         d = c[c["group"] == grp].sort_values("threshold", ascending=False)
         if not len(d):
             continue
-        name = esc(grp) + (f" (AUC {fmt.num(aucs[grp])})" if grp in aucs and not math.isnan(
-            aucs[grp]) else "")
+        name = esc(grp) + (f" (AUC {fmt.auc(*aucs[grp])})" if grp in aucs and not math.isnan(
+            aucs[grp][0]) else "")
         fig.add_scatter(x=np.r_[0, d["fpr"].to_numpy(), 1], y=np.r_[0, d["tpr"].to_numpy(), 1],
                         mode="lines", name=name, legendgroup=esc(grp),
                         line=dict(color=colors[grp], width=2.5),

@@ -302,6 +302,7 @@ def render_summary(result) -> str:
     group first, then the worst groups."""
     import pandas as pd
 
+    from .formatting import auc as auc_text
     from .formatting import num, pct
     from .metrics import REGISTRY, available_metrics, key_metrics
     from .rollup import REFERENCE, group_verdicts, verdict_text
@@ -339,7 +340,8 @@ def render_summary(result) -> str:
         auc = ov.get("auc") if "auc" in ov else None
         lines.append("Overall: " + ", ".join(
             f"{REGISTRY[m].short} {pct(ov[m])}" for m in keys) + (
-            f", AUC {num(auc)}" if auc is not None and not pd.isna(auc) else ""))
+            f", AUC {auc_text(auc, ov.get('auc_error_bound'))}" if auc is not None
+            and not pd.isna(auc) else ""))
         summ = result.summary[result.summary["model"] == model]
         for s in summ.itertuples(index=False):
             g = groups[(groups["model"] == model) & (groups["attribute"] == s.attribute)]

@@ -30,7 +30,7 @@ import pandas as pd
 
 from .errors import InputError, quote_list
 from .prepare import Prepared, prepare, resolve_threshold
-from .scores import FINE_BINS, split_edges
+from .scores import FINE_BINS, even_points, even_width, split_edges
 from .spec import AuditSpec
 
 #: An upper bound on the records one aggregation returns (scores are binned
@@ -82,7 +82,10 @@ def _score_key(col, lo: float, width: float, added: np.ndarray, n_bins: int):
     import ibis
 
     x = _finite(col)
-    k = ibis.least(((x - lo) / width).floor(), n_bins - 1)
+    if math.isfinite(width * n_bins):
+        k = ibis.least(((x - lo) / width).floor(), n_bins - 1)
+    else:  # scores spanning more than the largest float: the same bins, at half scale
+        k = ibis.least(((x / 2 - lo / 2) / (width / 2)).floor(), n_bins - 1)
     # (a CASE per added edge, not a cast: PostgreSQL casts no boolean to a number)
     key = k * (len(added) + 1)
     for e in added:
@@ -98,7 +101,7 @@ def _score_reps(key: pd.Series, lo: float, width: float, added: np.ndarray) -> n
     key = pd.to_numeric(key).to_numpy(dtype=float, na_value=np.nan)
     m = len(added) + 1
     k, j = np.floor(key / m), np.mod(key, m)
-    even = lo + width * k
+    even = even_points(lo, width, k)
     ji = np.nan_to_num(j, nan=0).astype(np.intp)
     below = np.r_[-np.inf, added][ji]  # the largest added edge at or below the score
     above = np.r_[np.nextafter(added, -np.inf), np.inf][ji]  # just under the next one
@@ -216,7 +219,7 @@ def engine_records(table, spec: AuditSpec, *, name: str = "table",
         ranges[s] = (lo, hi)
         if s in binned and hi > lo:
             thr = resolve_threshold(spec.threshold_for(s), lo, hi)[0]
-            width = (hi - lo) / n_bins
+            width = even_width(lo, hi, n_bins)
             added = _added_edges(lo, hi, thr)
             keys[s] = _score_key(t[s], lo, width, added, n_bins)
             bins[s], reps[s] = n_bins, (lo, width, added)

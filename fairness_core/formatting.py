@@ -28,14 +28,37 @@ def pct(x, digits: int = 1) -> str:
     return f"{100 * float(x):.{digits}f}%"
 
 
+#: From this size on, :func:`num` writes a number with an exponent: fixed
+#: decimals of 1e300 would be 300 digits long.
+LARGE = 1e15
+
+
 def num(x, digits: int = 3) -> str:
-    """A plain number with fixed decimals (ratios, differences, scores)."""
+    """A plain number with fixed decimals (ratios, differences, scores);
+    with an exponent from :data:`LARGE` on (``2.994e+303``)."""
     if _missing(x):
         return UNDEFINED
     x = float(x)
     if math.isinf(x):
         return UNBOUNDED
+    if abs(x) >= LARGE:
+        return f"{x:.{digits}e}"
     return f"{x:.{digits}f}"
+
+
+def bound_shows(bound, digits: int = 3) -> bool:
+    """An error bound that changes a number written with ``digits`` decimals."""
+    return not _missing(bound) and float(bound) >= 0.5 * 10.0 ** -digits
+
+
+def auc(x, bound=None, digits: int = 3) -> str:
+    """An AUC, with its error bound when the bound shows at ``digits``
+    decimals (scores counted in bins too coarse for them): ``0.702``,
+    ``0.501 ± 0.250``."""
+    text = num(x, digits)
+    if not _missing(x) and bound_shows(bound, digits):
+        text += f" ± {num(bound, digits)}"
+    return text
 
 
 def count(n) -> str:

@@ -16,13 +16,15 @@ pair counts per model serves every group.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .counts import CELLS, GroupIndex, row_positions, take_rows
+from .counts import ALL, CELLS, OVERALL, GroupIndex, row_positions, take_rows
+from .formatting import bound_shows
 from .prepare import Prepared
 from .spec import INTERSECTION_SEP
 from .threads import thread_map
@@ -57,6 +59,36 @@ def split_edges(lo: float, hi: float, n_bins: int = N_CAL_BINS) -> np.ndarray:
     return np.concatenate([inner, np.nextafter(inner, np.inf)])
 
 
+def even_width(lo: float, hi: float, n_bins: int) -> float:
+    """The width of ``n_bins`` even bins from ``lo`` to ``hi``: ``(hi - lo) /
+    n_bins``, also when the scores span more than the largest float (scores
+    near -1.8e308 and 1.8e308, whose difference overflows)."""
+    lo, hi = float(lo), float(hi)
+    width = (hi - lo) / n_bins
+    return width if math.isfinite(width) else hi / n_bins - lo / n_bins
+
+
+def even_points(lo: float, width: float, steps: np.ndarray) -> np.ndarray:
+    """``lo + width * steps``, also where ``width * steps`` alone would be
+    beyond the largest float (the points themselves are not): computed at
+    half scale then, which is exact."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        points = lo + width * steps
+    if np.isfinite(points).all():
+        return points
+    return 2 * (lo / 2 + (width / 2) * steps)
+
+
+def even_edges(lo: float, hi: float, n_bins: int) -> np.ndarray:
+    """``n_bins + 1`` evenly spaced edges from ``lo`` to ``hi`` (``numpy.linspace``,
+    also over a span beyond the largest float)."""
+    if math.isfinite(float(hi) - float(lo)):
+        return np.linspace(lo, hi, n_bins + 1)
+    edges = even_points(lo, even_width(lo, hi, n_bins), np.arange(n_bins + 1))
+    edges[-1] = hi
+    return edges
+
+
 def fine_edges(lo: float, hi: float, threshold: float, n_bins: int = FINE_BINS,
                extra=()) -> np.ndarray:
     """Evenly spaced score edges over [lo, hi], with the audit's threshold
@@ -64,7 +96,7 @@ def fine_edges(lo: float, hi: float, threshold: float, n_bins: int = FINE_BINS,
     if not hi > lo:
         edges = np.array([lo])
     else:
-        edges = lo + (hi - lo) / n_bins * np.arange(n_bins)
+        edges = even_points(lo, even_width(lo, hi, n_bins), np.arange(n_bins))
     return np.unique(np.concatenate([edges, [threshold], np.asarray(extra, dtype=float)]))
 
 
@@ -122,8 +154,8 @@ class _FineBinner:
         self.usable = bool(hi > lo) and n_bins >= 2
         if not self.usable:
             return
-        self.step = step = (hi - lo) / n_bins
-        even = lo + step * np.arange(n_bins)  # as fine_edges makes them
+        self.step = step = even_width(lo, hi, n_bins)
+        even = even_points(lo, step, np.arange(n_bins))  # as fine_edges makes them
         others = np.unique(np.asarray(others, dtype=float))
         at = np.minimum(np.searchsorted(even, others), n_bins - 1)
         others = others[even[at] != others]
@@ -141,17 +173,20 @@ class _FineBinner:
         if not self.usable:
             return bin_scores(s, self.edges)
         n_bins, step, lo = self.n_bins, self.step, self.lo
-        t = s - lo
-        t *= 1 / step  # a guess, checked below
-        np.floor(t, out=t)
-        np.clip(t, 0, n_bins - 1, out=t)  # also tames inf
-        edge = t * step
-        edge += lo
-        off = np.greater_equal(s, edge)
-        np.logical_not(off, out=off)  # below its bin's lower edge (or not a number)
-        t += 1
-        np.multiply(t, step, out=edge)
-        edge += lo
+        # (scores spanning more than the largest float overflow to inf here:
+        # their guess is off and the binary search below places them)
+        with np.errstate(over="ignore", invalid="ignore"):
+            t = s - lo
+            t *= 1 / step  # a guess, checked below
+            np.floor(t, out=t)
+            np.clip(t, 0, n_bins - 1, out=t)  # also tames inf
+            edge = t * step
+            edge += lo
+            off = np.greater_equal(s, edge)
+            np.logical_not(off, out=off)  # below its bin's lower edge (or not a number)
+            t += 1
+            np.multiply(t, step, out=edge)
+            edge += lo
         # at or above the next edge (the last bin has none: checked below)
         off |= s >= edge
         q1 = t.astype(np.int32)
@@ -197,6 +232,33 @@ def probability_warnings(prepared: Prepared) -> list[str]:
             out.append(f"The Brier score and the calibration view need scores between 0 and 1 "
                        f"(probabilities); they are not computed for the score column {col!r}, "
                        f"whose values range from {lo:g} to {hi:g}.")
+    return out
+
+
+def auc_bound_warnings(auc: pd.DataFrame, prepared: Prepared) -> list[str]:
+    """A warning per score model whose AUC over all rows is known only to
+    within a bound that shows where the AUC is written (three decimals): its
+    scores were counted in even bins over their range and crowd into a few
+    of them, usually because a few extreme scores (a code for a missing
+    value, a wrong unit) stretch the range.  ``auc`` is
+    ``score_analysis(...)["auc"]``."""
+    out = []
+    if auc is None or not len(auc) or "auc_error_bound" not in auc:
+        return out
+    overall = auc[auc["attribute"] == OVERALL]
+    for model, value, bound in zip(overall["model"], overall["auc"], overall["auc_error_bound"]):
+        if not bound_shows(bound) or np.isnan(value):
+            continue
+        lo, hi = prepared.score_ranges.get(model, (np.nan, np.nan))
+        n_bins = prepared.score_bins.get(model) or FINE_BINS
+        out.append(
+            f"The AUC of the score column {model!r} is known only to within {bound:.3f} "
+            f"(between {max(value - bound, 0):.3f} and {min(value + bound, 1):.3f}): its "
+            f"scores are counted in {n_bins:,} even bins over their whole range, from {lo:g} "
+            f"to {hi:g}, and most of them fall into a few of those bins. A few extreme scores "
+            "usually stretch the range: check the lowest and highest scores (a code for a "
+            "missing value?) and remove them or mark them missing. The decisions at the "
+            "threshold and every rate are counted exactly.")
     return out
 
 
@@ -319,9 +381,10 @@ def _value_sums(w: np.ndarray, v: np.ndarray, out_of_bin: np.ndarray, n_out: int
     sums exactly as they are."""
     m, nb = w.shape
     to = (np.arange(m)[:, None] * n_out + out_of_bin).ravel()
-    wv = w * v
-    return tuple(np.bincount(to, weights=x.ravel(), minlength=m * n_out).reshape(m, n_out)
-                 for x in (wv, wv * v))
+    with np.errstate(over="ignore", invalid="ignore"):  # squares beyond the largest float
+        wv = w * v
+        return tuple(np.bincount(to, weights=x.ravel(), minlength=m * n_out).reshape(m, n_out)
+                     for x in (wv, wv * v))
 
 
 def count_scores(prepared: Prepared, index: GroupIndex, model: str,
@@ -394,8 +457,9 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
         if exact:
             continue
         if sums is None:
-            ws = s[part] if w is None else s[part] * w[part]
-            ws2 = ws * s[part]
+            with np.errstate(over="ignore"):  # squares of scores beyond 1e154: inf
+                ws = s[part] if w is None else s[part] * w[part]
+                ws2 = ws * s[part]
         else:
             ws, ws2 = sums[0][part], sums[1][part]
         if calibrate:
@@ -403,8 +467,9 @@ def count_scores(prepared: Prepared, index: GroupIndex, model: str,
             pair += np.take(cal_of_bin, b)
         else:
             pair = combo
-        score_sums[0] += np.bincount(pair, weights=ws, minlength=n_sums)
-        score_sums[1] += np.bincount(pair, weights=ws2, minlength=n_sums)
+        with np.errstate(over="ignore", invalid="ignore"):
+            score_sums[0] += np.bincount(pair, weights=ws, minlength=n_sums)
+            score_sums[1] += np.bincount(pair, weights=ws2, minlength=n_sums)
     rows = sq = None
     if prepared.weight is not None:
         counts = np.bincount(code, weights=prepared.weight, minlength=size)
@@ -530,7 +595,7 @@ def _group_plan(index: GroupIndex, spec) -> tuple:
     begin (for :func:`_group_sums`)."""
     names, labels, rows, order, first = [], [], [], [], []
     sets = [(INTERSECTION_SEP.join(a), index.marginal(a)[:2]) for a in spec.attribute_sets()]
-    sets.append(("(overall)", (np.zeros(index.n_combos, dtype=np.int64), ["(all)"])))
+    sets.append((OVERALL, (np.zeros(index.n_combos, dtype=np.int64), [ALL])))
     for name, (inv, labs) in sets:
         m = np.zeros((len(labs), index.n_combos))
         m[inv, np.arange(index.n_combos)] = 1.0
@@ -640,7 +705,7 @@ def _score_views(prepared: Prepared, index: GroupIndex, counts: dict, n_curve: i
             np.linspace(0, len(edges) - 1, min(n_curve, len(edges))).round().astype(int),
             np.searchsorted(edges, [threshold])]))
         pick = pick[pick < len(edges)]
-        d_edges = np.linspace(sc.lo, sc.hi, N_DIST_BINS + 1) if sc.hi > sc.lo \
+        d_edges = even_edges(sc.lo, sc.hi, N_DIST_BINS) if sc.hi > sc.lo \
             else np.array([sc.lo, sc.lo])
         n_d = len(d_edges) - 1
         cal_inner = cal_edges[1:-1]
@@ -789,7 +854,9 @@ def score_means(sums: pd.DataFrame, groups: pd.DataFrame, confidence: float = 0.
         return pd.DataFrame(columns=cols)
     W = sums["weight"].to_numpy(dtype=float)
     n = sums["n"].to_numpy(dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    # (scores beyond 1e154 have squares beyond the largest float: an infinite
+    # or undefined spread)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         mean = sums["sum_score"].to_numpy(dtype=float) / W
         var = np.maximum(sums["sum_score_sq"].to_numpy(dtype=float) / W - mean ** 2, 0.0)
         var = np.where(n > 1, var * n / (n - 1), np.nan)  # the sample variance
@@ -798,7 +865,8 @@ def score_means(sums: pd.DataFrame, groups: pd.DataFrame, confidence: float = 0.
     out = sums[["model", "attribute", "group", "n", "weight"]].reset_index(drop=True)
     out["mean_score"] = np.where(W > 0, mean, np.nan)
     out["sd_score"] = np.sqrt(var)
-    out["mean_ci_low"], out["mean_ci_high"] = mean - z * se, mean + z * se
+    with np.errstate(invalid="ignore", over="ignore"):
+        out["mean_ci_low"], out["mean_ci_high"] = mean - z * se, mean + z * se
     out["threshold"] = out["model"].map(thresholds or {}).astype(float)
     at = row_positions(out, groups)
     for c in ("selection_rate", "selection_rate_ci_low", "selection_rate_ci_high"):

@@ -11,6 +11,7 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 import pytest
+import sklearn.metrics as skm
 
 from fairness_core import AuditSpec, InputError
 from fairness_core.stats import aggregate
@@ -298,6 +299,49 @@ def test_scores_outside_0_1_warn_where_every_warning_goes(tmp_path, capsys):
     # the dashboard's engine: the warning is on the result it shows on every page
     spec = AuditSpec(label="y", scores=["decile", "prob"], sensitive=["g"], n_bootstrap=0)
     assert said in Auditor(df, spec).run().warnings
+
+
+def test_scores_near_the_largest_float_read_in_short_numbers_with_the_auc_bound(tmp_path,
+                                                                                capsys):
+    """Two scores of about -1.7e308 and 1.7e308 among ordinary ones: the
+    audit runs without a numpy warning, the terminal shows the AUC with its
+    bound and each mean score in a few characters, and a warning says why."""
+    from fairness_core.formatting import auc, num
+    assert num(2.994e303) == "2.994e+303" and num(-1.5e15, 1) == "-1.5e+15"
+    assert num(123456.789) == "123456.789"  # ordinary sizes keep fixed decimals
+    assert auc(0.5012, 0.25) == "0.501 ± 0.250" and auc(0.7123, 3e-6) == "0.712"
+    assert auc(float("nan"), 0.25) == "undefined"
+    rng = np.random.default_rng(4)
+    # more distinct scores than are counted one by one (fine bins, an AUC bound),
+    # then few enough to be counted exactly
+    for n, binned in [(100_000, True), (2_000, False)]:
+        y = rng.integers(0, 2, n)
+        s = np.clip(rng.normal(0.4 + 0.2 * y, 0.2), 0, 1)
+        s[[3, 9]] = [-1.7e308, 1.7e308]
+        path = tmp_path / "extreme.csv"
+        g = rng.choice(["a", "b"], n)
+        g[[3, 9]] = ["a", "b"]  # one extreme score in each group
+        pd.DataFrame({"y": y, "s": s, "g": g}).to_csv(path, index=False)
+        rc, out, err = _cli(capsys, [path, "--label", "y", "--positive", "1", "--score", "s",
+                                     "--threshold", "0.5", "--sensitive", "g", "--bootstrap",
+                                     "0"])
+        assert rc == 0, err
+        assert "RuntimeWarning" not in err and "overflow" not in err
+        overall = next(line for line in out.splitlines() if line.startswith("Overall:"))
+        shown = overall.split("AUC ")[1]
+        truth = skm.roc_auc_score(y, s)
+        if binned:  # the AUC within its bound of the truth, the bound written after it
+            value, bound = (float(x) for x in shown.split(" ± "))
+            assert 0.0005 <= bound <= 0.25 and abs(value - truth) <= bound + 0.001, overall
+        else:
+            assert shown == num(truth), overall
+        bound_said = [line for line in out.splitlines() if line.startswith(
+            "Warning: The AUC of the score column 's' is known only to within ")]
+        assert len(bound_said) == binned
+        for line in out.splitlines():
+            assert len(line) < 700, line
+        table = out[out.index("mean score"):].splitlines()[1:3]
+        assert all(("e+30" in row) for row in table), table  # about 1.7e308 / n
 
 
 # --------------------------------------------------------------------------

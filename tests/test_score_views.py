@@ -21,11 +21,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.calibration import calibration_curve
 
-from fairness_core import AuditSpec
+import ibis
+from fairness_core import AuditSpec, audit
+from fairness_core.audit import run_audit
 from fairness_core.counts import GroupIndex
+from fairness_core.engine import engine_records, prepare_records
 from fairness_core.prepare import prepare
-from fairness_core.scores import (FINE_BINS, N_DIST_BINS, bin_scores, count_scores, fine_bins,
-                                  fine_edges, score_analysis, split_edges)
+from fairness_core.scores import (FINE_BINS, N_DIST_BINS, bin_scores, count_scores, even_edges,
+                                  even_points, even_width, fine_bins, fine_edges, score_analysis,
+                                  split_edges)
 
 COLS = ["sex", "race", "age"]
 MAX_EXACT = 1000  # "exact" has 201 distinct values, "fine" about 20,000
@@ -267,3 +271,71 @@ def test_fine_bins_equal_a_binary_search(values, threshold, n_bins, unit, copies
     got = fine_bins(s, edges, lo, hi, n_bins, np.r_[threshold, extra])
     assert got.dtype == np.int32
     np.testing.assert_array_equal(got, np.searchsorted(edges, s, side="right"))
+
+
+def _stretched(n: int, extremes, seed: int = 5) -> pd.DataFrame:
+    """Informative scores in [0, 1] for two groups, a few of them replaced
+    by ``extremes`` (huge values, or a code for a missing score)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    s = np.clip(rng.normal(0.4 + 0.2 * y, 0.2), 0, 1)
+    s[rng.choice(n, len(extremes), replace=False)] = extremes
+    return pd.DataFrame({"y": y, "s": s, "g": rng.choice(["a", "b"], n)})
+
+
+@pytest.mark.parametrize("extremes", [[-1.7e308, 1.7e308], [-999.0] * 40],
+                         ids=["beyond the largest span", "a missing-value code"])
+def test_scores_stretched_by_extreme_values_get_an_honest_auc_and_a_warning(extremes):
+    df = _stretched(100_000, extremes)
+    spec = AuditSpec(label="y", positive=1, scores=["s"], threshold=0.5, sensitive=["g"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no numpy overflow reaches the user
+        results = {"memory": audit(df, spec),
+                   "duckdb": run_audit(prepare_records(*engine_records(ibis.memtable(df), spec),
+                                                       spec))}
+    for where, r in results.items():
+        auc = r.scores["auc"]
+        for group, rows in [("(all)", df), *df.groupby("g")]:
+            a = auc[auc["group"] == group].iloc[0]
+            truth = skm.roc_auc_score(rows["y"], rows["s"])
+            assert 0.0005 <= a["auc_error_bound"] <= 0.25, (where, group)
+            assert abs(a["auc"] - truth) <= a["auc_error_bound"] + 1e-12, (where, group)
+        g = r.groups.set_index(["attribute", "group"])
+        for group, rows in df.groupby("g"):
+            assert g.loc[("g", group), "selection_rate"] == (rows["s"] >= 0.5).mean()
+        said = [w for w in r.warnings if "AUC of the score column 's' is known only" in w]
+        assert len(said) == 1 and "missing value" in said[0], where
+        lo, hi = min(extremes), max(1.0, max(extremes))
+        assert f"from {lo:g} to {hi:g}" in said[0]
+        means = r.scores["means"].set_index("group")
+        assert np.isclose(means.loc["(all)", "mean_score"], df["s"].mean(), rtol=1e-9)
+
+
+def test_ordinary_scores_get_no_auc_warning():
+    df = _stretched(100_000, [])
+    r = audit(df, AuditSpec(label="y", positive=1, scores=["s"], threshold=0.5,
+                            sensitive=["g"]))
+    assert r.scores["auc"]["auc_error_bound"].max() < 0.0005
+    assert not [w for w in r.warnings if "AUC" in w]
+
+
+def test_even_edges_equal_the_plain_formula_and_stay_finite_beyond_the_largest_span():
+    steps = np.arange(FINE_BINS)
+    for lo, hi in [(0.0, 1.0), (-3.5, 812.25), (300.0, 850.0), (1e-9, 2e-9)]:
+        width = (hi - lo) / FINE_BINS
+        assert even_width(lo, hi, FINE_BINS) == width
+        assert np.array_equal(even_points(lo, width, steps), lo + width * steps)
+        assert np.array_equal(fine_edges(lo, hi, lo, FINE_BINS), lo + width * steps)
+        assert np.array_equal(even_edges(lo, hi, 20), np.linspace(lo, hi, 21))
+    lo, hi = -1.7e308, 1.75e308
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        edges = fine_edges(lo, hi, 0.5, FINE_BINS)
+        dist = even_edges(lo, hi, 20)
+    for e in (edges, dist):
+        assert np.isfinite(e).all() and (np.diff(e) > 0).all()
+    assert edges[0] == lo and dist[0] == lo and dist[-1] == hi and 0.5 in edges
+    # the same edges as at full scale, where the full scale does not overflow
+    width = even_width(lo, hi, FINE_BINS)
+    small = steps[:FINE_BINS // 4]
+    assert np.array_equal(edges[:len(small)], lo + width * small)

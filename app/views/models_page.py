@@ -6,6 +6,7 @@ import streamlit as st
 
 from fairness_core import charts
 from fairness_core import InputError
+from fairness_core.formatting import auc as fmt_auc
 from fairness_core.formatting import num, pct, short
 from fairness_core.metrics import NO_OUTCOME
 from ui import chart, shown
@@ -35,7 +36,8 @@ def comparison_table(result, attribute: str) -> pd.DataFrame:
             "Model": m, "Accuracy": pct(r["accuracy"]), "Balanced accuracy":
             pct(r["balanced_accuracy"]), "Selection rate": pct(r["selection_rate"]),
             "TPR": pct(r["tpr"]), "FPR": pct(r["fpr"]),
-            "AUC": num(r["auc"]) if "auc" in r and pd.notna(r.get("auc")) else "",
+            "AUC": fmt_auc(r["auc"], r.get("auc_error_bound")) if "auc" in r
+            and pd.notna(r.get("auc")) else "",
             "DP difference": num(q["demographic_parity_difference"]),
             "EO difference": num(q["equalized_odds_difference"]),
             "Failing disparities": int(q["n_fail"]),
