@@ -26,7 +26,7 @@ from .metrics import (NO_OUTCOME, OUTCOME_SCORE_METRICS, REGISTRY, add_metrics,
                       undefined_reasons_table)
 from .prepare import Prepared, prepare, resolve_threshold, score_decision_words
 from .scores import (auc_bound_warnings, count_scores, probability_warnings, score_analysis,
-                     score_means)
+                     score_means, threshold_warnings)
 from .stats import Uncertainty, finish_tests
 from .stats.tests import Proportions
 from .threads import started
@@ -458,6 +458,7 @@ def audit_from_counts(cube: CountCube, spec: AuditSpec, *, prepared: Prepared,
     warnings += list(prepared.warnings)
     warnings += probability_warnings(prepared)
     warnings += auc_bound_warnings(sc.get("auc"), prepared)
+    warnings += threshold_warnings(groups, prepared)
     warnings += judged["small_groups"]
     provenance = {
         "input": info.to_dict() if info else None,

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .counts import ALL, CELLS, OVERALL, GroupIndex, row_positions, take_rows
-from .formatting import bound_shows
+from .formatting import bound_shows, pct
 from .prepare import Prepared
 from .spec import INTERSECTION_SEP
 from .threads import thread_map
@@ -235,6 +235,38 @@ def probability_warnings(prepared: Prepared) -> list[str]:
     return out
 
 
+#: A share of rows on one side of an automatic threshold beyond which the
+#: audit says the threshold is probably not meaningful.
+ONE_SIDED = 0.01
+
+
+def threshold_warnings(groups: pd.DataFrame, prepared: Prepared) -> list[str]:
+    """A warning per score model whose threshold was chosen as the middle of
+    its range (none was given, and the scores are not probabilities) and
+    gives all but :data:`ONE_SIDED` of the rows the same decision: a few
+    extreme scores (a code for a missing value, a wrong unit) usually
+    stretch the range that far.  (A threshold that gives every row the same
+    decision is said by :func:`fairness_core.audit.operating_point_problems`.)
+    ``groups`` is the audit's group table."""
+    out = []
+    overall = groups[groups["attribute"] == OVERALL]
+    rate = dict(zip(overall["model"], overall["selection_rate"]))
+    for model, threshold in prepared.thresholds.items():
+        lo, hi = prepared.score_ranges[model]
+        share = rate.get(model, np.nan)
+        if prepared.spec.threshold_for(model) is not None or is_probability(lo, hi) \
+                or not (0 < share < ONE_SIDED or 1 - ONE_SIDED < share < 1):
+            continue
+        out.append(
+            f"The threshold of the score column {model!r}, {threshold:g}, is the middle of "
+            f"its range ({lo:g} to {hi:g}) because none was given, and it gives "
+            f"{pct(share, 2)} of the rows the positive decision. A few extreme scores usually "
+            "stretch the range that far (a code for a missing value?): give a threshold, or "
+            "leave those scores empty in the file (rows without a score are left out and "
+            "counted).")
+    return out
+
+
 def auc_bound_warnings(auc: pd.DataFrame, prepared: Prepared) -> list[str]:
     """A warning per score model whose AUC over all rows is known only to
     within a bound that shows where the AUC is written (three decimals): its
@@ -257,8 +289,9 @@ def auc_bound_warnings(auc: pd.DataFrame, prepared: Prepared) -> list[str]:
             f"scores are counted in {n_bins:,} even bins over their whole range, from {lo:g} "
             f"to {hi:g}, and most of them fall into a few of those bins. A few extreme scores "
             "usually stretch the range: check the lowest and highest scores (a code for a "
-            "missing value?) and remove them or mark them missing. The decisions at the "
-            "threshold and every rate are counted exactly.")
+            "missing value?) and leave them empty in the file (rows without a score are left "
+            "out and counted). The decisions at the threshold and every rate are counted "
+            "exactly.")
     return out
 
 

@@ -23,9 +23,10 @@ from sklearn.calibration import calibration_curve
 
 import ibis
 from fairness_core import AuditSpec, audit
-from fairness_core.audit import run_audit
+from fairness_core.audit import Auditor, run_audit
 from fairness_core.counts import GroupIndex
 from fairness_core.engine import engine_records, prepare_records
+from fairness_core.formatting import pct
 from fairness_core.prepare import prepare
 from fairness_core.scores import (FINE_BINS, N_DIST_BINS, bin_scores, count_scores, even_edges,
                                   even_points, even_width, fine_bins, fine_edges, score_analysis,
@@ -340,3 +341,20 @@ def test_even_edges_equal_the_plain_formula_and_stay_finite_beyond_the_largest_s
     width = even_width(lo, hi, FINE_BINS)
     small = steps[:FINE_BINS // 4]
     assert np.array_equal(edges[:len(small)], lo + width * small)
+
+
+def test_an_automatic_threshold_stretched_by_a_missing_value_code_is_questioned():
+    df = _stretched(20_000, [-999.0] * 30)
+    spec = AuditSpec(label="y", positive=1, scores=["s"], sensitive=["g"])
+    for r in (audit(df, spec), Auditor(df, spec).run()):  # the library, the dashboard
+        thr = r.provenance["thresholds"]["s"]["threshold"]
+        assert thr == (-999 + df["s"].max()) / 2  # the middle of the range
+        share = (df["s"] >= thr).mean()
+        said = [w for w in r.warnings if w.startswith("The threshold of the score column 's'")]
+        assert len(said) == 1 and f"gives {pct(share, 2)} of the rows" in said[0], said
+        assert "(-999 to 1)" in said[0]
+    # a given threshold, or one that splits the rows, is not questioned
+    deciles = df.assign(s=np.ceil(df["s"].clip(0.001, 1) * 10))
+    for data, kw in ((df, {"threshold": 0.5}), (deciles, {})):
+        r = audit(data, AuditSpec(label="y", positive=1, scores=["s"], sensitive=["g"], **kw))
+        assert not [w for w in r.warnings if w.startswith("The threshold of")], kw
