@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sklearn.calibration import calibration_curve
 
 import ibis
-from fairness_core import AuditSpec, audit
+from fairness_core import AuditSpec, audit, charts
 from fairness_core.audit import Auditor, run_audit
 from fairness_core.counts import GroupIndex
 from fairness_core.engine import engine_records, prepare_records
@@ -308,6 +308,14 @@ def test_scores_stretched_by_extreme_values_get_an_honest_auc_and_a_warning(extr
         assert len(said) == 1 and "missing value" in said[0], where
         lo, hi = min(extremes), max(1.0, max(extremes))
         assert f"from {lo:g} to {hi:g}" in said[0]
+        # the ROC legend writes each group's AUC with its bound
+        roc = charts.roc_chart(r.scores["curves"], r.groups, model="s", attribute="g",
+                               auc=auc)
+        names = [t.name for t in roc.data if t.name]
+        for group in ("a", "b"):
+            a = auc[(auc["attribute"] == "g") & (auc["group"] == group)].iloc[0]
+            shown = f"{group} (AUC {a['auc']:.3f} ± {a['auc_error_bound']:.3f})"
+            assert shown in names, (where, names)
         if max(map(abs, extremes)) < 1e10:  # (a sum through 1.7e308 depends on its order)
             means = r.scores["means"].set_index("group")
             assert np.isclose(means.loc["(all)", "mean_score"], df["s"].mean(), rtol=1e-9)
