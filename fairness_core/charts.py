@@ -376,8 +376,7 @@ def roc_chart(curves: pd.DataFrame, operating: pd.DataFrame, *, model: str, attr
     aucs = {}
     if auc is not None and len(auc):
         a = auc[(auc["model"] == model) & (auc["attribute"] == attribute)]
-        bounds = a["auc_error_bound"] if "auc_error_bound" in a else [None] * len(a)
-        aucs = dict(zip(a["group"], zip(a["auc"], bounds)))
+        aucs = dict(zip(a["group"], zip(a["auc"], a["auc_error_bound"])))
     for grp in order:
         d = c[c["group"] == grp].sort_values("threshold", ascending=False)
         if not len(d):

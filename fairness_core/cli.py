@@ -302,8 +302,7 @@ def render_summary(result) -> str:
     group first, then the worst groups."""
     import pandas as pd
 
-    from .formatting import auc as auc_text
-    from .formatting import num, pct
+    from .formatting import auc as auc_text, num, pct
     from .metrics import REGISTRY, available_metrics, key_metrics
     from .rollup import REFERENCE, group_verdicts, verdict_text
     from .tolerance import Tolerance

@@ -74,7 +74,7 @@ def even_points(lo: float, width: float, steps: np.ndarray) -> np.ndarray:
     half scale then, which is exact."""
     with np.errstate(over="ignore", invalid="ignore"):
         points = lo + width * steps
-    if np.isfinite(points).all():
+    if not np.isinf(points).any():
         return points
     return 2 * (lo / 2 + (width / 2) * steps)
 
@@ -889,17 +889,17 @@ def score_means(sums: pd.DataFrame, groups: pd.DataFrame, confidence: float = 0.
     n = sums["n"].to_numpy(dtype=float)
     # (scores beyond 1e154 have squares beyond the largest float: an infinite
     # or undefined spread)
+    z = z_value(confidence)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         mean = sums["sum_score"].to_numpy(dtype=float) / W
         var = np.maximum(sums["sum_score_sq"].to_numpy(dtype=float) / W - mean ** 2, 0.0)
         var = np.where(n > 1, var * n / (n - 1), np.nan)  # the sample variance
         se = np.sqrt(var * sums["sum_weight_sq"].to_numpy(dtype=float)) / W
-    z = z_value(confidence)
+        ci_low, ci_high = mean - z * se, mean + z * se
     out = sums[["model", "attribute", "group", "n", "weight"]].reset_index(drop=True)
     out["mean_score"] = np.where(W > 0, mean, np.nan)
     out["sd_score"] = np.sqrt(var)
-    with np.errstate(invalid="ignore", over="ignore"):
-        out["mean_ci_low"], out["mean_ci_high"] = mean - z * se, mean + z * se
+    out["mean_ci_low"], out["mean_ci_high"] = ci_low, ci_high
     out["threshold"] = out["model"].map(thresholds or {}).astype(float)
     at = row_positions(out, groups)
     for c in ("selection_rate", "selection_rate_ci_low", "selection_rate_ci_high"):
